@@ -1,0 +1,893 @@
+//! Turns a [`PolicyFile`] into a checked [`Policy`]: names resolved, conditions parsed, metrics
+//! ordered by dependency, windows understood. Every problem becomes a located diagnostic.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Days, Months, NaiveDate};
+
+use crate::cond::{Cond, parse_condition, sql_identifiers};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::policy::*;
+use crate::source_map::SourceMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// A distance back in time, e.g. "12 months".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offset {
+    pub amount: u32,
+    pub unit: TimeUnit,
+}
+
+impl Offset {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split_whitespace();
+        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("`{text}` is not a period; write e.g. \"12 months\" or \"90 days\""));
+        };
+        let amount: u32 = n
+            .parse()
+            .map_err(|_| format!("`{n}` in `{text}` is not a whole number"))?;
+        let unit = match unit.trim_end_matches('s') {
+            "day" => TimeUnit::Day,
+            "week" => TimeUnit::Week,
+            "month" => TimeUnit::Month,
+            "year" => TimeUnit::Year,
+            other => return Err(format!("unknown unit `{other}`; use days, weeks, months or years")),
+        };
+        Ok(Self { amount, unit })
+    }
+
+    /// `date` moved back by this offset.
+    pub fn before(self, date: NaiveDate) -> NaiveDate {
+        let n = self.amount;
+        match self.unit {
+            TimeUnit::Day => date - Days::new(n.into()),
+            TimeUnit::Week => date - Days::new(u64::from(n) * 7),
+            TimeUnit::Month => date - Months::new(n),
+            TimeUnit::Year => date - Months::new(n * 12),
+        }
+    }
+}
+
+/// A metric's time window, measured back from the end of the `as_of` day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: Offset,
+    pub to: Option<Offset>,
+}
+
+impl Window {
+    /// `[start, end)` as dates: the window covers whole days, and `as_of` is included.
+    pub fn bounds(&self, as_of: NaiveDate) -> (NaiveDate, NaiveDate) {
+        let end_of_as_of = as_of + Days::new(1);
+        let end = self.to.map_or(end_of_as_of, |o| o.before(end_of_as_of));
+        (self.from.before(end_of_as_of), end)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricKind {
+    /// Aggregate over an event source within a window (always ending by `as_of`).
+    Event {
+        source: String,
+        expr: String,
+        window: Option<Window>,
+        filter: Option<String>,
+        default: Option<Literal>,
+    },
+    /// Expression over one row per customer of an attribute source (customers, manual inputs).
+    Attribute {
+        source: String,
+        expr: String,
+        default: Option<Literal>,
+    },
+    /// Expression over other metrics.
+    Derived { expr: String, deps: Vec<String> },
+    /// Aggregate of a metric over the members of the customer's group (household).
+    Rollup { group: String, metric: String, agg: RollupAgg },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub kind: MetricKind,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub input: String,
+    pub weight: f64,
+    pub normalize: Normalize,
+    pub lower_is_better: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScoreSpec {
+    Weighted { scale: f64, parts: Vec<Part> },
+    Scorecard { dimensions: Vec<Dimension> },
+    Rfm { recency: String, frequency: String, monetary: String, bins: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub name: String,
+    pub spec: ScoreSpec,
+}
+
+impl Score {
+    /// Extra numeric columns this score adds beside its own (RFM's r, f, m).
+    pub fn sub_names(&self) -> Vec<String> {
+        match self.spec {
+            ScoreSpec::Rfm { .. } => ["r", "f", "m"].iter().map(|s| format!("{}_{s}", self.name)).collect(),
+            _ => Vec::new(),
+        }
+    }
+    pub fn inputs(&self) -> Vec<&str> {
+        match &self.spec {
+            ScoreSpec::Weighted { parts, .. } => parts.iter().map(|p| p.input.as_str()).collect(),
+            ScoreSpec::Scorecard { dimensions } => dimensions.iter().map(|d| d.metric.as_str()).collect(),
+            ScoreSpec::Rfm {
+                recency,
+                frequency,
+                monetary,
+                ..
+            } => vec![recency, frequency, monetary],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    When(Cond),
+    TopShare { share: f64, when: Option<Cond> },
+    TopN { n: u64, when: Option<Cond> },
+    ValueShare { share: f64, when: Option<Cond> },
+    Rest,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Level {
+    pub name: String,
+    pub title: Option<String>,
+    pub rule: Rule,
+    pub attributes: toml::Table,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ladder {
+    pub name: String,
+    pub title: Option<String>,
+    pub rank_by: Option<String>,
+    pub value: Option<String>,
+    pub levels: Vec<Level>,
+    pub overrides: Vec<OverrideDef>,
+}
+
+impl Ladder {
+    pub fn level_index(&self, name: &str) -> Option<usize> {
+        self.levels.iter().position(|l| l.name == name)
+    }
+    /// The measure summed per level in reports.
+    pub fn value_measure(&self) -> Option<&str> {
+        self.value.as_deref().or(self.rank_by.as_deref())
+    }
+}
+
+/// A checked policy, ready to evaluate.
+#[derive(Debug)]
+pub struct Policy {
+    pub file: PolicyFile,
+    pub map: SourceMap,
+    /// In dependency order.
+    pub metrics: Vec<Metric>,
+    /// In dependency order.
+    pub scores: Vec<Score>,
+    pub ladders: Vec<Ladder>,
+    /// Warnings found while compiling (lint adds more).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Policy {
+    /// Parses and checks policy text. `file` names it in diagnostics.
+    pub fn from_str(file: &str, text: &str) -> Result<Policy, Diagnostics> {
+        let (raw, map) = parse_policy(file, text)?;
+        compile(raw, map)
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceDef> {
+        self.file.sources.get(name)
+    }
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+    pub fn ladder(&self, name: &str) -> Option<&Ladder> {
+        self.ladders.iter().find(|l| l.name == name)
+    }
+    pub fn locate(&self, mut d: Diagnostic) -> Diagnostic {
+        if d.location.is_none() {
+            d.location = self.map.locate(&d.key);
+        }
+        d
+    }
+    /// Names usable in conditions and as score inputs: metrics, scores and score parts.
+    pub fn value_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.metrics.iter().map(|m| m.name.clone()).collect();
+        for s in &self.scores {
+            names.push(s.name.clone());
+            names.extend(s.sub_names());
+        }
+        names
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_zero_default_aggregate(expr: &str) -> bool {
+    let lower = expr.trim_start().to_lowercase();
+    lower.starts_with("count(") || lower.starts_with("sum(")
+}
+
+struct Ctx<'a> {
+    map: &'a SourceMap,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, mut d: Diagnostic) {
+        if d.location.is_none() {
+            d.location = self.map.locate(&d.key);
+        }
+        self.diags.push(d);
+    }
+}
+
+pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
+    let mut cx = Ctx { map: &map, diags: Vec::new() };
+
+    // Sources.
+    if !raw.sources.contains_key(CUSTOMERS) {
+        cx.push(
+            Diagnostic::error("missing_customers", "sources", "the policy has no `[sources.customers]` table")
+                .with_help("every policy lists its customers in a source named `customers`"),
+        );
+    }
+    for (name, src) in &raw.sources {
+        let key = format!("sources.{name}");
+        if !valid_name(name) {
+            cx.push(Diagnostic::error("invalid_name", &key, format!("source name `{name}` must be letters, digits and _")));
+        }
+        if src.resolved_format().is_none() {
+            cx.push(
+                Diagnostic::error("unknown_format", format!("{key}.path"), format!("cannot tell the format of `{}`", src.path))
+                    .with_help("add format = \"csv\", \"parquet\" or \"jsonl\""),
+            );
+        }
+        if name == CUSTOMERS && src.time.is_some() {
+            cx.push(Diagnostic::error(
+                "customers_with_time",
+                format!("{key}.time"),
+                "the customers source has one row per customer and takes no `time` column",
+            ));
+        }
+        if name != CUSTOMERS && src.tags.is_some() {
+            cx.push(Diagnostic::error("tags_outside_customers", format!("{key}.tags"), "only the customers source can name a tags column"));
+        }
+    }
+    let source_names: Vec<&str> = raw.sources.keys().map(String::as_str).collect();
+
+    // Metrics.
+    let metric_names: HashSet<&str> = raw.metrics.keys().map(String::as_str).collect();
+    let mut metrics = Vec::new();
+    for (name, def) in &raw.metrics {
+        let key = format!("metrics.{name}");
+        if !valid_name(name) {
+            cx.push(Diagnostic::error("invalid_name", &key, format!("metric name `{name}` must be letters, digits and _")));
+            continue;
+        }
+        let kind = match (&def.source, &def.expr, &def.rollup) {
+            (Some(source), Some(expr), None) => {
+                let Some(src) = raw.sources.get(source) else {
+                    cx.push(
+                        Diagnostic::error("unknown_source", format!("{key}.source"), format!("unknown source `{source}`"))
+                            .suggest(source, source_names.iter().copied()),
+                    );
+                    continue;
+                };
+                if src.time.is_some() {
+                    let window = match &def.window {
+                        None => None,
+                        Some(WindowDef::Last(s)) => match Offset::parse(s) {
+                            Ok(from) => Some(Window { from, to: None }),
+                            Err(e) => {
+                                cx.push(Diagnostic::error("invalid_window", format!("{key}.window"), e));
+                                continue;
+                            }
+                        },
+                        Some(WindowDef::Between { from, to }) => match (Offset::parse(from), Offset::parse(to)) {
+                            (Ok(from), Ok(to)) => Some(Window { from, to: Some(to) }),
+                            (Err(e), _) | (_, Err(e)) => {
+                                cx.push(Diagnostic::error("invalid_window", format!("{key}.window"), e));
+                                continue;
+                            }
+                        },
+                    };
+                    let default = def.default.clone().or_else(|| {
+                        is_zero_default_aggregate(expr).then_some(Literal::Num(0.0))
+                    });
+                    MetricKind::Event {
+                        source: source.clone(),
+                        expr: expr.clone(),
+                        window,
+                        filter: def.filter.clone(),
+                        default,
+                    }
+                } else {
+                    if def.window.is_some() || def.filter.is_some() {
+                        cx.push(Diagnostic::error(
+                            "window_on_attributes",
+                            format!("{key}.window"),
+                            format!("source `{source}` has no time column, so `window` and `filter` do not apply"),
+                        ));
+                    }
+                    MetricKind::Attribute {
+                        source: source.clone(),
+                        expr: expr.clone(),
+                        default: def.default.clone(),
+                    }
+                }
+            }
+            (None, Some(expr), None) => {
+                let known = |n: &str| metric_names.contains(n);
+                match sql_identifiers(expr, &known) {
+                    Ok(ids) => {
+                        let mut deps = Vec::new();
+                        for id in ids {
+                            if id == *name {
+                                cx.push(Diagnostic::error("metric_cycle", format!("{key}.expr"), format!("metric `{name}` refers to itself")));
+                            } else if metric_names.contains(id.as_str()) {
+                                if !deps.contains(&id) {
+                                    deps.push(id);
+                                }
+                            } else {
+                                cx.push(
+                                    Diagnostic::error("unknown_metric", format!("{key}.expr"), format!("unknown metric `{id}` in `{expr}`"))
+                                        .suggest(&id, metric_names.iter().copied())
+                                        .with_help_if_none("a metric without `source` is computed from other metrics; add `source` to read a table"),
+                                );
+                            }
+                        }
+                        MetricKind::Derived { expr: expr.clone(), deps }
+                    }
+                    Err(e) => {
+                        cx.push(Diagnostic::error("invalid_expr", format!("{key}.expr"), e));
+                        continue;
+                    }
+                }
+            }
+            (None, None, Some(r)) => {
+                if !metric_names.contains(r.metric.as_str()) {
+                    cx.push(
+                        Diagnostic::error("unknown_metric", format!("{key}.rollup.metric"), format!("unknown metric `{}`", r.metric))
+                            .suggest(&r.metric, metric_names.iter().copied()),
+                    );
+                    continue;
+                }
+                MetricKind::Rollup {
+                    group: r.group.clone(),
+                    metric: r.metric.clone(),
+                    agg: r.agg,
+                }
+            }
+            (Some(_), None, None) => {
+                cx.push(Diagnostic::error("missing_expr", &key, format!("metric `{name}` names a source but no `expr`")));
+                continue;
+            }
+            _ => {
+                cx.push(
+                    Diagnostic::error("invalid_metric", &key, format!("metric `{name}` needs exactly one of: `source` + `expr`, `expr` alone, or `rollup`")),
+                );
+                continue;
+            }
+        };
+        metrics.push(Metric {
+            name: name.clone(),
+            kind,
+            unit: def.unit.clone(),
+        });
+    }
+    let metrics = order_metrics(metrics, &mut cx);
+
+    // Scores.
+    let mut value_names: Vec<String> = metrics.iter().map(|m| m.name.clone()).collect();
+    let mut scores = Vec::new();
+    for (name, def) in &raw.scores {
+        let key = format!("scores.{name}");
+        if !valid_name(name) {
+            cx.push(Diagnostic::error("invalid_name", &key, format!("score name `{name}` must be letters, digits and _")));
+            continue;
+        }
+        if metric_names.contains(name.as_str()) {
+            cx.push(Diagnostic::error("duplicate_name", &key, format!("`{name}` is both a metric and a score")));
+            continue;
+        }
+        if let Some(spec) = compile_score(name, def, &key, &mut cx) {
+            scores.push(Score { name: name.clone(), spec });
+        }
+    }
+    let scores = order_scores(scores, &value_names, &mut cx);
+    for s in &scores {
+        value_names.push(s.name.clone());
+        value_names.extend(s.sub_names());
+    }
+
+    // Ladders.
+    let mut ladders = Vec::new();
+    for (name, def) in &raw.ladders {
+        if let Some(l) = compile_ladder(name, def, &value_names, &mut cx) {
+            ladders.push(l);
+        }
+    }
+    if raw.ladders.is_empty() {
+        cx.push(Diagnostic::warning("no_ladders", "ladders", "the policy defines no ladders, so no one is placed"));
+    }
+
+    if cx.diags.iter().any(Diagnostic::is_error) {
+        return Err(Diagnostics(cx.diags));
+    }
+    let warnings = cx.diags;
+    Ok(Policy {
+        file: raw,
+        map,
+        metrics,
+        scores,
+        ladders,
+        warnings,
+    })
+}
+
+trait HelpIfNone {
+    fn with_help_if_none(self, help: &str) -> Self;
+}
+impl HelpIfNone for Diagnostic {
+    fn with_help_if_none(self, help: &str) -> Self {
+        if self.help.is_some() { self } else { self.with_help(help) }
+    }
+}
+
+fn order_metrics(metrics: Vec<Metric>, cx: &mut Ctx<'_>) -> Vec<Metric> {
+    let deps_of = |m: &Metric| -> Vec<String> {
+        match &m.kind {
+            MetricKind::Derived { deps, .. } => deps.clone(),
+            MetricKind::Rollup { metric, .. } => vec![metric.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let items: Vec<(String, Vec<String>)> = metrics.iter().map(|m| (m.name.clone(), deps_of(m))).collect();
+    match topo_order(&items) {
+        Ok(order) => {
+            let mut by_name: HashMap<String, Metric> = metrics.into_iter().map(|m| (m.name.clone(), m)).collect();
+            order.into_iter().filter_map(|n| by_name.remove(&n)).collect()
+        }
+        Err(cycle) => {
+            cx.push(Diagnostic::error(
+                "metric_cycle",
+                format!("metrics.{}", cycle[0]),
+                format!("metrics depend on each other in a cycle: {}", cycle.join(" → ")),
+            ));
+            metrics
+        }
+    }
+}
+
+/// Kahn's algorithm keeping the written order among independent items; on a cycle, its members.
+fn topo_order(items: &[(String, Vec<String>)]) -> Result<Vec<String>, Vec<String>> {
+    let names: HashSet<&str> = items.iter().map(|(n, _)| n.as_str()).collect();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut order = Vec::new();
+    while order.len() < items.len() {
+        let mut progressed = false;
+        for (name, deps) in items {
+            if done.contains(name) {
+                continue;
+            }
+            if deps.iter().all(|d| done.contains(d) || !names.contains(d.as_str())) {
+                done.insert(name.clone());
+                order.push(name.clone());
+                progressed = true;
+            }
+        }
+        if !progressed {
+            return Err(items.iter().filter(|(n, _)| !done.contains(n)).map(|(n, _)| n.clone()).collect());
+        }
+    }
+    Ok(order)
+}
+
+fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Option<ScoreSpec> {
+    match def.kind {
+        ScoreKind::Weighted => {
+            if def.parts.is_empty() {
+                cx.push(Diagnostic::error("empty_score", format!("{key}.parts"), format!("weighted score `{name}` has no `[[scores.{name}.parts]]`")));
+                return None;
+            }
+            let normalize = def.normalize.unwrap_or_default();
+            let mut parts = Vec::new();
+            for (i, p) in def.parts.iter().enumerate() {
+                if !(p.weight.is_finite() && p.weight > 0.0) {
+                    cx.push(Diagnostic::error("invalid_weight", format!("{key}.parts[{i}].weight"), format!("weight {} must be a positive number", p.weight)));
+                }
+                parts.push(Part {
+                    input: p.metric.clone(),
+                    weight: p.weight,
+                    normalize: p.normalize.unwrap_or(normalize),
+                    lower_is_better: p.lower_is_better,
+                });
+            }
+            let sum: f64 = parts.iter().map(|p| p.weight).sum();
+            if (sum - 1.0).abs() > 1e-6 {
+                cx.push(
+                    Diagnostic::warning("weights_sum", format!("{key}.parts"), format!("weights of `{name}` sum to {sum}, not 1"))
+                        .with_help("the score's maximum is then not its scale; make the weights add up to 1"),
+                );
+            }
+            Some(ScoreSpec::Weighted {
+                scale: def.scale.unwrap_or(100.0),
+                parts,
+            })
+        }
+        ScoreKind::Scorecard => {
+            if def.dimensions.is_empty() {
+                cx.push(Diagnostic::error("empty_score", format!("{key}.dimensions"), format!("scorecard `{name}` has no dimensions")));
+                return None;
+            }
+            for (i, d) in def.dimensions.iter().enumerate() {
+                let dkey = format!("{key}.dimensions[{i}]");
+                if d.categories.is_some() && d.bands.is_some() {
+                    cx.push(Diagnostic::error("invalid_dimension", &dkey, format!("dimension `{}` has both `categories` and `bands`; choose one", d.name)));
+                }
+                if let (Some(max), Some(bands)) = (d.max_points, &d.bands) {
+                    for (j, b) in bands.iter().enumerate() {
+                        if b.points > max {
+                            cx.push(Diagnostic::warning("points_over_max", format!("{dkey}.bands[{j}]"), format!("band gives {} points, above max_points {max}", b.points)));
+                        }
+                    }
+                }
+                if let (Some(max), Some(cats)) = (d.max_points, &d.categories) {
+                    for (cat, pts) in cats {
+                        if *pts > max {
+                            cx.push(Diagnostic::warning("points_over_max", format!("{dkey}.categories"), format!("category `{cat}` gives {pts} points, above max_points {max}")));
+                        }
+                    }
+                }
+                if let Some(bands) = &d.bands {
+                    lint_bands(bands, &dkey, &d.name, cx);
+                }
+            }
+            Some(ScoreSpec::Scorecard {
+                dimensions: def.dimensions.clone(),
+            })
+        }
+        ScoreKind::Rfm => {
+            let field = |v: &Option<String>, f: &str, cx: &mut Ctx<'_>| -> Option<String> {
+                if v.is_none() {
+                    cx.push(Diagnostic::error("missing_field", key, format!("RFM score `{name}` needs `{f}`")));
+                }
+                v.clone()
+            };
+            let (r, f, m) = (
+                field(&def.recency, "recency", cx),
+                field(&def.frequency, "frequency", cx),
+                field(&def.monetary, "monetary", cx),
+            );
+            let bins = def.bins.unwrap_or(5);
+            if !(2..=10).contains(&bins) {
+                cx.push(Diagnostic::error("invalid_bins", format!("{key}.bins"), "bins must be between 2 and 10"));
+            }
+            Some(ScoreSpec::Rfm {
+                recency: r?,
+                frequency: f?,
+                monetary: m?,
+                bins,
+            })
+        }
+    }
+}
+
+fn lint_bands(bands: &[Band], key: &str, dim: &str, cx: &mut Ctx<'_>) {
+    let mut sorted: Vec<&Band> = bands.iter().collect();
+    sorted.sort_by(|a, b| a.min.unwrap_or(f64::NEG_INFINITY).total_cmp(&b.min.unwrap_or(f64::NEG_INFINITY)));
+    for pair in sorted.windows(2) {
+        let (lo, hi) = (pair[0], pair[1]);
+        let lo_max = lo.max.unwrap_or(f64::INFINITY);
+        let hi_min = hi.min.unwrap_or(f64::NEG_INFINITY);
+        if lo_max < hi_min {
+            cx.push(Diagnostic::warning(
+                "band_gap",
+                format!("{key}.bands"),
+                format!("dimension `{dim}`: values in [{lo_max}, {hi_min}) fall in no band and score 0"),
+            ));
+        }
+    }
+}
+
+fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -> Vec<Score> {
+    let score_names: Vec<String> = scores.iter().flat_map(|s| {
+        let mut v = vec![s.name.clone()];
+        v.extend(s.sub_names());
+        v
+    }).collect();
+    let all: Vec<&str> = metric_names.iter().chain(score_names.iter()).map(String::as_str).collect();
+    let mut items = Vec::new();
+    for s in &scores {
+        let mut deps = Vec::new();
+        for (i, input) in s.inputs().into_iter().enumerate() {
+            let key = match &s.spec {
+                ScoreSpec::Weighted { .. } => format!("scores.{}.parts[{i}].metric", s.name),
+                ScoreSpec::Scorecard { .. } => format!("scores.{}.dimensions[{i}].metric", s.name),
+                ScoreSpec::Rfm { .. } => format!("scores.{}.{}", s.name, ["recency", "frequency", "monetary"][i]),
+            };
+            if !all.contains(&input) {
+                cx.push(
+                    Diagnostic::error("unknown_metric", key, format!("unknown metric or score `{input}`"))
+                        .suggest(input, all.iter().copied()),
+                );
+            } else if let Some(owner) = scores.iter().find(|o| o.name == input || o.sub_names().iter().any(|n| n == input)) {
+                deps.push(owner.name.clone());
+            }
+        }
+        items.push((s.name.clone(), deps));
+    }
+    match topo_order(&items) {
+        Ok(order) => {
+            let mut by_name: HashMap<String, Score> = scores.into_iter().map(|s| (s.name.clone(), s)).collect();
+            order.into_iter().filter_map(|n| by_name.remove(&n)).collect()
+        }
+        Err(cycle) => {
+            cx.push(Diagnostic::error("score_cycle", format!("scores.{}", cycle[0]), format!("scores depend on each other in a cycle: {}", cycle.join(" → "))));
+            scores
+        }
+    }
+}
+
+fn compile_condition(text: &str, key: &str, names: &[String], cx: &mut Ctx<'_>) -> Option<Cond> {
+    match parse_condition(text) {
+        Ok(cond) => {
+            let mut ok = true;
+            for n in cond.names() {
+                if !names.iter().any(|k| k == n) {
+                    ok = false;
+                    cx.push(
+                        Diagnostic::error("unknown_metric", key, format!("unknown metric or score `{n}` in `{text}`"))
+                            .suggest(n, names.iter().map(String::as_str)),
+                    );
+                }
+            }
+            ok.then_some(cond)
+        }
+        Err(e) => {
+            cx.push(Diagnostic::error("invalid_condition", key, e));
+            None
+        }
+    }
+}
+
+fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_>) -> Option<Ladder> {
+    let key = format!("ladders.{name}");
+    let mut ok = true;
+    if !valid_name(name) {
+        cx.push(Diagnostic::error("invalid_name", &key, format!("ladder name `{name}` must be letters, digits and _")));
+        ok = false;
+    }
+    for (field, value) in [("rank_by", &def.rank_by), ("value", &def.value)] {
+        if let Some(v) = value
+            && !names.iter().any(|n| n == v)
+        {
+            cx.push(
+                Diagnostic::error("unknown_metric", format!("{key}.{field}"), format!("unknown metric or score `{v}`"))
+                    .suggest(v, names.iter().map(String::as_str)),
+            );
+            ok = false;
+        }
+    }
+    if def.levels.is_empty() {
+        cx.push(Diagnostic::error("no_levels", &key, format!("ladder `{name}` has no levels")));
+        return None;
+    }
+    let mut levels = Vec::new();
+    let mut seen = HashSet::new();
+    let mut share_sum = 0.0;
+    for (i, l) in def.levels.iter().enumerate() {
+        let lkey = format!("{key}.levels[{i}]");
+        if !seen.insert(l.name.as_str()) {
+            cx.push(Diagnostic::error("duplicate_level", format!("{lkey}.name"), format!("level `{}` appears twice in ladder `{name}`", l.name)));
+            ok = false;
+        }
+        let when = match &l.when {
+            Some(text) => match compile_condition(text, &format!("{lkey}.when"), names, cx) {
+                Some(c) => Some(c),
+                None => {
+                    ok = false;
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let quotas = [l.top_share.is_some(), l.top_n.is_some(), l.value_share.is_some(), l.rest]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if quotas > 1 {
+            cx.push(Diagnostic::error("ambiguous_rule", &lkey, format!("level `{}` has more than one of top_share, top_n, value_share, rest", l.name)));
+            ok = false;
+            continue;
+        }
+        let needs_rank = l.top_share.is_some() || l.top_n.is_some() || l.value_share.is_some();
+        if needs_rank && def.rank_by.is_none() {
+            cx.push(
+                Diagnostic::error("missing_rank_by", &key, format!("level `{}` takes customers by rank, so ladder `{name}` needs `rank_by`", l.name))
+                    .with_help("add rank_by = \"<metric or score>\" to the ladder"),
+            );
+            ok = false;
+        }
+        for (field, share) in [("top_share", l.top_share), ("value_share", l.value_share)] {
+            if let Some(s) = share
+                && !(s.is_finite() && (0.0..=1.0).contains(&s))
+            {
+                cx.push(Diagnostic::error("invalid_share", format!("{lkey}.{field}"), format!("{field} {s} must be between 0 and 1 (0.19 = 19%)")));
+                ok = false;
+            }
+        }
+        let rule = match (l.top_share, l.top_n, l.value_share, l.rest, when) {
+            (Some(share), _, _, _, when) => {
+                share_sum += share;
+                Rule::TopShare { share, when }
+            }
+            (_, Some(n), _, _, when) => Rule::TopN { n, when },
+            (_, _, Some(share), _, when) => Rule::ValueShare { share, when },
+            (_, _, _, true, None) => Rule::Rest,
+            (_, _, _, true, Some(_)) => {
+                cx.push(Diagnostic::error("ambiguous_rule", &lkey, format!("level `{}` is `rest` and also has `when`; a rest level takes everyone left", l.name)));
+                ok = false;
+                continue;
+            }
+            (None, None, None, false, Some(c)) => Rule::When(c),
+            (None, None, None, false, None) => {
+                cx.push(
+                    Diagnostic::error("missing_rule", &lkey, format!("level `{}` has no rule", l.name))
+                        .with_help("give it one of: when, top_share, top_n, value_share, rest = true"),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        levels.push(Level {
+            name: l.name.clone(),
+            title: l.title.clone(),
+            rule,
+            attributes: l.attributes.clone(),
+        });
+    }
+    if share_sum > 1.0 + 1e-9 {
+        cx.push(Diagnostic::error("shares_over_one", &key, format!("top_share levels of `{name}` add up to {share_sum}, more than 100%")));
+        ok = false;
+    }
+    for (i, o) in def.overrides.iter().enumerate() {
+        if !def.levels.iter().any(|l| l.name == o.level) {
+            cx.push(
+                Diagnostic::error("unknown_level", format!("{key}.overrides[{i}].level"), format!("unknown level `{}` in ladder `{name}`", o.level))
+                    .suggest(&o.level, def.levels.iter().map(|l| l.name.as_str())),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| Ladder {
+        name: name.to_string(),
+        title: def.title.clone(),
+        rank_by: def.rank_by.clone(),
+        value: def.value.clone(),
+        levels,
+        overrides: def.overrides.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+
+[sources.tx]
+path = "tx.csv"
+key = "customer_id"
+time = "ts"
+
+[metrics.revenue]
+source = "tx"
+expr = "sum(amount)"
+window = "12 months"
+
+[metrics.prev]
+source = "tx"
+expr = "sum(amount)"
+window = { from = "24 months", to = "12 months" }
+
+[metrics.growth]
+expr = "revenue / nullif(prev, 0) - 1"
+"#;
+
+    #[test]
+    fn compiles_and_orders_metrics() {
+        let text = format!("{BASE}\n[ladders.v]\nrank_by = \"revenue\"\n[[ladders.v.levels]]\nname = \"top\"\ntop_share = 0.2\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n");
+        let p = Policy::from_str("p.toml", &text).unwrap();
+        let names: Vec<_> = p.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["revenue", "prev", "growth"]);
+        match &p.metrics[0].kind {
+            MetricKind::Event { default, window, .. } => {
+                assert_eq!(default, &Some(Literal::Num(0.0)));
+                let (s, e) = window.unwrap().bounds(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
+                assert_eq!(s.to_string(), "2025-11-01");
+                assert_eq!(e.to_string(), "2026-11-01");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &p.metrics[1].kind {
+            MetricKind::Event { window, .. } => {
+                let (s, e) = window.unwrap().bounds(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
+                assert_eq!((s.to_string(), e.to_string()), ("2024-11-01".into(), "2025-11-01".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_name_in_condition_is_located_with_suggestion() {
+        let text = format!("{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"gold\"\nwhen = \"revenu >= 100\"\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n");
+        let err = Policy::from_str("p.toml", &text).unwrap_err();
+        let d = err.errors().next().unwrap();
+        assert_eq!(d.code, "unknown_metric");
+        assert_eq!(d.key, "ladders.v.levels[0].when");
+        assert_eq!(d.location.as_ref().unwrap().line, 27);
+        assert_eq!(d.help.as_deref(), Some("did you mean `revenue`?"));
+    }
+
+    #[test]
+    fn cycles_and_missing_rules_are_errors() {
+        let text = "[sources.customers]\npath=\"c.csv\"\nkey=\"id\"\n[metrics.a]\nexpr=\"b + 1\"\n[metrics.b]\nexpr=\"a + 1\"\n[ladders.l]\n[[ladders.l.levels]]\nname=\"x\"\n";
+        let err = Policy::from_str("p.toml", text).unwrap_err();
+        let codes: Vec<_> = err.errors().map(|d| d.code).collect();
+        assert!(codes.contains(&"metric_cycle"), "{codes:?}");
+        assert!(codes.contains(&"missing_rule"), "{codes:?}");
+    }
+
+    #[test]
+    fn quota_levels_need_rank_by_and_shares_at_most_one() {
+        let text = format!("{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"a\"\ntop_share = 0.7\n[[ladders.v.levels]]\nname = \"b\"\ntop_share = 0.5\n");
+        let err = Policy::from_str("p.toml", &text).unwrap_err();
+        let codes: Vec<_> = err.errors().map(|d| d.code).collect();
+        assert!(codes.contains(&"missing_rank_by"));
+        assert!(codes.contains(&"shares_over_one"));
+    }
+
+    #[test]
+    fn offsets_parse() {
+        assert_eq!(Offset::parse("90 days").unwrap(), Offset { amount: 90, unit: TimeUnit::Day });
+        assert_eq!(Offset::parse("1 year").unwrap().unit, TimeUnit::Year);
+        assert!(Offset::parse("twelve months").is_err());
+        assert!(Offset::parse("3 fortnights").unwrap_err().contains("unknown unit"));
+    }
+}

@@ -1,0 +1,403 @@
+//! The pure heart of a run: metrics in, scores computed, every ladder placed, manual pins
+//! applied; then summaries and explanations read from the result.
+
+use std::collections::HashMap;
+
+use crate::compile::{Ladder, Policy, Rule};
+use crate::diagnostic::did_you_mean;
+use crate::frame::{Frame, fmt_num};
+use crate::ladder::{LadderResult, ManualPin, OverrideSource, Reason, apply_override, place};
+use crate::policy::OverrideMode;
+use crate::score::{Contribution, ScoreModel};
+
+/// Why an evaluation could not be done. `User` errors are the policy's or the data's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{key}: {message}")]
+    User { key: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Everything computed for one policy over one frame.
+#[derive(Debug)]
+pub struct Evaluation<'p> {
+    pub policy: &'p Policy,
+    pub frame: Frame,
+    pub scores: Vec<ScoreModel>,
+    /// The policy's ladders with conditions bound to `frame`.
+    pub ladders: Vec<Ladder>,
+    pub results: Vec<LadderResult>,
+}
+
+pub fn evaluate<'p>(policy: &'p Policy, mut frame: Frame, pins: &[ManualPin]) -> Result<Evaluation<'p>, EvalError> {
+    for m in &policy.metrics {
+        if frame.index_of(&m.name).is_none() {
+            return Err(EvalError::Internal(format!("metric `{}` missing from the metrics frame", m.name)));
+        }
+    }
+    let mut scores = Vec::new();
+    for s in &policy.scores {
+        let model = ScoreModel::compute(s, &mut frame).map_err(|message| EvalError::User {
+            key: format!("scores.{}", s.name),
+            message,
+        })?;
+        scores.push(model);
+    }
+
+    let mut ladders = Vec::new();
+    let mut results = Vec::new();
+    for ladder in &policy.ladders {
+        let mut bound = ladder.clone();
+        for (i, level) in bound.levels.iter_mut().enumerate() {
+            let cond = match &mut level.rule {
+                Rule::When(c) => Some(c),
+                Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => when.as_mut(),
+                Rule::Rest => None,
+            };
+            if let Some(c) = cond {
+                c.resolve(&frame).map_err(|message| EvalError::User {
+                    key: format!("ladders.{}.levels[{i}].when", ladder.name),
+                    message,
+                })?;
+            }
+        }
+        let col = |name: &Option<String>| -> Result<Option<usize>, EvalError> {
+            match name {
+                None => Ok(None),
+                Some(n) => match frame.index_of(n) {
+                    Some(i) if frame.column_at(i).kind() == "number" => Ok(Some(i)),
+                    Some(_) => Err(EvalError::User {
+                        key: format!("ladders.{}.rank_by", ladder.name),
+                        message: format!("`{n}` is text; ranking needs a number"),
+                    }),
+                    None => Err(EvalError::Internal(format!("`{n}` missing from the frame"))),
+                },
+            }
+        };
+        let rank_col = col(&bound.rank_by)?;
+        let value_col = col(&bound.value_measure().map(str::to_string))?;
+        results.push(place(&bound, &frame, rank_col, value_col));
+        ladders.push(bound);
+    }
+
+    if !pins.is_empty() {
+        let rows: HashMap<&str, usize> = frame.ids().iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        for pin in pins {
+            let user = |message: String| EvalError::User {
+                key: pin.origin.clone(),
+                message,
+            };
+            let Some(li) = ladders.iter().position(|l| l.name == pin.ladder) else {
+                let hint = did_you_mean(&pin.ladder, ladders.iter().map(|l| l.name.as_str()))
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(user(format!("unknown ladder `{}`{hint}", pin.ladder)));
+            };
+            let Some(target) = ladders[li].level_index(&pin.level) else {
+                let hint = did_you_mean(&pin.level, ladders[li].levels.iter().map(|l| l.name.as_str()))
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(user(format!("unknown level `{}` in ladder `{}`{hint}", pin.level, pin.ladder)));
+            };
+            let Some(&row) = rows.get(pin.customer_id.as_str()) else {
+                return Err(user(format!("unknown customer `{}`", pin.customer_id)));
+            };
+            let r = &mut results[li];
+            apply_override(
+                &mut r.level[row],
+                &mut r.reason[row],
+                target,
+                OverrideMode::Pin,
+                OverrideSource::Manual {
+                    reason: pin.reason.clone(),
+                },
+            );
+        }
+    }
+
+    Ok(Evaluation {
+        policy,
+        frame,
+        scores,
+        ladders,
+        results,
+    })
+}
+
+/// One row of a ladder's report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelRow {
+    pub level: String,
+    pub count: usize,
+    pub share: f64,
+    pub value: f64,
+    pub value_share: Option<f64>,
+}
+
+/// The count pyramid beside the value pyramid, and the Pareto figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderSummary {
+    pub ladder: String,
+    pub title: Option<String>,
+    pub value_name: Option<String>,
+    pub rows: Vec<LevelRow>,
+    /// Share of total value held by the top 20% of customers by value.
+    pub pareto_top20: Option<f64>,
+}
+
+pub const UNPLACED: &str = "(unplaced)";
+
+impl Evaluation<'_> {
+    pub fn level_name(&self, ladder: usize, level: usize) -> &str {
+        self.ladders[ladder].levels.get(level).map_or(UNPLACED, |l| l.name.as_str())
+    }
+
+    pub fn summary(&self, li: usize) -> LadderSummary {
+        let ladder = &self.ladders[li];
+        let result = &self.results[li];
+        let n = self.frame.len();
+        let value_col = ladder.value_measure().and_then(|v| self.frame.column(v));
+        let value_of = |row: usize| value_col.and_then(|c| c.num(row)).filter(|v| v.is_finite()).unwrap_or(0.0);
+        let total: f64 = (0..n).map(value_of).sum();
+        let slots = ladder.levels.len() + 1;
+        let mut counts = vec![0usize; slots];
+        let mut values = vec![0.0; slots];
+        for row in 0..n {
+            counts[result.level[row]] += 1;
+            values[result.level[row]] += value_of(row);
+        }
+        let rows = (0..slots)
+            .filter(|&i| i < ladder.levels.len() || counts[i] > 0)
+            .map(|i| LevelRow {
+                level: self.level_name(li, i).to_string(),
+                count: counts[i],
+                share: if n == 0 { 0.0 } else { counts[i] as f64 / n as f64 },
+                value: values[i],
+                value_share: (value_col.is_some() && total != 0.0).then(|| values[i] / total),
+            })
+            .collect();
+        let pareto_top20 = value_col.and_then(|_| {
+            let mut v: Vec<f64> = (0..n).map(value_of).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            let top = ((n as f64) * 0.2).round() as usize;
+            (total > 0.0).then(|| v[..top].iter().sum::<f64>() / total)
+        });
+        LadderSummary {
+            ladder: ladder.name.clone(),
+            title: ladder.title.clone(),
+            value_name: ladder.value_measure().map(str::to_string),
+            rows,
+            pareto_top20,
+        }
+    }
+
+    /// One line saying why the customer is on its level.
+    pub fn explanation(&self, li: usize, row: usize) -> String {
+        let ladder = &self.ladders[li];
+        let result = &self.results[li];
+        let level = result.level[row];
+        let n = self.frame.len();
+        let rank_text = || match (&result.rank, &ladder.rank_by) {
+            (Some(r), Some(by)) => {
+                let v = self.frame.column(by).map(|c| c.value(row).to_string()).unwrap_or_default();
+                format!("rank {} of {} by {by} ({v})", fmt_num(f64::from(r[row])), fmt_num(n as f64))
+            }
+            _ => String::new(),
+        };
+        match &result.reason[row] {
+            Reason::Condition => match &ladder.levels[level].rule {
+                Rule::When(c) => c.reasons(&self.frame, row).join(" and "),
+                _ => String::new(),
+            },
+            Reason::Quota => match &ladder.levels[level].rule {
+                Rule::TopShare { share, .. } => format!("{}: within the next {}% by rank", rank_text(), fmt_num(share * 100.0)),
+                Rule::TopN { n: top, .. } => format!("{}: within the next {top} by rank", rank_text()),
+                _ => rank_text(),
+            },
+            Reason::ValueShare { value_before, total } => {
+                let share = match &ladder.levels[level].rule {
+                    Rule::ValueShare { .. } => {
+                        let upto: f64 = ladder.levels[..=level]
+                            .iter()
+                            .filter_map(|l| match l.rule {
+                                Rule::ValueShare { share, .. } => Some(share),
+                                _ => None,
+                            })
+                            .sum();
+                        upto
+                    }
+                    _ => 0.0,
+                };
+                format!(
+                    "{}: customers ranked above hold {:.1}% of {}, under the {}% mark",
+                    rank_text(),
+                    if *total > 0.0 { value_before / total * 100.0 } else { 0.0 },
+                    ladder.value_measure().unwrap_or("value"),
+                    fmt_num(share * 100.0)
+                )
+            }
+            Reason::Rest => "matched no level above".to_string(),
+            Reason::Unplaced => "matched no level, and the ladder has no `rest` level".to_string(),
+            Reason::Override { source, mode, rule_level } => {
+                let what = match mode {
+                    OverrideMode::Pin => "pinned",
+                    OverrideMode::Floor => "raised to its floor",
+                    OverrideMode::Ceiling => "held at its ceiling",
+                };
+                let by = match source {
+                    OverrideSource::Tag(t) => format!("by tag '{t}'"),
+                    OverrideSource::Manual { reason } => format!("by manual override ({reason})"),
+                };
+                format!("{what} {by}; the rules alone gave {}", self.level_name(li, *rule_level))
+            }
+        }
+    }
+
+    /// What it takes to reach the next level up, in words.
+    pub fn next_level_gap(&self, li: usize, row: usize) -> String {
+        let ladder = &self.ladders[li];
+        let result = &self.results[li];
+        let level = result.level[row];
+        if level == 0 {
+            return "already on the top level".to_string();
+        }
+        if let Reason::Override { .. } = result.reason[row] {
+            return "placed by an override; rules do not apply until it is removed".to_string();
+        }
+        let target_idx = level.min(ladder.levels.len()) - 1;
+        let target = &ladder.levels[target_idx];
+        let rank_gap = |when: &Option<crate::cond::Cond>| -> String {
+            let by = ladder.rank_by.as_deref().unwrap_or("rank");
+            let has = self.frame.column(by).and_then(|c| c.num(row));
+            let mut text = match (result.cutoff[target_idx], has) {
+                (Some(cut), Some(h)) if cut > h => format!(
+                    "needs {} more {by} for {} (has {}, the lowest in {} now has {})",
+                    fmt_num(cut - h),
+                    target.name,
+                    fmt_num(h),
+                    target.name,
+                    fmt_num(cut)
+                ),
+                (Some(cut), _) => format!("needs to rank above others with {by} {} to enter {}", fmt_num(cut), target.name),
+                (None, _) => format!("{} took no one by rank this run", target.name),
+            };
+            if let Some(c) = when
+                && !c.eval(&self.frame, row)
+            {
+                text.push_str(&format!(", and to meet: {}", c.render(None)));
+            }
+            text
+        };
+        match &target.rule {
+            Rule::When(cond) => match cond.needs(&self.frame, row) {
+                Some(needs) if !needs.is_empty() => {
+                    let parts: Vec<String> = needs
+                        .iter()
+                        .map(|need| match (need.delta, need.has) {
+                            (Some(d), Some(h)) => format!(
+                                "{} {} {} (has {}, {} requires {} {})",
+                                fmt_num(d.abs()),
+                                if d >= 0.0 { "more" } else { "less" },
+                                need.name,
+                                fmt_num(h),
+                                target.name,
+                                need.op.symbol(),
+                                fmt_num(need.target)
+                            ),
+                            _ => format!("{} {} {} (has no value)", need.name, need.op.symbol(), fmt_num(need.target)),
+                        })
+                        .collect();
+                    format!("needs {} for {}", parts.join(" and "), target.name)
+                }
+                _ => format!("needs to meet {} for {}", cond.render(None), target.name),
+            },
+            Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => rank_gap(when),
+            Rule::Rest => format!("{} is a rest level", target.name),
+        }
+    }
+
+    /// A full explanation of one customer: metrics, score contributions, placements, gaps.
+    pub fn explain(&self, row: usize) -> CustomerExplanation {
+        let metrics = self
+            .policy
+            .metrics
+            .iter()
+            .map(|m| {
+                let v = self.frame.column(&m.name).map(|c| c.value(row).to_string()).unwrap_or_default();
+                (m.name.clone(), v)
+            })
+            .collect();
+        let scores = self
+            .scores
+            .iter()
+            .map(|s| {
+                let total = self.frame.column(&s.score.name).and_then(|c| c.num(row)).unwrap_or(0.0);
+                (s.score.name.clone(), total, s.contributions(&self.frame, row))
+            })
+            .collect();
+        let placements = (0..self.ladders.len())
+            .map(|li| Placement {
+                ladder: self.ladders[li].name.clone(),
+                level: self.level_name(li, self.results[li].level[row]).to_string(),
+                rank: self.results[li].rank.as_ref().map(|r| r[row]),
+                because: self.explanation(li, row),
+                next: self.next_level_gap(li, row),
+            })
+            .collect();
+        CustomerExplanation {
+            customer_id: self.frame.ids()[row].clone(),
+            tags: self.frame.tags(row).to_vec(),
+            metrics,
+            scores,
+            placements,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub ladder: String,
+    pub level: String,
+    pub rank: Option<u32>,
+    pub because: String,
+    pub next: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerExplanation {
+    pub customer_id: String,
+    pub tags: Vec<String>,
+    pub metrics: Vec<(String, String)>,
+    pub scores: Vec<(String, f64, Vec<Contribution>)>,
+    pub placements: Vec<Placement>,
+}
+
+impl std::fmt::Display for CustomerExplanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "customer {}", self.customer_id)?;
+        if !self.tags.is_empty() {
+            writeln!(f, "  tags: {}", self.tags.join(", "))?;
+        }
+        writeln!(f, "\nmetrics")?;
+        let width = self.metrics.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (name, value) in &self.metrics {
+            writeln!(f, "  {name:<width$}  {value}")?;
+        }
+        for (name, total, parts) in &self.scores {
+            writeln!(f, "\nscore {name} = {}", fmt_num(*total))?;
+            for c in parts {
+                writeln!(f, "  {:<24} {:>8}  {}", c.label, fmt_num(c.points), c.detail)?;
+            }
+        }
+        for p in &self.placements {
+            writeln!(f, "\nladder {}: {}", p.ladder, p.level)?;
+            if let Some(r) = p.rank {
+                writeln!(f, "  rank:    {}", fmt_num(f64::from(r)))?;
+            }
+            writeln!(f, "  because: {}", p.because)?;
+            writeln!(f, "  next:    {}", p.next)?;
+        }
+        Ok(())
+    }
+}

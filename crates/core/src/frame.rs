@@ -1,0 +1,182 @@
+//! The per-customer table that flows from the engine into scoring: one row per customer,
+//! one column per metric (numbers or text), plus each customer's tags.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    Num(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Num(v) => v.len(),
+            Self::Text(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Num(_) => "number",
+            Self::Text(_) => "text",
+        }
+    }
+    pub fn value(&self, row: usize) -> Value<'_> {
+        match self {
+            Self::Num(v) => v[row].map_or(Value::Null, Value::Num),
+            Self::Text(v) => v[row].as_deref().map_or(Value::Null, Value::Text),
+        }
+    }
+    pub fn num(&self, row: usize) -> Option<f64> {
+        match self {
+            Self::Num(v) => v[row],
+            Self::Text(_) => None,
+        }
+    }
+}
+
+/// One cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Num(f64),
+    Text(&'a str),
+    Null,
+}
+
+impl std::fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Num(n) => f.write_str(&fmt_num(*n)),
+            Value::Text(t) => write!(f, "'{t}'"),
+            Value::Null => f.write_str("null"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    ids: Vec<String>,
+    tags: Vec<Vec<String>>,
+    names: Vec<String>,
+    columns: Vec<Column>,
+    index: HashMap<String, usize>,
+}
+
+/// A frame was built with columns of different lengths or a duplicate name.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("column `{name}` has {got} rows, the frame has {expected}")]
+    Length { name: String, got: usize, expected: usize },
+    #[error("column `{0}` appears twice")]
+    Duplicate(String),
+}
+
+impl Frame {
+    pub fn new(ids: Vec<String>, tags: Vec<Vec<String>>) -> Self {
+        let tags = if tags.len() == ids.len() { tags } else { vec![Vec::new(); ids.len()] };
+        Self {
+            ids,
+            tags,
+            ..Self::default()
+        }
+    }
+
+    pub fn push(&mut self, name: impl Into<String>, column: Column) -> Result<(), FrameError> {
+        let name = name.into();
+        if column.len() != self.ids.len() {
+            return Err(FrameError::Length {
+                name,
+                got: column.len(),
+                expected: self.ids.len(),
+            });
+        }
+        if self.index.contains_key(&name) {
+            return Err(FrameError::Duplicate(name));
+        }
+        self.index.insert(name.clone(), self.columns.len());
+        self.names.push(name);
+        self.columns.push(column);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+    pub fn tags(&self, row: usize) -> &[String] {
+        &self.tags[row]
+    }
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {
+        self.names.iter().map(String::as_str).zip(self.columns.iter())
+    }
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.index_of(name).map(|i| &self.columns[i])
+    }
+    pub fn column_at(&self, idx: usize) -> &Column {
+        &self.columns[idx]
+    }
+    pub fn row_of(&self, id: &str) -> Option<usize> {
+        self.ids.iter().position(|x| x == id)
+    }
+}
+
+/// Formats a number for people: thousands separators, at most two decimals.
+pub fn fmt_num(n: f64) -> String {
+    if !n.is_finite() {
+        return n.to_string();
+    }
+    let rounded = (n * 100.0).round() / 100.0;
+    let negative = rounded < 0.0;
+    let abs = rounded.abs();
+    let int_part = abs.trunc() as u128;
+    let frac = ((abs - abs.trunc()) * 100.0).round() as u32;
+    let digits = int_part.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    out.push_str(&grouped);
+    if frac > 0 {
+        let f = format!("{frac:02}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_num;
+
+    #[test]
+    fn formats_numbers_for_people() {
+        assert_eq!(fmt_num(1_234_567.0), "1,234,567");
+        assert_eq!(fmt_num(35_000.0), "35,000");
+        assert_eq!(fmt_num(0.5), "0.5");
+        assert_eq!(fmt_num(12.3456), "12.35");
+        assert_eq!(fmt_num(-1200.1), "-1,200.1");
+        assert_eq!(fmt_num(999.999), "1,000");
+    }
+}

@@ -1,0 +1,217 @@
+//! Placing every customer on exactly one level of a ladder. Levels are tried top to bottom;
+//! each takes from the customers not yet placed. Rank order is `rank_by` descending, missing
+//! values last, ties broken by customer id ascending (text order), so results never depend
+//! on input order or thread count.
+
+use std::cmp::Ordering;
+
+use crate::compile::{Ladder, Rule};
+use crate::cond::Cond;
+use crate::frame::Frame;
+use crate::policy::OverrideMode;
+
+/// Why a customer sits on its level.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// The level's `when` condition held.
+    Condition,
+    /// Within the level's rank quota (`top_share` / `top_n`).
+    Quota,
+    /// Among the customers holding the level's share of value.
+    ValueShare { value_before: f64, total: f64 },
+    /// Matched no level above a `rest` level.
+    Rest,
+    /// Matched no level and the ladder has no `rest` level.
+    Unplaced,
+    /// Moved by an override; `rule_level` is where the rules alone put it.
+    Override { source: OverrideSource, mode: OverrideMode, rule_level: usize },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverrideSource {
+    Tag(String),
+    Manual { reason: String },
+}
+
+/// A manual pin read from the overrides file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualPin {
+    pub customer_id: String,
+    pub ladder: String,
+    pub level: String,
+    pub reason: String,
+    /// Where it came from, for error messages (e.g. "overrides.csv:4").
+    pub origin: String,
+}
+
+/// The outcome of one ladder for every customer.
+#[derive(Debug, Clone)]
+pub struct LadderResult {
+    /// Level index per customer; `levels.len()` means unplaced.
+    pub level: Vec<usize>,
+    pub reason: Vec<Reason>,
+    /// 1-based position in rank order, when the ladder has `rank_by`.
+    pub rank: Option<Vec<u32>>,
+    /// Per level, the lowest `rank_by` value among customers its rank rule took.
+    pub cutoff: Vec<Option<f64>>,
+}
+
+impl LadderResult {
+    pub fn count(&self, level: usize) -> usize {
+        self.level.iter().filter(|l| **l == level).count()
+    }
+}
+
+/// Customers in rank order: `rank_by` descending, missing last, then id ascending.
+pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
+    let column = frame.column_at(col);
+    let ids = frame.ids();
+    let mut order: Vec<usize> = (0..frame.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let va = column.num(a).filter(|v| !v.is_nan());
+        let vb = column.num(b).filter(|v| !v.is_nan());
+        let by_value = match (va, vb) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        by_value.then_with(|| ids[a].cmp(&ids[b]))
+    });
+    order
+}
+
+/// Places everyone. `conds` are the ladder's conditions already resolved against `frame`
+/// (same shape as `ladder.levels`).
+pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col: Option<usize>) -> LadderResult {
+    let n = frame.len();
+    let unplaced = ladder.levels.len();
+    let mut level = vec![unplaced; n];
+    let mut reason = vec![Reason::Unplaced; n];
+    let mut cutoff = vec![None; ladder.levels.len()];
+    let order = rank_col.map(|c| rank_order(frame, c));
+    let rank = order.as_ref().map(|o| {
+        let mut r = vec![0u32; n];
+        for (pos, &row) in o.iter().enumerate() {
+            r[row] = (pos + 1) as u32;
+        }
+        r
+    });
+    let total_value: f64 = value_col.map_or(0.0, |c| {
+        (0..n).filter_map(|r| frame.column_at(c).num(r)).filter(|v| *v > 0.0).sum()
+    });
+    let eligible = |cond: &Option<Cond>, row: usize| cond.as_ref().is_none_or(|c| c.eval(frame, row));
+
+    let mut share_so_far = 0.0;
+    let mut slots_so_far: usize = 0;
+    let mut value_share_so_far = 0.0;
+    let mut value_taken = 0.0;
+    for (li, lvl) in ladder.levels.iter().enumerate() {
+        match &lvl.rule {
+            Rule::When(cond) => {
+                for row in 0..n {
+                    if level[row] == unplaced && cond.eval(frame, row) {
+                        level[row] = li;
+                        reason[row] = Reason::Condition;
+                    }
+                }
+            }
+            Rule::Rest => {
+                for row in 0..n {
+                    if level[row] == unplaced {
+                        level[row] = li;
+                        reason[row] = Reason::Rest;
+                    }
+                }
+            }
+            Rule::TopShare { when, .. } | Rule::TopN { when, .. } => {
+                let slots = match &lvl.rule {
+                    Rule::TopShare { share, .. } => {
+                        // Cumulative rounding keeps every boundary within half a customer.
+                        share_so_far += share;
+                        let target = (share_so_far * n as f64).round() as usize;
+                        let slots = target.saturating_sub(slots_so_far);
+                        slots_so_far = target.max(slots_so_far);
+                        slots
+                    }
+                    Rule::TopN { n: top, .. } => *top as usize,
+                    _ => unreachable!(),
+                };
+                let Some(order) = &order else { continue };
+                let rank_values = frame.column_at(rank_col.expect("rank order implies rank column"));
+                let mut taken = 0;
+                for &row in order {
+                    if taken == slots {
+                        break;
+                    }
+                    if level[row] == unplaced && eligible(when, row) {
+                        level[row] = li;
+                        reason[row] = Reason::Quota;
+                        cutoff[li] = rank_values.num(row).or(cutoff[li]);
+                        taken += 1;
+                    }
+                }
+            }
+            Rule::ValueShare { share, when } => {
+                value_share_so_far += share;
+                let (Some(order), Some(vc)) = (&order, value_col) else { continue };
+                let threshold = value_share_so_far * total_value;
+                let rank_values = frame.column_at(rank_col.expect("rank order implies rank column"));
+                for &row in order {
+                    if value_taken >= threshold {
+                        break;
+                    }
+                    let v = frame.column_at(vc).num(row).unwrap_or(0.0);
+                    if level[row] != unplaced || v <= 0.0 || !eligible(when, row) {
+                        continue;
+                    }
+                    level[row] = li;
+                    reason[row] = Reason::ValueShare {
+                        value_before: value_taken,
+                        total: total_value,
+                    };
+                    cutoff[li] = rank_values.num(row).or(cutoff[li]);
+                    value_taken += v;
+                }
+            }
+        }
+    }
+
+    // Tag overrides, in the order written.
+    for o in &ladder.overrides {
+        let Some(target) = ladder.level_index(&o.level) else { continue };
+        for row in 0..n {
+            if frame.tags(row).iter().any(|t| *t == o.tag) {
+                apply_override(&mut level[row], &mut reason[row], target, o.mode, OverrideSource::Tag(o.tag.clone()));
+            }
+        }
+    }
+    LadderResult {
+        level,
+        reason,
+        rank,
+        cutoff,
+    }
+}
+
+/// Moves one customer according to an override's mode; records where the rules had put it.
+pub fn apply_override(level: &mut usize, reason: &mut Reason, target: usize, mode: OverrideMode, source: OverrideSource) {
+    let rule_level = match reason {
+        Reason::Override { rule_level, .. } => *rule_level,
+        _ => *level,
+    };
+    // Lower index = higher level.
+    let new = match mode {
+        OverrideMode::Pin => target,
+        OverrideMode::Floor => (*level).min(target),
+        OverrideMode::Ceiling => (*level).max(target),
+    };
+    if new != *level || mode == OverrideMode::Pin {
+        *level = new;
+        *reason = Reason::Override {
+            source,
+            mode,
+            rule_level,
+        };
+    }
+}

@@ -1,0 +1,25 @@
+//! # stratum-core
+//!
+//! The pure part of Stratum: the policy language (model, parsing, checking, lint), scoring
+//! (weighted composites, scorecards, RFM), ladder placement with rank quotas and value shares,
+//! overrides, and explanations. It exists so that the rules of customer tiering can be read,
+//! tested and reasoned about without a query engine, a database or an async runtime: the engine
+//! hands it a [`Frame`] of per-customer metrics and it hands back levels and reasons.
+
+pub mod compile;
+pub mod cond;
+pub mod diagnostic;
+pub mod evaluate;
+pub mod frame;
+pub mod ladder;
+pub mod lint;
+pub mod policy;
+pub mod score;
+pub mod source_map;
+
+pub use compile::{Ladder, Level, Metric, MetricKind, Policy, Rule, Score, ScoreSpec, Window};
+pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
+pub use evaluate::{CustomerExplanation, EvalError, Evaluation, LadderSummary, LevelRow, UNPLACED, evaluate};
+pub use frame::{Column, Frame, Value, fmt_num};
+pub use ladder::{LadderResult, ManualPin, Reason};
+pub use policy::{ColumnType, Literal, PolicyFile, SourceDef, SourceFormat};

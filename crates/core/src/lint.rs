@@ -1,0 +1,255 @@
+//! Lint: what is legal but probably wrong. Threshold gaps and overlaps between levels (the
+//! B2B A1…D grades and the retailer's member levels both have holes), unreachable levels,
+//! ladders without a `rest` level, and metrics nobody reads.
+
+use std::collections::HashSet;
+
+use crate::compile::{MetricKind, Policy, Rule};
+use crate::cond::Interval;
+use crate::diagnostic::Diagnostic;
+use crate::frame::fmt_num;
+
+/// All warnings for a compiled policy, located in the file.
+pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = policy.warnings.clone();
+    for ladder in &policy.ladders {
+        lint_ladder(policy, ladder, &mut out);
+    }
+    unused_metrics(policy, &mut out);
+    out.into_iter().map(|d| policy.locate(d)).collect()
+}
+
+fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<Diagnostic>) {
+    let key = format!("ladders.{}", ladder.name);
+    let rest_at = ladder.levels.iter().position(|l| matches!(l.rule, Rule::Rest));
+    if let Some(r) = rest_at {
+        for (i, l) in ladder.levels.iter().enumerate().skip(r + 1) {
+            out.push(Diagnostic::warning(
+                "unreachable_level",
+                format!("{key}.levels[{i}]"),
+                format!("level `{}` comes after the rest level `{}` and can never be reached", l.name, ladder.levels[r].name),
+            ));
+        }
+    } else {
+        let covers_all = ladder.levels.iter().all(|l| matches!(l.rule, Rule::TopShare { when: None, .. }))
+            && (ladder
+                .levels
+                .iter()
+                .map(|l| match l.rule {
+                    Rule::TopShare { share, .. } => share,
+                    _ => 0.0,
+                })
+                .sum::<f64>()
+                - 1.0)
+                .abs()
+                < 1e-9;
+        if !covers_all {
+            out.push(
+                Diagnostic::warning(
+                    "no_rest_level",
+                    &key,
+                    format!("ladder `{}` has no `rest` level; customers matching no level are reported as unplaced", ladder.name),
+                )
+                .with_help("add a last level with rest = true"),
+            );
+        }
+    }
+
+    // Per level: a numeric summary of its `when`, if it is a plain conjunction.
+    struct Summary {
+        index: usize,
+        name: String,
+        intervals: Vec<(String, Interval)>,
+        other: bool,
+    }
+    let mut summaries = Vec::new();
+    for (i, l) in ladder.levels.iter().enumerate() {
+        match &l.rule {
+            Rule::When(c) => {
+                if let Some((intervals, other)) = c.intervals() {
+                    for (m, iv) in &intervals {
+                        if iv.is_empty() {
+                            out.push(Diagnostic::warning(
+                                "unreachable_level",
+                                format!("{key}.levels[{i}].when"),
+                                format!("level `{}` can never match: its conditions on `{m}` contradict each other", l.name),
+                            ));
+                        }
+                    }
+                    summaries.push(Summary {
+                        index: i,
+                        name: l.name.clone(),
+                        intervals,
+                        other,
+                    });
+                }
+            }
+            Rule::TopShare { share, .. } | Rule::ValueShare { share, .. } if *share == 0.0 => {
+                out.push(Diagnostic::warning("unreachable_level", format!("{key}.levels[{i}]"), format!("level `{}` takes a 0 share and stays empty", l.name)));
+            }
+            Rule::TopN { n: 0, .. } => {
+                out.push(Diagnostic::warning("unreachable_level", format!("{key}.levels[{i}]"), format!("level `{}` takes the top 0 and stays empty", l.name)));
+            }
+            _ => {}
+        }
+    }
+
+    // The metric most levels are graded on.
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for s in &summaries {
+        for (m, _) in &s.intervals {
+            match counts.iter_mut().find(|(n, _)| n == m) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((m.clone(), 1)),
+            }
+        }
+    }
+    let Some((primary, uses)) = counts.iter().max_by_key(|(_, c)| *c).cloned() else { return };
+    if uses < 2 {
+        return;
+    }
+    let mut ranged: Vec<(&Summary, Interval, bool)> = summaries
+        .iter()
+        .filter_map(|s| {
+            let iv = s.intervals.iter().find(|(m, _)| *m == primary)?.1;
+            let extra = s.other || s.intervals.len() > 1;
+            (!iv.is_empty()).then_some((s, iv, extra))
+        })
+        .collect();
+
+    // A level entirely inside an earlier, unconditional level's range can never match.
+    for (s, iv, _) in &ranged {
+        for (earlier, eiv, eextra) in &ranged {
+            if earlier.index < s.index && !eextra && contains(*eiv, *iv) {
+                out.push(Diagnostic::warning(
+                    "unreachable_level",
+                    format!("{key}.levels[{}].when", s.index),
+                    format!(
+                        "level `{}` ({primary} {}) is never reached: `{}` above it takes every {primary} {}",
+                        s.name,
+                        iv.describe(),
+                        earlier.name,
+                        eiv.describe()
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+
+    // Sort by lower bound, highest first, and compare neighbours.
+    let low = |iv: &Interval| iv.low.map_or(f64::NEG_INFINITY, |b| b.0);
+    let high = |iv: &Interval| iv.high.map_or(f64::INFINITY, |b| b.0);
+    ranged.sort_by(|a, b| low(&b.1).total_cmp(&low(&a.1)).then(high(&b.1).total_cmp(&high(&a.1))));
+    for pair in ranged.windows(2) {
+        let (upper, u_iv, u_extra) = &pair[0];
+        let (lower, l_iv, l_extra) = &pair[1];
+        let Some((ulo, ulo_inc)) = u_iv.low else { continue };
+        let (lhi, lhi_inc) = l_iv.high.unwrap_or((f64::INFINITY, true));
+        let touching = lhi == ulo && (lhi_inc != ulo_inc);
+        if lhi < ulo || (lhi == ulo && !lhi_inc && !ulo_inc) {
+            let gap = Interval {
+                low: Some((lhi, !lhi_inc)),
+                high: Some((ulo, !ulo_inc)),
+            };
+            let fallback = ladder
+                .levels
+                .iter()
+                .position(|l| matches!(l.rule, Rule::Rest))
+                .map(|r| format!("they fall to `{}`", ladder.levels[r].name))
+                .unwrap_or_else(|| "they are left unplaced".into());
+            out.push(
+                Diagnostic::warning(
+                    "threshold_gap",
+                    format!("{key}.levels[{}].when", lower.index),
+                    format!(
+                        "gap in ladder `{}`: {primary} in {} matches neither `{}` ({}) nor `{}` ({}); {fallback}",
+                        ladder.name,
+                        gap.describe(),
+                        lower.name,
+                        l_iv.describe(),
+                        upper.name,
+                        u_iv.describe()
+                    ),
+                )
+                .with_help("close the range or document why those customers belong lower"),
+            );
+        } else if !touching && !(*u_extra && *l_extra) && overlaps(*u_iv, *l_iv) {
+            let (first, second) = if upper.index < lower.index { (upper, lower) } else { (lower, upper) };
+            out.push(Diagnostic::warning(
+                "threshold_overlap",
+                format!("{key}.levels[{}].when", second.index),
+                format!(
+                    "overlap in ladder `{}`: {primary} ranges of `{}` ({}) and `{}` ({}) intersect; where both match, the earlier level `{}` wins",
+                    ladder.name,
+                    first.name,
+                    if first.index == upper.index { u_iv.describe() } else { l_iv.describe() },
+                    second.name,
+                    if second.index == upper.index { u_iv.describe() } else { l_iv.describe() },
+                    first.name
+                ),
+            ));
+        }
+    }
+}
+
+fn contains(outer: Interval, inner: Interval) -> bool {
+    let low_ok = match (outer.low, inner.low) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some((o, oi)), Some((i, ii))) => o < i || (o == i && (oi || !ii)),
+    };
+    let high_ok = match (outer.high, inner.high) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some((o, oi)), Some((i, ii))) => o > i || (o == i && (oi || !ii)),
+    };
+    low_ok && high_ok
+}
+
+fn overlaps(a: Interval, b: Interval) -> bool {
+    let below = |x: Interval, y: Interval| match (x.high, y.low) {
+        (Some((h, hi)), Some((l, li))) => h < l || (h == l && !(hi && li)),
+        _ => false,
+    };
+    !below(a, b) && !below(b, a)
+}
+
+fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
+    let mut used: HashSet<&str> = HashSet::new();
+    for m in &policy.metrics {
+        match &m.kind {
+            MetricKind::Derived { deps, .. } => used.extend(deps.iter().map(String::as_str)),
+            MetricKind::Rollup { metric, .. } => {
+                used.insert(metric);
+            }
+            _ => {}
+        }
+    }
+    for s in &policy.scores {
+        used.extend(s.inputs());
+    }
+    for l in &policy.ladders {
+        used.extend(l.rank_by.as_deref());
+        used.extend(l.value.as_deref());
+        for level in &l.levels {
+            let cond = match &level.rule {
+                Rule::When(c) => Some(c),
+                Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => when.as_ref(),
+                Rule::Rest => None,
+            };
+            if let Some(c) = cond {
+                used.extend(c.names());
+            }
+        }
+    }
+    for m in &policy.metrics {
+        if !used.contains(m.name.as_str()) {
+            out.push(
+                Diagnostic::warning("unused_metric", format!("metrics.{}", m.name), format!("metric `{}` is not used by any score, ladder or other metric", m.name))
+                    .with_help("it is still computed and written to metrics.parquet; remove it if it is not needed"),
+            );
+        }
+    }
+    let _ = fmt_num; // keep formatting helpers in one place for messages above
+}

@@ -1,0 +1,356 @@
+//! The policy as written: a serde model of the TOML file. `compile` turns it into checked,
+//! resolved structures; nothing here evaluates anything.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::source_map::SourceMap;
+
+/// The name of the source that lists the customers; every policy has one.
+pub const CUSTOMERS: &str = "customers";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub policy: PolicyMeta,
+    #[serde(default)]
+    pub sources: IndexMap<String, SourceDef>,
+    #[serde(default)]
+    pub metrics: IndexMap<String, MetricDef>,
+    #[serde(default)]
+    pub scores: IndexMap<String, ScoreDef>,
+    #[serde(default)]
+    pub ladders: IndexMap<String, LadderDef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMeta {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Default evaluation date (`YYYY-MM-DD`); `--as-of` overrides it; otherwise today.
+    pub as_of: Option<String>,
+    /// Display only, e.g. "CNY".
+    pub currency: Option<String>,
+    /// CSV of manual level pins: customer_id, ladder, level, reason.
+    pub overrides_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Csv,
+    Parquet,
+    #[serde(alias = "ndjson", alias = "json")]
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Date,
+    Timestamp,
+}
+
+impl ColumnType {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Int => "int",
+            Self::Float => "float",
+            Self::Bool => "bool",
+            Self::Date => "date",
+            Self::Timestamp => "timestamp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    /// Path relative to the policy file's folder.
+    pub path: String,
+    /// csv, parquet or jsonl; taken from the file extension when omitted.
+    pub format: Option<SourceFormat>,
+    /// The customer key column.
+    pub key: String,
+    /// The event time column; sources without one are attribute tables (one row per customer).
+    pub time: Option<String>,
+    /// Column types for text formats; columns not named are inferred.
+    #[serde(default)]
+    pub columns: IndexMap<String, ColumnType>,
+    /// Customers source only: the column holding tags, separated by `tag_separator`.
+    pub tags: Option<String>,
+    pub tag_separator: Option<String>,
+    /// CSV only: field delimiter (default ",").
+    pub delimiter: Option<String>,
+}
+
+impl SourceDef {
+    pub fn resolved_format(&self) -> Option<SourceFormat> {
+        self.format.or_else(|| {
+            let lower = self.path.to_lowercase();
+            if lower.ends_with(".csv") || lower.ends_with(".tsv") {
+                Some(SourceFormat::Csv)
+            } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+                Some(SourceFormat::Parquet)
+            } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
+                Some(SourceFormat::Jsonl)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum WindowDef {
+    /// "12 months": from 12 months before the end of `as_of` to the end of `as_of`.
+    Last(String),
+    /// { from = "24 months", to = "12 months" }: both measured back from the end of `as_of`.
+    Between { from: String, to: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollupAgg {
+    Avg,
+    Sum,
+    Min,
+    Max,
+    Count,
+}
+
+impl RollupAgg {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Avg => "avg",
+            Self::Sum => "sum",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Count => "count",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupDef {
+    /// Column of the customers source that groups customers (household, company group).
+    pub group: String,
+    /// The metric aggregated over the group's members.
+    pub metric: String,
+    pub agg: RollupAgg,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Literal {
+    Num(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricDef {
+    pub description: Option<String>,
+    /// The source the expression reads; omitted for a metric computed from other metrics.
+    pub source: Option<String>,
+    /// SQL: an aggregate over an event source, a column expression over an attribute source,
+    /// or an expression over other metrics.
+    pub expr: Option<String>,
+    pub window: Option<WindowDef>,
+    /// SQL predicate on the source's rows, applied before aggregating.
+    pub filter: Option<String>,
+    /// Value for customers with no rows; `count`/`sum` aggregates default to 0, others to null.
+    pub default: Option<Literal>,
+    pub rollup: Option<RollupDef>,
+    /// Display unit, e.g. "CNY" or "days".
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreKind {
+    Weighted,
+    Scorecard,
+    Rfm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    #[default]
+    Percentile,
+    Minmax,
+    Raw,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreDef {
+    pub kind: ScoreKind,
+    pub description: Option<String>,
+    // weighted
+    pub normalize: Option<Normalize>,
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub parts: Vec<WeightedPart>,
+    // scorecard
+    #[serde(default)]
+    pub dimensions: Vec<Dimension>,
+    // rfm
+    pub recency: Option<String>,
+    pub frequency: Option<String>,
+    pub monetary: Option<String>,
+    pub bins: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedPart {
+    pub metric: String,
+    pub weight: f64,
+    pub normalize: Option<Normalize>,
+    #[serde(default)]
+    pub lower_is_better: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dimension {
+    pub name: String,
+    pub metric: String,
+    pub max_points: Option<f64>,
+    /// Text value → points.
+    pub categories: Option<IndexMap<String, f64>>,
+    /// Numeric bands, first match wins: `min <= value < max`.
+    pub bands: Option<Vec<Band>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub points: f64,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderDef {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The measure that orders customers for quotas, value shares, ranks and ties.
+    pub rank_by: Option<String>,
+    /// The measure summed per level in the report (the profit pyramid); defaults to `rank_by`.
+    pub value: Option<String>,
+    pub levels: Vec<LevelDef>,
+    #[serde(default)]
+    pub overrides: Vec<OverrideDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelDef {
+    pub name: String,
+    pub title: Option<String>,
+    /// Condition over metrics and scores (SQL syntax).
+    pub when: Option<String>,
+    /// The next share of all customers by `rank_by` (0.01 = 1%).
+    pub top_share: Option<f64>,
+    /// The next N customers by `rank_by`.
+    pub top_n: Option<u64>,
+    /// Customers holding the next share of total `value`, taken in `rank_by` order (ABC/Pareto).
+    pub value_share: Option<f64>,
+    /// Everyone not placed above.
+    #[serde(default)]
+    pub rest: bool,
+    /// Free-form attributes later stages read: benefits, SLA, follow-up days, credit limit…
+    #[serde(default)]
+    pub attributes: toml::Table,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideMode {
+    /// The customer is placed exactly on the level.
+    #[default]
+    Pin,
+    /// The customer is placed on the level or above.
+    Floor,
+    /// The customer is placed on the level or below.
+    Ceiling,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideDef {
+    pub tag: String,
+    pub level: String,
+    #[serde(default)]
+    pub mode: OverrideMode,
+}
+
+/// Reads TOML text into the model, turning syntax and shape errors into located diagnostics.
+pub fn parse_policy(file: &str, text: &str) -> Result<(PolicyFile, SourceMap), Diagnostics> {
+    let map = SourceMap::new(file, text);
+    match toml::from_str::<PolicyFile>(text) {
+        Ok(policy) => Ok((policy, map)),
+        Err(err) => {
+            let message = err.message().to_string();
+            let mut diag = Diagnostic::error("invalid_policy", "", message.clone());
+            diag.location = err.span().map(|s| map.location_of_offset(s.start));
+            if let Some((wrong, expected)) = unknown_field_parts(&message) {
+                diag = match did_you_mean(&wrong, expected.iter().map(String::as_str)) {
+                    Some(best) => diag.with_help(format!("did you mean `{best}`?")),
+                    None => diag.with_help(format!("expected one of: {}", expected.join(", "))),
+                };
+            }
+            Err(Diagnostics(vec![diag]))
+        }
+    }
+}
+
+/// Splits serde's "unknown field `x`, expected one of `a`, `b`" into its parts.
+fn unknown_field_parts(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (wrong, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect();
+    Some((wrong.to_string(), expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_located_with_a_suggestion() {
+        let text = "[sources.customers]\npath = \"c.csv\"\nkey = \"id\"\n\n[metrics.revenue]\nsource = \"customers\"\nexpresion = \"sum(x)\"\n";
+        let err = parse_policy("p.toml", text).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!(d.location.as_ref().unwrap().line, 7);
+        assert_eq!(d.help.as_deref(), Some("did you mean `expr`?"));
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let text = "[sources.customers]\npath = \"c.csv\"\nkey = 5\n";
+        let err = parse_policy("p.toml", text).unwrap_err();
+        assert_eq!(err.0[0].location.as_ref().unwrap().line, 3);
+        assert!(err.0[0].message.contains("string"), "{}", err.0[0].message);
+    }
+}

@@ -1,0 +1,340 @@
+//! Scores: weighted composites on a 100-point base, scorecards with categories and bands, and
+//! RFM quintiles. Each score becomes a numeric column of the frame; its fitted normalisers are
+//! kept so one customer's contributions can be explained later.
+
+use crate::compile::{Score, ScoreSpec};
+use crate::frame::{Column, Frame, Value, fmt_num};
+use crate::policy::{Dimension, Normalize};
+
+/// How a raw value becomes 0..1 (or stays raw), fitted on the whole population.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    kind: Normalize,
+    lower_is_better: bool,
+    sorted: Vec<f64>,
+}
+
+impl Normalizer {
+    pub fn fit(kind: Normalize, lower_is_better: bool, values: impl Iterator<Item = Option<f64>>) -> Self {
+        let mut sorted: Vec<f64> = values.flatten().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        Self {
+            kind,
+            lower_is_better,
+            sorted,
+        }
+    }
+
+    /// SQL `percent_rank()`: customers strictly below ÷ (customers with a value − 1).
+    /// With `lower_is_better`, customers strictly above instead.
+    pub fn percentile(&self, v: f64) -> f64 {
+        let n = self.sorted.len();
+        if n <= 1 {
+            return 0.0;
+        }
+        let count = if self.lower_is_better {
+            n - self.sorted.partition_point(|x| *x <= v)
+        } else {
+            self.sorted.partition_point(|x| *x < v)
+        };
+        count as f64 / (n - 1) as f64
+    }
+
+    pub fn apply(&self, v: f64) -> f64 {
+        match self.kind {
+            Normalize::Percentile => self.percentile(v),
+            Normalize::Minmax => {
+                let (Some(min), Some(max)) = (self.sorted.first(), self.sorted.last()) else {
+                    return 0.0;
+                };
+                if max == min {
+                    return 1.0;
+                }
+                let x = ((v - min) / (max - min)).clamp(0.0, 1.0);
+                if self.lower_is_better { 1.0 - x } else { x }
+            }
+            Normalize::Raw => v,
+        }
+    }
+}
+
+/// One line of a score's explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub label: String,
+    pub input: String,
+    pub detail: String,
+    pub points: f64,
+}
+
+/// A score fitted on the population.
+#[derive(Debug, Clone)]
+pub struct ScoreModel {
+    pub score: Score,
+    normalizers: Vec<Normalizer>,
+}
+
+impl ScoreModel {
+    /// Fits and computes the score, adding its column(s) to the frame.
+    pub fn compute(score: &Score, frame: &mut Frame) -> Result<ScoreModel, String> {
+        let n = frame.len();
+        let input_col = |name: &str, frame: &Frame| -> Result<usize, String> {
+            frame.index_of(name).ok_or_else(|| format!("score `{}` reads unknown `{name}`", score.name))
+        };
+        let num_input = |name: &str, frame: &Frame| -> Result<usize, String> {
+            let idx = input_col(name, frame)?;
+            match frame.column_at(idx) {
+                Column::Num(_) => Ok(idx),
+                Column::Text(_) => Err(format!("score `{}` needs a number but `{name}` is text", score.name)),
+            }
+        };
+        let mut normalizers = Vec::new();
+        match &score.spec {
+            ScoreSpec::Weighted { scale, parts } => {
+                let mut cols = Vec::new();
+                for p in parts {
+                    let idx = num_input(&p.input, frame)?;
+                    let col = frame.column_at(idx);
+                    normalizers.push(Normalizer::fit(p.normalize, p.lower_is_better, (0..n).map(|r| col.num(r))));
+                    cols.push(idx);
+                }
+                let mut out = vec![0.0; n];
+                for (pi, p) in parts.iter().enumerate() {
+                    let col = frame.column_at(cols[pi]);
+                    let norm = &normalizers[pi];
+                    for (r, total) in out.iter_mut().enumerate() {
+                        if let Some(v) = col.num(r).filter(|v| v.is_finite()) {
+                            *total += p.weight * norm.apply(v);
+                        }
+                    }
+                }
+                // Raw parts are already on the score's scale; normalised ones are 0..1.
+                let all_raw = parts.iter().all(|p| p.normalize == Normalize::Raw);
+                let values = if all_raw {
+                    out
+                } else if parts.iter().any(|p| p.normalize == Normalize::Raw) {
+                    (0..n)
+                        .map(|r| {
+                            parts
+                                .iter()
+                                .enumerate()
+                                .map(|(pi, p)| {
+                                    frame.column_at(cols[pi]).num(r).filter(|v| v.is_finite()).map_or(0.0, |v| {
+                                        let x = p.weight * normalizers[pi].apply(v);
+                                        if p.normalize == Normalize::Raw { x } else { x * scale }
+                                    })
+                                })
+                                .sum()
+                        })
+                        .collect()
+                } else {
+                    out.into_iter().map(|v| scale * v).collect()
+                };
+                frame
+                    .push(score.name.clone(), Column::Num(values.into_iter().map(Some).collect()))
+                    .map_err(|e| e.to_string())?;
+            }
+            ScoreSpec::Scorecard { dimensions } => {
+                let mut totals = vec![0.0; n];
+                for d in dimensions {
+                    let idx = input_col(&d.metric, frame)?;
+                    let col = frame.column_at(idx);
+                    for (r, total) in totals.iter_mut().enumerate() {
+                        *total += dimension_points(d, col.value(r)).0;
+                    }
+                }
+                frame
+                    .push(score.name.clone(), Column::Num(totals.into_iter().map(Some).collect()))
+                    .map_err(|e| e.to_string())?;
+            }
+            ScoreSpec::Rfm {
+                recency,
+                frequency,
+                monetary,
+                bins,
+            } => {
+                let mut subs = Vec::new();
+                for (name, lower_better) in [(recency, true), (frequency, false), (monetary, false)] {
+                    let idx = num_input(name, frame)?;
+                    let col = frame.column_at(idx);
+                    let norm = Normalizer::fit(Normalize::Percentile, lower_better, (0..n).map(|r| col.num(r)));
+                    let q: Vec<Option<f64>> = (0..n)
+                        .map(|r| Some(col.num(r).map_or(1.0, |v| quantile_bin(&norm, v, *bins))))
+                        .collect();
+                    normalizers.push(norm);
+                    subs.push(q);
+                }
+                let total: Vec<Option<f64>> = (0..n)
+                    .map(|r| Some(subs.iter().map(|s| s[r].unwrap_or(1.0)).sum()))
+                    .collect();
+                frame.push(score.name.clone(), Column::Num(total)).map_err(|e| e.to_string())?;
+                for (sub, name) in subs.into_iter().zip(score.sub_names()) {
+                    frame.push(name, Column::Num(sub)).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(ScoreModel {
+            score: score.clone(),
+            normalizers,
+        })
+    }
+
+    /// Each input's share of one customer's score.
+    pub fn contributions(&self, frame: &Frame, row: usize) -> Vec<Contribution> {
+        match &self.score.spec {
+            ScoreSpec::Weighted { scale, parts } => parts
+                .iter()
+                .zip(&self.normalizers)
+                .map(|(p, norm)| {
+                    let v = frame.column(&p.input).and_then(|c| c.num(row)).filter(|v| v.is_finite());
+                    let (points, detail) = match v {
+                        None => (0.0, "no value: 0 points".to_string()),
+                        Some(v) => {
+                            let x = norm.apply(v);
+                            let points = if p.normalize == Normalize::Raw { p.weight * x } else { p.weight * x * scale };
+                            let how = match p.normalize {
+                                Normalize::Percentile => format!("percentile {:.1}%", x * 100.0),
+                                Normalize::Minmax => format!("min-max {:.3}", x),
+                                Normalize::Raw => "raw".to_string(),
+                            };
+                            (points, format!("{} → {how} × weight {}", fmt_num(v), p.weight))
+                        }
+                    };
+                    Contribution {
+                        label: p.input.clone(),
+                        input: p.input.clone(),
+                        detail,
+                        points,
+                    }
+                })
+                .collect(),
+            ScoreSpec::Scorecard { dimensions } => dimensions
+                .iter()
+                .map(|d| {
+                    let v = frame.column(&d.metric).map_or(Value::Null, |c| c.value(row));
+                    let (points, detail) = dimension_points(d, v);
+                    Contribution {
+                        label: d.name.clone(),
+                        input: d.metric.clone(),
+                        detail,
+                        points,
+                    }
+                })
+                .collect(),
+            ScoreSpec::Rfm { .. } => self
+                .score
+                .inputs()
+                .into_iter()
+                .zip(self.score.sub_names())
+                .zip(["R", "F", "M"])
+                .map(|((input, sub), label)| {
+                    let q = frame.column(&sub).and_then(|c| c.num(row)).unwrap_or(1.0);
+                    let v = frame.column(input).map_or(Value::Null, |c| c.value(row));
+                    Contribution {
+                        label: label.to_string(),
+                        input: input.to_string(),
+                        detail: format!("{input} {v} → bin {q}"),
+                        points: q,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn quantile_bin(norm: &Normalizer, v: f64, bins: u32) -> f64 {
+    // Share of customers ranked strictly worse, so ties share a bin.
+    let n = norm.sorted.len();
+    if n == 0 {
+        return 1.0;
+    }
+    let worse = if norm.lower_is_better {
+        n - norm.sorted.partition_point(|x| *x <= v)
+    } else {
+        norm.sorted.partition_point(|x| *x < v)
+    };
+    ((worse as f64 / n as f64 * f64::from(bins)).floor() + 1.0).min(f64::from(bins))
+}
+
+/// Points of one scorecard dimension for a value, with the reason.
+pub fn dimension_points(d: &Dimension, v: Value<'_>) -> (f64, String) {
+    let cap = |p: f64| d.max_points.map_or(p, |m| p.min(m)).max(0.0);
+    match (v, &d.categories, &d.bands) {
+        (Value::Null, _, _) => (0.0, "no value: 0 points".into()),
+        (Value::Text(t), Some(cats), _) => match cats.get(t) {
+            Some(p) => (*p, format!("'{t}' → {p} points")),
+            None => (0.0, format!("'{t}' is not a listed category: 0 points")),
+        },
+        (Value::Num(n), _, Some(bands)) => {
+            let hit = bands.iter().find(|b| {
+                b.min.is_none_or(|m| n >= m) && b.max.is_none_or(|m| n < m)
+            });
+            match hit {
+                Some(b) => (
+                    b.points,
+                    format!(
+                        "{} in {}{} → {} points",
+                        fmt_num(n),
+                        b.label.as_ref().map(|l| format!("'{l}' ")).unwrap_or_default(),
+                        band_text(b.min, b.max),
+                        b.points
+                    ),
+                ),
+                None => (0.0, format!("{} is in no band: 0 points", fmt_num(n))),
+            }
+        }
+        (Value::Num(n), Some(cats), None) => {
+            let key = fmt_num(n);
+            match cats.get(&key) {
+                Some(p) => (*p, format!("{key} → {p} points")),
+                None => (0.0, format!("{key} is not a listed category: 0 points")),
+            }
+        }
+        (Value::Num(n), None, None) => {
+            let p = cap(n);
+            (p, format!("{} points as entered", fmt_num(p)))
+        }
+        (Value::Text(t), None, _) => (0.0, format!("'{t}' is text; the dimension expects points or categories: 0 points")),
+    }
+}
+
+fn band_text(min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(a), Some(b)) => format!("[{}, {})", fmt_num(a), fmt_num(b)),
+        (Some(a), None) => format!(">= {}", fmt_num(a)),
+        (None, Some(b)) => format!("< {}", fmt_num(b)),
+        (None, None) => "any value".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_matches_sql_percent_rank_with_ties() {
+        let n = Normalizer::fit(Normalize::Percentile, false, [10.0, 20.0, 20.0, 40.0].map(Some).into_iter());
+        assert_eq!(n.apply(10.0), 0.0);
+        assert_eq!(n.apply(20.0), 1.0 / 3.0);
+        assert_eq!(n.apply(40.0), 1.0);
+        let low = Normalizer::fit(Normalize::Percentile, true, [10.0, 20.0, 20.0, 40.0].map(Some).into_iter());
+        assert_eq!(low.apply(10.0), 1.0);
+        assert_eq!(low.apply(40.0), 0.0);
+    }
+
+    #[test]
+    fn minmax_and_constant_columns() {
+        let n = Normalizer::fit(Normalize::Minmax, false, [0.0, 50.0, 100.0].map(Some).into_iter());
+        assert_eq!(n.apply(50.0), 0.5);
+        let c = Normalizer::fit(Normalize::Minmax, false, [7.0, 7.0].map(Some).into_iter());
+        assert_eq!(c.apply(7.0), 1.0);
+    }
+
+    #[test]
+    fn quintiles_put_ties_together() {
+        let values: Vec<Option<f64>> = (1..=10).map(|v| Some(f64::from(v))).collect();
+        let n = Normalizer::fit(Normalize::Percentile, false, values.into_iter());
+        let bins: Vec<f64> = (1..=10).map(|v| quantile_bin(&n, f64::from(v), 5)).collect();
+        assert_eq!(bins, [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 5.0, 5.0]);
+    }
+}
