@@ -1,1 +1,330 @@
-fn main() {}
+//! The `stratum` command: `init`, `check`, `run`, `explain`, `gen`.
+//!
+//! Arguments are parsed in two phases (clap's raw arguments, then validated settings), and
+//! errors map to exit codes: 0 success, 1 the policy or the data is wrong, 2 bad usage,
+//! 3 an internal error.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use stratum_core::{LadderSummary, fmt_num};
+use stratum_engine::BadRows;
+use stratum_runner::{Progress, RunError, RunOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "stratum", version, about = "Customer tiering from a declarative policy over your own event data")]
+struct Cli {
+    /// Workspace folder (holds stratum.toml)
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Policy file (default: DIR/stratum.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum OnBadRows {
+    /// Stop at the first bad row, naming file, line and column
+    Fail,
+    /// Keep going and write every bad row with its reason to rejects.csv
+    Quarantine,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum GenFormat {
+    Parquet,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a demo workspace: generated data and example policies for every domain example
+    Init {
+        dir: PathBuf,
+        /// Number of demo customers
+        #[arg(long, default_value_t = 2000)]
+        customers: usize,
+        /// Overwrite an existing workspace
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate and lint a policy (exit 0 clean or warnings only, 1 errors)
+    Check {
+        /// Policy file (default: the workspace's stratum.toml)
+        policy_file: Option<PathBuf>,
+    },
+    /// Evaluate every ladder for every customer and write the outputs
+    Run {
+        /// Evaluation date, YYYY-MM-DD (default: the policy's as_of, else today)
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Output folder (default: DIR/out)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "fail")]
+        on_bad_rows: OnBadRows,
+        /// Query threads (default: one per core)
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Print the SQL the run executes, and stop
+        #[arg(long)]
+        show_sql: bool,
+    },
+    /// Explain one customer: metrics, score contributions, placements, next-level gaps
+    Explain {
+        customer_id: String,
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long, value_enum, default_value = "fail")]
+        on_bad_rows: OnBadRows,
+    },
+    /// Generate benchmark-size data
+    Gen {
+        #[arg(long)]
+        customers: usize,
+        #[arg(long)]
+        transactions: usize,
+        /// Invoices (default: a tenth of the transactions)
+        #[arg(long)]
+        invoices: Option<usize>,
+        #[arg(long, value_enum, default_value = "parquet")]
+        format: GenFormat,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        dir: PathBuf,
+    },
+}
+
+/// Progress on a terminal: a spinner; elsewhere: plain lines on stderr.
+enum Reporter {
+    Bar(ProgressBar),
+    Lines,
+}
+
+impl Reporter {
+    fn new() -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Reporter::Bar(bar)
+        } else {
+            Reporter::Lines
+        }
+    }
+    fn finish(&self) {
+        if let Reporter::Bar(b) = self {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn stage(&mut self, message: &str) {
+        match self {
+            Reporter::Bar(b) => b.set_message(message.to_string()),
+            Reporter::Lines => eprintln!("stratum: {message}"),
+        }
+    }
+}
+
+fn policy_path(cli: &Cli, explicit: Option<&Path>) -> PathBuf {
+    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    match explicit.or(cli.policy.as_deref()) {
+        Some(p) if p.is_absolute() || cli.dir.is_none() => p.to_path_buf(),
+        Some(p) => dir.join(p),
+        None => dir.join("stratum.toml"),
+    }
+}
+
+fn bad_rows(v: OnBadRows) -> BadRows {
+    match v {
+        OnBadRows::Fail => BadRows::Fail,
+        OnBadRows::Quarantine => BadRows::Quarantine,
+    }
+}
+
+fn print_ladder(s: &LadderSummary) {
+    let title = s.title.as_deref().map(|t| format!(" — {t}")).unwrap_or_default();
+    println!("\nladder {}{title}", s.ladder);
+    let value = s.value_name.as_deref();
+    let width = s.rows.iter().map(|r| r.level.len()).max().unwrap_or(5).max(5);
+    match value {
+        Some(v) => println!("  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}", "level", "customers", "share", v, "share"),
+        None => println!("  {:<width$}  {:>10}  {:>7}", "level", "customers", "share"),
+    }
+    for r in &s.rows {
+        let share = if r.level == stratum_core::evaluate::NOT_APPLICABLE { "-".to_string() } else { format!("{:.1}%", r.share * 100.0) };
+        match value {
+            Some(_) => println!(
+                "  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}",
+                r.level,
+                fmt_num(r.count as f64),
+                share,
+                fmt_num(r.value),
+                r.value_share.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into())
+            ),
+            None => println!("  {:<width$}  {:>10}  {:>7}", r.level, fmt_num(r.count as f64), share),
+        }
+    }
+    if let (Some(p), Some(v)) = (s.pareto_top20, value) {
+        println!("  Pareto: the top 20% of customers by {v} hold {:.1}% of it", p * 100.0);
+    }
+}
+
+async fn run_command(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Init { dir, customers, force } => {
+            let report = stratum_demo::init(dir, *customers, *force).with_context(|| format!("creating {}", dir.display()))?;
+            println!("created demo workspace {}", dir.display());
+            for f in &report.files {
+                println!("  {}", f.display());
+            }
+            println!("\nnext: stratum -C {} run", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { policy_file } => {
+            let path = policy_path(cli, policy_file.as_deref());
+            let report = stratum_runner::check(&path, &Default::default()).await?;
+            for d in &report.diagnostics {
+                println!("{d}\n");
+            }
+            let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
+            let warnings = report.diagnostics.len() - errors;
+            println!("{}: {errors} error(s), {warnings} warning(s)", path.display());
+            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Run {
+            as_of,
+            out,
+            on_bad_rows,
+            threads,
+            show_sql,
+        } => {
+            let path = policy_path(cli, None);
+            let loaded = stratum_runner::load_policy(&path)?;
+            let options = RunOptions {
+                as_of: as_of.clone(),
+                out_dir: out.clone(),
+                on_bad_rows: bad_rows(*on_bad_rows),
+                target_partitions: *threads,
+            };
+            if *show_sql {
+                println!("{}", stratum_runner::show_sql(&loaded, &options).await?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut reporter = Reporter::new();
+            let outcome = stratum_runner::run(&loaded, &options, &mut reporter).await;
+            reporter.finish();
+            let outcome = outcome?;
+            for w in &outcome.warnings {
+                eprintln!("{w}\n");
+            }
+            println!("policy {} as of {}: {} customers", path.display(), outcome.as_of, fmt_num(outcome.customers as f64));
+            for s in &outcome.sources {
+                println!(
+                    "  {:<14} {:<28} read {} = accepted {} + rejected {}",
+                    s.name,
+                    s.file,
+                    fmt_num(s.stats.read as f64),
+                    fmt_num(s.stats.accepted as f64),
+                    fmt_num(s.stats.rejected as f64)
+                );
+            }
+            for o in &outcome.orphans {
+                println!(
+                    "  note: {} rows of `{}` name {} customer id(s) missing from customers; they count for no one",
+                    fmt_num(o.rows as f64),
+                    o.source,
+                    fmt_num(o.customer_ids as f64)
+                );
+            }
+            for l in &outcome.ladders {
+                print_ladder(l);
+            }
+            println!("\nwrote {}", outcome.files.assignments_parquet.display());
+            println!("wrote {}", outcome.files.assignments_csv.display());
+            println!("wrote {}", outcome.files.metrics_parquet.display());
+            if let Some(r) = &outcome.files.rejects_csv {
+                println!("wrote {} (rejected rows with reasons)", r.display());
+            }
+            let timing: Vec<String> = outcome.timings.iter().map(|(k, d)| format!("{k} {:.2}s", d.as_secs_f64())).collect();
+            eprintln!("timings: {}", timing.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain {
+            customer_id,
+            as_of,
+            on_bad_rows,
+        } => {
+            let path = policy_path(cli, None);
+            let loaded = stratum_runner::load_policy(&path)?;
+            let options = RunOptions {
+                as_of: as_of.clone(),
+                on_bad_rows: bad_rows(*on_bad_rows),
+                ..Default::default()
+            };
+            let (as_of, explanation) = stratum_runner::explain(&loaded, &options, customer_id).await?;
+            println!("as of {as_of}, policy {}", path.display());
+            print!("{explanation}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gen {
+            customers,
+            transactions,
+            invoices,
+            format,
+            seed,
+            dir,
+        } => {
+            if *customers == 0 {
+                bail!("--customers must be at least 1");
+            }
+            let options = stratum_demo::GenOptions {
+                customers: *customers,
+                transactions: *transactions,
+                invoices: invoices.unwrap_or(transactions / 10),
+                parquet: matches!(format, GenFormat::Parquet),
+                seed: *seed,
+            };
+            let files = stratum_demo::generate_bench(dir, &options).with_context(|| format!("writing {}", dir.display()))?;
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATUM_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run_command(&cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            let user = err.downcast_ref::<RunError>().map(RunError::is_user_error);
+            eprintln!("error: {err:#}");
+            match user {
+                Some(false) => ExitCode::from(3),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}

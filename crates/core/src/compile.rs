@@ -165,6 +165,7 @@ pub struct Level {
 pub struct Ladder {
     pub name: String,
     pub title: Option<String>,
+    pub applies_to: Option<Cond>,
     pub rank_by: Option<String>,
     pub value: Option<String>,
     pub levels: Vec<Level>,
@@ -230,8 +231,10 @@ impl Policy {
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    // Lower case only: SQL folds unquoted identifiers to lower case, so `Revenue` in an
+    // expression would never find a metric named `Revenue`.
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_zero_default_aggregate(expr: &str) -> bool {
@@ -266,7 +269,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, src) in &raw.sources {
         let key = format!("sources.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error("invalid_name", &key, format!("source name `{name}` must be letters, digits and _")));
+            cx.push(Diagnostic::error("invalid_name", &key, format!("source name `{name}` must be lower-case letters, digits and _")));
         }
         if src.resolved_format().is_none() {
             cx.push(
@@ -293,7 +296,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, def) in &raw.metrics {
         let key = format!("metrics.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error("invalid_name", &key, format!("metric name `{name}` must be letters, digits and _")));
+            cx.push(Diagnostic::error("invalid_name", &key, format!("metric name `{name}` must be lower-case letters, digits and _")));
             continue;
         }
         let kind = match (&def.source, &def.expr, &def.rollup) {
@@ -415,7 +418,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, def) in &raw.scores {
         let key = format!("scores.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error("invalid_name", &key, format!("score name `{name}` must be letters, digits and _")));
+            cx.push(Diagnostic::error("invalid_name", &key, format!("score name `{name}` must be lower-case letters, digits and _")));
             continue;
         }
         if metric_names.contains(name.as_str()) {
@@ -687,7 +690,7 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
     let key = format!("ladders.{name}");
     let mut ok = true;
     if !valid_name(name) {
-        cx.push(Diagnostic::error("invalid_name", &key, format!("ladder name `{name}` must be letters, digits and _")));
+        cx.push(Diagnostic::error("invalid_name", &key, format!("ladder name `{name}` must be lower-case letters, digits and _")));
         ok = false;
     }
     for (field, value) in [("rank_by", &def.rank_by), ("value", &def.value)] {
@@ -705,6 +708,14 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
         cx.push(Diagnostic::error("no_levels", &key, format!("ladder `{name}` has no levels")));
         return None;
     }
+    let applies_to = match &def.applies_to {
+        Some(text) => {
+            let c = compile_condition(text, &format!("{key}.applies_to"), names, cx);
+            ok &= c.is_some();
+            c
+        }
+        None => None,
+    };
     let mut levels = Vec::new();
     let mut seen = HashSet::new();
     let mut share_sum = 0.0;
@@ -795,6 +806,7 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
     ok.then(|| Ladder {
         name: name.to_string(),
         title: def.title.clone(),
+        applies_to,
         rank_by: def.rank_by.clone(),
         value: def.value.clone(),
         levels,

@@ -75,6 +75,12 @@ pub fn evaluate<'p>(policy: &'p Policy, mut frame: Frame, pins: &[ManualPin]) ->
                 },
             }
         };
+        if let Some(scope) = &mut bound.applies_to {
+            scope.resolve(&frame).map_err(|message| EvalError::User {
+                key: format!("ladders.{}.applies_to", ladder.name),
+                message,
+            })?;
+        }
         let rank_col = col(&bound.rank_by)?;
         let value_col = col(&bound.value_measure().map(str::to_string))?;
         results.push(place(&bound, &frame, rank_col, value_col));
@@ -147,10 +153,16 @@ pub struct LadderSummary {
 }
 
 pub const UNPLACED: &str = "(unplaced)";
+pub const NOT_APPLICABLE: &str = "(not applicable)";
 
 impl Evaluation<'_> {
     pub fn level_name(&self, ladder: usize, level: usize) -> &str {
-        self.ladders[ladder].levels.get(level).map_or(UNPLACED, |l| l.name.as_str())
+        let levels = &self.ladders[ladder].levels;
+        match levels.get(level) {
+            Some(l) => l.name.as_str(),
+            None if level == levels.len() => UNPLACED,
+            None => NOT_APPLICABLE,
+        }
     }
 
     pub fn summary(&self, li: usize) -> LadderSummary {
@@ -160,25 +172,32 @@ impl Evaluation<'_> {
         let value_col = ladder.value_measure().and_then(|v| self.frame.column(v));
         let value_of = |row: usize| value_col.and_then(|c| c.num(row)).filter(|v| v.is_finite()).unwrap_or(0.0);
         let total: f64 = (0..n).map(value_of).sum();
-        let slots = ladder.levels.len() + 1;
+        let slots = ladder.levels.len() + 2;
         let mut counts = vec![0usize; slots];
         let mut values = vec![0.0; slots];
         for row in 0..n {
             counts[result.level[row]] += 1;
             values[result.level[row]] += value_of(row);
         }
+        // Shares are of the customers the ladder grades; the not-applicable row shows counts only.
+        let graded = n - counts[ladder.levels.len() + 1];
+        let total: f64 = total - values[ladder.levels.len() + 1];
         let rows = (0..slots)
             .filter(|&i| i < ladder.levels.len() || counts[i] > 0)
-            .map(|i| LevelRow {
-                level: self.level_name(li, i).to_string(),
-                count: counts[i],
-                share: if n == 0 { 0.0 } else { counts[i] as f64 / n as f64 },
-                value: values[i],
-                value_share: (value_col.is_some() && total != 0.0).then(|| values[i] / total),
+            .map(|i| {
+                let in_scope = i <= ladder.levels.len();
+                LevelRow {
+                    level: self.level_name(li, i).to_string(),
+                    count: counts[i],
+                    share: if graded == 0 || !in_scope { 0.0 } else { counts[i] as f64 / graded as f64 },
+                    value: values[i],
+                    value_share: (in_scope && value_col.is_some() && total != 0.0).then(|| values[i] / total),
+                }
             })
             .collect();
         let pareto_top20 = value_col.and_then(|_| {
-            let mut v: Vec<f64> = (0..n).map(value_of).collect();
+            let mut v: Vec<f64> = (0..n).filter(|&r| result.level[r] <= ladder.levels.len()).map(value_of).collect();
+            let n = v.len();
             v.sort_by(|a, b| b.total_cmp(a));
             let top = ((n as f64) * 0.2).round() as usize;
             (total > 0.0).then(|| v[..top].iter().sum::<f64>() / total)
@@ -197,7 +216,7 @@ impl Evaluation<'_> {
         let ladder = &self.ladders[li];
         let result = &self.results[li];
         let level = result.level[row];
-        let n = self.frame.len();
+        let n = result.graded;
         let rank_text = || match (&result.rank, &ladder.rank_by) {
             (Some(r), Some(by)) => {
                 let v = self.frame.column(by).map(|c| c.value(row).to_string()).unwrap_or_default();
@@ -239,6 +258,10 @@ impl Evaluation<'_> {
             }
             Reason::Rest => "matched no level above".to_string(),
             Reason::Unplaced => "matched no level, and the ladder has no `rest` level".to_string(),
+            Reason::NotApplicable => match &ladder.applies_to {
+                Some(c) => format!("not graded by this ladder: {} does not hold", c.render(Some((&self.frame, row)))),
+                None => "not graded by this ladder".to_string(),
+            },
             Reason::Override { source, mode, rule_level } => {
                 let what = match mode {
                     OverrideMode::Pin => "pinned",
@@ -261,6 +284,9 @@ impl Evaluation<'_> {
         let level = result.level[row];
         if level == 0 {
             return "already on the top level".to_string();
+        }
+        if level > ladder.levels.len() {
+            return "not graded by this ladder".to_string();
         }
         if let Reason::Override { .. } = result.reason[row] {
             return "placed by an override; rules do not apply until it is removed".to_string();

@@ -23,6 +23,8 @@ pub enum Reason {
     Rest,
     /// Matched no level and the ladder has no `rest` level.
     Unplaced,
+    /// Outside the ladder's `applies_to`.
+    NotApplicable,
     /// Moved by an override; `rule_level` is where the rules alone put it.
     Override { source: OverrideSource, mode: OverrideMode, rule_level: usize },
 }
@@ -47,13 +49,16 @@ pub struct ManualPin {
 /// The outcome of one ladder for every customer.
 #[derive(Debug, Clone)]
 pub struct LadderResult {
-    /// Level index per customer; `levels.len()` means unplaced.
+    /// Level index per customer; `levels.len()` means unplaced, `levels.len() + 1` not
+    /// applicable.
     pub level: Vec<usize>,
     pub reason: Vec<Reason>,
     /// 1-based position in rank order, when the ladder has `rank_by`.
     pub rank: Option<Vec<u32>>,
     /// Per level, the lowest `rank_by` value among customers its rank rule took.
     pub cutoff: Vec<Option<f64>>,
+    /// Customers the ladder grades (inside `applies_to`).
+    pub graded: usize,
 }
 
 impl LadderResult {
@@ -84,21 +89,36 @@ pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
 /// Places everyone. `conds` are the ladder's conditions already resolved against `frame`
 /// (same shape as `ladder.levels`).
 pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col: Option<usize>) -> LadderResult {
-    let n = frame.len();
+    let n_all = frame.len();
     let unplaced = ladder.levels.len();
-    let mut level = vec![unplaced; n];
-    let mut reason = vec![Reason::Unplaced; n];
+    let mut level = vec![unplaced; n_all];
+    let mut reason = vec![Reason::Unplaced; n_all];
+    if let Some(scope) = &ladder.applies_to {
+        for row in 0..n_all {
+            if !scope.eval(frame, row) {
+                level[row] = unplaced + 1;
+                reason[row] = Reason::NotApplicable;
+            }
+        }
+    }
+    // Shares are of the customers the ladder grades.
+    let n = level.iter().filter(|l| **l == unplaced).count();
     let mut cutoff = vec![None; ladder.levels.len()];
     let order = rank_col.map(|c| rank_order(frame, c));
+    let order: Option<Vec<usize>> = order.map(|o| o.into_iter().filter(|&r| level[r] == unplaced).collect());
     let rank = order.as_ref().map(|o| {
-        let mut r = vec![0u32; n];
+        let mut r = vec![0u32; n_all];
         for (pos, &row) in o.iter().enumerate() {
             r[row] = (pos + 1) as u32;
         }
         r
     });
     let total_value: f64 = value_col.map_or(0.0, |c| {
-        (0..n).filter_map(|r| frame.column_at(c).num(r)).filter(|v| *v > 0.0).sum()
+        (0..n_all)
+            .filter(|&r| level[r] == unplaced)
+            .filter_map(|r| frame.column_at(c).num(r))
+            .filter(|v| *v > 0.0)
+            .sum()
     });
     let eligible = |cond: &Option<Cond>, row: usize| cond.as_ref().is_none_or(|c| c.eval(frame, row));
 
@@ -109,7 +129,7 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
     for (li, lvl) in ladder.levels.iter().enumerate() {
         match &lvl.rule {
             Rule::When(cond) => {
-                for row in 0..n {
+                for row in 0..n_all {
                     if level[row] == unplaced && cond.eval(frame, row) {
                         level[row] = li;
                         reason[row] = Reason::Condition;
@@ -117,7 +137,7 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
                 }
             }
             Rule::Rest => {
-                for row in 0..n {
+                for row in 0..n_all {
                     if level[row] == unplaced {
                         level[row] = li;
                         reason[row] = Reason::Rest;
@@ -180,8 +200,8 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
     // Tag overrides, in the order written.
     for o in &ladder.overrides {
         let Some(target) = ladder.level_index(&o.level) else { continue };
-        for row in 0..n {
-            if frame.tags(row).iter().any(|t| *t == o.tag) {
+        for row in 0..n_all {
+            if level[row] <= unplaced && frame.tags(row).iter().any(|t| *t == o.tag) {
                 apply_override(&mut level[row], &mut reason[row], target, o.mode, OverrideSource::Tag(o.tag.clone()));
             }
         }
@@ -191,6 +211,7 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
         reason,
         rank,
         cutoff,
+        graded: n,
     }
 }
 

@@ -231,6 +231,9 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
     }
     for l in &policy.ladders {
         used.extend(l.rank_by.as_deref());
+        if let Some(c) = &l.applies_to {
+            used.extend(c.names());
+        }
         used.extend(l.value.as_deref());
         for level in &l.levels {
             let cond = match &level.rule {

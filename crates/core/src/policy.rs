@@ -74,6 +74,7 @@ impl ColumnType {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceDef {
+    pub description: Option<String>,
     /// Path relative to the policy file's folder.
     pub path: String,
     /// csv, parquet or jsonl; taken from the file extension when omitted.
@@ -251,6 +252,9 @@ pub struct LadderDef {
     pub description: Option<String>,
     /// The measure that orders customers for quotas, value shares, ranks and ties.
     pub rank_by: Option<String>,
+    /// Condition choosing who this ladder grades (e.g. `customer_type = 'dealer'`); others are
+    /// shown as not applicable and do not count towards shares.
+    pub applies_to: Option<String>,
     /// The measure summed per level in the report (the profit pyramid); defaults to `rank_by`.
     pub value: Option<String>,
     pub levels: Vec<LevelDef>,

@@ -1,1 +1,471 @@
-//! placeholder
+//! # stratum-engine
+//!
+//! Turns a company's event exports into one row of metrics per customer. It exists to keep
+//! the query engine (Apache DataFusion) in one place: it loads the policy's sources (CSV and
+//! JSON lines through a strict row reader that names file, line and column; Parquet straight
+//! into DataFusion), compiles the metric definitions to SQL relative to `as_of`, runs them and
+//! hands [`stratum_core`] a [`Frame`]. It knows nothing about levels, stores or HTTP.
+
+pub mod error;
+pub mod load;
+pub mod sql;
+pub mod udf;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use stratum_core::compile::{MetricKind, Policy};
+use stratum_core::policy::{CUSTOMERS, SourceFormat};
+use stratum_core::{Column, Frame};
+
+pub use error::{EngineError, UserError};
+pub use load::{BadRows, LoadStats, Reject};
+
+/// How the engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    pub on_bad_rows: BadRows,
+    /// DataFusion partitions (threads); 0 means one per core.
+    pub target_partitions: usize,
+}
+
+/// One loaded source and what loading it did.
+#[derive(Debug, Clone)]
+pub struct LoadedSource {
+    pub name: String,
+    pub file: String,
+    pub path: PathBuf,
+    pub format: SourceFormat,
+    pub schema: SchemaRef,
+    pub stats: LoadStats,
+}
+
+/// Event rows that name a customer id the customers source does not have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Orphans {
+    pub source: String,
+    pub rows: u64,
+    pub customer_ids: u64,
+}
+
+/// The metrics of one evaluation and what they left out.
+#[derive(Debug)]
+pub struct MetricsOutput {
+    pub frame: Frame,
+    pub orphans: Vec<Orphans>,
+}
+
+pub struct Engine {
+    ctx: SessionContext,
+    pub sources: Vec<LoadedSource>,
+    pub rejects: Vec<Reject>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("sources", &self.sources).finish()
+    }
+}
+
+fn user(e: UserError) -> EngineError {
+    EngineError::User(e)
+}
+
+/// DataFusion's messages carry a prefix and a backtrace hint that mean nothing to users.
+fn clean(e: &datafusion::error::DataFusionError) -> String {
+    let text = e.to_string();
+    let text = text
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .trim_start_matches("SQL error: ");
+    text.split("\n\nThis issue").next().unwrap_or(text).to_string()
+}
+
+impl Engine {
+    /// Loads every source of the policy. Paths are relative to `base_dir`.
+    pub async fn load(
+        policy: &Policy,
+        base_dir: &Path,
+        options: &EngineOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Engine, EngineError> {
+        let mut config = SessionConfig::new().with_information_schema(false);
+        if options.target_partitions > 0 {
+            config = config.with_target_partitions(options.target_partitions);
+        }
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(udf::DaysBetween::udf());
+        let mut sources = Vec::new();
+        let mut rejects = Vec::new();
+        for (name, def) in &policy.file.sources {
+            let path = base_dir.join(&def.path);
+            let display = def.path.clone();
+            if !path.exists() {
+                return Err(user(UserError::FileNotFound {
+                    source_name: name.clone(),
+                    file: path.display().to_string(),
+                }));
+            }
+            progress(&format!("loading {name} ({display})"));
+            let format = def.resolved_format().expect("compiled policy has known formats");
+            let declared: Vec<(String, stratum_core::ColumnType)> =
+                def.columns.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let unique_key = def.time.is_none();
+            let (schema, stats) = match format {
+                SourceFormat::Csv | SourceFormat::Jsonl => {
+                    let delimiter = match def.delimiter.as_deref() {
+                        None => {
+                            if display.to_lowercase().ends_with(".tsv") {
+                                b'\t'
+                            } else {
+                                b','
+                            }
+                        }
+                        Some("\\t") | Some("\t") => b'\t',
+                        Some(d) if d.len() == 1 => d.as_bytes()[0],
+                        Some(d) => {
+                            return Err(user(UserError::Unreadable {
+                                source_name: name.clone(),
+                                file: display,
+                                message: format!("delimiter `{d}` must be one character"),
+                            }));
+                        }
+                    };
+                    let spec = load::TextSpec {
+                        source: name,
+                        path: &path,
+                        display: &display,
+                        key: &def.key,
+                        time: def.time.as_deref(),
+                        declared: &declared,
+                        delimiter,
+                        unique_key,
+                    };
+                    let loaded = tokio::task::block_in_place(|| match format {
+                        SourceFormat::Csv => load::load_csv(&spec, options.on_bad_rows),
+                        _ => load::load_jsonl(&spec, options.on_bad_rows),
+                    })?;
+                    let table = MemTable::try_new(loaded.schema.clone(), vec![loaded.batches])?;
+                    ctx.register_table(name.as_str(), Arc::new(table))?;
+                    rejects.extend(loaded.rejects);
+                    (loaded.schema, loaded.stats)
+                }
+                SourceFormat::Parquet => {
+                    let path_str = path.to_str().ok_or_else(|| {
+                        user(UserError::Unreadable {
+                            source_name: name.clone(),
+                            file: display.clone(),
+                            message: "path is not valid UTF-8".into(),
+                        })
+                    })?;
+                    ctx.register_parquet(name.as_str(), path_str, ParquetReadOptions::default())
+                        .await
+                        .map_err(|e| {
+                            user(UserError::Unreadable {
+                                source_name: name.clone(),
+                                file: display.clone(),
+                                message: clean(&e),
+                            })
+                        })?;
+                    let schema: SchemaRef = Arc::new(ctx.table(name.as_str()).await?.schema().as_arrow().clone());
+                    let mut required: Vec<&str> = vec![def.key.as_str()];
+                    required.extend(def.time.as_deref());
+                    required.extend(def.tags.as_deref());
+                    required.extend(def.columns.keys().map(String::as_str));
+                    for col in required {
+                        if schema.field_with_name(col).is_err() {
+                            return Err(user(UserError::MissingColumn {
+                                source_name: name.clone(),
+                                file: display.clone(),
+                                column: col.to_string(),
+                                available: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                            }));
+                        }
+                    }
+                    let rows = count(&ctx, &format!("SELECT count(*) FROM {}", sql::ident(name))).await?;
+                    if unique_key {
+                        let dup = ctx
+                            .sql(&format!(
+                                "SELECT CAST({k} AS VARCHAR) FROM {t} GROUP BY {k} HAVING count(*) > 1 LIMIT 1",
+                                k = sql::ident(&def.key),
+                                t = sql::ident(name)
+                            ))
+                            .await?
+                            .collect()
+                            .await?;
+                        if let Some(b) = dup.iter().find(|b| b.num_rows() > 0) {
+                            let key = cast(b.column(0), &DataType::Utf8)?;
+                            let key = key.as_any().downcast_ref::<StringArray>().map(|a| a.value(0).to_string()).unwrap_or_default();
+                            return Err(user(UserError::DuplicateKey {
+                                source_name: name.clone(),
+                                file: display.clone(),
+                                key,
+                            }));
+                        }
+                    }
+                    (
+                        schema,
+                        LoadStats {
+                            read: rows,
+                            accepted: rows,
+                            rejected: 0,
+                        },
+                    )
+                }
+            };
+            if let Some(t) = &def.time {
+                let ty = schema.field_with_name(t).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+                if !matches!(ty, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) {
+                    return Err(user(UserError::WrongType {
+                        source_name: name.clone(),
+                        file: display.clone(),
+                        column: t.clone(),
+                        found: ty.to_string(),
+                        expected: "the time column must hold dates or timestamps".into(),
+                    }));
+                }
+            }
+            sources.push(LoadedSource {
+                name: name.clone(),
+                file: display,
+                path,
+                format,
+                schema,
+                stats,
+            });
+        }
+        Ok(Engine { ctx, sources, rejects })
+    }
+
+    pub fn source(&self, name: &str) -> Option<&LoadedSource> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    fn time_type(&self, policy: &Policy, source: &str) -> DataType {
+        policy
+            .source(source)
+            .and_then(|d| d.time.as_ref())
+            .and_then(|t| self.source(source)?.schema.field_with_name(t).ok().map(|f| f.data_type().clone()))
+            .unwrap_or(DataType::Date32)
+    }
+
+    /// Plans every metric on its own so a mistake (unknown column, wrong type) is reported
+    /// against the metric that made it. Nothing is executed.
+    pub async fn validate(&self, policy: &Policy, as_of: NaiveDate) -> Result<(), EngineError> {
+        let customers = policy.source(CUSTOMERS).expect("compiled");
+        let cschema = &self.source(CUSTOMERS).expect("loaded").schema;
+        for m in &policy.metrics {
+            if let MetricKind::Rollup { group, .. } = &m.kind
+                && cschema.field_with_name(group).is_err()
+            {
+                return Err(user(UserError::Metric {
+                    metric: m.name.clone(),
+                    message: format!(
+                        "rollup group `{group}` is not a column of the customers source (columns: {})",
+                        cschema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                }));
+            }
+        }
+        if let Some(tags) = &customers.tags
+            && cschema.field_with_name(tags).is_err()
+        {
+            return Err(user(UserError::MissingColumn {
+                source_name: CUSTOMERS.into(),
+                file: self.source(CUSTOMERS).map(|s| s.file.clone()).unwrap_or_default(),
+                column: tags.clone(),
+                available: cschema.fields().iter().map(|f| f.name().clone()).collect(),
+            }));
+        }
+        for m in &policy.metrics {
+            let probe = match &m.kind {
+                MetricKind::Event { source, expr, filter, .. } => {
+                    let key = sql::ident(&policy.source(source).expect("compiled").key);
+                    format!(
+                        "SELECT ({}) FROM {} {} GROUP BY {key}",
+                        sql::with_as_of(expr, as_of),
+                        sql::ident(source),
+                        filter.as_ref().map(|f| format!("WHERE ({})", sql::with_as_of(f, as_of))).unwrap_or_default()
+                    )
+                }
+                MetricKind::Attribute { source, expr, .. } => {
+                    format!("SELECT ({}) FROM {}", sql::with_as_of(expr, as_of), sql::ident(source))
+                }
+                _ => continue,
+            };
+            if let Err(e) = self.ctx.sql(&probe).await {
+                return Err(user(UserError::Metric {
+                    metric: m.name.clone(),
+                    message: clean(&e),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQL the engine runs for `as_of`, for people who want to see it.
+    pub fn explain_sql(&self, policy: &Policy, as_of: NaiveDate) -> String {
+        let aggs = sql::aggregates(policy, as_of, &|s| self.time_type(policy, s));
+        let mut out = String::new();
+        for a in &aggs {
+            out.push_str(&format!("-- {}\n{};\n\n", a.table, a.sql));
+        }
+        out.push_str(&sql::frame_query(policy, &aggs, as_of, None));
+        out
+    }
+
+    /// Evaluates every metric for every customer as of a date.
+    pub async fn metrics(&self, policy: &Policy, as_of: NaiveDate) -> Result<MetricsOutput, EngineError> {
+        self.validate(policy, as_of).await?;
+        let aggs = sql::aggregates(policy, as_of, &|s| self.time_type(policy, s));
+        // Stage one: each aggregate is computed once and kept; it is small (a row per customer).
+        let mut registered = Vec::new();
+        for a in &aggs {
+            let df = self.ctx.sql(&a.sql).await.map_err(|e| {
+                user(UserError::Metric {
+                    metric: a.metrics.join(", "),
+                    message: clean(&e),
+                })
+            })?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            let table = MemTable::try_new(schema, vec![batches])?;
+            self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
+            registered.push(a.table.clone());
+        }
+        let result = self.stage_two(policy, &aggs, as_of).await;
+        let orphans = if result.is_ok() { self.orphans(policy, &aggs).await } else { Ok(Vec::new()) };
+        for t in registered {
+            self.ctx.deregister_table(t.as_str())?;
+        }
+        let batches = result?;
+        Ok(MetricsOutput {
+            frame: to_frame(policy, &batches)?,
+            orphans: orphans?,
+        })
+    }
+
+    async fn stage_two(&self, policy: &Policy, aggs: &[sql::Aggregate], as_of: NaiveDate) -> Result<Vec<RecordBatch>, EngineError> {
+        let query = sql::frame_query(policy, aggs, as_of, None);
+        match self.ctx.sql(&query).await {
+            Ok(df) => Ok(df.collect().await?),
+            Err(e) => {
+                // Find the first derived metric whose layer fails to plan, to name it.
+                for m in &policy.metrics {
+                    if matches!(m.kind, MetricKind::Derived { .. } | MetricKind::Rollup { .. }) {
+                        let partial = sql::frame_query(policy, aggs, as_of, Some(&m.name));
+                        if let Err(inner) = self.ctx.sql(&partial).await {
+                            return Err(user(UserError::Metric {
+                                metric: m.name.clone(),
+                                message: clean(&inner),
+                            }));
+                        }
+                    }
+                }
+                Err(EngineError::Internal(format!("{e}\nquery: {query}")))
+            }
+        }
+    }
+
+    async fn orphans(&self, policy: &Policy, aggs: &[sql::Aggregate]) -> Result<Vec<Orphans>, EngineError> {
+        let ckey = sql::ident(&policy.source(CUSTOMERS).expect("compiled").key);
+        let mut out: Vec<Orphans> = Vec::new();
+        for a in aggs {
+            let q = format!(
+                "SELECT COALESCE(sum(a.\"__rows\"), 0), count(*) FROM {t} a WHERE a.\"__k\" IS NULL OR a.\"__k\" NOT IN (SELECT CAST({ckey} AS VARCHAR) FROM {c})",
+                t = sql::ident(&a.table),
+                c = sql::ident(CUSTOMERS)
+            );
+            let batches = self.ctx.sql(&q).await?.collect().await?;
+            let rows = first_u64(&batches, 0);
+            let ids = first_u64(&batches, 1);
+            // Windows of one source overlap; report the widest count, not a sum.
+            match out.iter_mut().find(|o| o.source == a.source) {
+                Some(o) => {
+                    if rows > o.rows {
+                        o.rows = rows;
+                        o.customer_ids = ids;
+                    }
+                }
+                None => out.push(Orphans {
+                    source: a.source.clone(),
+                    rows,
+                    customer_ids: ids,
+                }),
+            }
+        }
+        out.retain(|o| o.rows > 0);
+        Ok(out)
+    }
+}
+
+async fn count(ctx: &SessionContext, q: &str) -> Result<u64, EngineError> {
+    let batches = ctx.sql(q).await?.collect().await?;
+    Ok(first_u64(&batches, 0))
+}
+
+fn first_u64(batches: &[RecordBatch], col: usize) -> u64 {
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| cast(b.column(col), &DataType::UInt64).ok())
+        .and_then(|a| a.as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>().map(|x| if x.is_null(0) { 0 } else { x.value(0) }))
+        .unwrap_or(0)
+}
+
+fn strings(array: &ArrayRef) -> Result<Vec<Option<String>>, EngineError> {
+    let utf8 = cast(array, &DataType::Utf8)?;
+    let s = utf8.as_any().downcast_ref::<StringArray>().ok_or_else(|| EngineError::Internal("cast to Utf8".into()))?;
+    Ok(s.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Boolean | DataType::Null)
+}
+
+/// Converts the stage-two result into the core's frame.
+fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineError> {
+    let Some(first) = batches.first() else {
+        return Ok(Frame::new(Vec::new(), Vec::new()));
+    };
+    let batch = concat_batches(&first.schema(), batches)?;
+    let ids: Vec<String> = strings(batch.column_by_name("__id").expect("__id selected"))?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    let sep = policy
+        .source(CUSTOMERS)
+        .and_then(|c| c.tag_separator.clone())
+        .unwrap_or_else(|| ";".to_string());
+    let tags: Vec<Vec<String>> = match batch.column_by_name("__tags") {
+        Some(col) => strings(col)?
+            .into_iter()
+            .map(|t| {
+                t.map(|s| s.split(sep.as_str()).map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect())
+                    .unwrap_or_default()
+            })
+            .collect(),
+        None => vec![Vec::new(); ids.len()],
+    };
+    let mut frame = Frame::new(ids, tags);
+    for m in &policy.metrics {
+        let col = batch
+            .column_by_name(&m.name)
+            .ok_or_else(|| EngineError::Internal(format!("metric `{}` missing from result", m.name)))?;
+        let column = if is_numeric(col.data_type()) {
+            let f = cast(col, &DataType::Float64)?;
+            let f = f.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
+            Column::Num(f.iter().map(|v| v.filter(|x| x.is_finite())).collect())
+        } else {
+            Column::Text(strings(col)?)
+        };
+        frame.push(m.name.clone(), column).map_err(|e| EngineError::Internal(e.to_string()))?;
+    }
+    Ok(frame)
+}

@@ -1,0 +1,71 @@
+//! Engine errors, split like the rest of Stratum: user errors (the data or the policy) say
+//! where the problem is; internal errors are bugs or environment failures.
+
+use stratum_core::diagnostic::did_you_mean;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("source `{source_name}`: file {file} does not exist")]
+    FileNotFound { source_name: String, file: String },
+    #[error("source `{source_name}`: cannot read {file}: {message}")]
+    Unreadable {
+        source_name: String,
+        file: String,
+        message: String,
+    },
+    #[error("{file}: column `{column}` (source `{source_name}`) is missing{}", suggestion(column, available))]
+    MissingColumn {
+        source_name: String,
+        file: String,
+        column: String,
+        available: Vec<String>,
+    },
+    #[error("{file}:{line}{}: {message}", column.as_ref().map(|c| format!(": column `{c}`")).unwrap_or_default())]
+    BadRow {
+        file: String,
+        line: u64,
+        column: Option<String>,
+        message: String,
+    },
+    #[error("{file}: column `{column}` (source `{source_name}`) has type {found}; {expected}")]
+    WrongType {
+        source_name: String,
+        file: String,
+        column: String,
+        found: String,
+        expected: String,
+    },
+    #[error("{file}: key '{key}' appears more than once in source `{source_name}`, which must have one row per customer")]
+    DuplicateKey { source_name: String, file: String, key: String },
+    #[error("metric `{metric}` (key `metrics.{metric}`): {message}")]
+    Metric { metric: String, message: String },
+}
+
+fn suggestion(column: &str, available: &[String]) -> String {
+    let mut out = String::new();
+    if let Some(best) = did_you_mean(column, available.iter().map(String::as_str)) {
+        out.push_str(&format!("; did you mean `{best}`?"));
+    }
+    out.push_str(&format!(" (columns: {})", available.join(", ")));
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("internal engine error: {0}")]
+    Internal(String),
+}
+
+impl From<datafusion::error::DataFusionError> for EngineError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for EngineError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,223 @@
+//! Run outputs: `assignments.parquet` and `.csv` (a row per customer per ladder),
+//! `metrics.parquet` (every metric and score per customer), `rejects.csv` when rows were
+//! quarantined, and `summary.json`. Files are written under a temporary name and renamed, so
+//! a reader never sees half a file.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, StringBuilder, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use stratum_core::{Column, Evaluation};
+use stratum_engine::Reject;
+
+use crate::RunError;
+
+/// Paths of what a run wrote.
+#[derive(Debug, Clone, Default)]
+pub struct OutputFiles {
+    pub assignments_parquet: PathBuf,
+    pub assignments_csv: PathBuf,
+    pub metrics_parquet: PathBuf,
+    pub rejects_csv: Option<PathBuf>,
+    pub summary_json: PathBuf,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> RunError {
+    RunError::Output {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+fn commit(path: &Path) -> Result<(), RunError> {
+    std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e))
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), RunError> {
+    let tmp = tmp_path(path);
+    let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| io_err(path, e))?;
+    writer.write(batch).map_err(|e| io_err(path, e))?;
+    writer.close().map_err(|e| io_err(path, e))?;
+    commit(path)
+}
+
+pub fn write_all(dir: &Path, ev: &Evaluation<'_>, rejects: &[Reject], as_of: NaiveDate) -> Result<OutputFiles, RunError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let files = OutputFiles {
+        assignments_parquet: dir.join("assignments.parquet"),
+        assignments_csv: dir.join("assignments.csv"),
+        metrics_parquet: dir.join("metrics.parquet"),
+        rejects_csv: (!rejects.is_empty()).then(|| dir.join("rejects.csv")),
+        summary_json: dir.join("summary.json"),
+    };
+    let stale_rejects = dir.join("rejects.csv");
+    if rejects.is_empty() && stale_rejects.exists() {
+        std::fs::remove_file(&stale_rejects).map_err(|e| io_err(&stale_rejects, e))?;
+    }
+
+    let batch = assignments(ev);
+    write_parquet(&files.assignments_parquet, &batch)?;
+    write_assignments_csv(&files.assignments_csv, &batch)?;
+    write_parquet(&files.metrics_parquet, &metrics(ev))?;
+    if let Some(path) = &files.rejects_csv {
+        write_rejects(path, rejects)?;
+    }
+    write_summary(&files.summary_json, ev, as_of, rejects.len())?;
+    Ok(files)
+}
+
+/// One row per customer per ladder, customers in id order within each ladder.
+pub fn assignments(ev: &Evaluation<'_>) -> RecordBatch {
+    let n = ev.frame.len();
+    let rows = n * ev.ladders.len();
+    let mut ids = StringBuilder::with_capacity(rows, rows * 8);
+    let mut ladders = StringBuilder::with_capacity(rows, rows * 8);
+    let mut levels = StringBuilder::with_capacity(rows, rows * 8);
+    let mut scores: Vec<Option<f64>> = Vec::with_capacity(rows);
+    let mut ranks: Vec<Option<u32>> = Vec::with_capacity(rows);
+    let mut why = StringBuilder::with_capacity(rows, rows * 48);
+    for (li, ladder) in ev.ladders.iter().enumerate() {
+        let result = &ev.results[li];
+        let score_col = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
+        for row in 0..n {
+            ids.append_value(&ev.frame.ids()[row]);
+            ladders.append_value(&ladder.name);
+            levels.append_value(ev.level_name(li, result.level[row]));
+            scores.push(score_col.and_then(|c| c.num(row)));
+            let in_scope = result.level[row] <= ladder.levels.len();
+            ranks.push(result.rank.as_ref().filter(|_| in_scope).map(|r| r[row]));
+            why.append_value(ev.explanation(li, row));
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("ladder", DataType::Utf8, false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, true),
+        Field::new("rank", DataType::UInt32, true),
+        Field::new("explanation", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(ladders.finish()),
+        Arc::new(levels.finish()),
+        Arc::new(Float64Array::from(scores)),
+        Arc::new(UInt32Array::from(ranks)),
+        Arc::new(why.finish()),
+    ];
+    RecordBatch::try_new(schema, columns).expect("columns match the schema")
+}
+
+fn write_assignments_csv(path: &Path, batch: &RecordBatch) -> Result<(), RunError> {
+    let tmp = tmp_path(path);
+    let mut w = csv::Writer::from_path(&tmp).map_err(|e| io_err(path, e))?;
+    w.write_record(["customer_id", "ladder", "level", "score", "rank", "explanation"])
+        .map_err(|e| io_err(path, e))?;
+    let s = |i: usize| batch.column(i).as_any().downcast_ref::<StringArray>().expect("utf8");
+    let (ids, ladders, levels, why) = (s(0), s(1), s(2), s(5));
+    let scores = batch.column(3).as_any().downcast_ref::<Float64Array>().expect("f64");
+    let ranks = batch.column(4).as_any().downcast_ref::<UInt32Array>().expect("u32");
+    let mut score_buf = String::new();
+    let mut rank_buf = String::new();
+    for r in 0..batch.num_rows() {
+        score_buf.clear();
+        rank_buf.clear();
+        if let Some(v) = scores.is_valid(r).then(|| scores.value(r)) {
+            score_buf.push_str(&format!("{}", (v * 1e6).round() / 1e6));
+        }
+        if ranks.is_valid(r) {
+            rank_buf.push_str(&ranks.value(r).to_string());
+        }
+        w.write_record([ids.value(r), ladders.value(r), levels.value(r), &score_buf, &rank_buf, why.value(r)])
+            .map_err(|e| io_err(path, e))?;
+    }
+    w.flush().map_err(|e| io_err(path, e))?;
+    drop(w);
+    commit(path)
+}
+
+use datafusion::arrow::array::Array;
+
+/// Every metric and score per customer, plus tags.
+pub fn metrics(ev: &Evaluation<'_>) -> RecordBatch {
+    let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(ev.frame.ids()))];
+    let tags: Vec<String> = (0..ev.frame.len()).map(|r| ev.frame.tags(r).join(";")).collect();
+    fields.push(Field::new("tags", DataType::Utf8, false));
+    columns.push(Arc::new(StringArray::from(tags)));
+    for (name, col) in ev.frame.columns() {
+        match col {
+            Column::Num(v) => {
+                fields.push(Field::new(name, DataType::Float64, true));
+                columns.push(Arc::new(Float64Array::from(v.clone())));
+            }
+            Column::Text(v) => {
+                fields.push(Field::new(name, DataType::Utf8, true));
+                columns.push(Arc::new(StringArray::from(v.clone())));
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("columns match the schema")
+}
+
+fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {
+    let tmp = tmp_path(path);
+    let mut w = csv::Writer::from_path(&tmp).map_err(|e| io_err(path, e))?;
+    w.write_record(["source", "file", "line", "column", "reason", "record"]).map_err(|e| io_err(path, e))?;
+    for r in rejects {
+        w.write_record([
+            r.source.as_str(),
+            r.file.as_str(),
+            &r.line.to_string(),
+            r.column.as_deref().unwrap_or(""),
+            r.reason.as_str(),
+            r.record.as_str(),
+        ])
+        .map_err(|e| io_err(path, e))?;
+    }
+    w.flush().map_err(|e| io_err(path, e))?;
+    drop(w);
+    commit(path)
+}
+
+fn write_summary(path: &Path, ev: &Evaluation<'_>, as_of: NaiveDate, rejected: usize) -> Result<(), RunError> {
+    let ladders: Vec<serde_json::Value> = (0..ev.ladders.len())
+        .map(|li| {
+            let s = ev.summary(li);
+            serde_json::json!({
+                "ladder": s.ladder,
+                "value": s.value_name,
+                "pareto_top20": s.pareto_top20,
+                "levels": s.rows.iter().map(|r| serde_json::json!({
+                    "level": r.level, "count": r.count, "share": r.share,
+                    "value": r.value, "value_share": r.value_share,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "as_of": as_of.to_string(),
+        "policy": ev.policy.map.file(),
+        "customers": ev.frame.len(),
+        "rejected_rows": rejected,
+        "ladders": ladders,
+    });
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json")).map_err(|e| io_err(path, e))?;
+    commit(path)
+}
