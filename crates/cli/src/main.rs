@@ -17,7 +17,11 @@ use stratum_engine::BadRows;
 use stratum_runner::{Progress, RunError, RunOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "stratum", version, about = "Customer tiering from a declarative policy over your own event data")]
+#[command(
+    name = "stratum",
+    version,
+    about = "Customer tiering from a declarative policy over your own event data"
+)]
 struct Cli {
     /// Workspace folder (holds stratum.toml)
     #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
@@ -112,7 +116,10 @@ impl Reporter {
     fn new() -> Self {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                    .expect("valid template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(120));
             Reporter::Bar(bar)
         } else {
@@ -152,16 +159,33 @@ fn bad_rows(v: OnBadRows) -> BadRows {
 }
 
 fn print_ladder(s: &LadderSummary) {
-    let title = s.title.as_deref().map(|t| format!(" — {t}")).unwrap_or_default();
+    let title = s
+        .title
+        .as_deref()
+        .map(|t| format!(" — {t}"))
+        .unwrap_or_default();
     println!("\nladder {}{title}", s.ladder);
     let value = s.value_name.as_deref();
-    let width = s.rows.iter().map(|r| r.level.len()).max().unwrap_or(5).max(5);
+    let width = s
+        .rows
+        .iter()
+        .map(|r| r.level.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     match value {
-        Some(v) => println!("  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}", "level", "customers", "share", v, "share"),
+        Some(v) => println!(
+            "  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}",
+            "level", "customers", "share", v, "share"
+        ),
         None => println!("  {:<width$}  {:>10}  {:>7}", "level", "customers", "share"),
     }
     for r in &s.rows {
-        let share = if r.level == stratum_core::evaluate::NOT_APPLICABLE { "-".to_string() } else { format!("{:.1}%", r.share * 100.0) };
+        let share = if r.level == stratum_core::evaluate::NOT_APPLICABLE {
+            "-".to_string()
+        } else {
+            format!("{:.1}%", r.share * 100.0)
+        };
         match value {
             Some(_) => println!(
                 "  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}",
@@ -169,20 +193,35 @@ fn print_ladder(s: &LadderSummary) {
                 fmt_num(r.count as f64),
                 share,
                 fmt_num(r.value),
-                r.value_share.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into())
+                r.value_share
+                    .map(|v| format!("{:.1}%", v * 100.0))
+                    .unwrap_or_else(|| "-".into())
             ),
-            None => println!("  {:<width$}  {:>10}  {:>7}", r.level, fmt_num(r.count as f64), share),
+            None => println!(
+                "  {:<width$}  {:>10}  {:>7}",
+                r.level,
+                fmt_num(r.count as f64),
+                share
+            ),
         }
     }
     if let (Some(p), Some(v)) = (s.pareto_top20, value) {
-        println!("  Pareto: the top 20% of customers by {v} hold {:.1}% of it", p * 100.0);
+        println!(
+            "  Pareto: the top 20% of customers by {v} hold {:.1}% of it",
+            p * 100.0
+        );
     }
 }
 
 async fn run_command(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Init { dir, customers, force } => {
-            let report = stratum_demo::init(dir, *customers, *force).with_context(|| format!("creating {}", dir.display()))?;
+        Command::Init {
+            dir,
+            customers,
+            force,
+        } => {
+            let report = stratum_demo::init(dir, *customers, *force)
+                .with_context(|| format!("creating {}", dir.display()))?;
             println!("created demo workspace {}", dir.display());
             for f in &report.files {
                 println!("  {}", f.display());
@@ -198,8 +237,15 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             }
             let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
             let warnings = report.diagnostics.len() - errors;
-            println!("{}: {errors} error(s), {warnings} warning(s)", path.display());
-            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            println!(
+                "{}: {errors} error(s), {warnings} warning(s)",
+                path.display()
+            );
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Run {
             as_of,
@@ -227,7 +273,12 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             for w in &outcome.warnings {
                 eprintln!("{w}\n");
             }
-            println!("policy {} as of {}: {} customers", path.display(), outcome.as_of, fmt_num(outcome.customers as f64));
+            println!(
+                "policy {} as of {}: {} customers",
+                path.display(),
+                outcome.as_of,
+                fmt_num(outcome.customers as f64)
+            );
             for s in &outcome.sources {
                 println!(
                     "  {:<14} {:<28} read {} = accepted {} + rejected {}",
@@ -255,7 +306,11 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             if let Some(r) = &outcome.files.rejects_csv {
                 println!("wrote {} (rejected rows with reasons)", r.display());
             }
-            let timing: Vec<String> = outcome.timings.iter().map(|(k, d)| format!("{k} {:.2}s", d.as_secs_f64())).collect();
+            let timing: Vec<String> = outcome
+                .timings
+                .iter()
+                .map(|(k, d)| format!("{k} {:.2}s", d.as_secs_f64()))
+                .collect();
             eprintln!("timings: {}", timing.join(", "));
             Ok(ExitCode::SUCCESS)
         }
@@ -271,7 +326,8 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 on_bad_rows: bad_rows(*on_bad_rows),
                 ..Default::default()
             };
-            let (as_of, explanation) = stratum_runner::explain(&loaded, &options, customer_id).await?;
+            let (as_of, explanation) =
+                stratum_runner::explain(&loaded, &options, customer_id).await?;
             println!("as of {as_of}, policy {}", path.display());
             print!("{explanation}");
             Ok(ExitCode::SUCCESS)
@@ -294,7 +350,8 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 parquet: matches!(format, GenFormat::Parquet),
                 seed: *seed,
             };
-            let files = stratum_demo::generate_bench(dir, &options).with_context(|| format!("writing {}", dir.display()))?;
+            let files = stratum_demo::generate_bench(dir, &options)
+                .with_context(|| format!("writing {}", dir.display()))?;
             for f in files {
                 println!("wrote {}", f.display());
             }
@@ -309,7 +366,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

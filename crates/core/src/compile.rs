@@ -29,7 +29,9 @@ impl Offset {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.split_whitespace();
         let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("`{text}` is not a period; write e.g. \"12 months\" or \"90 days\""));
+            return Err(format!(
+                "`{text}` is not a period; write e.g. \"12 months\" or \"90 days\""
+            ));
         };
         let amount: u32 = n
             .parse()
@@ -39,7 +41,11 @@ impl Offset {
             "week" => TimeUnit::Week,
             "month" => TimeUnit::Month,
             "year" => TimeUnit::Year,
-            other => return Err(format!("unknown unit `{other}`; use days, weeks, months or years")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}`; use days, weeks, months or years"
+                ));
+            }
         };
         Ok(Self { amount, unit })
     }
@@ -91,7 +97,11 @@ pub enum MetricKind {
     /// Expression over other metrics.
     Derived { expr: String, deps: Vec<String> },
     /// Aggregate of a metric over the members of the customer's group (household).
-    Rollup { group: String, metric: String, agg: RollupAgg },
+    Rollup {
+        group: String,
+        metric: String,
+        agg: RollupAgg,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,9 +121,19 @@ pub struct Part {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScoreSpec {
-    Weighted { scale: f64, parts: Vec<Part> },
-    Scorecard { dimensions: Vec<Dimension> },
-    Rfm { recency: String, frequency: String, monetary: String, bins: u32 },
+    Weighted {
+        scale: f64,
+        parts: Vec<Part>,
+    },
+    Scorecard {
+        dimensions: Vec<Dimension>,
+    },
+    Rfm {
+        recency: String,
+        frequency: String,
+        monetary: String,
+        bins: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,14 +146,19 @@ impl Score {
     /// Extra numeric columns this score adds beside its own (RFM's r, f, m).
     pub fn sub_names(&self) -> Vec<String> {
         match self.spec {
-            ScoreSpec::Rfm { .. } => ["r", "f", "m"].iter().map(|s| format!("{}_{s}", self.name)).collect(),
+            ScoreSpec::Rfm { .. } => ["r", "f", "m"]
+                .iter()
+                .map(|s| format!("{}_{s}", self.name))
+                .collect(),
             _ => Vec::new(),
         }
     }
     pub fn inputs(&self) -> Vec<&str> {
         match &self.spec {
             ScoreSpec::Weighted { parts, .. } => parts.iter().map(|p| p.input.as_str()).collect(),
-            ScoreSpec::Scorecard { dimensions } => dimensions.iter().map(|d| d.metric.as_str()).collect(),
+            ScoreSpec::Scorecard { dimensions } => {
+                dimensions.iter().map(|d| d.metric.as_str()).collect()
+            }
             ScoreSpec::Rfm {
                 recency,
                 frequency,
@@ -257,24 +282,39 @@ impl Ctx<'_> {
 }
 
 pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
-    let mut cx = Ctx { map: &map, diags: Vec::new() };
+    let mut cx = Ctx {
+        map: &map,
+        diags: Vec::new(),
+    };
 
     // Sources.
     if !raw.sources.contains_key(CUSTOMERS) {
         cx.push(
-            Diagnostic::error("missing_customers", "sources", "the policy has no `[sources.customers]` table")
-                .with_help("every policy lists its customers in a source named `customers`"),
+            Diagnostic::error(
+                "missing_customers",
+                "sources",
+                "the policy has no `[sources.customers]` table",
+            )
+            .with_help("every policy lists its customers in a source named `customers`"),
         );
     }
     for (name, src) in &raw.sources {
         let key = format!("sources.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error("invalid_name", &key, format!("source name `{name}` must be lower-case letters, digits and _")));
+            cx.push(Diagnostic::error(
+                "invalid_name",
+                &key,
+                format!("source name `{name}` must be lower-case letters, digits and _"),
+            ));
         }
         if src.resolved_format().is_none() {
             cx.push(
-                Diagnostic::error("unknown_format", format!("{key}.path"), format!("cannot tell the format of `{}`", src.path))
-                    .with_help("add format = \"csv\", \"parquet\" or \"jsonl\""),
+                Diagnostic::error(
+                    "unknown_format",
+                    format!("{key}.path"),
+                    format!("cannot tell the format of `{}`", src.path),
+                )
+                .with_help("add format = \"csv\", \"parquet\" or \"jsonl\""),
             );
         }
         if name == CUSTOMERS && src.time.is_some() {
@@ -285,7 +325,11 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             ));
         }
         if name != CUSTOMERS && src.tags.is_some() {
-            cx.push(Diagnostic::error("tags_outside_customers", format!("{key}.tags"), "only the customers source can name a tags column"));
+            cx.push(Diagnostic::error(
+                "tags_outside_customers",
+                format!("{key}.tags"),
+                "only the customers source can name a tags column",
+            ));
         }
     }
     let source_names: Vec<&str> = raw.sources.keys().map(String::as_str).collect();
@@ -296,15 +340,23 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, def) in &raw.metrics {
         let key = format!("metrics.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error("invalid_name", &key, format!("metric name `{name}` must be lower-case letters, digits and _")));
+            cx.push(Diagnostic::error(
+                "invalid_name",
+                &key,
+                format!("metric name `{name}` must be lower-case letters, digits and _"),
+            ));
             continue;
         }
         let kind = match (&def.source, &def.expr, &def.rollup) {
             (Some(source), Some(expr), None) => {
                 let Some(src) = raw.sources.get(source) else {
                     cx.push(
-                        Diagnostic::error("unknown_source", format!("{key}.source"), format!("unknown source `{source}`"))
-                            .suggest(source, source_names.iter().copied()),
+                        Diagnostic::error(
+                            "unknown_source",
+                            format!("{key}.source"),
+                            format!("unknown source `{source}`"),
+                        )
+                        .suggest(source, source_names.iter().copied()),
                     );
                     continue;
                 };
@@ -314,21 +366,32 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                         Some(WindowDef::Last(s)) => match Offset::parse(s) {
                             Ok(from) => Some(Window { from, to: None }),
                             Err(e) => {
-                                cx.push(Diagnostic::error("invalid_window", format!("{key}.window"), e));
+                                cx.push(Diagnostic::error(
+                                    "invalid_window",
+                                    format!("{key}.window"),
+                                    e,
+                                ));
                                 continue;
                             }
                         },
-                        Some(WindowDef::Between { from, to }) => match (Offset::parse(from), Offset::parse(to)) {
-                            (Ok(from), Ok(to)) => Some(Window { from, to: Some(to) }),
-                            (Err(e), _) | (_, Err(e)) => {
-                                cx.push(Diagnostic::error("invalid_window", format!("{key}.window"), e));
-                                continue;
+                        Some(WindowDef::Between { from, to }) => {
+                            match (Offset::parse(from), Offset::parse(to)) {
+                                (Ok(from), Ok(to)) => Some(Window { from, to: Some(to) }),
+                                (Err(e), _) | (_, Err(e)) => {
+                                    cx.push(Diagnostic::error(
+                                        "invalid_window",
+                                        format!("{key}.window"),
+                                        e,
+                                    ));
+                                    continue;
+                                }
                             }
-                        },
+                        }
                     };
-                    let default = def.default.clone().or_else(|| {
-                        is_zero_default_aggregate(expr).then_some(Literal::Num(0.0))
-                    });
+                    let default = def
+                        .default
+                        .clone()
+                        .or_else(|| is_zero_default_aggregate(expr).then_some(Literal::Num(0.0)));
                     MetricKind::Event {
                         source: source.clone(),
                         expr: expr.clone(),
@@ -358,7 +421,11 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                         let mut deps = Vec::new();
                         for id in ids {
                             if id == *name {
-                                cx.push(Diagnostic::error("metric_cycle", format!("{key}.expr"), format!("metric `{name}` refers to itself")));
+                                cx.push(Diagnostic::error(
+                                    "metric_cycle",
+                                    format!("{key}.expr"),
+                                    format!("metric `{name}` refers to itself"),
+                                ));
                             } else if metric_names.contains(id.as_str()) {
                                 if !deps.contains(&id) {
                                     deps.push(id);
@@ -371,7 +438,10 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                                 );
                             }
                         }
-                        MetricKind::Derived { expr: expr.clone(), deps }
+                        MetricKind::Derived {
+                            expr: expr.clone(),
+                            deps,
+                        }
                     }
                     Err(e) => {
                         cx.push(Diagnostic::error("invalid_expr", format!("{key}.expr"), e));
@@ -382,8 +452,12 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             (None, None, Some(r)) => {
                 if !metric_names.contains(r.metric.as_str()) {
                     cx.push(
-                        Diagnostic::error("unknown_metric", format!("{key}.rollup.metric"), format!("unknown metric `{}`", r.metric))
-                            .suggest(&r.metric, metric_names.iter().copied()),
+                        Diagnostic::error(
+                            "unknown_metric",
+                            format!("{key}.rollup.metric"),
+                            format!("unknown metric `{}`", r.metric),
+                        )
+                        .suggest(&r.metric, metric_names.iter().copied()),
                     );
                     continue;
                 }
@@ -394,7 +468,11 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                 }
             }
             (Some(_), None, None) => {
-                cx.push(Diagnostic::error("missing_expr", &key, format!("metric `{name}` names a source but no `expr`")));
+                cx.push(Diagnostic::error(
+                    "missing_expr",
+                    &key,
+                    format!("metric `{name}` names a source but no `expr`"),
+                ));
                 continue;
             }
             _ => {
@@ -418,15 +496,26 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, def) in &raw.scores {
         let key = format!("scores.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error("invalid_name", &key, format!("score name `{name}` must be lower-case letters, digits and _")));
+            cx.push(Diagnostic::error(
+                "invalid_name",
+                &key,
+                format!("score name `{name}` must be lower-case letters, digits and _"),
+            ));
             continue;
         }
         if metric_names.contains(name.as_str()) {
-            cx.push(Diagnostic::error("duplicate_name", &key, format!("`{name}` is both a metric and a score")));
+            cx.push(Diagnostic::error(
+                "duplicate_name",
+                &key,
+                format!("`{name}` is both a metric and a score"),
+            ));
             continue;
         }
         if let Some(spec) = compile_score(name, def, &key, &mut cx) {
-            scores.push(Score { name: name.clone(), spec });
+            scores.push(Score {
+                name: name.clone(),
+                spec,
+            });
         }
     }
     let scores = order_scores(scores, &value_names, &mut cx);
@@ -443,7 +532,11 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         }
     }
     if raw.ladders.is_empty() {
-        cx.push(Diagnostic::warning("no_ladders", "ladders", "the policy defines no ladders, so no one is placed"));
+        cx.push(Diagnostic::warning(
+            "no_ladders",
+            "ladders",
+            "the policy defines no ladders, so no one is placed",
+        ));
     }
 
     if cx.diags.iter().any(Diagnostic::is_error) {
@@ -465,7 +558,11 @@ trait HelpIfNone {
 }
 impl HelpIfNone for Diagnostic {
     fn with_help_if_none(self, help: &str) -> Self {
-        if self.help.is_some() { self } else { self.with_help(help) }
+        if self.help.is_some() {
+            self
+        } else {
+            self.with_help(help)
+        }
     }
 }
 
@@ -477,17 +574,27 @@ fn order_metrics(metrics: Vec<Metric>, cx: &mut Ctx<'_>) -> Vec<Metric> {
             _ => Vec::new(),
         }
     };
-    let items: Vec<(String, Vec<String>)> = metrics.iter().map(|m| (m.name.clone(), deps_of(m))).collect();
+    let items: Vec<(String, Vec<String>)> = metrics
+        .iter()
+        .map(|m| (m.name.clone(), deps_of(m)))
+        .collect();
     match topo_order(&items) {
         Ok(order) => {
-            let mut by_name: HashMap<String, Metric> = metrics.into_iter().map(|m| (m.name.clone(), m)).collect();
-            order.into_iter().filter_map(|n| by_name.remove(&n)).collect()
+            let mut by_name: HashMap<String, Metric> =
+                metrics.into_iter().map(|m| (m.name.clone(), m)).collect();
+            order
+                .into_iter()
+                .filter_map(|n| by_name.remove(&n))
+                .collect()
         }
         Err(cycle) => {
             cx.push(Diagnostic::error(
                 "metric_cycle",
                 format!("metrics.{}", cycle[0]),
-                format!("metrics depend on each other in a cycle: {}", cycle.join(" → ")),
+                format!(
+                    "metrics depend on each other in a cycle: {}",
+                    cycle.join(" → ")
+                ),
             ));
             metrics
         }
@@ -505,14 +612,21 @@ fn topo_order(items: &[(String, Vec<String>)]) -> Result<Vec<String>, Vec<String
             if done.contains(name) {
                 continue;
             }
-            if deps.iter().all(|d| done.contains(d) || !names.contains(d.as_str())) {
+            if deps
+                .iter()
+                .all(|d| done.contains(d) || !names.contains(d.as_str()))
+            {
                 done.insert(name.clone());
                 order.push(name.clone());
                 progressed = true;
             }
         }
         if !progressed {
-            return Err(items.iter().filter(|(n, _)| !done.contains(n)).map(|(n, _)| n.clone()).collect());
+            return Err(items
+                .iter()
+                .filter(|(n, _)| !done.contains(n))
+                .map(|(n, _)| n.clone())
+                .collect());
         }
     }
     Ok(order)
@@ -522,14 +636,22 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
     match def.kind {
         ScoreKind::Weighted => {
             if def.parts.is_empty() {
-                cx.push(Diagnostic::error("empty_score", format!("{key}.parts"), format!("weighted score `{name}` has no `[[scores.{name}.parts]]`")));
+                cx.push(Diagnostic::error(
+                    "empty_score",
+                    format!("{key}.parts"),
+                    format!("weighted score `{name}` has no `[[scores.{name}.parts]]`"),
+                ));
                 return None;
             }
             let normalize = def.normalize.unwrap_or_default();
             let mut parts = Vec::new();
             for (i, p) in def.parts.iter().enumerate() {
                 if !(p.weight.is_finite() && p.weight > 0.0) {
-                    cx.push(Diagnostic::error("invalid_weight", format!("{key}.parts[{i}].weight"), format!("weight {} must be a positive number", p.weight)));
+                    cx.push(Diagnostic::error(
+                        "invalid_weight",
+                        format!("{key}.parts[{i}].weight"),
+                        format!("weight {} must be a positive number", p.weight),
+                    ));
                 }
                 parts.push(Part {
                     input: p.metric.clone(),
@@ -541,8 +663,14 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
             let sum: f64 = parts.iter().map(|p| p.weight).sum();
             if (sum - 1.0).abs() > 1e-6 {
                 cx.push(
-                    Diagnostic::warning("weights_sum", format!("{key}.parts"), format!("weights of `{name}` sum to {sum}, not 1"))
-                        .with_help("the score's maximum is then not its scale; make the weights add up to 1"),
+                    Diagnostic::warning(
+                        "weights_sum",
+                        format!("{key}.parts"),
+                        format!("weights of `{name}` sum to {sum}, not 1"),
+                    )
+                    .with_help(
+                        "the score's maximum is then not its scale; make the weights add up to 1",
+                    ),
                 );
             }
             Some(ScoreSpec::Weighted {
@@ -552,25 +680,46 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
         }
         ScoreKind::Scorecard => {
             if def.dimensions.is_empty() {
-                cx.push(Diagnostic::error("empty_score", format!("{key}.dimensions"), format!("scorecard `{name}` has no dimensions")));
+                cx.push(Diagnostic::error(
+                    "empty_score",
+                    format!("{key}.dimensions"),
+                    format!("scorecard `{name}` has no dimensions"),
+                ));
                 return None;
             }
             for (i, d) in def.dimensions.iter().enumerate() {
                 let dkey = format!("{key}.dimensions[{i}]");
                 if d.categories.is_some() && d.bands.is_some() {
-                    cx.push(Diagnostic::error("invalid_dimension", &dkey, format!("dimension `{}` has both `categories` and `bands`; choose one", d.name)));
+                    cx.push(Diagnostic::error(
+                        "invalid_dimension",
+                        &dkey,
+                        format!(
+                            "dimension `{}` has both `categories` and `bands`; choose one",
+                            d.name
+                        ),
+                    ));
                 }
                 if let (Some(max), Some(bands)) = (d.max_points, &d.bands) {
                     for (j, b) in bands.iter().enumerate() {
                         if b.points > max {
-                            cx.push(Diagnostic::warning("points_over_max", format!("{dkey}.bands[{j}]"), format!("band gives {} points, above max_points {max}", b.points)));
+                            cx.push(Diagnostic::warning(
+                                "points_over_max",
+                                format!("{dkey}.bands[{j}]"),
+                                format!("band gives {} points, above max_points {max}", b.points),
+                            ));
                         }
                     }
                 }
                 if let (Some(max), Some(cats)) = (d.max_points, &d.categories) {
                     for (cat, pts) in cats {
                         if *pts > max {
-                            cx.push(Diagnostic::warning("points_over_max", format!("{dkey}.categories"), format!("category `{cat}` gives {pts} points, above max_points {max}")));
+                            cx.push(Diagnostic::warning(
+                                "points_over_max",
+                                format!("{dkey}.categories"),
+                                format!(
+                                    "category `{cat}` gives {pts} points, above max_points {max}"
+                                ),
+                            ));
                         }
                     }
                 }
@@ -585,7 +734,11 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
         ScoreKind::Rfm => {
             let field = |v: &Option<String>, f: &str, cx: &mut Ctx<'_>| -> Option<String> {
                 if v.is_none() {
-                    cx.push(Diagnostic::error("missing_field", key, format!("RFM score `{name}` needs `{f}`")));
+                    cx.push(Diagnostic::error(
+                        "missing_field",
+                        key,
+                        format!("RFM score `{name}` needs `{f}`"),
+                    ));
                 }
                 v.clone()
             };
@@ -596,7 +749,11 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
             );
             let bins = def.bins.unwrap_or(5);
             if !(2..=10).contains(&bins) {
-                cx.push(Diagnostic::error("invalid_bins", format!("{key}.bins"), "bins must be between 2 and 10"));
+                cx.push(Diagnostic::error(
+                    "invalid_bins",
+                    format!("{key}.bins"),
+                    "bins must be between 2 and 10",
+                ));
             }
             Some(ScoreSpec::Rfm {
                 recency: r?,
@@ -610,7 +767,11 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
 
 fn lint_bands(bands: &[Band], key: &str, dim: &str, cx: &mut Ctx<'_>) {
     let mut sorted: Vec<&Band> = bands.iter().collect();
-    sorted.sort_by(|a, b| a.min.unwrap_or(f64::NEG_INFINITY).total_cmp(&b.min.unwrap_or(f64::NEG_INFINITY)));
+    sorted.sort_by(|a, b| {
+        a.min
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&b.min.unwrap_or(f64::NEG_INFINITY))
+    });
     for pair in sorted.windows(2) {
         let (lo, hi) = (pair[0], pair[1]);
         let lo_max = lo.max.unwrap_or(f64::INFINITY);
@@ -619,19 +780,28 @@ fn lint_bands(bands: &[Band], key: &str, dim: &str, cx: &mut Ctx<'_>) {
             cx.push(Diagnostic::warning(
                 "band_gap",
                 format!("{key}.bands"),
-                format!("dimension `{dim}`: values in [{lo_max}, {hi_min}) fall in no band and score 0"),
+                format!(
+                    "dimension `{dim}`: values in [{lo_max}, {hi_min}) fall in no band and score 0"
+                ),
             ));
         }
     }
 }
 
 fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -> Vec<Score> {
-    let score_names: Vec<String> = scores.iter().flat_map(|s| {
-        let mut v = vec![s.name.clone()];
-        v.extend(s.sub_names());
-        v
-    }).collect();
-    let all: Vec<&str> = metric_names.iter().chain(score_names.iter()).map(String::as_str).collect();
+    let score_names: Vec<String> = scores
+        .iter()
+        .flat_map(|s| {
+            let mut v = vec![s.name.clone()];
+            v.extend(s.sub_names());
+            v
+        })
+        .collect();
+    let all: Vec<&str> = metric_names
+        .iter()
+        .chain(score_names.iter())
+        .map(String::as_str)
+        .collect();
     let mut items = Vec::new();
     for s in &scores {
         let mut deps = Vec::new();
@@ -639,14 +809,25 @@ fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -
             let key = match &s.spec {
                 ScoreSpec::Weighted { .. } => format!("scores.{}.parts[{i}].metric", s.name),
                 ScoreSpec::Scorecard { .. } => format!("scores.{}.dimensions[{i}].metric", s.name),
-                ScoreSpec::Rfm { .. } => format!("scores.{}.{}", s.name, ["recency", "frequency", "monetary"][i]),
+                ScoreSpec::Rfm { .. } => format!(
+                    "scores.{}.{}",
+                    s.name,
+                    ["recency", "frequency", "monetary"][i]
+                ),
             };
             if !all.contains(&input) {
                 cx.push(
-                    Diagnostic::error("unknown_metric", key, format!("unknown metric or score `{input}`"))
-                        .suggest(input, all.iter().copied()),
+                    Diagnostic::error(
+                        "unknown_metric",
+                        key,
+                        format!("unknown metric or score `{input}`"),
+                    )
+                    .suggest(input, all.iter().copied()),
                 );
-            } else if let Some(owner) = scores.iter().find(|o| o.name == input || o.sub_names().iter().any(|n| n == input)) {
+            } else if let Some(owner) = scores
+                .iter()
+                .find(|o| o.name == input || o.sub_names().iter().any(|n| n == input))
+            {
                 deps.push(owner.name.clone());
             }
         }
@@ -654,11 +835,22 @@ fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -
     }
     match topo_order(&items) {
         Ok(order) => {
-            let mut by_name: HashMap<String, Score> = scores.into_iter().map(|s| (s.name.clone(), s)).collect();
-            order.into_iter().filter_map(|n| by_name.remove(&n)).collect()
+            let mut by_name: HashMap<String, Score> =
+                scores.into_iter().map(|s| (s.name.clone(), s)).collect();
+            order
+                .into_iter()
+                .filter_map(|n| by_name.remove(&n))
+                .collect()
         }
         Err(cycle) => {
-            cx.push(Diagnostic::error("score_cycle", format!("scores.{}", cycle[0]), format!("scores depend on each other in a cycle: {}", cycle.join(" → "))));
+            cx.push(Diagnostic::error(
+                "score_cycle",
+                format!("scores.{}", cycle[0]),
+                format!(
+                    "scores depend on each other in a cycle: {}",
+                    cycle.join(" → ")
+                ),
+            ));
             scores
         }
     }
@@ -672,8 +864,12 @@ fn compile_condition(text: &str, key: &str, names: &[String], cx: &mut Ctx<'_>) 
                 if !names.iter().any(|k| k == n) {
                     ok = false;
                     cx.push(
-                        Diagnostic::error("unknown_metric", key, format!("unknown metric or score `{n}` in `{text}`"))
-                            .suggest(n, names.iter().map(String::as_str)),
+                        Diagnostic::error(
+                            "unknown_metric",
+                            key,
+                            format!("unknown metric or score `{n}` in `{text}`"),
+                        )
+                        .suggest(n, names.iter().map(String::as_str)),
                     );
                 }
             }
@@ -686,11 +882,20 @@ fn compile_condition(text: &str, key: &str, names: &[String], cx: &mut Ctx<'_>) 
     }
 }
 
-fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_>) -> Option<Ladder> {
+fn compile_ladder(
+    name: &str,
+    def: &LadderDef,
+    names: &[String],
+    cx: &mut Ctx<'_>,
+) -> Option<Ladder> {
     let key = format!("ladders.{name}");
     let mut ok = true;
     if !valid_name(name) {
-        cx.push(Diagnostic::error("invalid_name", &key, format!("ladder name `{name}` must be lower-case letters, digits and _")));
+        cx.push(Diagnostic::error(
+            "invalid_name",
+            &key,
+            format!("ladder name `{name}` must be lower-case letters, digits and _"),
+        ));
         ok = false;
     }
     for (field, value) in [("rank_by", &def.rank_by), ("value", &def.value)] {
@@ -698,14 +903,22 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
             && !names.iter().any(|n| n == v)
         {
             cx.push(
-                Diagnostic::error("unknown_metric", format!("{key}.{field}"), format!("unknown metric or score `{v}`"))
-                    .suggest(v, names.iter().map(String::as_str)),
+                Diagnostic::error(
+                    "unknown_metric",
+                    format!("{key}.{field}"),
+                    format!("unknown metric or score `{v}`"),
+                )
+                .suggest(v, names.iter().map(String::as_str)),
             );
             ok = false;
         }
     }
     if def.levels.is_empty() {
-        cx.push(Diagnostic::error("no_levels", &key, format!("ladder `{name}` has no levels")));
+        cx.push(Diagnostic::error(
+            "no_levels",
+            &key,
+            format!("ladder `{name}` has no levels"),
+        ));
         return None;
     }
     let applies_to = match &def.applies_to {
@@ -722,7 +935,11 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
     for (i, l) in def.levels.iter().enumerate() {
         let lkey = format!("{key}.levels[{i}]");
         if !seen.insert(l.name.as_str()) {
-            cx.push(Diagnostic::error("duplicate_level", format!("{lkey}.name"), format!("level `{}` appears twice in ladder `{name}`", l.name)));
+            cx.push(Diagnostic::error(
+                "duplicate_level",
+                format!("{lkey}.name"),
+                format!("level `{}` appears twice in ladder `{name}`", l.name),
+            ));
             ok = false;
         }
         let when = match &l.when {
@@ -735,20 +952,39 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
             },
             None => None,
         };
-        let quotas = [l.top_share.is_some(), l.top_n.is_some(), l.value_share.is_some(), l.rest]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let quotas = [
+            l.top_share.is_some(),
+            l.top_n.is_some(),
+            l.value_share.is_some(),
+            l.rest,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if quotas > 1 {
-            cx.push(Diagnostic::error("ambiguous_rule", &lkey, format!("level `{}` has more than one of top_share, top_n, value_share, rest", l.name)));
+            cx.push(Diagnostic::error(
+                "ambiguous_rule",
+                &lkey,
+                format!(
+                    "level `{}` has more than one of top_share, top_n, value_share, rest",
+                    l.name
+                ),
+            ));
             ok = false;
             continue;
         }
         let needs_rank = l.top_share.is_some() || l.top_n.is_some() || l.value_share.is_some();
         if needs_rank && def.rank_by.is_none() {
             cx.push(
-                Diagnostic::error("missing_rank_by", &key, format!("level `{}` takes customers by rank, so ladder `{name}` needs `rank_by`", l.name))
-                    .with_help("add rank_by = \"<metric or score>\" to the ladder"),
+                Diagnostic::error(
+                    "missing_rank_by",
+                    &key,
+                    format!(
+                        "level `{}` takes customers by rank, so ladder `{name}` needs `rank_by`",
+                        l.name
+                    ),
+                )
+                .with_help("add rank_by = \"<metric or score>\" to the ladder"),
             );
             ok = false;
         }
@@ -756,7 +992,11 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
             if let Some(s) = share
                 && !(s.is_finite() && (0.0..=1.0).contains(&s))
             {
-                cx.push(Diagnostic::error("invalid_share", format!("{lkey}.{field}"), format!("{field} {s} must be between 0 and 1 (0.19 = 19%)")));
+                cx.push(Diagnostic::error(
+                    "invalid_share",
+                    format!("{lkey}.{field}"),
+                    format!("{field} {s} must be between 0 and 1 (0.19 = 19%)"),
+                ));
                 ok = false;
             }
         }
@@ -776,8 +1016,12 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
             (None, None, None, false, Some(c)) => Rule::When(c),
             (None, None, None, false, None) => {
                 cx.push(
-                    Diagnostic::error("missing_rule", &lkey, format!("level `{}` has no rule", l.name))
-                        .with_help("give it one of: when, top_share, top_n, value_share, rest = true"),
+                    Diagnostic::error(
+                        "missing_rule",
+                        &lkey,
+                        format!("level `{}` has no rule", l.name),
+                    )
+                    .with_help("give it one of: when, top_share, top_n, value_share, rest = true"),
                 );
                 ok = false;
                 continue;
@@ -791,14 +1035,22 @@ fn compile_ladder(name: &str, def: &LadderDef, names: &[String], cx: &mut Ctx<'_
         });
     }
     if share_sum > 1.0 + 1e-9 {
-        cx.push(Diagnostic::error("shares_over_one", &key, format!("top_share levels of `{name}` add up to {share_sum}, more than 100%")));
+        cx.push(Diagnostic::error(
+            "shares_over_one",
+            &key,
+            format!("top_share levels of `{name}` add up to {share_sum}, more than 100%"),
+        ));
         ok = false;
     }
     for (i, o) in def.overrides.iter().enumerate() {
         if !def.levels.iter().any(|l| l.name == o.level) {
             cx.push(
-                Diagnostic::error("unknown_level", format!("{key}.overrides[{i}].level"), format!("unknown level `{}` in ladder `{name}`", o.level))
-                    .suggest(&o.level, def.levels.iter().map(|l| l.name.as_str())),
+                Diagnostic::error(
+                    "unknown_level",
+                    format!("{key}.overrides[{i}].level"),
+                    format!("unknown level `{}` in ladder `{name}`", o.level),
+                )
+                .suggest(&o.level, def.levels.iter().map(|l| l.name.as_str())),
             );
             ok = false;
         }
@@ -844,14 +1096,20 @@ expr = "revenue / nullif(prev, 0) - 1"
 
     #[test]
     fn compiles_and_orders_metrics() {
-        let text = format!("{BASE}\n[ladders.v]\nrank_by = \"revenue\"\n[[ladders.v.levels]]\nname = \"top\"\ntop_share = 0.2\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n");
+        let text = format!(
+            "{BASE}\n[ladders.v]\nrank_by = \"revenue\"\n[[ladders.v.levels]]\nname = \"top\"\ntop_share = 0.2\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n"
+        );
         let p = Policy::from_str("p.toml", &text).unwrap();
         let names: Vec<_> = p.metrics.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["revenue", "prev", "growth"]);
         match &p.metrics[0].kind {
-            MetricKind::Event { default, window, .. } => {
+            MetricKind::Event {
+                default, window, ..
+            } => {
                 assert_eq!(default, &Some(Literal::Num(0.0)));
-                let (s, e) = window.unwrap().bounds(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
+                let (s, e) = window
+                    .unwrap()
+                    .bounds(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
                 assert_eq!(s.to_string(), "2025-11-01");
                 assert_eq!(e.to_string(), "2026-11-01");
             }
@@ -859,8 +1117,13 @@ expr = "revenue / nullif(prev, 0) - 1"
         }
         match &p.metrics[1].kind {
             MetricKind::Event { window, .. } => {
-                let (s, e) = window.unwrap().bounds(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
-                assert_eq!((s.to_string(), e.to_string()), ("2024-11-01".into(), "2025-11-01".into()));
+                let (s, e) = window
+                    .unwrap()
+                    .bounds(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
+                assert_eq!(
+                    (s.to_string(), e.to_string()),
+                    ("2024-11-01".into(), "2025-11-01".into())
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -868,7 +1131,9 @@ expr = "revenue / nullif(prev, 0) - 1"
 
     #[test]
     fn unknown_name_in_condition_is_located_with_suggestion() {
-        let text = format!("{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"gold\"\nwhen = \"revenu >= 100\"\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n");
+        let text = format!(
+            "{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"gold\"\nwhen = \"revenu >= 100\"\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n"
+        );
         let err = Policy::from_str("p.toml", &text).unwrap_err();
         let d = err.errors().next().unwrap();
         assert_eq!(d.code, "unknown_metric");
@@ -888,7 +1153,9 @@ expr = "revenue / nullif(prev, 0) - 1"
 
     #[test]
     fn quota_levels_need_rank_by_and_shares_at_most_one() {
-        let text = format!("{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"a\"\ntop_share = 0.7\n[[ladders.v.levels]]\nname = \"b\"\ntop_share = 0.5\n");
+        let text = format!(
+            "{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"a\"\ntop_share = 0.7\n[[ladders.v.levels]]\nname = \"b\"\ntop_share = 0.5\n"
+        );
         let err = Policy::from_str("p.toml", &text).unwrap_err();
         let codes: Vec<_> = err.errors().map(|d| d.code).collect();
         assert!(codes.contains(&"missing_rank_by"));
@@ -897,9 +1164,19 @@ expr = "revenue / nullif(prev, 0) - 1"
 
     #[test]
     fn offsets_parse() {
-        assert_eq!(Offset::parse("90 days").unwrap(), Offset { amount: 90, unit: TimeUnit::Day });
+        assert_eq!(
+            Offset::parse("90 days").unwrap(),
+            Offset {
+                amount: 90,
+                unit: TimeUnit::Day
+            }
+        );
         assert_eq!(Offset::parse("1 year").unwrap().unit, TimeUnit::Year);
         assert!(Offset::parse("twelve months").is_err());
-        assert!(Offset::parse("3 fortnights").unwrap_err().contains("unknown unit"));
+        assert!(
+            Offset::parse("3 fortnights")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
     }
 }

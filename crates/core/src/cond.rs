@@ -66,10 +66,26 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Cmp { name: Name, op: CmpOp, value: Literal },
-    Between { name: Name, low: f64, high: f64, negated: bool },
-    In { name: Name, values: Vec<Literal>, negated: bool },
-    IsNull { name: Name, negated: bool },
+    Cmp {
+        name: Name,
+        op: CmpOp,
+        value: Literal,
+    },
+    Between {
+        name: Name,
+        low: f64,
+        high: f64,
+        negated: bool,
+    },
+    In {
+        name: Name,
+        values: Vec<Literal>,
+        negated: bool,
+    },
+    IsNull {
+        name: Name,
+        negated: bool,
+    },
     HasTag(String),
 }
 
@@ -79,7 +95,9 @@ pub fn parse_condition(text: &str) -> Result<Cond, String> {
     let mut parser = Parser::new(&dialect)
         .try_with_sql(text)
         .map_err(|e| format!("cannot read condition: {e}"))?;
-    let expr = parser.parse_expr().map_err(|e| format!("cannot read condition: {e}"))?;
+    let expr = parser
+        .parse_expr()
+        .map_err(|e| format!("cannot read condition: {e}"))?;
     if parser.peek_token().token != sqlparser::tokenizer::Token::EOF {
         return Err(format!(
             "unexpected `{}` after the condition",
@@ -131,7 +149,10 @@ fn number_of(expr: &Expr) -> Result<f64, String> {
 }
 
 fn named(name: String) -> Name {
-    Name { name, col: usize::MAX }
+    Name {
+        name,
+        col: usize::MAX,
+    }
 }
 
 fn convert(expr: &Expr) -> Result<Cond, String> {
@@ -172,8 +193,17 @@ fn convert(expr: &Expr) -> Result<Cond, String> {
                         ));
                     }
                 };
-                match (name_of(left), literal_of(right), name_of(right), literal_of(left)) {
-                    (Some(name), Some(value), _, _) => Ok(Cond::Cmp { name: named(name), op, value }),
+                match (
+                    name_of(left),
+                    literal_of(right),
+                    name_of(right),
+                    literal_of(left),
+                ) {
+                    (Some(name), Some(value), _, _) => Ok(Cond::Cmp {
+                        name: named(name),
+                        op,
+                        value,
+                    }),
                     (_, _, Some(name), Some(value)) => Ok(Cond::Cmp {
                         name: named(name),
                         op: op.flip(),
@@ -195,7 +225,8 @@ fn convert(expr: &Expr) -> Result<Cond, String> {
             low,
             high,
         } => {
-            let name = name_of(target).ok_or_else(|| format!("`{target}` must be a metric or score name"))?;
+            let name = name_of(target)
+                .ok_or_else(|| format!("`{target}` must be a metric or score name"))?;
             Ok(Cond::Between {
                 name: named(name),
                 low: number_of(low)?,
@@ -208,7 +239,8 @@ fn convert(expr: &Expr) -> Result<Cond, String> {
             list,
             negated,
         } => {
-            let name = name_of(target).ok_or_else(|| format!("`{target}` must be a metric or score name"))?;
+            let name = name_of(target)
+                .ok_or_else(|| format!("`{target}` must be a metric or score name"))?;
             let values = list
                 .iter()
                 .map(|e| literal_of(e).ok_or_else(|| format!("`{e}` must be a number or 'text'")))
@@ -220,7 +252,8 @@ fn convert(expr: &Expr) -> Result<Cond, String> {
             })
         }
         Expr::IsNull(target) | Expr::IsNotNull(target) => {
-            let name = name_of(target).ok_or_else(|| format!("`{target}` must be a metric or score name"))?;
+            let name = name_of(target)
+                .ok_or_else(|| format!("`{target}` must be a metric or score name"))?;
             Ok(Cond::IsNull {
                 name: named(name),
                 negated: matches!(expr, Expr::IsNotNull(_)),
@@ -257,16 +290,27 @@ pub struct Interval {
 }
 
 impl Interval {
-    pub const ALL: Interval = Interval { low: None, high: None };
+    pub const ALL: Interval = Interval {
+        low: None,
+        high: None,
+    };
 
     fn intersect(self, other: Interval) -> Interval {
         let low = match (self.low, other.low) {
             (None, x) | (x, None) => x,
-            (Some(a), Some(b)) => Some(if a.0 > b.0 || (a.0 == b.0 && !a.1) { a } else { b }),
+            (Some(a), Some(b)) => Some(if a.0 > b.0 || (a.0 == b.0 && !a.1) {
+                a
+            } else {
+                b
+            }),
         };
         let high = match (self.high, other.high) {
             (None, x) | (x, None) => x,
-            (Some(a), Some(b)) => Some(if a.0 < b.0 || (a.0 == b.0 && !a.1) { a } else { b }),
+            (Some(a), Some(b)) => Some(if a.0 < b.0 || (a.0 == b.0 && !a.1) {
+                a
+            } else {
+                b
+            }),
         };
         Interval { low, high }
     }
@@ -320,20 +364,25 @@ impl Cond {
             Cond::True | Cond::HasTag(_) => {}
             Cond::And(v) | Cond::Or(v) => v.iter().for_each(|c| c.visit_names(f)),
             Cond::Not(c) => c.visit_names(f),
-            Cond::Cmp { name, .. } | Cond::Between { name, .. } | Cond::In { name, .. } | Cond::IsNull { name, .. } => {
-                f(name)
-            }
+            Cond::Cmp { name, .. }
+            | Cond::Between { name, .. }
+            | Cond::In { name, .. }
+            | Cond::IsNull { name, .. } => f(name),
         }
     }
 
-    fn visit_names_mut(&mut self, f: &mut impl FnMut(&mut Name) -> Result<(), String>) -> Result<(), String> {
+    fn visit_names_mut(
+        &mut self,
+        f: &mut impl FnMut(&mut Name) -> Result<(), String>,
+    ) -> Result<(), String> {
         match self {
             Cond::True | Cond::HasTag(_) => Ok(()),
             Cond::And(v) | Cond::Or(v) => v.iter_mut().try_for_each(|c| c.visit_names_mut(f)),
             Cond::Not(c) => c.visit_names_mut(f),
-            Cond::Cmp { name, .. } | Cond::Between { name, .. } | Cond::In { name, .. } | Cond::IsNull { name, .. } => {
-                f(name)
-            }
+            Cond::Cmp { name, .. }
+            | Cond::Between { name, .. }
+            | Cond::In { name, .. }
+            | Cond::IsNull { name, .. } => f(name),
         }
     }
 
@@ -382,7 +431,9 @@ impl Cond {
             Cond::And(v) => v.iter().all(|c| c.eval(frame, row)),
             Cond::Or(v) => v.iter().any(|c| c.eval(frame, row)),
             Cond::Not(c) => !c.eval(frame, row),
-            Cond::Cmp { name, op, value } => compare(frame.column_at(name.col).value(row), value).is_some_and(|o| op.holds(o)),
+            Cond::Cmp { name, op, value } => {
+                compare(frame.column_at(name.col).value(row), value).is_some_and(|o| op.holds(o))
+            }
             Cond::Between {
                 name,
                 low,
@@ -392,14 +443,23 @@ impl Cond {
                 Some(v) => (v >= *low && v <= *high) != *negated,
                 None => false,
             },
-            Cond::In { name, values, negated } => {
+            Cond::In {
+                name,
+                values,
+                negated,
+            } => {
                 let cell = frame.column_at(name.col).value(row);
                 if cell == Value::Null {
                     return false;
                 }
-                values.iter().any(|v| compare(cell, v) == Some(std::cmp::Ordering::Equal)) != *negated
+                values
+                    .iter()
+                    .any(|v| compare(cell, v) == Some(std::cmp::Ordering::Equal))
+                    != *negated
             }
-            Cond::IsNull { name, negated } => (frame.column_at(name.col).value(row) == Value::Null) != *negated,
+            Cond::IsNull { name, negated } => {
+                (frame.column_at(name.col).value(row) == Value::Null) != *negated
+            }
             Cond::HasTag(tag) => frame.tags(row).iter().any(|t| t == tag),
         }
     }
@@ -420,7 +480,9 @@ impl Cond {
     /// Text of the condition; with a row, each name is followed by its value.
     pub fn render(&self, row: Option<(&Frame, usize)>) -> String {
         let name_text = |n: &Name| match row {
-            Some((frame, r)) if n.col != usize::MAX => format!("{} {}", n.name, frame.column_at(n.col).value(r)),
+            Some((frame, r)) if n.col != usize::MAX => {
+                format!("{} {}", n.name, frame.column_at(n.col).value(r))
+            }
             _ => n.name.clone(),
         };
         let lit = |l: &Literal| match l {
@@ -429,10 +491,20 @@ impl Cond {
         };
         match self {
             Cond::True => "true".into(),
-            Cond::And(v) => v.iter().map(|c| c.render_nested(row)).collect::<Vec<_>>().join(" and "),
-            Cond::Or(v) => v.iter().map(|c| c.render_nested(row)).collect::<Vec<_>>().join(" or "),
+            Cond::And(v) => v
+                .iter()
+                .map(|c| c.render_nested(row))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            Cond::Or(v) => v
+                .iter()
+                .map(|c| c.render_nested(row))
+                .collect::<Vec<_>>()
+                .join(" or "),
             Cond::Not(c) => format!("not {}", c.render_nested(row)),
-            Cond::Cmp { name, op, value } => format!("{} {} {}", name_text(name), op.symbol(), lit(value)),
+            Cond::Cmp { name, op, value } => {
+                format!("{} {} {}", name_text(name), op.symbol(), lit(value))
+            }
             Cond::Between {
                 name,
                 low,
@@ -445,14 +517,22 @@ impl Cond {
                 fmt_num(*low),
                 fmt_num(*high)
             ),
-            Cond::In { name, values, negated } => format!(
+            Cond::In {
+                name,
+                values,
+                negated,
+            } => format!(
                 "{} {}in ({})",
                 name_text(name),
                 if *negated { "not " } else { "" },
                 values.iter().map(lit).collect::<Vec<_>>().join(", ")
             ),
             Cond::IsNull { name, negated } => {
-                format!("{} is {}null", name_text(name), if *negated { "not " } else { "" })
+                format!(
+                    "{} is {}null",
+                    name_text(name),
+                    if *negated { "not " } else { "" }
+                )
             }
             Cond::HasTag(t) => format!("has tag '{t}'"),
         }
@@ -484,10 +564,22 @@ impl Cond {
                 } => {
                     let v = *v;
                     let iv = match op {
-                        CmpOp::Ge => Interval { low: Some((v, true)), high: None },
-                        CmpOp::Gt => Interval { low: Some((v, false)), high: None },
-                        CmpOp::Le => Interval { low: None, high: Some((v, true)) },
-                        CmpOp::Lt => Interval { low: None, high: Some((v, false)) },
+                        CmpOp::Ge => Interval {
+                            low: Some((v, true)),
+                            high: None,
+                        },
+                        CmpOp::Gt => Interval {
+                            low: Some((v, false)),
+                            high: None,
+                        },
+                        CmpOp::Le => Interval {
+                            low: None,
+                            high: Some((v, true)),
+                        },
+                        CmpOp::Lt => Interval {
+                            low: None,
+                            high: Some((v, false)),
+                        },
                         CmpOp::Eq => Interval {
                             low: Some((v, true)),
                             high: Some((v, true)),
@@ -558,7 +650,12 @@ impl Cond {
                     delta: has.map(|h| target - h),
                 }])
             }
-            Cond::Between { name, low, high, negated: false } => {
+            Cond::Between {
+                name,
+                low,
+                high,
+                negated: false,
+            } => {
                 let has = frame.column_at(name.col).num(row);
                 let (op, target) = match has {
                     Some(h) if h > *high => (CmpOp::Le, *high),
@@ -594,7 +691,10 @@ pub fn sql_identifiers(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Vec<St
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize()
         .map_err(|e| format!("cannot read expression: {e}"))?;
-    let significant: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let significant: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
     let mut out = Vec::new();
     for (i, tok) in significant.iter().enumerate() {
         if let Token::Word(w) = tok {
@@ -621,20 +721,31 @@ mod tests {
             vec!["a".into(), "b".into()],
             vec![vec!["family_card".into()], vec![]],
         );
-        f.push("assets", Column::Num(vec![Some(1_200_000.0), Some(265_000.0)])).unwrap();
-        f.push("family", Column::Num(vec![Some(10.0), None])).unwrap();
-        f.push("nature", Column::Text(vec![Some("private".into()), None])).unwrap();
+        f.push(
+            "assets",
+            Column::Num(vec![Some(1_200_000.0), Some(265_000.0)]),
+        )
+        .unwrap();
+        f.push("family", Column::Num(vec![Some(10.0), None]))
+            .unwrap();
+        f.push("nature", Column::Text(vec![Some("private".into()), None]))
+            .unwrap();
         f
     }
 
     #[test]
     fn parses_and_evaluates_with_explanations() {
         let f = frame();
-        let mut c = parse_condition("assets >= 1000000 OR (family >= 800000 AND has_tag('family_card'))").unwrap();
+        let mut c =
+            parse_condition("assets >= 1000000 OR (family >= 800000 AND has_tag('family_card'))")
+                .unwrap();
         c.resolve(&f).unwrap();
         assert!(c.eval(&f, 0));
         assert!(!c.eval(&f, 1));
-        assert_eq!(c.reasons(&f, 0), vec!["assets 1,200,000 >= 1,000,000".to_string()]);
+        assert_eq!(
+            c.reasons(&f, 0),
+            vec!["assets 1,200,000 >= 1,000,000".to_string()]
+        );
         let needs = c.needs(&f, 1).unwrap();
         assert_eq!(needs.len(), 1);
         assert_eq!(needs[0].name, "assets");
@@ -660,20 +771,38 @@ mod tests {
         let mut c = parse_condition("nature > 5").unwrap();
         assert!(c.resolve(&f).unwrap_err().contains("is text"));
         let mut c = parse_condition("asets > 5").unwrap();
-        assert!(c.resolve(&f).unwrap_err().contains("unknown metric or score `asets`"));
-        assert!(parse_condition("assets + 1 > 5").unwrap_err().contains("compare"));
-        assert!(parse_condition("assets").unwrap_err().contains("alone is not a condition"));
+        assert!(
+            c.resolve(&f)
+                .unwrap_err()
+                .contains("unknown metric or score `asets`")
+        );
+        assert!(
+            parse_condition("assets + 1 > 5")
+                .unwrap_err()
+                .contains("compare")
+        );
+        assert!(
+            parse_condition("assets")
+                .unwrap_err()
+                .contains("alone is not a condition")
+        );
     }
 
     #[test]
     fn intervals_of_conjunctions() {
-        let c = parse_condition("volume >= 200000 AND volume <= 300000 AND payment = 'good'").unwrap();
+        let c =
+            parse_condition("volume >= 200000 AND volume <= 300000 AND payment = 'good'").unwrap();
         let (ivs, other) = c.intervals().unwrap();
         assert!(other);
         assert_eq!(ivs[0].1.describe(), "[200,000, 300,000]");
         let c = parse_condition("x > 5 AND x < 3").unwrap();
         assert!(c.intervals().unwrap().0[0].1.is_empty());
-        assert!(parse_condition("x > 1 OR y > 1").unwrap().intervals().is_none());
+        assert!(
+            parse_condition("x > 1 OR y > 1")
+                .unwrap()
+                .intervals()
+                .is_none()
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The closest candidate by Jaro-Winkler similarity, if it is close enough to be a useful hint.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let wrong_lower = wrong.to_lowercase();
     candidates
         .into_iter()

@@ -30,10 +30,17 @@ pub struct Evaluation<'p> {
     pub results: Vec<LadderResult>,
 }
 
-pub fn evaluate<'p>(policy: &'p Policy, mut frame: Frame, pins: &[ManualPin]) -> Result<Evaluation<'p>, EvalError> {
+pub fn evaluate<'p>(
+    policy: &'p Policy,
+    mut frame: Frame,
+    pins: &[ManualPin],
+) -> Result<Evaluation<'p>, EvalError> {
     for m in &policy.metrics {
         if frame.index_of(&m.name).is_none() {
-            return Err(EvalError::Internal(format!("metric `{}` missing from the metrics frame", m.name)));
+            return Err(EvalError::Internal(format!(
+                "metric `{}` missing from the metrics frame",
+                m.name
+            )));
         }
     }
     let mut scores = Vec::new();
@@ -52,7 +59,9 @@ pub fn evaluate<'p>(policy: &'p Policy, mut frame: Frame, pins: &[ManualPin]) ->
         for (i, level) in bound.levels.iter_mut().enumerate() {
             let cond = match &mut level.rule {
                 Rule::When(c) => Some(c),
-                Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => when.as_mut(),
+                Rule::TopShare { when, .. }
+                | Rule::TopN { when, .. }
+                | Rule::ValueShare { when, .. } => when.as_mut(),
                 Rule::Rest => None,
             };
             if let Some(c) = cond {
@@ -88,7 +97,12 @@ pub fn evaluate<'p>(policy: &'p Policy, mut frame: Frame, pins: &[ManualPin]) ->
     }
 
     if !pins.is_empty() {
-        let rows: HashMap<&str, usize> = frame.ids().iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let rows: HashMap<&str, usize> = frame
+            .ids()
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
         for pin in pins {
             let user = |message: String| EvalError::User {
                 key: pin.origin.clone(),
@@ -101,10 +115,16 @@ pub fn evaluate<'p>(policy: &'p Policy, mut frame: Frame, pins: &[ManualPin]) ->
                 return Err(user(format!("unknown ladder `{}`{hint}", pin.ladder)));
             };
             let Some(target) = ladders[li].level_index(&pin.level) else {
-                let hint = did_you_mean(&pin.level, ladders[li].levels.iter().map(|l| l.name.as_str()))
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                return Err(user(format!("unknown level `{}` in ladder `{}`{hint}", pin.level, pin.ladder)));
+                let hint = did_you_mean(
+                    &pin.level,
+                    ladders[li].levels.iter().map(|l| l.name.as_str()),
+                )
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+                return Err(user(format!(
+                    "unknown level `{}` in ladder `{}`{hint}",
+                    pin.level, pin.ladder
+                )));
             };
             let Some(&row) = rows.get(pin.customer_id.as_str()) else {
                 return Err(user(format!("unknown customer `{}`", pin.customer_id)));
@@ -170,7 +190,12 @@ impl Evaluation<'_> {
         let result = &self.results[li];
         let n = self.frame.len();
         let value_col = ladder.value_measure().and_then(|v| self.frame.column(v));
-        let value_of = |row: usize| value_col.and_then(|c| c.num(row)).filter(|v| v.is_finite()).unwrap_or(0.0);
+        let value_of = |row: usize| {
+            value_col
+                .and_then(|c| c.num(row))
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.0)
+        };
         let total: f64 = (0..n).map(value_of).sum();
         let slots = ladder.levels.len() + 2;
         let mut counts = vec![0usize; slots];
@@ -189,14 +214,22 @@ impl Evaluation<'_> {
                 LevelRow {
                     level: self.level_name(li, i).to_string(),
                     count: counts[i],
-                    share: if graded == 0 || !in_scope { 0.0 } else { counts[i] as f64 / graded as f64 },
+                    share: if graded == 0 || !in_scope {
+                        0.0
+                    } else {
+                        counts[i] as f64 / graded as f64
+                    },
                     value: values[i],
-                    value_share: (in_scope && value_col.is_some() && total != 0.0).then(|| values[i] / total),
+                    value_share: (in_scope && value_col.is_some() && total != 0.0)
+                        .then(|| values[i] / total),
                 }
             })
             .collect();
         let pareto_top20 = value_col.and_then(|_| {
-            let mut v: Vec<f64> = (0..n).filter(|&r| result.level[r] <= ladder.levels.len()).map(value_of).collect();
+            let mut v: Vec<f64> = (0..n)
+                .filter(|&r| result.level[r] <= ladder.levels.len())
+                .map(value_of)
+                .collect();
             let n = v.len();
             v.sort_by(|a, b| b.total_cmp(a));
             let top = ((n as f64) * 0.2).round() as usize;
@@ -219,8 +252,16 @@ impl Evaluation<'_> {
         let n = result.graded;
         let rank_text = || match (&result.rank, &ladder.rank_by) {
             (Some(r), Some(by)) => {
-                let v = self.frame.column(by).map(|c| c.value(row).to_string()).unwrap_or_default();
-                format!("rank {} of {} by {by} ({v})", fmt_num(f64::from(r[row])), fmt_num(n as f64))
+                let v = self
+                    .frame
+                    .column(by)
+                    .map(|c| c.value(row).to_string())
+                    .unwrap_or_default();
+                format!(
+                    "rank {} of {} by {by} ({v})",
+                    fmt_num(f64::from(r[row])),
+                    fmt_num(n as f64)
+                )
             }
             _ => String::new(),
         };
@@ -230,11 +271,20 @@ impl Evaluation<'_> {
                 _ => String::new(),
             },
             Reason::Quota => match &ladder.levels[level].rule {
-                Rule::TopShare { share, .. } => format!("{}: within the next {}% by rank", rank_text(), fmt_num(share * 100.0)),
-                Rule::TopN { n: top, .. } => format!("{}: within the next {top} by rank", rank_text()),
+                Rule::TopShare { share, .. } => format!(
+                    "{}: within the next {}% by rank",
+                    rank_text(),
+                    fmt_num(share * 100.0)
+                ),
+                Rule::TopN { n: top, .. } => {
+                    format!("{}: within the next {top} by rank", rank_text())
+                }
                 _ => rank_text(),
             },
-            Reason::ValueShare { value_before, total } => {
+            Reason::ValueShare {
+                value_before,
+                total,
+            } => {
                 let share = match &ladder.levels[level].rule {
                     Rule::ValueShare { .. } => {
                         let upto: f64 = ladder.levels[..=level]
@@ -251,7 +301,11 @@ impl Evaluation<'_> {
                 format!(
                     "{}: customers ranked above hold {:.1}% of {}, under the {}% mark",
                     rank_text(),
-                    if *total > 0.0 { value_before / total * 100.0 } else { 0.0 },
+                    if *total > 0.0 {
+                        value_before / total * 100.0
+                    } else {
+                        0.0
+                    },
                     ladder.value_measure().unwrap_or("value"),
                     fmt_num(share * 100.0)
                 )
@@ -259,10 +313,17 @@ impl Evaluation<'_> {
             Reason::Rest => "matched no level above".to_string(),
             Reason::Unplaced => "matched no level, and the ladder has no `rest` level".to_string(),
             Reason::NotApplicable => match &ladder.applies_to {
-                Some(c) => format!("not graded by this ladder: {} does not hold", c.render(Some((&self.frame, row)))),
+                Some(c) => format!(
+                    "not graded by this ladder: {} does not hold",
+                    c.render(Some((&self.frame, row)))
+                ),
                 None => "not graded by this ladder".to_string(),
             },
-            Reason::Override { source, mode, rule_level } => {
+            Reason::Override {
+                source,
+                mode,
+                rule_level,
+            } => {
                 let what = match mode {
                     OverrideMode::Pin => "pinned",
                     OverrideMode::Floor => "raised to its floor",
@@ -272,7 +333,10 @@ impl Evaluation<'_> {
                     OverrideSource::Tag(t) => format!("by tag '{t}'"),
                     OverrideSource::Manual { reason } => format!("by manual override ({reason})"),
                 };
-                format!("{what} {by}; the rules alone gave {}", self.level_name(li, *rule_level))
+                format!(
+                    "{what} {by}; the rules alone gave {}",
+                    self.level_name(li, *rule_level)
+                )
             }
         }
     }
@@ -305,7 +369,11 @@ impl Evaluation<'_> {
                     target.name,
                     fmt_num(cut)
                 ),
-                (Some(cut), _) => format!("needs to rank above others with {by} {} to enter {}", fmt_num(cut), target.name),
+                (Some(cut), _) => format!(
+                    "needs to rank above others with {by} {} to enter {}",
+                    fmt_num(cut),
+                    target.name
+                ),
                 (None, _) => format!("{} took no one by rank this run", target.name),
             };
             if let Some(c) = when
@@ -331,14 +399,21 @@ impl Evaluation<'_> {
                                 need.op.symbol(),
                                 fmt_num(need.target)
                             ),
-                            _ => format!("{} {} {} (has no value)", need.name, need.op.symbol(), fmt_num(need.target)),
+                            _ => format!(
+                                "{} {} {} (has no value)",
+                                need.name,
+                                need.op.symbol(),
+                                fmt_num(need.target)
+                            ),
                         })
                         .collect();
                     format!("needs {} for {}", parts.join(" and "), target.name)
                 }
                 _ => format!("needs to meet {} for {}", cond.render(None), target.name),
             },
-            Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => rank_gap(when),
+            Rule::TopShare { when, .. }
+            | Rule::TopN { when, .. }
+            | Rule::ValueShare { when, .. } => rank_gap(when),
             Rule::Rest => format!("{} is a rest level", target.name),
         }
     }
@@ -350,7 +425,11 @@ impl Evaluation<'_> {
             .metrics
             .iter()
             .map(|m| {
-                let v = self.frame.column(&m.name).map(|c| c.value(row).to_string()).unwrap_or_default();
+                let v = self
+                    .frame
+                    .column(&m.name)
+                    .map(|c| c.value(row).to_string())
+                    .unwrap_or_default();
                 (m.name.clone(), v)
             })
             .collect();
@@ -358,8 +437,16 @@ impl Evaluation<'_> {
             .scores
             .iter()
             .map(|s| {
-                let total = self.frame.column(&s.score.name).and_then(|c| c.num(row)).unwrap_or(0.0);
-                (s.score.name.clone(), total, s.contributions(&self.frame, row))
+                let total = self
+                    .frame
+                    .column(&s.score.name)
+                    .and_then(|c| c.num(row))
+                    .unwrap_or(0.0);
+                (
+                    s.score.name.clone(),
+                    total,
+                    s.contributions(&self.frame, row),
+                )
             })
             .collect();
         let placements = (0..self.ladders.len())
@@ -413,7 +500,13 @@ impl std::fmt::Display for CustomerExplanation {
         for (name, total, parts) in &self.scores {
             writeln!(f, "\nscore {name} = {}", fmt_num(*total))?;
             for c in parts {
-                writeln!(f, "  {:<24} {:>8}  {}", c.label, fmt_num(c.points), c.detail)?;
+                writeln!(
+                    f,
+                    "  {:<24} {:>8}  {}",
+                    c.label,
+                    fmt_num(c.points),
+                    c.detail
+                )?;
             }
         }
         for p in &self.placements {

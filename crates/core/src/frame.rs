@@ -70,14 +70,22 @@ pub struct Frame {
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("column `{name}` has {got} rows, the frame has {expected}")]
-    Length { name: String, got: usize, expected: usize },
+    Length {
+        name: String,
+        got: usize,
+        expected: usize,
+    },
     #[error("column `{0}` appears twice")]
     Duplicate(String),
 }
 
 impl Frame {
     pub fn new(ids: Vec<String>, tags: Vec<Vec<String>>) -> Self {
-        let tags = if tags.len() == ids.len() { tags } else { vec![Vec::new(); ids.len()] };
+        let tags = if tags.len() == ids.len() {
+            tags
+        } else {
+            vec![Vec::new(); ids.len()]
+        };
         Self {
             ids,
             tags,
@@ -119,7 +127,10 @@ impl Frame {
         &self.names
     }
     pub fn columns(&self) -> impl Iterator<Item = (&str, &Column)> {
-        self.names.iter().map(String::as_str).zip(self.columns.iter())
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.columns.iter())
     }
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()

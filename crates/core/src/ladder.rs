@@ -26,7 +26,11 @@ pub enum Reason {
     /// Outside the ladder's `applies_to`.
     NotApplicable,
     /// Moved by an override; `rule_level` is where the rules alone put it.
-    Override { source: OverrideSource, mode: OverrideMode, rule_level: usize },
+    Override {
+        source: OverrideSource,
+        mode: OverrideMode,
+        rule_level: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +92,12 @@ pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
 
 /// Places everyone. `conds` are the ladder's conditions already resolved against `frame`
 /// (same shape as `ladder.levels`).
-pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col: Option<usize>) -> LadderResult {
+pub fn place(
+    ladder: &Ladder,
+    frame: &Frame,
+    rank_col: Option<usize>,
+    value_col: Option<usize>,
+) -> LadderResult {
     let n_all = frame.len();
     let unplaced = ladder.levels.len();
     let mut level = vec![unplaced; n_all];
@@ -105,7 +114,8 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
     let n = level.iter().filter(|l| **l == unplaced).count();
     let mut cutoff = vec![None; ladder.levels.len()];
     let order = rank_col.map(|c| rank_order(frame, c));
-    let order: Option<Vec<usize>> = order.map(|o| o.into_iter().filter(|&r| level[r] == unplaced).collect());
+    let order: Option<Vec<usize>> =
+        order.map(|o| o.into_iter().filter(|&r| level[r] == unplaced).collect());
     let rank = order.as_ref().map(|o| {
         let mut r = vec![0u32; n_all];
         for (pos, &row) in o.iter().enumerate() {
@@ -120,7 +130,8 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
             .filter(|v| *v > 0.0)
             .sum()
     });
-    let eligible = |cond: &Option<Cond>, row: usize| cond.as_ref().is_none_or(|c| c.eval(frame, row));
+    let eligible =
+        |cond: &Option<Cond>, row: usize| cond.as_ref().is_none_or(|c| c.eval(frame, row));
 
     let mut share_so_far = 0.0;
     let mut slots_so_far: usize = 0;
@@ -158,7 +169,8 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
                     _ => unreachable!(),
                 };
                 let Some(order) = &order else { continue };
-                let rank_values = frame.column_at(rank_col.expect("rank order implies rank column"));
+                let rank_values =
+                    frame.column_at(rank_col.expect("rank order implies rank column"));
                 let mut taken = 0;
                 for &row in order {
                     if taken == slots {
@@ -174,9 +186,12 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
             }
             Rule::ValueShare { share, when } => {
                 value_share_so_far += share;
-                let (Some(order), Some(vc)) = (&order, value_col) else { continue };
+                let (Some(order), Some(vc)) = (&order, value_col) else {
+                    continue;
+                };
                 let threshold = value_share_so_far * total_value;
-                let rank_values = frame.column_at(rank_col.expect("rank order implies rank column"));
+                let rank_values =
+                    frame.column_at(rank_col.expect("rank order implies rank column"));
                 for &row in order {
                     if value_taken >= threshold {
                         break;
@@ -199,10 +214,18 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
 
     // Tag overrides, in the order written.
     for o in &ladder.overrides {
-        let Some(target) = ladder.level_index(&o.level) else { continue };
+        let Some(target) = ladder.level_index(&o.level) else {
+            continue;
+        };
         for row in 0..n_all {
             if level[row] <= unplaced && frame.tags(row).iter().any(|t| *t == o.tag) {
-                apply_override(&mut level[row], &mut reason[row], target, o.mode, OverrideSource::Tag(o.tag.clone()));
+                apply_override(
+                    &mut level[row],
+                    &mut reason[row],
+                    target,
+                    o.mode,
+                    OverrideSource::Tag(o.tag.clone()),
+                );
             }
         }
     }
@@ -216,7 +239,13 @@ pub fn place(ladder: &Ladder, frame: &Frame, rank_col: Option<usize>, value_col:
 }
 
 /// Moves one customer according to an override's mode; records where the rules had put it.
-pub fn apply_override(level: &mut usize, reason: &mut Reason, target: usize, mode: OverrideMode, source: OverrideSource) {
+pub fn apply_override(
+    level: &mut usize,
+    reason: &mut Reason,
+    target: usize,
+    mode: OverrideMode,
+    source: OverrideSource,
+) {
     let rule_level = match reason {
         Reason::Override { rule_level, .. } => *rule_level,
         _ => *level,

@@ -19,7 +19,9 @@ pub mod source_map;
 
 pub use compile::{Ladder, Level, Metric, MetricKind, Policy, Rule, Score, ScoreSpec, Window};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
-pub use evaluate::{CustomerExplanation, EvalError, Evaluation, LadderSummary, LevelRow, UNPLACED, evaluate};
+pub use evaluate::{
+    CustomerExplanation, EvalError, Evaluation, LadderSummary, LevelRow, UNPLACED, evaluate,
+};
 pub use frame::{Column, Frame, Value, fmt_num};
 pub use ladder::{LadderResult, ManualPin, Reason};
 pub use policy::{ColumnType, Literal, PolicyFile, SourceDef, SourceFormat};

@@ -21,17 +21,26 @@ pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
 
 fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<Diagnostic>) {
     let key = format!("ladders.{}", ladder.name);
-    let rest_at = ladder.levels.iter().position(|l| matches!(l.rule, Rule::Rest));
+    let rest_at = ladder
+        .levels
+        .iter()
+        .position(|l| matches!(l.rule, Rule::Rest));
     if let Some(r) = rest_at {
         for (i, l) in ladder.levels.iter().enumerate().skip(r + 1) {
             out.push(Diagnostic::warning(
                 "unreachable_level",
                 format!("{key}.levels[{i}]"),
-                format!("level `{}` comes after the rest level `{}` and can never be reached", l.name, ladder.levels[r].name),
+                format!(
+                    "level `{}` comes after the rest level `{}` and can never be reached",
+                    l.name, ladder.levels[r].name
+                ),
             ));
         }
     } else {
-        let covers_all = ladder.levels.iter().all(|l| matches!(l.rule, Rule::TopShare { when: None, .. }))
+        let covers_all = ladder
+            .levels
+            .iter()
+            .all(|l| matches!(l.rule, Rule::TopShare { when: None, .. }))
             && (ladder
                 .levels
                 .iter()
@@ -85,10 +94,18 @@ fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<
                 }
             }
             Rule::TopShare { share, .. } | Rule::ValueShare { share, .. } if *share == 0.0 => {
-                out.push(Diagnostic::warning("unreachable_level", format!("{key}.levels[{i}]"), format!("level `{}` takes a 0 share and stays empty", l.name)));
+                out.push(Diagnostic::warning(
+                    "unreachable_level",
+                    format!("{key}.levels[{i}]"),
+                    format!("level `{}` takes a 0 share and stays empty", l.name),
+                ));
             }
             Rule::TopN { n: 0, .. } => {
-                out.push(Diagnostic::warning("unreachable_level", format!("{key}.levels[{i}]"), format!("level `{}` takes the top 0 and stays empty", l.name)));
+                out.push(Diagnostic::warning(
+                    "unreachable_level",
+                    format!("{key}.levels[{i}]"),
+                    format!("level `{}` takes the top 0 and stays empty", l.name),
+                ));
             }
             _ => {}
         }
@@ -104,7 +121,9 @@ fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<
             }
         }
     }
-    let Some((primary, uses)) = counts.iter().max_by_key(|(_, c)| *c).cloned() else { return };
+    let Some((primary, uses)) = counts.iter().max_by_key(|(_, c)| *c).cloned() else {
+        return;
+    };
     if uses < 2 {
         return;
     }
@@ -137,27 +156,46 @@ fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<
         }
     }
 
-    // Sort by lower bound, highest first, and compare neighbours.
+    // Sort by lower bound, highest first; among equal bounds the earlier level last, so it
+    // is the one compared with the range below.
     let low = |iv: &Interval| iv.low.map_or(f64::NEG_INFINITY, |b| b.0);
-    let high = |iv: &Interval| iv.high.map_or(f64::INFINITY, |b| b.0);
-    ranged.sort_by(|a, b| low(&b.1).total_cmp(&low(&a.1)).then(high(&b.1).total_cmp(&high(&a.1))));
+    ranged.sort_by(|a, b| {
+        low(&b.1)
+            .total_cmp(&low(&a.1))
+            .then(b.0.index.cmp(&a.0.index))
+    });
     for pair in ranged.windows(2) {
-        let (upper, u_iv, u_extra) = &pair[0];
-        let (lower, l_iv, l_extra) = &pair[1];
-        let Some((ulo, ulo_inc)) = u_iv.low else { continue };
+        let (upper, u_iv, _) = &pair[0];
+        let (lower, l_iv, _) = &pair[1];
+        let Some((ulo, ulo_inc)) = u_iv.low else {
+            continue;
+        };
         let (lhi, lhi_inc) = l_iv.high.unwrap_or((f64::INFINITY, true));
-        let touching = lhi == ulo && (lhi_inc != ulo_inc);
         if lhi < ulo || (lhi == ulo && !lhi_inc && !ulo_inc) {
             let gap = Interval {
                 low: Some((lhi, !lhi_inc)),
                 high: Some((ulo, !ulo_inc)),
             };
-            let fallback = ladder
-                .levels
+            // Where do such customers land? The first level, in ladder order, that takes the
+            // whole gap without further conditions; else the rest level.
+            let catcher = ranged
                 .iter()
-                .position(|l| matches!(l.rule, Rule::Rest))
-                .map(|r| format!("they fall to `{}`", ladder.levels[r].name))
-                .unwrap_or_else(|| "they are left unplaced".into());
+                .filter(|(_, iv, extra)| !extra && contains(*iv, gap))
+                .map(|(s, _, _)| s.index)
+                .min();
+            let fallback = match catcher {
+                Some(i) if i > lower.index => format!(
+                    "they fall to `{}`, below `{}`",
+                    ladder.levels[i].name, lower.name
+                ),
+                Some(i) => format!("they fall to `{}`", ladder.levels[i].name),
+                None => ladder
+                    .levels
+                    .iter()
+                    .position(|l| matches!(l.rule, Rule::Rest))
+                    .map(|r| format!("they fall to `{}`", ladder.levels[r].name))
+                    .unwrap_or_else(|| "they are left unplaced".into()),
+            };
             out.push(
                 Diagnostic::warning(
                     "threshold_gap",
@@ -172,21 +210,21 @@ fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<
                         u_iv.describe()
                     ),
                 )
-                .with_help("close the range or document why those customers belong lower"),
+                .with_help("close the range, or say in the policy why these customers belong elsewhere"),
             );
-        } else if !touching && !(*u_extra && *l_extra) && overlaps(*u_iv, *l_iv) {
-            let (first, second) = if upper.index < lower.index { (upper, lower) } else { (lower, upper) };
+        } else if l_iv.high.is_some() && lhi > ulo && u_iv.high.is_none_or(|(uhi, _)| uhi >= lhi) {
+            // A bounded range reaching into the range above: the boundaries disagree.
             out.push(Diagnostic::warning(
                 "threshold_overlap",
-                format!("{key}.levels[{}].when", second.index),
+                format!("{key}.levels[{}].when", upper.index.max(lower.index)),
                 format!(
-                    "overlap in ladder `{}`: {primary} ranges of `{}` ({}) and `{}` ({}) intersect; where both match, the earlier level `{}` wins",
+                    "overlap in ladder `{}`: {primary} in {} is claimed by both `{}` ({}) and `{}` ({}); the earlier level wins",
                     ladder.name,
-                    first.name,
-                    if first.index == upper.index { u_iv.describe() } else { l_iv.describe() },
-                    second.name,
-                    if second.index == upper.index { u_iv.describe() } else { l_iv.describe() },
-                    first.name
+                    Interval { low: u_iv.low, high: l_iv.high }.describe(),
+                    upper.name,
+                    u_iv.describe(),
+                    lower.name,
+                    l_iv.describe()
                 ),
             ));
         }
@@ -205,14 +243,6 @@ fn contains(outer: Interval, inner: Interval) -> bool {
         (Some((o, oi)), Some((i, ii))) => o > i || (o == i && (oi || !ii)),
     };
     low_ok && high_ok
-}
-
-fn overlaps(a: Interval, b: Interval) -> bool {
-    let below = |x: Interval, y: Interval| match (x.high, y.low) {
-        (Some((h, hi)), Some((l, li))) => h < l || (h == l && !(hi && li)),
-        _ => false,
-    };
-    !below(a, b) && !below(b, a)
 }
 
 fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
@@ -238,7 +268,9 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
         for level in &l.levels {
             let cond = match &level.rule {
                 Rule::When(c) => Some(c),
-                Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => when.as_ref(),
+                Rule::TopShare { when, .. }
+                | Rule::TopN { when, .. }
+                | Rule::ValueShare { when, .. } => when.as_ref(),
                 Rule::Rest => None,
             };
             if let Some(c) = cond {

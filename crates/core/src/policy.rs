@@ -101,7 +101,10 @@ impl SourceDef {
                 Some(SourceFormat::Csv)
             } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
                 Some(SourceFormat::Parquet)
-            } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
+            } else if lower.ends_with(".jsonl")
+                || lower.ends_with(".ndjson")
+                || lower.ends_with(".json")
+            {
                 Some(SourceFormat::Jsonl)
             } else {
                 None

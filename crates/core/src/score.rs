@@ -15,7 +15,11 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
-    pub fn fit(kind: Normalize, lower_is_better: bool, values: impl Iterator<Item = Option<f64>>) -> Self {
+    pub fn fit(
+        kind: Normalize,
+        lower_is_better: bool,
+        values: impl Iterator<Item = Option<f64>>,
+    ) -> Self {
         let mut sorted: Vec<f64> = values.flatten().filter(|v| v.is_finite()).collect();
         sorted.sort_by(f64::total_cmp);
         Self {
@@ -79,13 +83,18 @@ impl ScoreModel {
     pub fn compute(score: &Score, frame: &mut Frame) -> Result<ScoreModel, String> {
         let n = frame.len();
         let input_col = |name: &str, frame: &Frame| -> Result<usize, String> {
-            frame.index_of(name).ok_or_else(|| format!("score `{}` reads unknown `{name}`", score.name))
+            frame
+                .index_of(name)
+                .ok_or_else(|| format!("score `{}` reads unknown `{name}`", score.name))
         };
         let num_input = |name: &str, frame: &Frame| -> Result<usize, String> {
             let idx = input_col(name, frame)?;
             match frame.column_at(idx) {
                 Column::Num(_) => Ok(idx),
-                Column::Text(_) => Err(format!("score `{}` needs a number but `{name}` is text", score.name)),
+                Column::Text(_) => Err(format!(
+                    "score `{}` needs a number but `{name}` is text",
+                    score.name
+                )),
             }
         };
         let mut normalizers = Vec::new();
@@ -95,7 +104,11 @@ impl ScoreModel {
                 for p in parts {
                     let idx = num_input(&p.input, frame)?;
                     let col = frame.column_at(idx);
-                    normalizers.push(Normalizer::fit(p.normalize, p.lower_is_better, (0..n).map(|r| col.num(r))));
+                    normalizers.push(Normalizer::fit(
+                        p.normalize,
+                        p.lower_is_better,
+                        (0..n).map(|r| col.num(r)),
+                    ));
                     cols.push(idx);
                 }
                 let mut out = vec![0.0; n];
@@ -119,10 +132,18 @@ impl ScoreModel {
                                 .iter()
                                 .enumerate()
                                 .map(|(pi, p)| {
-                                    frame.column_at(cols[pi]).num(r).filter(|v| v.is_finite()).map_or(0.0, |v| {
-                                        let x = p.weight * normalizers[pi].apply(v);
-                                        if p.normalize == Normalize::Raw { x } else { x * scale }
-                                    })
+                                    frame
+                                        .column_at(cols[pi])
+                                        .num(r)
+                                        .filter(|v| v.is_finite())
+                                        .map_or(0.0, |v| {
+                                            let x = p.weight * normalizers[pi].apply(v);
+                                            if p.normalize == Normalize::Raw {
+                                                x
+                                            } else {
+                                                x * scale
+                                            }
+                                        })
                                 })
                                 .sum()
                         })
@@ -131,7 +152,10 @@ impl ScoreModel {
                     out.into_iter().map(|v| scale * v).collect()
                 };
                 frame
-                    .push(score.name.clone(), Column::Num(values.into_iter().map(Some).collect()))
+                    .push(
+                        score.name.clone(),
+                        Column::Num(values.into_iter().map(Some).collect()),
+                    )
                     .map_err(|e| e.to_string())?;
             }
             ScoreSpec::Scorecard { dimensions } => {
@@ -139,12 +163,32 @@ impl ScoreModel {
                 for d in dimensions {
                     let idx = input_col(&d.metric, frame)?;
                     let col = frame.column_at(idx);
+                    // Points entered by people must lie within the dimension's range.
+                    if d.categories.is_none() && d.bands.is_none() {
+                        for r in 0..n {
+                            if let Some(v) = col.num(r)
+                                && (v < 0.0 || d.max_points.is_some_and(|m| v > m))
+                            {
+                                return Err(format!(
+                                    "customer `{}`: `{}` = {} is outside 0..{} points of dimension `{}`",
+                                    frame.ids()[r],
+                                    d.metric,
+                                    fmt_num(v),
+                                    d.max_points.map_or("∞".to_string(), fmt_num),
+                                    d.name
+                                ));
+                            }
+                        }
+                    }
                     for (r, total) in totals.iter_mut().enumerate() {
                         *total += dimension_points(d, col.value(r)).0;
                     }
                 }
                 frame
-                    .push(score.name.clone(), Column::Num(totals.into_iter().map(Some).collect()))
+                    .push(
+                        score.name.clone(),
+                        Column::Num(totals.into_iter().map(Some).collect()),
+                    )
                     .map_err(|e| e.to_string())?;
             }
             ScoreSpec::Rfm {
@@ -154,10 +198,15 @@ impl ScoreModel {
                 bins,
             } => {
                 let mut subs = Vec::new();
-                for (name, lower_better) in [(recency, true), (frequency, false), (monetary, false)] {
+                for (name, lower_better) in [(recency, true), (frequency, false), (monetary, false)]
+                {
                     let idx = num_input(name, frame)?;
                     let col = frame.column_at(idx);
-                    let norm = Normalizer::fit(Normalize::Percentile, lower_better, (0..n).map(|r| col.num(r)));
+                    let norm = Normalizer::fit(
+                        Normalize::Percentile,
+                        lower_better,
+                        (0..n).map(|r| col.num(r)),
+                    );
                     let q: Vec<Option<f64>> = (0..n)
                         .map(|r| Some(col.num(r).map_or(1.0, |v| quantile_bin(&norm, v, *bins))))
                         .collect();
@@ -167,9 +216,13 @@ impl ScoreModel {
                 let total: Vec<Option<f64>> = (0..n)
                     .map(|r| Some(subs.iter().map(|s| s[r].unwrap_or(1.0)).sum()))
                     .collect();
-                frame.push(score.name.clone(), Column::Num(total)).map_err(|e| e.to_string())?;
+                frame
+                    .push(score.name.clone(), Column::Num(total))
+                    .map_err(|e| e.to_string())?;
                 for (sub, name) in subs.into_iter().zip(score.sub_names()) {
-                    frame.push(name, Column::Num(sub)).map_err(|e| e.to_string())?;
+                    frame
+                        .push(name, Column::Num(sub))
+                        .map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -186,18 +239,28 @@ impl ScoreModel {
                 .iter()
                 .zip(&self.normalizers)
                 .map(|(p, norm)| {
-                    let v = frame.column(&p.input).and_then(|c| c.num(row)).filter(|v| v.is_finite());
+                    let v = frame
+                        .column(&p.input)
+                        .and_then(|c| c.num(row))
+                        .filter(|v| v.is_finite());
                     let (points, detail) = match v {
                         None => (0.0, "no value: 0 points".to_string()),
                         Some(v) => {
                             let x = norm.apply(v);
-                            let points = if p.normalize == Normalize::Raw { p.weight * x } else { p.weight * x * scale };
+                            let points = if p.normalize == Normalize::Raw {
+                                p.weight * x
+                            } else {
+                                p.weight * x * scale
+                            };
                             let how = match p.normalize {
                                 Normalize::Percentile => format!("percentile {:.1}%", x * 100.0),
                                 Normalize::Minmax => format!("min-max {:.3}", x),
                                 Normalize::Raw => "raw".to_string(),
                             };
-                            (points, format!("{} → {how} × weight {}", fmt_num(v), p.weight))
+                            (
+                                points,
+                                format!("{} → {how} × weight {}", fmt_num(v), p.weight),
+                            )
                         }
                     };
                     Contribution {
@@ -211,7 +274,9 @@ impl ScoreModel {
             ScoreSpec::Scorecard { dimensions } => dimensions
                 .iter()
                 .map(|d| {
-                    let v = frame.column(&d.metric).map_or(Value::Null, |c| c.value(row));
+                    let v = frame
+                        .column(&d.metric)
+                        .map_or(Value::Null, |c| c.value(row));
                     let (points, detail) = dimension_points(d, v);
                     Contribution {
                         label: d.name.clone(),
@@ -266,16 +331,19 @@ pub fn dimension_points(d: &Dimension, v: Value<'_>) -> (f64, String) {
             None => (0.0, format!("'{t}' is not a listed category: 0 points")),
         },
         (Value::Num(n), _, Some(bands)) => {
-            let hit = bands.iter().find(|b| {
-                b.min.is_none_or(|m| n >= m) && b.max.is_none_or(|m| n < m)
-            });
+            let hit = bands
+                .iter()
+                .find(|b| b.min.is_none_or(|m| n >= m) && b.max.is_none_or(|m| n < m));
             match hit {
                 Some(b) => (
                     b.points,
                     format!(
                         "{} in {}{} → {} points",
                         fmt_num(n),
-                        b.label.as_ref().map(|l| format!("'{l}' ")).unwrap_or_default(),
+                        b.label
+                            .as_ref()
+                            .map(|l| format!("'{l}' "))
+                            .unwrap_or_default(),
                         band_text(b.min, b.max),
                         b.points
                     ),
@@ -294,7 +362,10 @@ pub fn dimension_points(d: &Dimension, v: Value<'_>) -> (f64, String) {
             let p = cap(n);
             (p, format!("{} points as entered", fmt_num(p)))
         }
-        (Value::Text(t), None, _) => (0.0, format!("'{t}' is text; the dimension expects points or categories: 0 points")),
+        (Value::Text(t), None, _) => (
+            0.0,
+            format!("'{t}' is text; the dimension expects points or categories: 0 points"),
+        ),
     }
 }
 
@@ -313,18 +384,30 @@ mod tests {
 
     #[test]
     fn percentile_matches_sql_percent_rank_with_ties() {
-        let n = Normalizer::fit(Normalize::Percentile, false, [10.0, 20.0, 20.0, 40.0].map(Some).into_iter());
+        let n = Normalizer::fit(
+            Normalize::Percentile,
+            false,
+            [10.0, 20.0, 20.0, 40.0].map(Some).into_iter(),
+        );
         assert_eq!(n.apply(10.0), 0.0);
         assert_eq!(n.apply(20.0), 1.0 / 3.0);
         assert_eq!(n.apply(40.0), 1.0);
-        let low = Normalizer::fit(Normalize::Percentile, true, [10.0, 20.0, 20.0, 40.0].map(Some).into_iter());
+        let low = Normalizer::fit(
+            Normalize::Percentile,
+            true,
+            [10.0, 20.0, 20.0, 40.0].map(Some).into_iter(),
+        );
         assert_eq!(low.apply(10.0), 1.0);
         assert_eq!(low.apply(40.0), 0.0);
     }
 
     #[test]
     fn minmax_and_constant_columns() {
-        let n = Normalizer::fit(Normalize::Minmax, false, [0.0, 50.0, 100.0].map(Some).into_iter());
+        let n = Normalizer::fit(
+            Normalize::Minmax,
+            false,
+            [0.0, 50.0, 100.0].map(Some).into_iter(),
+        );
         assert_eq!(n.apply(50.0), 0.5);
         let c = Normalizer::fit(Normalize::Minmax, false, [7.0, 7.0].map(Some).into_iter());
         assert_eq!(c.apply(7.0), 1.0);
@@ -334,7 +417,9 @@ mod tests {
     fn quintiles_put_ties_together() {
         let values: Vec<Option<f64>> = (1..=10).map(|v| Some(f64::from(v))).collect();
         let n = Normalizer::fit(Normalize::Percentile, false, values.into_iter());
-        let bins: Vec<f64> = (1..=10).map(|v| quantile_bin(&n, f64::from(v), 5)).collect();
+        let bins: Vec<f64> = (1..=10)
+            .map(|v| quantile_bin(&n, f64::from(v), 5))
+            .collect();
         assert_eq!(bins, [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 5.0, 5.0]);
     }
 }

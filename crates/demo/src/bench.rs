@@ -47,9 +47,15 @@ impl Sink {
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_row_count(Some(BATCH))
                 .build();
-            Sink::Parquet(ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_err(path, e))?)
+            Sink::Parquet(
+                ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_err(path, e))?,
+            )
         } else {
-            Sink::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(file))
+            Sink::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file),
+            )
         })
     }
     fn write(&mut self, path: &Path, batch: &RecordBatch) -> Result<(), DemoError> {
@@ -75,7 +81,9 @@ impl Picker {
     fn pick(&self, rng: &mut StdRng) -> usize {
         let total = *self.cumulative.last().expect("at least one customer");
         let x = rng.random::<f64>() * total;
-        self.cumulative.partition_point(|c| *c <= x).min(self.cumulative.len() - 1)
+        self.cumulative
+            .partition_point(|c| *c <= x)
+            .min(self.cumulative.len() - 1)
     }
 }
 
@@ -115,8 +123,15 @@ pub fn generate_bench(dir: &Path, o: &GenOptions) -> Result<Vec<PathBuf>, DemoEr
             types.append_value(["person", "person", "company", "dealer"][rng.random_range(0..4)]);
             regions.append_value(["north", "south", "east", "west"][rng.random_range(0..4)]);
         }
-        let cols: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(types.finish()), Arc::new(regions.finish())];
-        sink.write(&path, &RecordBatch::try_new(schema.clone(), cols).map_err(|e| write_err(&path, e))?)?;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(ids.finish()),
+            Arc::new(types.finish()),
+            Arc::new(regions.finish()),
+        ];
+        sink.write(
+            &path,
+            &RecordBatch::try_new(schema.clone(), cols).map_err(|e| write_err(&path, e))?,
+        )?;
         start = end;
     }
     sink.close(&path)?;
@@ -157,7 +172,10 @@ pub fn generate_bench(dir: &Path, o: &GenOptions) -> Result<Vec<PathBuf>, DemoEr
             Arc::new(amounts.finish()),
             Arc::new(costs.finish()),
         ];
-        sink.write(&path, &RecordBatch::try_new(schema.clone(), cols).map_err(|e| write_err(&path, e))?)?;
+        sink.write(
+            &path,
+            &RecordBatch::try_new(schema.clone(), cols).map_err(|e| write_err(&path, e))?,
+        )?;
         left -= rows;
     }
     sink.close(&path)?;
@@ -203,14 +221,18 @@ pub fn generate_bench(dir: &Path, o: &GenOptions) -> Result<Vec<PathBuf>, DemoEr
             Arc::new(paid.finish()),
             Arc::new(amounts.finish()),
         ];
-        sink.write(&path, &RecordBatch::try_new(schema.clone(), cols).map_err(|e| write_err(&path, e))?)?;
+        sink.write(
+            &path,
+            &RecordBatch::try_new(schema.clone(), cols).map_err(|e| write_err(&path, e))?,
+        )?;
         left -= rows;
     }
     sink.close(&path)?;
     written.push(path);
 
     let policy = dir.join("bench.toml");
-    std::fs::write(&policy, BENCH_POLICY.replace("{ext}", ext)).map_err(|e| write_err(&policy, e))?;
+    std::fs::write(&policy, BENCH_POLICY.replace("{ext}", ext))
+        .map_err(|e| write_err(&policy, e))?;
     written.push(policy);
     Ok(written)
 }

@@ -106,7 +106,13 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
             ""
         };
         let company_nature = if is_org {
-            ["government", "state_owned", "joint_stock", "private", "private"][rng.random_range(0..5)]
+            [
+                "government",
+                "state_owned",
+                "joint_stock",
+                "private",
+                "private",
+            ][rng.random_range(0..5)]
         } else {
             ""
         };
@@ -126,7 +132,9 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
             if household_left == 0 && rng.random_bool(0.25) {
                 household += 1;
                 household_left = rng.random_range(2..=4);
-                household_wealth = LogNormal::<f64>::new(11.3, 1.4).expect("valid").sample(&mut rng);
+                household_wealth = LogNormal::<f64>::new(11.3, 1.4)
+                    .expect("valid")
+                    .sample(&mut rng);
             }
             if household_left > 0 {
                 household_left -= 1;
@@ -141,7 +149,11 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
             0.0
         };
         let registered_capital = if customer_type == "company" {
-            money(LogNormal::<f64>::new(16.0, 1.3).expect("valid").sample(&mut rng))
+            money(
+                LogNormal::<f64>::new(16.0, 1.3)
+                    .expect("valid")
+                    .sample(&mut rng),
+            )
         } else {
             0.0
         };
@@ -150,7 +162,8 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
         } else {
             ""
         };
-        let plan_completion = (customer_type == "dealer").then(|| (rng.random_range(0.6..1.3f64) * 100.0).round() / 100.0);
+        let plan_completion = (customer_type == "dealer")
+            .then(|| (rng.random_range(0.6..1.3f64) * 100.0).round() / 100.0);
         data.customers.push(Customer {
             id: id.clone(),
             customer_type,
@@ -170,22 +183,42 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
         // Orders: about 5% never buy; 12% stopped buying some time ago.
         let type_scale = match customer_type {
             "person" => 1.0,
-            "company" => 6.0,
-            _ => 12.0,
+            "company" => 25.0,
+            _ => 60.0,
         };
         let never = rng.random_bool(0.05);
-        let stopped_at = rng.random_bool(0.12).then(|| end - Days::new(rng.random_range(190..900)));
+        let newcomer = !never && rng.random_bool(0.06);
+        let stopped_at = rng
+            .random_bool(0.12)
+            .then(|| end - Days::new(rng.random_range(190..900)));
         let trend: f64 = rng.random_range(-0.6..0.6);
         let margin: f64 = rng.random_range(0.04..0.45);
         let reliability: f64 = rng.random_range(0.5..1.0);
-        if !never {
+        if newcomer {
+            // First purchases in the last five months: the "new" lifecycle stage.
+            let ticket = LogNormal::<f64>::new((300.0f64 * type_scale).ln(), 0.6).expect("valid");
+            for _ in 0..rng.random_range(1..=2) {
+                let amount = money(ticket.sample(&mut rng));
+                data.transactions.push(Transaction {
+                    customer_id: id.clone(),
+                    date: end - Days::new(rng.random_range(0..150)),
+                    amount,
+                    cost: money(amount * (1.0 - margin)),
+                });
+            }
+        } else if !never {
             let lambda = (3.0 + 4.0 * size.sqrt()).min(80.0);
             let orders = Poisson::<f64>::new(lambda).expect("valid").sample(&mut rng) as usize;
-            let ticket = LogNormal::<f64>::new((300.0 * type_scale * size.powf(0.6)).ln(), 0.6).expect("valid");
+            let ticket = LogNormal::<f64>::new((300.0 * type_scale * size.powf(0.6)).ln(), 0.6)
+                .expect("valid");
             for _ in 0..orders {
                 // Later dates are more or less likely by the customer's trend.
                 let t: f64 = rng.random::<f64>();
-                let t = if trend >= 0.0 { t.powf(1.0 - trend) } else { 1.0 - (1.0 - t).powf(1.0 + trend) };
+                let t = if trend >= 0.0 {
+                    t.powf(1.0 - trend)
+                } else {
+                    1.0 - (1.0 - t).powf(1.0 + trend)
+                };
                 let date = start + Days::new((t * (3.0 * 365.0 - 1.0)) as u64);
                 if stopped_at.is_some_and(|s| date > s) {
                     continue;
@@ -213,7 +246,12 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
         // Organisations are invoiced monthly for what they bought, due in 30 days.
         if is_org {
             let mut months: Vec<(i32, u32, f64)> = Vec::new();
-            for t in data.transactions.iter().rev().take_while(|t| t.customer_id == id) {
+            for t in data
+                .transactions
+                .iter()
+                .rev()
+                .take_while(|t| t.customer_id == id)
+            {
                 if t.date < end - Days::new(2 * 365) {
                     continue;
                 }
@@ -258,7 +296,9 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
         // Persons keep deposits: daily balances for the last 120 days.
         if customer_type == "person" {
             let base = if household_id.is_empty() {
-                LogNormal::<f64>::new(10.9, 1.5).expect("valid").sample(&mut rng)
+                LogNormal::<f64>::new(10.9, 1.5)
+                    .expect("valid")
+                    .sample(&mut rng)
             } else {
                 household_wealth * rng.random_range(0.3..1.7)
             };
@@ -273,12 +313,17 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
         }
 
         if customer_type == "company" && rng.random_bool(0.9) {
-            data.manual_scores
-                .push((id.clone(), f64::from(rng.random_range(0..=20u8)), f64::from(rng.random_range(0..=20u8))));
+            data.manual_scores.push((
+                id.clone(),
+                f64::from(rng.random_range(0..=20u8)),
+                f64::from(rng.random_range(0..=20u8)),
+            ));
         }
     }
-    data.balances.sort_by(|a, b| (a.date, &a.customer_id).cmp(&(b.date, &b.customer_id)));
-    data.transactions.sort_by(|a, b| (a.date, &a.customer_id).cmp(&(b.date, &b.customer_id)));
+    data.balances
+        .sort_by(|a, b| (a.date, &a.customer_id).cmp(&(b.date, &b.customer_id)));
+    data.transactions
+        .sort_by(|a, b| (a.date, &a.customer_id).cmp(&(b.date, &b.customer_id)));
     if n >= 20 {
         data.overrides.push((
             "C00007".into(),
@@ -301,14 +346,21 @@ fn opt_num(v: Option<f64>) -> String {
 }
 
 fn num(v: f64) -> String {
-    if v == 0.0 { String::new() } else { v.to_string() }
+    if v == 0.0 {
+        String::new()
+    } else {
+        v.to_string()
+    }
 }
 
 impl DemoData {
     /// Writes the data as CSV files into `dir`.
     pub fn write_csv(&self, dir: &Path) -> Result<Vec<PathBuf>, DemoError> {
         let mut written = Vec::new();
-        let mut file = |name: &str, header: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| -> Result<(), DemoError> {
+        let mut file = |name: &str,
+                        header: &[&str],
+                        rows: &mut dyn Iterator<Item = Vec<String>>|
+         -> Result<(), DemoError> {
             let path = dir.join(name);
             let mut w = csv::Writer::from_path(&path).map_err(|e| write_err(&path, e))?;
             w.write_record(header).map_err(|e| write_err(&path, e))?;
@@ -322,8 +374,19 @@ impl DemoData {
         file(
             "customers.csv",
             &[
-                "customer_id", "customer_type", "region", "industry", "company_nature", "owner", "household_id", "tags",
-                "signup_date", "credit_card_limit", "registered_capital", "payment_method", "plan_completion",
+                "customer_id",
+                "customer_type",
+                "region",
+                "industry",
+                "company_nature",
+                "owner",
+                "household_id",
+                "tags",
+                "signup_date",
+                "credit_card_limit",
+                "registered_capital",
+                "payment_method",
+                "plan_completion",
             ],
             &mut self.customers.iter().map(|c| {
                 vec![
@@ -346,14 +409,25 @@ impl DemoData {
         file(
             "transactions.csv",
             &["customer_id", "date", "amount", "cost"],
-            &mut self
-                .transactions
-                .iter()
-                .map(|t| vec![t.customer_id.clone(), t.date.to_string(), t.amount.to_string(), t.cost.to_string()]),
+            &mut self.transactions.iter().map(|t| {
+                vec![
+                    t.customer_id.clone(),
+                    t.date.to_string(),
+                    t.amount.to_string(),
+                    t.cost.to_string(),
+                ]
+            }),
         )?;
         file(
             "invoices.csv",
-            &["invoice_id", "customer_id", "issued", "due_date", "paid_date", "amount"],
+            &[
+                "invoice_id",
+                "customer_id",
+                "issued",
+                "due_date",
+                "paid_date",
+                "amount",
+            ],
             &mut self.invoices.iter().map(|i| {
                 vec![
                     i.invoice_id.clone(),
@@ -368,15 +442,21 @@ impl DemoData {
         file(
             "balances.csv",
             &["customer_id", "date", "balance"],
-            &mut self
-                .balances
-                .iter()
-                .map(|b| vec![b.customer_id.clone(), b.date.to_string(), b.balance.to_string()]),
+            &mut self.balances.iter().map(|b| {
+                vec![
+                    b.customer_id.clone(),
+                    b.date.to_string(),
+                    b.balance.to_string(),
+                ]
+            }),
         )?;
         file(
             "manual_scores.csv",
             &["customer_id", "relationship_top", "strategic_importance"],
-            &mut self.manual_scores.iter().map(|(id, r, s)| vec![id.clone(), r.to_string(), s.to_string()]),
+            &mut self
+                .manual_scores
+                .iter()
+                .map(|(id, r, s)| vec![id.clone(), r.to_string(), s.to_string()]),
         )?;
         file(
             "overrides.csv",

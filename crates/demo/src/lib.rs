@@ -33,8 +33,14 @@ pub const POLICIES: [(&str, &str); 5] = [
     ("stratum.toml", include_str!("policies/stratum.toml")),
     ("policies/bank.toml", include_str!("policies/bank.toml")),
     ("policies/b2b.toml", include_str!("policies/b2b.toml")),
-    ("policies/property.toml", include_str!("policies/property.toml")),
-    ("policies/retail_members.toml", include_str!("policies/retail_members.toml")),
+    (
+        "policies/property.toml",
+        include_str!("policies/property.toml"),
+    ),
+    (
+        "policies/retail_members.toml",
+        include_str!("policies/retail_members.toml"),
+    ),
 ];
 
 /// What `init` wrote.
@@ -46,7 +52,12 @@ pub struct InitReport {
 /// Creates a demo workspace: data under `data/`, the main policy as `stratum.toml`, the other
 /// examples under `policies/`.
 pub fn init(dir: &Path, customers: usize, force: bool) -> Result<InitReport, DemoError> {
-    if dir.exists() && !force && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    if dir.exists()
+        && !force
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
         return Err(DemoError::NotEmpty(dir.to_path_buf()));
     }
     std::fs::create_dir_all(dir.join("data")).map_err(|e| write_err(dir, e))?;

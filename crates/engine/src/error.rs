@@ -13,7 +13,10 @@ pub enum UserError {
         file: String,
         message: String,
     },
-    #[error("{file}: column `{column}` (source `{source_name}`) is missing{}", suggestion(column, available))]
+    #[error(
+        "{file}: column `{column}` (source `{source_name}`) is missing{}",
+        suggestion(column, available)
+    )]
     MissingColumn {
         source_name: String,
         file: String,
@@ -35,8 +38,14 @@ pub enum UserError {
         found: String,
         expected: String,
     },
-    #[error("{file}: key '{key}' appears more than once in source `{source_name}`, which must have one row per customer")]
-    DuplicateKey { source_name: String, file: String, key: String },
+    #[error(
+        "{file}: key '{key}' appears more than once in source `{source_name}`, which must have one row per customer"
+    )]
+    DuplicateKey {
+        source_name: String,
+        file: String,
+        key: String,
+    },
     #[error("metric `{metric}` (key `metrics.{metric}`): {message}")]
     Metric { metric: String, message: String },
 }

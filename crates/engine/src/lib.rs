@@ -69,7 +69,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("sources", &self.sources).finish()
+        f.debug_struct("Engine")
+            .field("sources", &self.sources)
+            .finish()
     }
 }
 
@@ -84,7 +86,10 @@ fn clean(e: &datafusion::error::DataFusionError) -> String {
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .trim_start_matches("SQL error: ");
-    text.split("\n\nThis issue").next().unwrap_or(text).to_string()
+    text.split("\n\nThis issue")
+        .next()
+        .unwrap_or(text)
+        .to_string()
 }
 
 impl Engine {
@@ -113,7 +118,9 @@ impl Engine {
                 }));
             }
             progress(&format!("loading {name} ({display})"));
-            let format = def.resolved_format().expect("compiled policy has known formats");
+            let format = def
+                .resolved_format()
+                .expect("compiled policy has known formats");
             let declared: Vec<(String, stratum_core::ColumnType)> =
                 def.columns.iter().map(|(k, v)| (k.clone(), *v)).collect();
             let unique_key = def.time.is_none();
@@ -173,7 +180,8 @@ impl Engine {
                                 message: clean(&e),
                             })
                         })?;
-                    let schema: SchemaRef = Arc::new(ctx.table(name.as_str()).await?.schema().as_arrow().clone());
+                    let schema: SchemaRef =
+                        Arc::new(ctx.table(name.as_str()).await?.schema().as_arrow().clone());
                     let mut required: Vec<&str> = vec![def.key.as_str()];
                     required.extend(def.time.as_deref());
                     required.extend(def.tags.as_deref());
@@ -184,11 +192,16 @@ impl Engine {
                                 source_name: name.clone(),
                                 file: display.clone(),
                                 column: col.to_string(),
-                                available: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                                available: schema
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name().clone())
+                                    .collect(),
                             }));
                         }
                     }
-                    let rows = count(&ctx, &format!("SELECT count(*) FROM {}", sql::ident(name))).await?;
+                    let rows =
+                        count(&ctx, &format!("SELECT count(*) FROM {}", sql::ident(name))).await?;
                     if unique_key {
                         let dup = ctx
                             .sql(&format!(
@@ -201,7 +214,11 @@ impl Engine {
                             .await?;
                         if let Some(b) = dup.iter().find(|b| b.num_rows() > 0) {
                             let key = cast(b.column(0), &DataType::Utf8)?;
-                            let key = key.as_any().downcast_ref::<StringArray>().map(|a| a.value(0).to_string()).unwrap_or_default();
+                            let key = key
+                                .as_any()
+                                .downcast_ref::<StringArray>()
+                                .map(|a| a.value(0).to_string())
+                                .unwrap_or_default();
                             return Err(user(UserError::DuplicateKey {
                                 source_name: name.clone(),
                                 file: display.clone(),
@@ -220,8 +237,14 @@ impl Engine {
                 }
             };
             if let Some(t) = &def.time {
-                let ty = schema.field_with_name(t).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
-                if !matches!(ty, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) {
+                let ty = schema
+                    .field_with_name(t)
+                    .map(|f| f.data_type().clone())
+                    .unwrap_or(DataType::Null);
+                if !matches!(
+                    ty,
+                    DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+                ) {
                     return Err(user(UserError::WrongType {
                         source_name: name.clone(),
                         file: display.clone(),
@@ -240,7 +263,11 @@ impl Engine {
                 stats,
             });
         }
-        Ok(Engine { ctx, sources, rejects })
+        Ok(Engine {
+            ctx,
+            sources,
+            rejects,
+        })
     }
 
     pub fn source(&self, name: &str) -> Option<&LoadedSource> {
@@ -251,7 +278,13 @@ impl Engine {
         policy
             .source(source)
             .and_then(|d| d.time.as_ref())
-            .and_then(|t| self.source(source)?.schema.field_with_name(t).ok().map(|f| f.data_type().clone()))
+            .and_then(|t| {
+                self.source(source)?
+                    .schema
+                    .field_with_name(t)
+                    .ok()
+                    .map(|f| f.data_type().clone())
+            })
             .unwrap_or(DataType::Date32)
     }
 
@@ -268,7 +301,12 @@ impl Engine {
                     metric: m.name.clone(),
                     message: format!(
                         "rollup group `{group}` is not a column of the customers source (columns: {})",
-                        cschema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                        cschema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }));
             }
@@ -278,24 +316,39 @@ impl Engine {
         {
             return Err(user(UserError::MissingColumn {
                 source_name: CUSTOMERS.into(),
-                file: self.source(CUSTOMERS).map(|s| s.file.clone()).unwrap_or_default(),
+                file: self
+                    .source(CUSTOMERS)
+                    .map(|s| s.file.clone())
+                    .unwrap_or_default(),
                 column: tags.clone(),
                 available: cschema.fields().iter().map(|f| f.name().clone()).collect(),
             }));
         }
         for m in &policy.metrics {
             let probe = match &m.kind {
-                MetricKind::Event { source, expr, filter, .. } => {
+                MetricKind::Event {
+                    source,
+                    expr,
+                    filter,
+                    ..
+                } => {
                     let key = sql::ident(&policy.source(source).expect("compiled").key);
                     format!(
                         "SELECT ({}) FROM {} {} GROUP BY {key}",
                         sql::with_as_of(expr, as_of),
                         sql::ident(source),
-                        filter.as_ref().map(|f| format!("WHERE ({})", sql::with_as_of(f, as_of))).unwrap_or_default()
+                        filter
+                            .as_ref()
+                            .map(|f| format!("WHERE ({})", sql::with_as_of(f, as_of)))
+                            .unwrap_or_default()
                     )
                 }
                 MetricKind::Attribute { source, expr, .. } => {
-                    format!("SELECT ({}) FROM {}", sql::with_as_of(expr, as_of), sql::ident(source))
+                    format!(
+                        "SELECT ({}) FROM {}",
+                        sql::with_as_of(expr, as_of),
+                        sql::ident(source)
+                    )
                 }
                 _ => continue,
             };
@@ -321,7 +374,11 @@ impl Engine {
     }
 
     /// Evaluates every metric for every customer as of a date.
-    pub async fn metrics(&self, policy: &Policy, as_of: NaiveDate) -> Result<MetricsOutput, EngineError> {
+    pub async fn metrics(
+        &self,
+        policy: &Policy,
+        as_of: NaiveDate,
+    ) -> Result<MetricsOutput, EngineError> {
         self.validate(policy, as_of).await?;
         let aggs = sql::aggregates(policy, as_of, &|s| self.time_type(policy, s));
         // Stage one: each aggregate is computed once and kept; it is small (a row per customer).
@@ -340,7 +397,11 @@ impl Engine {
             registered.push(a.table.clone());
         }
         let result = self.stage_two(policy, &aggs, as_of).await;
-        let orphans = if result.is_ok() { self.orphans(policy, &aggs).await } else { Ok(Vec::new()) };
+        let orphans = if result.is_ok() {
+            self.orphans(policy, &aggs).await
+        } else {
+            Ok(Vec::new())
+        };
         for t in registered {
             self.ctx.deregister_table(t.as_str())?;
         }
@@ -351,14 +412,22 @@ impl Engine {
         })
     }
 
-    async fn stage_two(&self, policy: &Policy, aggs: &[sql::Aggregate], as_of: NaiveDate) -> Result<Vec<RecordBatch>, EngineError> {
+    async fn stage_two(
+        &self,
+        policy: &Policy,
+        aggs: &[sql::Aggregate],
+        as_of: NaiveDate,
+    ) -> Result<Vec<RecordBatch>, EngineError> {
         let query = sql::frame_query(policy, aggs, as_of, None);
         match self.ctx.sql(&query).await {
             Ok(df) => Ok(df.collect().await?),
             Err(e) => {
                 // Find the first derived metric whose layer fails to plan, to name it.
                 for m in &policy.metrics {
-                    if matches!(m.kind, MetricKind::Derived { .. } | MetricKind::Rollup { .. }) {
+                    if matches!(
+                        m.kind,
+                        MetricKind::Derived { .. } | MetricKind::Rollup { .. }
+                    ) {
                         let partial = sql::frame_query(policy, aggs, as_of, Some(&m.name));
                         if let Err(inner) = self.ctx.sql(&partial).await {
                             return Err(user(UserError::Metric {
@@ -373,7 +442,11 @@ impl Engine {
         }
     }
 
-    async fn orphans(&self, policy: &Policy, aggs: &[sql::Aggregate]) -> Result<Vec<Orphans>, EngineError> {
+    async fn orphans(
+        &self,
+        policy: &Policy,
+        aggs: &[sql::Aggregate],
+    ) -> Result<Vec<Orphans>, EngineError> {
         let ckey = sql::ident(&policy.source(CUSTOMERS).expect("compiled").key);
         let mut out: Vec<Orphans> = Vec::new();
         for a in aggs {
@@ -415,13 +488,20 @@ fn first_u64(batches: &[RecordBatch], col: usize) -> u64 {
         .iter()
         .find(|b| b.num_rows() > 0)
         .and_then(|b| cast(b.column(col), &DataType::UInt64).ok())
-        .and_then(|a| a.as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>().map(|x| if x.is_null(0) { 0 } else { x.value(0) }))
+        .and_then(|a| {
+            a.as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .map(|x| if x.is_null(0) { 0 } else { x.value(0) })
+        })
         .unwrap_or(0)
 }
 
 fn strings(array: &ArrayRef) -> Result<Vec<Option<String>>, EngineError> {
     let utf8 = cast(array, &DataType::Utf8)?;
-    let s = utf8.as_any().downcast_ref::<StringArray>().ok_or_else(|| EngineError::Internal("cast to Utf8".into()))?;
+    let s = utf8
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| EngineError::Internal("cast to Utf8".into()))?;
     Ok(s.iter().map(|v| v.map(str::to_string)).collect())
 }
 
@@ -447,25 +527,36 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
         Some(col) => strings(col)?
             .into_iter()
             .map(|t| {
-                t.map(|s| s.split(sep.as_str()).map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect())
-                    .unwrap_or_default()
+                t.map(|s| {
+                    s.split(sep.as_str())
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
             })
             .collect(),
         None => vec![Vec::new(); ids.len()],
     };
     let mut frame = Frame::new(ids, tags);
     for m in &policy.metrics {
-        let col = batch
-            .column_by_name(&m.name)
-            .ok_or_else(|| EngineError::Internal(format!("metric `{}` missing from result", m.name)))?;
+        let col = batch.column_by_name(&m.name).ok_or_else(|| {
+            EngineError::Internal(format!("metric `{}` missing from result", m.name))
+        })?;
         let column = if is_numeric(col.data_type()) {
             let f = cast(col, &DataType::Float64)?;
-            let f = f.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
+            let f = f
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("cast to Float64");
             Column::Num(f.iter().map(|v| v.filter(|x| x.is_finite())).collect())
         } else {
             Column::Text(strings(col)?)
         };
-        frame.push(m.name.clone(), column).map_err(|e| EngineError::Internal(e.to_string()))?;
+        frame
+            .push(m.name.clone(), column)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
     }
     Ok(frame)
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -17,7 +18,11 @@ use stratum_core::ColumnType;
 use crate::error::{EngineError, UserError};
 
 const BATCH_ROWS: usize = 65_536;
-const INFER_ROWS: usize = 1_000;
+/// Rows buffered for type inference: until each column has `INFER_VALUES` non-empty values,
+/// or `INFER_MAX_ROWS` rows.
+const INFER_VALUES: usize = 200;
+const INFER_MAX_ROWS: usize = 100_000;
+const JSON_HEADER_ROWS: usize = 1_000;
 
 /// A row that could not be read, kept with its reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,12 +80,21 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 }
 
 fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
-    const FORMATS: [&str; 4] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S"];
+    const FORMATS: [&str; 4] = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y/%m/%d %H:%M:%S",
+    ];
     let trimmed = s.trim_end_matches('Z');
     FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(trimmed, f).ok())
-        .or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.naive_utc()))
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.naive_utc())
+        })
         .or_else(|| parse_date(s).and_then(|d| d.and_hms_opt(0, 0, 0)))
 }
 
@@ -95,18 +109,28 @@ fn parses_as(ty: ColumnType, s: &str) -> bool {
     }
 }
 
-/// The narrowest type every non-empty sample value parses as.
-fn infer(samples: &[&str]) -> ColumnType {
+/// The narrowest type that most non-empty sample values parse as. A stray bad value must not
+/// turn an amount column into text: it becomes a bad row, reported with its line, instead.
+/// `None` when there is no value to go by.
+fn infer(samples: &[&str]) -> Option<ColumnType> {
     let non_empty: Vec<&&str> = samples.iter().filter(|s| !s.is_empty()).collect();
     if non_empty.is_empty() {
-        return ColumnType::String;
+        return None;
     }
-    for ty in [ColumnType::Int, ColumnType::Float, ColumnType::Bool, ColumnType::Date, ColumnType::Timestamp] {
-        if non_empty.iter().all(|s| parses_as(ty, s)) {
-            return ty;
+    let needed = non_empty.len() / 2 + 1;
+    // Numbers are inferred as floats: an amount column that holds whole numbers in its first
+    // rows may hold decimals later. Declare `int` under `columns` where it matters.
+    for ty in [
+        ColumnType::Float,
+        ColumnType::Bool,
+        ColumnType::Date,
+        ColumnType::Timestamp,
+    ] {
+        if non_empty.iter().filter(|s| parses_as(ty, s)).count() >= needed {
+            return Some(ty);
         }
     }
-    ColumnType::String
+    Some(ColumnType::String)
 }
 
 pub fn arrow_type(ty: ColumnType) -> DataType {
@@ -121,6 +145,8 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
 }
 
 enum Builder {
+    /// A column with no values at all in the sampled rows.
+    Null(usize),
     Str(StringBuilder),
     Int(Int64Builder),
     Float(Float64Builder),
@@ -142,6 +168,7 @@ impl Builder {
     }
     fn finish(&mut self) -> ArrayRef {
         match self {
+            Self::Null(n) => Arc::new(datafusion::arrow::array::NullArray::new(std::mem::take(n))),
             Self::Str(b) => Arc::new(b.finish()),
             Self::Int(b) => Arc::new(b.finish()),
             Self::Float(b) => Arc::new(b.finish()),
@@ -184,6 +211,7 @@ fn parse_cell(ty: ColumnType, s: &str) -> Option<Cell<'_>> {
 
 fn append(b: &mut Builder, c: &Cell<'_>) {
     match (b, c) {
+        (Builder::Null(n), _) => *n += 1,
         (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
         (Builder::Int(b), Cell::Int(v)) => b.append_value(*v),
         (Builder::Float(b), Cell::Float(v)) => b.append_value(*v),
@@ -223,7 +251,10 @@ fn open_csv(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
         Ok(rec) => {
             let line = rec.position().map_or(0, |p| p.line());
             if rec.len() != width {
-                Err((line, format!("has {} fields, the header has {width}", rec.len())))
+                Err((
+                    line,
+                    format!("has {} fields, the header has {width}", rec.len()),
+                ))
             } else {
                 Ok((line, rec.iter().map(|f| f.trim().to_string()).collect()))
             }
@@ -248,8 +279,13 @@ fn open_jsonl(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
         .map_err(|e| io_error(spec, e))?;
     // The header is every key seen in the first rows, in order of appearance.
     let mut header: Vec<String> = Vec::new();
-    for line in lines.iter().filter(|l| !l.trim().is_empty()).take(INFER_ROWS) {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line) {
+    for line in lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .take(JSON_HEADER_ROWS)
+    {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line)
+        {
             for k in map.keys() {
                 if !header.contains(k) {
                     header.push(k.clone());
@@ -324,51 +360,82 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
         }
     }
 
-    // Buffer the first rows to infer types of undeclared columns.
+    // Buffer rows until every column has enough values to infer its type (bounded).
     let mut rows = text.rows;
     let mut head: Vec<Result<(u64, Vec<String>), (u64, String)>> = Vec::new();
+    let mut seen = vec![0usize; header.len()];
     for r in rows.by_ref() {
+        if let Ok((_, fields)) = &r {
+            for (count, f) in seen.iter_mut().zip(fields) {
+                if !f.is_empty() {
+                    *count += 1;
+                }
+            }
+        }
         head.push(r);
-        if head.len() >= INFER_ROWS {
+        if head.len() >= INFER_MAX_ROWS || seen.iter().all(|c| *c >= INFER_VALUES) {
             break;
         }
     }
-    let types: Vec<ColumnType> = header
+    // `None`: no value anywhere in the sample; such a column is all nulls.
+    let types: Vec<Option<ColumnType>> = header
         .iter()
         .enumerate()
         .map(|(i, name)| {
             if name == spec.key {
-                return ColumnType::String;
+                return Some(ColumnType::String);
             }
             if let Some((_, t)) = spec.declared.iter().find(|(n, _)| n == name) {
-                return *t;
+                return Some(*t);
             }
-            let samples: Vec<&str> = head.iter().filter_map(|r| r.as_ref().ok()).map(|(_, f)| f[i].as_str()).collect();
+            let samples: Vec<&str> = head
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|(_, f)| f[i].as_str())
+                .collect();
             let t = infer(&samples);
-            if Some(name.as_str()) == spec.time && !matches!(t, ColumnType::Date | ColumnType::Timestamp) {
-                // Let the row check below name the first value that is not a date.
-                ColumnType::Timestamp
+            if Some(name.as_str()) == spec.time
+                && !matches!(t, Some(ColumnType::Date | ColumnType::Timestamp))
+            {
+                // A time column is dates or timestamps whatever most values look like; the row
+                // check below names the first value that is neither.
+                let readable: Vec<&&str> = samples
+                    .iter()
+                    .filter(|s| parses_as(ColumnType::Timestamp, s))
+                    .collect();
+                if !readable.is_empty() && readable.iter().all(|s| parses_as(ColumnType::Date, s)) {
+                    Some(ColumnType::Date)
+                } else {
+                    Some(ColumnType::Timestamp)
+                }
             } else {
                 t
             }
         })
         .collect();
-    let key_idx = header.iter().position(|h| h == spec.key).expect("checked above");
+    let key_idx = header
+        .iter()
+        .position(|h| h == spec.key)
+        .expect("checked above");
     let time_idx = spec.time.and_then(|t| header.iter().position(|h| h == t));
 
     let schema: SchemaRef = Arc::new(Schema::new(
         header
             .iter()
             .zip(&types)
-            .map(|(name, ty)| Field::new(name, arrow_type(*ty), true))
+            .map(|(name, ty)| Field::new(name, ty.map_or(DataType::Null, arrow_type), true))
             .collect::<Vec<_>>(),
     ));
-    let mut builders: Vec<Builder> = types.iter().map(|t| Builder::new(*t)).collect();
+    let mut builders: Vec<Builder> = types
+        .iter()
+        .map(|t| t.map_or(Builder::Null(0), Builder::new))
+        .collect();
     let mut batches = Vec::new();
     let mut in_batch = 0usize;
     let mut stats = LoadStats::default();
     let mut rejects = Vec::new();
     let mut seen_keys: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let head_len = head.len();
 
     for row in head.into_iter().chain(rows) {
         stats.read += 1;
@@ -378,34 +445,54 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
             Ok((line, fields)) => {
                 let mut bad = None;
                 for (i, (value, ty)) in fields.iter().zip(&types).enumerate() {
-                    match parse_cell(*ty, value) {
+                    let parsed = match ty {
+                        Some(t) => parse_cell(*t, value),
+                        None if value.is_empty() => Some(Cell::Null),
+                        None => None,
+                    };
+                    match parsed {
                         Some(c) => cells.push(c),
                         None => {
-                            bad = Some((
-                                *line,
-                                Some(header[i].clone()),
-                                format!("value '{value}' is not a valid {}", ty.name()),
-                                fields.join(","),
-                            ));
+                            let reason = match ty {
+                                Some(t) => format!("value '{value}' is not a valid {}", t.name()),
+                                None => format!(
+                                    "value '{value}' in a column that was empty in the first {} rows; declare its type under `columns`",
+                                    head_len
+                                ),
+                            };
+                            bad = Some((*line, Some(header[i].clone()), reason, fields.join(",")));
                             break;
                         }
                     }
                 }
                 if bad.is_none() && fields[key_idx].is_empty() {
-                    bad = Some((*line, Some(spec.key.to_string()), "customer key is empty".into(), fields.join(",")));
+                    bad = Some((
+                        *line,
+                        Some(spec.key.to_string()),
+                        "customer key is empty".into(),
+                        fields.join(","),
+                    ));
                 }
                 if bad.is_none()
                     && let Some(t) = time_idx
                     && fields[t].is_empty()
                 {
-                    bad = Some((*line, Some(header[t].clone()), "time is empty".into(), fields.join(",")));
+                    bad = Some((
+                        *line,
+                        Some(header[t].clone()),
+                        "time is empty".into(),
+                        fields.join(","),
+                    ));
                 }
                 if bad.is_none() && spec.unique_key {
                     if let Some(first) = seen_keys.get(&fields[key_idx]) {
                         bad = Some((
                             *line,
                             Some(spec.key.to_string()),
-                            format!("duplicate key '{}' (first seen on line {first})", fields[key_idx]),
+                            format!(
+                                "duplicate key '{}' (first seen on line {first})",
+                                fields[key_idx]
+                            ),
                             fields.join(","),
                         ));
                     } else {
@@ -470,10 +557,13 @@ mod tests {
 
     #[test]
     fn infers_narrowest_types() {
-        assert_eq!(infer(&["1", "2", ""]), ColumnType::Int);
-        assert_eq!(infer(&["1", "2.5"]), ColumnType::Float);
-        assert_eq!(infer(&["2026-01-01", "2026/02/01"]), ColumnType::Date);
-        assert_eq!(infer(&["2026-01-01 10:00:00"]), ColumnType::Timestamp);
-        assert_eq!(infer(&["a", "1"]), ColumnType::String);
+        assert_eq!(infer(&["1", "2", ""]), Some(ColumnType::Float));
+        assert_eq!(infer(&["1", "2.5"]), Some(ColumnType::Float));
+        assert_eq!(infer(&["2026-01-01", "2026/02/01"]), Some(ColumnType::Date));
+        assert_eq!(infer(&["2026-01-01 10:00:00"]), Some(ColumnType::Timestamp));
+        assert_eq!(infer(&["a", "b", "1"]), Some(ColumnType::String));
+        assert_eq!(infer(&["", ""]), None);
+        // A bad value among good ones keeps the column numeric; the bad row is reported on load.
+        assert_eq!(infer(&["12.5", "3", "abc"]), Some(ColumnType::Float));
     }
 }

@@ -45,7 +45,11 @@ pub struct Aggregate {
     pub sql: String,
 }
 
-pub fn aggregates(policy: &Policy, as_of: NaiveDate, time_type: &dyn Fn(&str) -> DataType) -> Vec<Aggregate> {
+pub fn aggregates(
+    policy: &Policy,
+    as_of: NaiveDate,
+    time_type: &dyn Fn(&str) -> DataType,
+) -> Vec<Aggregate> {
     let mut out: Vec<Aggregate> = Vec::new();
     for m in &policy.metrics {
         let MetricKind::Event {
@@ -73,9 +77,15 @@ pub fn aggregates(policy: &Policy, as_of: NaiveDate, time_type: &dyn Fn(&str) ->
         }
     }
     for a in &mut out {
-        let src = policy.source(&a.source).expect("compiled policy names known sources");
+        let src = policy
+            .source(&a.source)
+            .expect("compiled policy names known sources");
         let key = ident(&src.key);
-        let time = ident(src.time.as_deref().expect("event sources have a time column"));
+        let time = ident(
+            src.time
+                .as_deref()
+                .expect("event sources have a time column"),
+        );
         let tt = time_type(&a.source);
         let end_of_as_of = as_of + chrono::Days::new(1);
         let (start, end) = match a.window {
@@ -100,7 +110,11 @@ pub fn aggregates(policy: &Policy, as_of: NaiveDate, time_type: &dyn Fn(&str) ->
                     MetricKind::Event { expr, .. } => expr.clone(),
                     _ => unreachable!(),
                 };
-                format!("({}) AS {}", with_as_of(&expr, as_of), ident(&format!("__m_{name}")))
+                format!(
+                    "({}) AS {}",
+                    with_as_of(&expr, as_of),
+                    ident(&format!("__m_{name}"))
+                )
             })
             .collect();
         a.sql = format!(
@@ -116,8 +130,15 @@ pub fn aggregates(policy: &Policy, as_of: NaiveDate, time_type: &dyn Fn(&str) ->
 /// Stage two: one row per customer with every metric, ordered by customer id. `upto` limits
 /// the derived layers to the metrics before and including that one (used to find which
 /// derived metric a planning error belongs to).
-pub fn frame_query(policy: &Policy, aggs: &[Aggregate], as_of: NaiveDate, upto: Option<&str>) -> String {
-    let customers = policy.source(CUSTOMERS).expect("compiled policy has customers");
+pub fn frame_query(
+    policy: &Policy,
+    aggs: &[Aggregate],
+    as_of: NaiveDate,
+    upto: Option<&str>,
+) -> String {
+    let customers = policy
+        .source(CUSTOMERS)
+        .expect("compiled policy has customers");
     let ckey = format!("c.{}", ident(&customers.key));
     let mut select = vec![format!("CAST({ckey} AS VARCHAR) AS \"__id\"")];
     if let Some(tags) = &customers.tags {
@@ -150,18 +171,32 @@ pub fn frame_query(policy: &Policy, aggs: &[Aggregate], as_of: NaiveDate, upto: 
         };
         match &m.kind {
             MetricKind::Event { default: d, .. } => {
-                let a = aggs.iter().find(|a| a.metrics.contains(&m.name)).expect("every event metric has an aggregate");
+                let a = aggs
+                    .iter()
+                    .find(|a| a.metrics.contains(&m.name))
+                    .expect("every event metric has an aggregate");
                 select.push(format!(
                     "{} AS {}",
-                    default(d, format!("{}.{}", ident(&a.table), ident(&format!("__m_{}", m.name)))),
+                    default(
+                        d,
+                        format!("{}.{}", ident(&a.table), ident(&format!("__m_{}", m.name)))
+                    ),
                     ident(&m.name)
                 ));
                 depth.push((m.name.clone(), 0));
             }
-            MetricKind::Attribute { source, expr, default: d } => {
+            MetricKind::Attribute {
+                source,
+                expr,
+                default: d,
+            } => {
                 let e = with_as_of(expr, as_of);
                 if source == CUSTOMERS {
-                    select.push(format!("{} AS {}", default(d, format!("({e})")), ident(&m.name)));
+                    select.push(format!(
+                        "{} AS {}",
+                        default(d, format!("({e})")),
+                        ident(&m.name)
+                    ));
                 } else {
                     let alias = format!("__attr_{source}");
                     if !attr_sources.contains(&source.as_str()) {
@@ -169,14 +204,22 @@ pub fn frame_query(policy: &Policy, aggs: &[Aggregate], as_of: NaiveDate, upto: 
                     }
                     select.push(format!(
                         "{} AS {}",
-                        default(d, format!("{}.{}", ident(&alias), ident(&format!("__m_{}", m.name)))),
+                        default(
+                            d,
+                            format!("{}.{}", ident(&alias), ident(&format!("__m_{}", m.name)))
+                        ),
                         ident(&m.name)
                     ));
                 }
                 depth.push((m.name.clone(), 0));
             }
             MetricKind::Derived { deps, .. } => {
-                let d = deps.iter().filter_map(|x| depth.iter().find(|(n, _)| n == x).map(|p| p.1)).max().unwrap_or(0) + 1;
+                let d = deps
+                    .iter()
+                    .filter_map(|x| depth.iter().find(|(n, _)| n == x).map(|p| p.1))
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
                 depth.push((m.name.clone(), d));
             }
             MetricKind::Rollup { metric, .. } => {
@@ -191,7 +234,9 @@ pub fn frame_query(policy: &Policy, aggs: &[Aggregate], as_of: NaiveDate, upto: 
             .metrics
             .iter()
             .filter_map(|m| match &m.kind {
-                MetricKind::Attribute { source: s, expr, .. } if s == source => Some(format!(
+                MetricKind::Attribute {
+                    source: s, expr, ..
+                } if s == source => Some(format!(
                     "({}) AS {}",
                     with_as_of(expr, as_of),
                     ident(&format!("__m_{}", m.name))
@@ -218,12 +263,18 @@ pub fn frame_query(policy: &Policy, aggs: &[Aggregate], as_of: NaiveDate, upto: 
     let stop_at = upto.and_then(|u| policy.metrics.iter().position(|m| m.name == u));
     let included = |name: &str| match stop_at {
         None => true,
-        Some(i) => policy.metrics.iter().position(|m| m.name == name).is_some_and(|p| p <= i),
+        Some(i) => policy
+            .metrics
+            .iter()
+            .position(|m| m.name == name)
+            .is_some_and(|p| p <= i),
     };
     for level in 1..=max_depth {
         let mut cols = Vec::new();
         for m in &policy.metrics {
-            if depth.iter().find(|(n, _)| *n == m.name).map(|p| p.1) != Some(level) || !included(&m.name) {
+            if depth.iter().find(|(n, _)| *n == m.name).map(|p| p.1) != Some(level)
+                || !included(&m.name)
+            {
                 continue;
             }
             let expr = match &m.kind {
@@ -232,7 +283,9 @@ pub fn frame_query(policy: &Policy, aggs: &[Aggregate], as_of: NaiveDate, upto: 
                     let g = ident(&format!("__g_{group}"));
                     let v = ident(metric);
                     let alone = match agg {
-                        stratum_core::policy::RollupAgg::Count => format!("CASE WHEN {v} IS NULL THEN 0 ELSE 1 END"),
+                        stratum_core::policy::RollupAgg::Count => {
+                            format!("CASE WHEN {v} IS NULL THEN 0 ELSE 1 END")
+                        }
                         _ => v.clone(),
                     };
                     format!(

@@ -8,7 +8,9 @@ use datafusion::arrow::array::{Array, ArrayRef, Date32Array, Float64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DaysBetween {
@@ -27,9 +29,12 @@ fn as_dates(v: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
     let array = v.to_array(rows)?;
     match array.data_type() {
         DataType::Date32 => Ok(array),
-        DataType::Date64 | DataType::Timestamp(_, _) | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            Ok(cast(&array, &DataType::Date32)?)
-        }
+        DataType::Date64
+        | DataType::Timestamp(_, _)
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Null => Ok(cast(&array, &DataType::Date32)?),
         other => exec_err!("days_between takes dates or timestamps, not {other}"),
     }
 }
@@ -48,8 +53,14 @@ impl ScalarUDFImpl for DaysBetween {
         let rows = args.number_rows;
         let start = as_dates(&args.args[0], rows)?;
         let end = as_dates(&args.args[1], rows)?;
-        let start = start.as_any().downcast_ref::<Date32Array>().expect("cast to Date32");
-        let end = end.as_any().downcast_ref::<Date32Array>().expect("cast to Date32");
+        let start = start
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("cast to Date32");
+        let end = end
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("cast to Date32");
         let out: Float64Array = start
             .iter()
             .zip(end.iter())

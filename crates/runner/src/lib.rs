@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use stratum_core::lint::lint;
-use stratum_core::{CustomerExplanation, Diagnostic, Diagnostics, EvalError, LadderSummary, Policy, evaluate};
+use stratum_core::{
+    CustomerExplanation, Diagnostic, Diagnostics, EvalError, LadderSummary, Policy, evaluate,
+};
 use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orphans};
 
 pub use output::OutputFiles;
@@ -30,7 +32,11 @@ pub enum RunError {
     #[error("{0}")]
     Eval(#[from] EvalError),
     #[error("{file}:{line}: {message}")]
-    Overrides { file: String, line: u64, message: String },
+    Overrides {
+        file: String,
+        line: u64,
+        message: String,
+    },
     #[error("invalid as_of date `{0}`; write YYYY-MM-DD")]
     AsOf(String),
     #[error("customer `{0}` is not in the customers source")]
@@ -42,7 +48,9 @@ pub enum RunError {
 impl RunError {
     pub fn is_user_error(&self) -> bool {
         match self {
-            RunError::Engine(EngineError::Internal(_)) | RunError::Eval(EvalError::Internal(_)) => false,
+            RunError::Engine(EngineError::Internal(_)) | RunError::Eval(EvalError::Internal(_)) => {
+                false
+            }
             RunError::Output { .. } => false,
             _ => true,
         }
@@ -89,7 +97,9 @@ pub fn load_policy(path: &Path) -> Result<LoadedPolicy, RunError> {
 /// `as_of`: the flag, else the policy's, else today.
 pub fn resolve_as_of(policy: &Policy, flag: Option<&str>) -> Result<NaiveDate, RunError> {
     match flag.or(policy.file.policy.as_of.as_deref()) {
-        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RunError::AsOf(s.to_string())),
+        Some(s) => {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RunError::AsOf(s.to_string()))
+        }
         None => Ok(chrono::Local::now().date_naive()),
     }
 }
@@ -122,7 +132,9 @@ pub async fn check(path: &Path, options: &EngineOptions) -> Result<CheckReport, 
         Err(e) => Some(e),
     };
     match problem {
-        Some(EngineError::User(u)) => diagnostics.push(Diagnostic::error("data", "", u.to_string())),
+        Some(EngineError::User(u)) => {
+            diagnostics.push(Diagnostic::error("data", "", u.to_string()))
+        }
         Some(internal) => return Err(internal.into()),
         None => {}
     }
@@ -181,7 +193,10 @@ async fn evaluate_policy<'p>(
     };
     let mut timings = Vec::new();
     let t = Instant::now();
-    let engine = Engine::load(policy, &loaded.base_dir, &engine_options, &mut |m| progress.stage(m)).await?;
+    let engine = Engine::load(policy, &loaded.base_dir, &engine_options, &mut |m| {
+        progress.stage(m)
+    })
+    .await?;
     timings.push(("load".to_string(), t.elapsed()));
     let pins = match &policy.file.policy.overrides_file {
         Some(f) => pins::read(&loaded.base_dir.join(f), f)?,
@@ -205,7 +220,11 @@ async fn evaluate_policy<'p>(
 }
 
 /// Evaluates every ladder for every customer and writes the outputs.
-pub async fn run(loaded: &LoadedPolicy, options: &RunOptions, progress: &mut dyn Progress) -> Result<RunOutcome, RunError> {
+pub async fn run(
+    loaded: &LoadedPolicy,
+    options: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunOutcome, RunError> {
     let Evaluated {
         evaluation,
         engine,
@@ -213,12 +232,19 @@ pub async fn run(loaded: &LoadedPolicy, options: &RunOptions, progress: &mut dyn
         as_of,
         mut timings,
     } = evaluate_policy(loaded, options, progress).await?;
-    let out_dir = options.out_dir.clone().unwrap_or_else(|| loaded.base_dir.join("out"));
+    let out_dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| loaded.base_dir.join("out"));
     progress.stage(&format!("writing {}", out_dir.display()));
     let t = Instant::now();
-    let files = tokio::task::block_in_place(|| output::write_all(&out_dir, &evaluation, &engine.rejects, as_of))?;
+    let files = tokio::task::block_in_place(|| {
+        output::write_all(&out_dir, &evaluation, &engine.rejects, as_of)
+    })?;
     timings.push(("write".to_string(), t.elapsed()));
-    let ladders = (0..evaluation.ladders.len()).map(|i| evaluation.summary(i)).collect();
+    let ladders = (0..evaluation.ladders.len())
+        .map(|i| evaluation.summary(i))
+        .collect();
     let sources = engine
         .sources
         .iter()
@@ -241,7 +267,11 @@ pub async fn run(loaded: &LoadedPolicy, options: &RunOptions, progress: &mut dyn
 }
 
 /// Explains one customer: metrics, score contributions, placements and next-level gaps.
-pub async fn explain(loaded: &LoadedPolicy, options: &RunOptions, customer_id: &str) -> Result<(NaiveDate, CustomerExplanation), RunError> {
+pub async fn explain(
+    loaded: &LoadedPolicy,
+    options: &RunOptions,
+    customer_id: &str,
+) -> Result<(NaiveDate, CustomerExplanation), RunError> {
     let ev = evaluate_policy(loaded, options, &mut Quiet).await?;
     let row = ev
         .evaluation
@@ -258,6 +288,12 @@ pub async fn show_sql(loaded: &LoadedPolicy, options: &RunOptions) -> Result<Str
         on_bad_rows: options.on_bad_rows,
         target_partitions: options.target_partitions,
     };
-    let engine = Engine::load(&loaded.policy, &loaded.base_dir, &engine_options, &mut |_| {}).await?;
+    let engine = Engine::load(
+        &loaded.policy,
+        &loaded.base_dir,
+        &engine_options,
+        &mut |_| {},
+    )
+    .await?;
     Ok(engine.explain_sql(&loaded.policy, as_of))
 }

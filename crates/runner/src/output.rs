@@ -37,7 +37,10 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> RunError {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     path.with_file_name(name)
 }
@@ -49,14 +52,22 @@ fn commit(path: &Path) -> Result<(), RunError> {
 fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| io_err(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| io_err(path, e))?;
     writer.write(batch).map_err(|e| io_err(path, e))?;
     writer.close().map_err(|e| io_err(path, e))?;
     commit(path)
 }
 
-pub fn write_all(dir: &Path, ev: &Evaluation<'_>, rejects: &[Reject], as_of: NaiveDate) -> Result<OutputFiles, RunError> {
+pub fn write_all(
+    dir: &Path,
+    ev: &Evaluation<'_>,
+    rejects: &[Reject],
+    as_of: NaiveDate,
+) -> Result<OutputFiles, RunError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let files = OutputFiles {
         assignments_parquet: dir.join("assignments.parquet"),
@@ -126,12 +137,33 @@ pub fn assignments(ev: &Evaluation<'_>) -> RecordBatch {
 fn write_assignments_csv(path: &Path, batch: &RecordBatch) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let mut w = csv::Writer::from_path(&tmp).map_err(|e| io_err(path, e))?;
-    w.write_record(["customer_id", "ladder", "level", "score", "rank", "explanation"])
-        .map_err(|e| io_err(path, e))?;
-    let s = |i: usize| batch.column(i).as_any().downcast_ref::<StringArray>().expect("utf8");
+    w.write_record([
+        "customer_id",
+        "ladder",
+        "level",
+        "score",
+        "rank",
+        "explanation",
+    ])
+    .map_err(|e| io_err(path, e))?;
+    let s = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8")
+    };
     let (ids, ladders, levels, why) = (s(0), s(1), s(2), s(5));
-    let scores = batch.column(3).as_any().downcast_ref::<Float64Array>().expect("f64");
-    let ranks = batch.column(4).as_any().downcast_ref::<UInt32Array>().expect("u32");
+    let scores = batch
+        .column(3)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64");
+    let ranks = batch
+        .column(4)
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .expect("u32");
     let mut score_buf = String::new();
     let mut rank_buf = String::new();
     for r in 0..batch.num_rows() {
@@ -143,8 +175,15 @@ fn write_assignments_csv(path: &Path, batch: &RecordBatch) -> Result<(), RunErro
         if ranks.is_valid(r) {
             rank_buf.push_str(&ranks.value(r).to_string());
         }
-        w.write_record([ids.value(r), ladders.value(r), levels.value(r), &score_buf, &rank_buf, why.value(r)])
-            .map_err(|e| io_err(path, e))?;
+        w.write_record([
+            ids.value(r),
+            ladders.value(r),
+            levels.value(r),
+            &score_buf,
+            &rank_buf,
+            why.value(r),
+        ])
+        .map_err(|e| io_err(path, e))?;
     }
     w.flush().map_err(|e| io_err(path, e))?;
     drop(w);
@@ -157,7 +196,9 @@ use datafusion::arrow::array::Array;
 pub fn metrics(ev: &Evaluation<'_>) -> RecordBatch {
     let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
     let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(ev.frame.ids()))];
-    let tags: Vec<String> = (0..ev.frame.len()).map(|r| ev.frame.tags(r).join(";")).collect();
+    let tags: Vec<String> = (0..ev.frame.len())
+        .map(|r| ev.frame.tags(r).join(";"))
+        .collect();
     fields.push(Field::new("tags", DataType::Utf8, false));
     columns.push(Arc::new(StringArray::from(tags)));
     for (name, col) in ev.frame.columns() {
@@ -178,7 +219,8 @@ pub fn metrics(ev: &Evaluation<'_>) -> RecordBatch {
 fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let mut w = csv::Writer::from_path(&tmp).map_err(|e| io_err(path, e))?;
-    w.write_record(["source", "file", "line", "column", "reason", "record"]).map_err(|e| io_err(path, e))?;
+    w.write_record(["source", "file", "line", "column", "reason", "record"])
+        .map_err(|e| io_err(path, e))?;
     for r in rejects {
         w.write_record([
             r.source.as_str(),
@@ -195,7 +237,12 @@ fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {
     commit(path)
 }
 
-fn write_summary(path: &Path, ev: &Evaluation<'_>, as_of: NaiveDate, rejected: usize) -> Result<(), RunError> {
+fn write_summary(
+    path: &Path,
+    ev: &Evaluation<'_>,
+    as_of: NaiveDate,
+    rejected: usize,
+) -> Result<(), RunError> {
     let ladders: Vec<serde_json::Value> = (0..ev.ladders.len())
         .map(|li| {
             let s = ev.summary(li);
@@ -218,6 +265,7 @@ fn write_summary(path: &Path, ev: &Evaluation<'_>, as_of: NaiveDate, rejected: u
         "ladders": ladders,
     });
     let tmp = tmp_path(path);
-    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json")).map_err(|e| io_err(path, e))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json"))
+        .map_err(|e| io_err(path, e))?;
     commit(path)
 }
