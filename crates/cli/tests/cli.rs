@@ -12,7 +12,10 @@ fn stratum(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -24,23 +27,54 @@ fn init_run_explain_check_end_to_end() {
     // A second init refuses to overwrite.
     let o = stratum(&["init", "demo"], dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("already exists and is not empty; pass --force"), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("already exists and is not empty; pass --force"),
+        "{:?}",
+        text(&o)
+    );
 
     let o = stratum(&["-C", "demo", "run"], dir);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
-    assert!(out.contains("policy demo/stratum.toml as of 2026-10-31: 500 customers"), "{out}");
+    assert!(
+        out.contains("policy demo/stratum.toml as of 2026-10-31: 500 customers"),
+        "{out}"
+    );
     assert!(out.contains("ladder pyramid — Customer pyramid"), "{out}");
-    assert!(out.contains("Pareto: the top 20% of customers by profit_12m hold"), "{out}");
+    assert!(
+        out.contains("Pareto: the top 20% of customers by profit_12m hold"),
+        "{out}"
+    );
     // 500 customers: key round(5) = 5 by rank, plus the manual pin of C00007.
-    let key_line = out.lines().find(|l| l.trim_start().starts_with("key ")).unwrap();
-    let count: usize = key_line.split_whitespace().nth(1).unwrap().replace(',', "").parse().unwrap();
+    let key_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("key "))
+        .unwrap();
+    let count: usize = key_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
     assert!((5..=6).contains(&count), "{key_line}");
-    assert!(err.contains("stratum: computing metrics as of 2026-10-31"), "plain progress lines off a terminal: {err}");
-    for f in ["assignments.parquet", "assignments.csv", "metrics.parquet", "summary.json"] {
+    assert!(
+        err.contains("stratum: computing metrics as of 2026-10-31"),
+        "plain progress lines off a terminal: {err}"
+    );
+    for f in [
+        "assignments.parquet",
+        "assignments.csv",
+        "metrics.parquet",
+        "summary.json",
+    ] {
         assert!(dir.join("demo/out").join(f).exists(), "{f}");
     }
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo/out/summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo/out/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["customers"], 500);
     assert_eq!(summary["ladders"][0]["ladder"], "pyramid");
 
@@ -48,12 +82,21 @@ fn init_run_explain_check_end_to_end() {
     let (out, _) = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("ladder pyramid: key"), "{out}");
-    assert!(out.contains("pinned by manual override (strategic account, approved by the sales director)"), "{out}");
+    assert!(
+        out.contains(
+            "pinned by manual override (strategic account, approved by the sales director)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("score composite ="), "{out}");
 
     let o = stratum(&["-C", "demo", "explain", "C99999"], dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("customer `C99999` is not in the customers source"));
+    assert!(
+        text(&o)
+            .1
+            .contains("customer `C99999` is not in the customers source")
+    );
 
     // Warnings alone exit 0 and are printed.
     let o = stratum(&["-C", "demo", "check", "policies/b2b.toml"], dir);
@@ -62,10 +105,18 @@ fn init_run_explain_check_end_to_end() {
     assert!(out.contains("warning[threshold_gap]"), "{out}");
     assert!(out.contains("0 error(s), 2 warning(s)"), "{out}");
     let o = stratum(&["-C", "demo", "check"], dir);
-    assert!(text(&o).0.contains("0 error(s), 0 warning(s)"), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("0 error(s), 0 warning(s)"),
+        "{:?}",
+        text(&o)
+    );
 
     let o = stratum(&["-C", "demo", "run", "--show-sql"], dir);
-    assert!(text(&o).0.contains("GROUP BY \"customer_id\""), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("GROUP BY \"customer_id\""),
+        "{:?}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -73,49 +124,97 @@ fn errors_exit_1_and_name_the_place() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("customers.csv"), "customer_id\nA\n").unwrap();
-    std::fs::write(dir.join("tx.csv"), "customer_id,date,amount\nA,2026-01-01,1\nA,2026-01-02,2\nA,yesterday,3\n").unwrap();
+    std::fs::write(
+        dir.join("tx.csv"),
+        "customer_id,date,amount\nA,2026-01-01,1\nA,2026-01-02,2\nA,yesterday,3\n",
+    )
+    .unwrap();
     let policy = "[sources.customers]\npath = \"customers.csv\"\nkey = \"customer_id\"\n\n[sources.tx]\npath = \"tx.csv\"\nkey = \"customer_id\"\ntime = \"date\"\n\n[metrics.spend]\nsource = \"tx\"\nexpr = \"sum(amount)\"\n\n[ladders.v]\n[[ladders.v.levels]]\nname = \"top\"\nwhen = \"spend > 10\"\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n";
     std::fs::write(dir.join("stratum.toml"), policy).unwrap();
 
     let o = stratum(&["run", "--as-of", "2026-10-31"], dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("tx.csv:4: column `date`: value 'yesterday' is not a valid date"), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("tx.csv:4: column `date`: value 'yesterday' is not a valid date"),
+        "{:?}",
+        text(&o)
+    );
 
-    let o = stratum(&["run", "--as-of", "2026-10-31", "--on-bad-rows", "quarantine"], dir);
+    let o = stratum(
+        &[
+            "run",
+            "--as-of",
+            "2026-10-31",
+            "--on-bad-rows",
+            "quarantine",
+        ],
+        dir,
+    );
     let (out, _) = text(&o);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(out.contains("read 3 = accepted 2 + rejected 1"), "{out}");
-    assert!(out.contains("rejects.csv (rejected rows with reasons)"), "{out}");
+    assert!(
+        out.contains("rejects.csv (rejected rows with reasons)"),
+        "{out}"
+    );
 
     let o = stratum(&["run", "--as-of", "31/10/2026"], dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("invalid as_of date `31/10/2026`; write YYYY-MM-DD"));
+    assert!(
+        text(&o)
+            .1
+            .contains("invalid as_of date `31/10/2026`; write YYYY-MM-DD")
+    );
 
-    std::fs::write(dir.join("stratum.toml"), policy.replace("when = \"spend > 10\"", "wen = \"spend > 10\"")).unwrap();
+    std::fs::write(
+        dir.join("stratum.toml"),
+        policy.replace("when = \"spend > 10\"", "wen = \"spend > 10\""),
+    )
+    .unwrap();
     let o = stratum(&["check"], dir);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("error[invalid_policy]: unknown field `wen`"), "{out}");
+    assert!(
+        out.contains("error[invalid_policy]: unknown field `wen`"),
+        "{out}"
+    );
     assert!(out.contains("stratum.toml:17:1"), "{out}");
     assert!(out.contains("help: did you mean `when`?"), "{out}");
 
     let o = stratum(&["run", "--policy", "missing.toml"], dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("cannot read policy missing.toml"), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("cannot read policy missing.toml"),
+        "{:?}",
+        text(&o)
+    );
 }
 
 #[test]
 fn gen_writes_parquet_and_the_benchmark_policy() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = stratum(&["gen", "--customers", "200", "--transactions", "3000", "b"], tmp.path());
+    let o = stratum(
+        &["gen", "--customers", "200", "--transactions", "3000", "b"],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{:?}", text(&o));
     let o = stratum(&["-C", "b", "--policy", "bench.toml", "run"], tmp.path());
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("transactions   transactions.parquet"), "{out}");
     // 200 customers: key 2, major 38, ordinary 60, small 100.
-    for (level, n) in [("key", "2"), ("major", "38"), ("ordinary", "60"), ("small", "100")] {
-        let line = out.lines().find(|l| l.trim_start().starts_with(&format!("{level} "))).unwrap();
+    for (level, n) in [
+        ("key", "2"),
+        ("major", "38"),
+        ("ordinary", "60"),
+        ("small", "100"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{level} ")))
+            .unwrap();
         assert_eq!(line.split_whitespace().nth(1), Some(n), "{line}");
     }
 }
@@ -125,14 +224,25 @@ fn gen_writes_parquet_and_the_benchmark_policy() {
 #[test]
 fn crate_dependencies_follow_the_architecture() {
     let o = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let deps_of = |name: &str| -> Vec<String> {
-        let pkg = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap();
+        let pkg = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
         pkg["dependencies"]
             .as_array()
             .unwrap()
@@ -141,11 +251,19 @@ fn crate_dependencies_follow_the_architecture() {
             .map(|d| d["name"].as_str().unwrap().to_string())
             .collect()
     };
-    let workspace = |deps: &[String]| -> Vec<String> { deps.iter().filter(|d| d.starts_with("stratum-")).cloned().collect() };
+    let workspace = |deps: &[String]| -> Vec<String> {
+        deps.iter()
+            .filter(|d| d.starts_with("stratum-"))
+            .cloned()
+            .collect()
+    };
     let core = deps_of("stratum-core");
     assert!(workspace(&core).is_empty(), "core depends on {core:?}");
     for forbidden in ["tokio", "datafusion", "sqlx", "axum", "anyhow"] {
-        assert!(!core.iter().any(|d| d == forbidden), "core must stay pure: {forbidden}");
+        assert!(
+            !core.iter().any(|d| d == forbidden),
+            "core must stay pure: {forbidden}"
+        );
     }
     assert_eq!(workspace(&deps_of("stratum-engine")), ["stratum-core"]);
     assert!(!deps_of("stratum-engine").iter().any(|d| d == "anyhow"));
@@ -153,5 +271,8 @@ fn crate_dependencies_follow_the_architecture() {
     let mut runner = workspace(&deps_of("stratum-runner"));
     runner.sort();
     assert_eq!(runner, ["stratum-core", "stratum-engine"]);
-    assert!(!deps_of("stratum-runner").iter().any(|d| d == "anyhow"), "only binaries use anyhow");
+    assert!(
+        !deps_of("stratum-runner").iter().any(|d| d == "anyhow"),
+        "only binaries use anyhow"
+    );
 }

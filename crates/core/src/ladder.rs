@@ -218,7 +218,7 @@ pub fn place(
             continue;
         };
         for row in 0..n_all {
-            if level[row] <= unplaced && frame.tags(row).iter().any(|t| *t == o.tag) {
+            if level[row] <= unplaced && frame.tags(row).contains(&o.tag) {
                 apply_override(
                     &mut level[row],
                     &mut reason[row],

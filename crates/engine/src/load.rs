@@ -228,10 +228,13 @@ fn append(b: &mut Builder, c: &Cell<'_>) {
     }
 }
 
+/// One text row: its line and fields, or its line and why it cannot be split into fields.
+type TextRow = Result<(u64, Vec<String>), (u64, String)>;
+
 /// Rows as lists of text fields, with their line numbers: the common shape of CSV and JSONL.
 pub(crate) struct TextRows {
     pub header: Vec<String>,
-    pub rows: Box<dyn Iterator<Item = Result<(u64, Vec<String>), (u64, String)>>>,
+    pub rows: Box<dyn Iterator<Item = TextRow>>,
 }
 
 fn open_csv(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
@@ -362,7 +365,7 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
 
     // Buffer rows until every column has enough values to infer its type (bounded).
     let mut rows = text.rows;
-    let mut head: Vec<Result<(u64, Vec<String>), (u64, String)>> = Vec::new();
+    let mut head: Vec<TextRow> = Vec::new();
     let mut seen = vec![0usize; header.len()];
     for r in rows.by_ref() {
         if let Ok((_, fields)) = &r {

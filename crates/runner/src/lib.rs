@@ -47,13 +47,12 @@ pub enum RunError {
 
 impl RunError {
     pub fn is_user_error(&self) -> bool {
-        match self {
-            RunError::Engine(EngineError::Internal(_)) | RunError::Eval(EvalError::Internal(_)) => {
-                false
-            }
-            RunError::Output { .. } => false,
-            _ => true,
-        }
+        !matches!(
+            self,
+            RunError::Engine(EngineError::Internal(_))
+                | RunError::Eval(EvalError::Internal(_))
+                | RunError::Output { .. }
+        )
     }
 }
 

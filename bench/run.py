@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmark: stratum vs DuckDB on the same Parquet files, side by side in one run.
+
+  python3 bench/run.py [--customers 1000000] [--transactions 20000000] [--invoices 2000000]
+                       [--threads 0] [--repeat 3] [--stratum target/release/stratum]
+
+Generates the data once (`stratum gen`), then for each repetition runs `stratum run` with the
+benchmark policy (10/30/60 weighted composite + 1/19/30/50 pyramid) and the equivalent DuckDB
+query, each as its own process under /usr/bin/time (wall time, peak RSS). Checks that both
+place every customer on the same level, and prints the medians and the ratios. Results go to
+bench/out/results.json. Loopback-free: everything is local files.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+VENV = ROOT / "bench" / ".venv"
+
+
+def python_with_duckdb() -> str:
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        venv.create(VENV, with_pip=True)
+    check = subprocess.run([str(py), "-c", "import duckdb"], capture_output=True)
+    if check.returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "duckdb"], check=True)
+    return str(py)
+
+
+def timed(cmd, log):
+    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS MiB)."""
+    res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
+    Path(log).write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        sys.exit(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-3000:]}")
+    wall = rss = None
+    for line in res.stderr.splitlines():
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            t = line.split("): ")[1]
+            parts = [float(p) for p in t.split(":")]
+            wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) == 3 else 0)
+        if line.startswith("Maximum resident set size"):
+            rss = int(line.split(": ")[1]) / 1024
+    return wall, rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--transactions", type=int, default=20_000_000)
+    ap.add_argument("--invoices", type=int, default=2_000_000)
+    ap.add_argument("--threads", type=int, default=0, help="0: all cores, for both engines")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
+    a = ap.parse_args()
+
+    stratum = a.stratum
+    if not Path(stratum).exists():
+        print("building stratum --release (15-20 minutes on two cores) ...", flush=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "stratum-cli"], cwd=ROOT, check=True)
+    py = python_with_duckdb()
+
+    data = OUT / f"data-{a.customers}-{a.transactions}-{a.invoices}"
+    if not (data / "bench.toml").exists():
+        print(f"generating {a.customers:,} customers, {a.transactions:,} transactions, {a.invoices:,} invoices ...", flush=True)
+        subprocess.run([stratum, "gen", "--customers", str(a.customers), "--transactions", str(a.transactions),
+                        "--invoices", str(a.invoices), str(data)], check=True, stdout=subprocess.DEVNULL)
+
+    runs = {"stratum": [], "duckdb": []}
+    for i in range(a.repeat):
+        s_out = OUT / "stratum-out"
+        d_out = OUT / "duckdb-assignments.parquet"
+        runs["stratum"].append(timed([stratum, "--policy", str(data / "bench.toml"), "run", "--out", str(s_out),
+                                      "--threads", str(a.threads)], OUT / f"stratum-{i}.log"))
+        runs["duckdb"].append(timed([py, str(ROOT / "bench" / "duckdb_pyramid.py"), str(data), str(d_out),
+                                     str(a.threads)], OUT / f"duckdb-{i}.log"))
+        print(f"run {i + 1}: stratum {runs['stratum'][-1][0]:.2f}s {runs['stratum'][-1][1]:.0f} MiB | "
+              f"duckdb {runs['duckdb'][-1][0]:.2f}s {runs['duckdb'][-1][1]:.0f} MiB", flush=True)
+
+    # Same level for every customer?
+    cmp = subprocess.run([py, "-c", f"""
+import duckdb
+s = '{OUT / "stratum-out" / "assignments.parquet"}'
+d = '{OUT / "duckdb-assignments.parquet"}'
+q = f"SELECT count(*) AS n, count(*) FILTER (WHERE s.level <> d.level) AS differ, \
+      count(*) FILTER (WHERE abs(s.score - d.score) > 1e-9) AS score_differ \
+      FROM read_parquet('{{s}}') s FULL JOIN read_parquet('{{d}}') d USING (customer_id)"
+n, differ, sd = duckdb.sql(q).fetchone()
+levels = duckdb.sql(f"SELECT level, count(*) FROM read_parquet('{{s}}') GROUP BY level ORDER BY 2").fetchall()
+print(n, differ, sd, levels)
+"""], capture_output=True, text=True, check=True)
+    n, differ, score_differ, *levels = cmp.stdout.split(" ", 3)
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in runs.items()}
+    result = {
+        "customers": a.customers, "transactions": a.transactions, "invoices": a.invoices,
+        "threads": a.threads or os.cpu_count(), "repeat": a.repeat,
+        "stratum": {"wall_s": med["stratum"][0], "peak_rss_mib": med["stratum"][1]},
+        "duckdb": {"wall_s": med["duckdb"][0], "peak_rss_mib": med["duckdb"][1]},
+        "wall_ratio": med["stratum"][0] / med["duckdb"][0],
+        "memory_ratio": med["stratum"][1] / med["duckdb"][1],
+        "customers_compared": int(n), "level_mismatches": int(differ), "score_mismatches": int(score_differ),
+        "levels": levels[0].strip(),
+        "runs": runs,
+    }
+    (OUT / "results.json").write_text(json.dumps(result, indent=2))
+    print()
+    print(f"{'':10} {'wall s':>8} {'peak MiB':>9}")
+    for k in ("stratum", "duckdb"):
+        print(f"{k:10} {med[k][0]:8.2f} {med[k][1]:9.0f}")
+    print(f"ratio      {result['wall_ratio']:8.2f} {result['memory_ratio']:9.2f}   (stratum / duckdb)")
+    print(f"placements compared: {int(n):,}; level mismatches: {int(differ)}; score mismatches: {int(score_differ)}")
+    if int(differ) != 0:
+        sys.exit("placements differ")
+
+
+if __name__ == "__main__":
+    main()
