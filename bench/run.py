@@ -93,8 +93,9 @@ d = '{OUT / "duckdb-assignments.parquet"}'
 q = f"SELECT count(*) AS n, count(*) FILTER (WHERE s.level <> d.level) AS differ, \
       count(*) FILTER (WHERE abs(s.score - d.score) > 1e-9) AS score_differ \
       FROM read_parquet('{{s}}') s FULL JOIN read_parquet('{{d}}') d USING (customer_id)"
-n, differ, sd = duckdb.sql(q).fetchone()
-levels = duckdb.sql(f"SELECT level, count(*) FROM read_parquet('{{s}}') GROUP BY level ORDER BY 2").fetchall()
+con = duckdb.connect()
+n, differ, sd = con.execute(q).fetchone()
+levels = con.execute(f"SELECT level, count(*) FROM read_parquet('{{s}}') GROUP BY level ORDER BY 2").fetchall()
 print(n, differ, sd, levels)
 """], capture_output=True, text=True, check=True)
     n, differ, score_differ, *levels = cmp.stdout.split(" ", 3)

@@ -75,19 +75,21 @@ impl LadderResult {
 pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
     let column = frame.column_at(col);
     let ids = frame.ids();
-    let mut order: Vec<usize> = (0..frame.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let va = column.num(a).filter(|v| !v.is_nan());
-        let vb = column.num(b).filter(|v| !v.is_nan());
-        let by_value = match (va, vb) {
-            (Some(x), Some(y)) => y.total_cmp(&x),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
+    // Sorting compact (value, row) pairs is far kinder to the cache than sorting row numbers
+    // through the column; missing values are NaN here and sort last.
+    let mut keyed: Vec<(f64, u32)> = (0..frame.len())
+        .map(|r| (column.num(r).unwrap_or(f64::NAN), r as u32))
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        let by_value = match (a.0.is_nan(), b.0.is_nan()) {
+            (false, false) => b.0.total_cmp(&a.0),
+            (false, true) => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (true, true) => Ordering::Equal,
         };
-        by_value.then_with(|| ids[a].cmp(&ids[b]))
+        by_value.then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
     });
-    order
+    keyed.into_iter().map(|(_, r)| r as usize).collect()
 }
 
 /// Places everyone. `conds` are the ladder's conditions already resolved against `frame`

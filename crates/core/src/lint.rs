@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use crate::compile::{MetricKind, Policy, Rule};
 use crate::cond::Interval;
 use crate::diagnostic::Diagnostic;
-use crate::frame::fmt_num;
 
 /// All warnings for a compiled policy, located in the file.
 pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
@@ -286,5 +285,4 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
             );
         }
     }
-    let _ = fmt_num; // keep formatting helpers in one place for messages above
 }

@@ -44,6 +44,60 @@ impl Normalizer {
         count as f64 / (n - 1) as f64
     }
 
+    /// Fits on a column and normalises every row in one go: for percentiles one sort of
+    /// (value, row) pairs and a walk over it, instead of a binary search per row.
+    pub fn fit_apply(
+        kind: Normalize,
+        lower_is_better: bool,
+        column: &Column,
+    ) -> (Self, Vec<Option<f64>>) {
+        let n = column.len();
+        let mut pairs: Vec<(f64, u32)> = (0..n)
+            .filter_map(|r| {
+                column
+                    .num(r)
+                    .filter(|v| v.is_finite())
+                    .map(|v| (v, r as u32))
+            })
+            .collect();
+        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let norm = Self {
+            kind,
+            lower_is_better,
+            sorted: pairs.iter().map(|p| p.0).collect(),
+        };
+        let mut out = vec![None; n];
+        match kind {
+            Normalize::Percentile => {
+                let valid = pairs.len();
+                let mut i = 0;
+                while i < valid {
+                    let mut j = i;
+                    while j < valid && pairs[j].0 == pairs[i].0 {
+                        j += 1;
+                    }
+                    let value = if valid <= 1 {
+                        0.0
+                    } else if lower_is_better {
+                        (valid - j) as f64 / (valid - 1) as f64
+                    } else {
+                        i as f64 / (valid - 1) as f64
+                    };
+                    for p in &pairs[i..j] {
+                        out[p.1 as usize] = Some(value);
+                    }
+                    i = j;
+                }
+            }
+            _ => {
+                for p in &pairs {
+                    out[p.1 as usize] = Some(norm.apply(p.0));
+                }
+            }
+        }
+        (norm, out)
+    }
+
     pub fn apply(&self, v: f64) -> f64 {
         match self.kind {
             Normalize::Percentile => self.percentile(v),
@@ -399,6 +453,24 @@ mod tests {
         );
         assert_eq!(low.apply(10.0), 1.0);
         assert_eq!(low.apply(40.0), 0.0);
+    }
+
+    #[test]
+    fn fit_apply_matches_apply_row_by_row() {
+        let values = vec![Some(3.0), None, Some(1.0), Some(3.0), Some(2.0), Some(7.5)];
+        for kind in [Normalize::Percentile, Normalize::Minmax, Normalize::Raw] {
+            for lower in [false, true] {
+                let column = Column::Num(values.clone());
+                let (norm, all) = Normalizer::fit_apply(kind, lower, &column);
+                for (r, v) in values.iter().enumerate() {
+                    assert_eq!(
+                        all[r],
+                        v.map(|v| norm.apply(v)),
+                        "{kind:?} lower={lower} row {r}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -101,6 +101,9 @@ impl Engine {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Engine, EngineError> {
         let mut config = SessionConfig::new().with_information_schema(false);
+        // Decode the time column first and skip rows outside every window.
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        config.options_mut().execution.parquet.reorder_filters = true;
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
@@ -274,18 +277,11 @@ impl Engine {
         self.sources.iter().find(|s| s.name == name)
     }
 
-    fn time_type(&self, policy: &Policy, source: &str) -> DataType {
-        policy
-            .source(source)
-            .and_then(|d| d.time.as_ref())
-            .and_then(|t| {
-                self.source(source)?
-                    .schema
-                    .field_with_name(t)
-                    .ok()
-                    .map(|f| f.data_type().clone())
-            })
-            .unwrap_or(DataType::Date32)
+    fn key_types<'a>(&'a self, policy: &'a Policy) -> SourceTypes<'a> {
+        SourceTypes {
+            engine: self,
+            policy,
+        }
     }
 
     /// Plans every metric on its own so a mistake (unknown column, wrong type) is reported
@@ -364,12 +360,13 @@ impl Engine {
 
     /// The SQL the engine runs for `as_of`, for people who want to see it.
     pub fn explain_sql(&self, policy: &Policy, as_of: NaiveDate) -> String {
-        let aggs = sql::aggregates(policy, as_of, &|s| self.time_type(policy, s));
+        let types = self.key_types(policy);
+        let aggs = sql::aggregates(policy, as_of, &types);
         let mut out = String::new();
         for a in &aggs {
             out.push_str(&format!("-- {}\n{};\n\n", a.table, a.sql));
         }
-        out.push_str(&sql::frame_query(policy, &aggs, as_of, None));
+        out.push_str(&sql::frame_query(policy, &aggs, as_of, None, &types));
         out
     }
 
@@ -380,7 +377,8 @@ impl Engine {
         as_of: NaiveDate,
     ) -> Result<MetricsOutput, EngineError> {
         self.validate(policy, as_of).await?;
-        let aggs = sql::aggregates(policy, as_of, &|s| self.time_type(policy, s));
+        let types = self.key_types(policy);
+        let aggs = sql::aggregates(policy, as_of, &types);
         // Stage one: each aggregate is computed once and kept; it is small (a row per customer).
         let mut registered = Vec::new();
         for a in &aggs {
@@ -396,20 +394,19 @@ impl Engine {
             self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
             registered.push(a.table.clone());
         }
-        let result = self.stage_two(policy, &aggs, as_of).await;
-        let orphans = if result.is_ok() {
-            self.orphans(policy, &aggs).await
-        } else {
-            Ok(Vec::new())
+        let result = self.stage_two(policy, &aggs, as_of, &types).await;
+        let totals = match &result {
+            Ok(_) => self.aggregate_totals(&aggs).await,
+            Err(_) => Ok(Vec::new()),
         };
         for t in registered {
             self.ctx.deregister_table(t.as_str())?;
         }
         let batches = result?;
-        Ok(MetricsOutput {
-            frame: to_frame(policy, &batches)?,
-            orphans: orphans?,
-        })
+        let totals = totals?;
+        let frame = to_frame(policy, &batches)?;
+        let orphans = orphans(&aggs, &totals, &batches)?;
+        Ok(MetricsOutput { frame, orphans })
     }
 
     async fn stage_two(
@@ -417,8 +414,9 @@ impl Engine {
         policy: &Policy,
         aggs: &[sql::Aggregate],
         as_of: NaiveDate,
+        types: &SourceTypes<'_>,
     ) -> Result<Vec<RecordBatch>, EngineError> {
-        let query = sql::frame_query(policy, aggs, as_of, None);
+        let query = sql::frame_query(policy, aggs, as_of, None, types);
         match self.ctx.sql(&query).await {
             Ok(df) => Ok(df.collect().await?),
             Err(e) => {
@@ -428,7 +426,7 @@ impl Engine {
                         m.kind,
                         MetricKind::Derived { .. } | MetricKind::Rollup { .. }
                     ) {
-                        let partial = sql::frame_query(policy, aggs, as_of, Some(&m.name));
+                        let partial = sql::frame_query(policy, aggs, as_of, Some(&m.name), types);
                         if let Err(inner) = self.ctx.sql(&partial).await {
                             return Err(user(UserError::Metric {
                                 metric: m.name.clone(),
@@ -442,39 +440,95 @@ impl Engine {
         }
     }
 
-    async fn orphans(
+    /// Rows and keys of each stage-one aggregate: the totals orphans are measured against.
+    async fn aggregate_totals(
         &self,
-        policy: &Policy,
         aggs: &[sql::Aggregate],
-    ) -> Result<Vec<Orphans>, EngineError> {
-        let ckey = sql::ident(&policy.source(CUSTOMERS).expect("compiled").key);
-        let mut out: Vec<Orphans> = Vec::new();
+    ) -> Result<Vec<(u64, u64)>, EngineError> {
+        let mut out = Vec::new();
         for a in aggs {
             let q = format!(
-                "SELECT COALESCE(sum(a.\"__rows\"), 0), count(*) FROM {t} a WHERE a.\"__k\" IS NULL OR a.\"__k\" NOT IN (SELECT CAST({ckey} AS VARCHAR) FROM {c})",
-                t = sql::ident(&a.table),
-                c = sql::ident(CUSTOMERS)
+                "SELECT COALESCE(sum(\"__rows\"), 0), count(*) FROM {}",
+                sql::ident(&a.table)
             );
             let batches = self.ctx.sql(&q).await?.collect().await?;
-            let rows = first_u64(&batches, 0);
-            let ids = first_u64(&batches, 1);
-            // Windows of one source overlap; report the widest count, not a sum.
-            match out.iter_mut().find(|o| o.source == a.source) {
-                Some(o) => {
-                    if rows > o.rows {
-                        o.rows = rows;
-                        o.customer_ids = ids;
-                    }
-                }
-                None => out.push(Orphans {
-                    source: a.source.clone(),
-                    rows,
-                    customer_ids: ids,
-                }),
-            }
+            out.push((first_u64(&batches, 0), first_u64(&batches, 1)));
         }
-        out.retain(|o| o.rows > 0);
         Ok(out)
+    }
+}
+
+/// Event rows whose key matched no customer: each aggregate's total rows and keys minus those
+/// the join onto the customers matched. Windows of one source overlap, so each source reports
+/// its widest window, not a sum.
+fn orphans(
+    aggs: &[sql::Aggregate],
+    totals: &[(u64, u64)],
+    batches: &[RecordBatch],
+) -> Result<Vec<Orphans>, EngineError> {
+    let mut out: Vec<Orphans> = Vec::new();
+    for (i, a) in aggs.iter().enumerate() {
+        let name = format!("__rows_{i}");
+        let (mut rows, mut ids) = (0u64, 0u64);
+        for b in batches {
+            let col = b
+                .column_by_name(&name)
+                .ok_or_else(|| EngineError::Internal(format!("{name} missing")))?;
+            let col = cast(col, &DataType::UInt64)?;
+            let col = col
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .expect("cast to UInt64");
+            rows += col.iter().flatten().sum::<u64>();
+            ids += (col.len() - col.null_count()) as u64;
+        }
+        let (total_rows, total_ids) = totals[i];
+        let o = Orphans {
+            source: a.source.clone(),
+            rows: total_rows.saturating_sub(rows),
+            customer_ids: total_ids.saturating_sub(ids),
+        };
+        match out.iter_mut().find(|x| x.source == o.source) {
+            Some(x) if o.rows > x.rows => *x = o,
+            Some(_) => {}
+            None => out.push(o),
+        }
+    }
+    out.retain(|o| o.rows > 0);
+    Ok(out)
+}
+
+/// Key and time types of the loaded sources, for SQL generation.
+struct SourceTypes<'a> {
+    engine: &'a Engine,
+    policy: &'a Policy,
+}
+
+impl SourceTypes<'_> {
+    fn column_type(&self, source: &str, column: &str) -> Option<DataType> {
+        let s = self.engine.source(source)?;
+        s.schema
+            .field_with_name(column)
+            .ok()
+            .map(|f| f.data_type().clone())
+    }
+}
+
+impl sql::KeyTypes for SourceTypes<'_> {
+    fn time_type(&self, source: &str) -> DataType {
+        self.policy
+            .source(source)
+            .and_then(|d| d.time.as_ref())
+            .and_then(|t| self.column_type(source, t))
+            .unwrap_or(DataType::Date32)
+    }
+    fn same_key_type(&self, source: &str) -> bool {
+        let key = |s: &str| {
+            self.policy
+                .source(s)
+                .and_then(|d| self.column_type(s, &d.key))
+        };
+        matches!((key(source), key(CUSTOMERS)), (Some(a), Some(b)) if a == b)
     }
 }
 

@@ -45,11 +45,22 @@ pub struct Aggregate {
     pub sql: String,
 }
 
-pub fn aggregates(
-    policy: &Policy,
-    as_of: NaiveDate,
-    time_type: &dyn Fn(&str) -> DataType,
-) -> Vec<Aggregate> {
+/// How a source's key meets the customers' key: natively when both have the same type (cheap
+/// integer joins on Parquet), else both as text.
+pub trait KeyTypes {
+    fn time_type(&self, source: &str) -> DataType;
+    fn same_key_type(&self, source: &str) -> bool;
+}
+
+fn key_expr(key: &str, native: bool) -> String {
+    if native {
+        key.to_string()
+    } else {
+        format!("CAST({key} AS VARCHAR)")
+    }
+}
+
+pub fn aggregates(policy: &Policy, as_of: NaiveDate, types: &dyn KeyTypes) -> Vec<Aggregate> {
     let mut out: Vec<Aggregate> = Vec::new();
     for m in &policy.metrics {
         let MetricKind::Event {
@@ -86,7 +97,8 @@ pub fn aggregates(
                 .as_deref()
                 .expect("event sources have a time column"),
         );
-        let tt = time_type(&a.source);
+        let tt = types.time_type(&a.source);
+        let native = types.same_key_type(&a.source);
         let end_of_as_of = as_of + chrono::Days::new(1);
         let (start, end) = match a.window {
             Some(w) => {
@@ -118,7 +130,8 @@ pub fn aggregates(
             })
             .collect();
         a.sql = format!(
-            "SELECT CAST({key} AS VARCHAR) AS \"__k\", count(*) AS \"__rows\", {} FROM {} WHERE {} GROUP BY {key}",
+            "SELECT {} AS \"__k\", count(*) AS \"__rows\", {} FROM {} WHERE {} GROUP BY {key}",
+            key_expr(&key, native),
             exprs.join(", "),
             ident(&a.source),
             conds.join(" AND ")
@@ -135,12 +148,20 @@ pub fn frame_query(
     aggs: &[Aggregate],
     as_of: NaiveDate,
     upto: Option<&str>,
+    types: &dyn KeyTypes,
 ) -> String {
     let customers = policy
         .source(CUSTOMERS)
         .expect("compiled policy has customers");
     let ckey = format!("c.{}", ident(&customers.key));
-    let mut select = vec![format!("CAST({ckey} AS VARCHAR) AS \"__id\"")];
+    let mut select = vec![
+        format!("CAST({ckey} AS VARCHAR) AS \"__id\""),
+        // Sorting on the native key is much cheaper than on its text form.
+        format!("{ckey} AS \"__sort\""),
+    ];
+    for (i, a) in aggs.iter().enumerate() {
+        select.push(format!("{}.\"__rows\" AS \"__rows_{i}\"", ident(&a.table)));
+    }
     if let Some(tags) = &customers.tags {
         select.push(format!("CAST(c.{} AS VARCHAR) AS \"__tags\"", ident(tags)));
     }
@@ -158,7 +179,8 @@ pub fn frame_query(
     let mut joins = Vec::new();
     for a in aggs {
         joins.push(format!(
-            "LEFT JOIN {t} ON CAST({ckey} AS VARCHAR) = {t}.\"__k\"",
+            "LEFT JOIN {t} ON {} = {t}.\"__k\"",
+            key_expr(&ckey, types.same_key_type(&a.source)),
             t = ident(&a.table)
         ));
     }
@@ -245,11 +267,13 @@ pub fn frame_query(
             })
             .collect();
         let alias = ident(&format!("__attr_{source}"));
+        let native = types.same_key_type(source);
         joins.push(format!(
-            "LEFT JOIN (SELECT CAST({} AS VARCHAR) AS \"__k\", {} FROM {}) AS {alias} ON CAST({ckey} AS VARCHAR) = {alias}.\"__k\"",
-            ident(&src.key),
+            "LEFT JOIN (SELECT {} AS \"__k\", {} FROM {}) AS {alias} ON {} = {alias}.\"__k\"",
+            key_expr(&ident(&src.key), native),
             exprs.join(", "),
-            ident(source)
+            ident(source),
+            key_expr(&ckey, native)
         ));
     }
 
@@ -309,13 +333,14 @@ pub fn frame_query(
     if customers.tags.is_some() {
         out_cols.push("\"__tags\"".into());
     }
+    out_cols.extend((0..aggs.len()).map(|i| format!("\"__rows_{i}\"")));
     for m in &policy.metrics {
         if included(&m.name) {
             out_cols.push(ident(&m.name));
         }
     }
     format!(
-        "WITH {} SELECT {} FROM \"__l{max_depth}\" ORDER BY \"__id\"",
+        "WITH {} SELECT {} FROM \"__l{max_depth}\" ORDER BY \"__sort\"",
         ctes.join(", "),
         out_cols.join(", ")
     )

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, StringBuilder, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Float64Array, StringArray, StringBuilder, UInt32Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -49,15 +51,21 @@ fn commit(path: &Path) -> Result<(), RunError> {
     std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e))
 }
 
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), RunError> {
+fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .expect("at least one batch");
     let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| io_err(path, e))?;
-    writer.write(batch).map_err(|e| io_err(path, e))?;
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| io_err(path, e))?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| io_err(path, e))?;
+    }
     writer.close().map_err(|e| io_err(path, e))?;
     commit(path)
 }
@@ -81,10 +89,16 @@ pub fn write_all(
         std::fs::remove_file(&stale_rejects).map_err(|e| io_err(&stale_rejects, e))?;
     }
 
-    let batch = assignments(ev);
-    write_parquet(&files.assignments_parquet, &batch)?;
-    write_assignments_csv(&files.assignments_csv, &batch)?;
-    write_parquet(&files.metrics_parquet, &metrics(ev))?;
+    let batches = assignments(ev);
+    // The three files are independent: write them side by side.
+    std::thread::scope(|scope| -> Result<(), RunError> {
+        let parquet = scope.spawn(|| write_parquet(&files.assignments_parquet, &batches));
+        let csv = scope.spawn(|| write_assignments_csv(&files.assignments_csv, &batches));
+        let metrics_file = write_parquet(&files.metrics_parquet, &[metrics(ev)]);
+        parquet.join().expect("parquet writer thread")?;
+        csv.join().expect("csv writer thread")?;
+        metrics_file
+    })?;
     if let Some(path) = &files.rejects_csv {
         write_rejects(path, rejects)?;
     }
@@ -93,19 +107,48 @@ pub fn write_all(
 }
 
 /// One row per customer per ladder, customers in id order within each ladder.
-pub fn assignments(ev: &Evaluation<'_>) -> RecordBatch {
+/// Rows are built in parallel chunks (the explanations are most of the work); each chunk is
+/// one batch, in ladder order then customer order.
+pub fn assignments(ev: &Evaluation<'_>) -> Vec<RecordBatch> {
     let n = ev.frame.len();
-    let rows = n * ev.ladders.len();
+    let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let chunk = n.div_ceil(workers).max(1);
+    let mut batches = Vec::new();
+    for li in 0..ev.ladders.len() {
+        let ranges: Vec<(usize, usize)> = (0..n)
+            .step_by(chunk)
+            .map(|s| (s, (s + chunk).min(n)))
+            .collect();
+        let built: Vec<RecordBatch> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .iter()
+                .map(|&(start, end)| scope.spawn(move || assignment_rows(ev, li, start, end)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("assignment thread"))
+                .collect()
+        });
+        batches.extend(built);
+    }
+    if batches.is_empty() {
+        batches.push(assignment_rows(ev, usize::MAX, 0, 0));
+    }
+    batches
+}
+
+fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> RecordBatch {
+    let rows = end - start;
     let mut ids = StringBuilder::with_capacity(rows, rows * 8);
     let mut ladders = StringBuilder::with_capacity(rows, rows * 8);
     let mut levels = StringBuilder::with_capacity(rows, rows * 8);
     let mut scores: Vec<Option<f64>> = Vec::with_capacity(rows);
     let mut ranks: Vec<Option<u32>> = Vec::with_capacity(rows);
     let mut why = StringBuilder::with_capacity(rows, rows * 48);
-    for (li, ladder) in ev.ladders.iter().enumerate() {
+    if let Some(ladder) = ev.ladders.get(li) {
         let result = &ev.results[li];
         let score_col = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
-        for row in 0..n {
+        for row in start..end {
             ids.append_value(&ev.frame.ids()[row]);
             ladders.append_value(&ladder.name);
             levels.append_value(ev.level_name(li, result.level[row]));
@@ -134,7 +177,7 @@ pub fn assignments(ev: &Evaluation<'_>) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("columns match the schema")
 }
 
-fn write_assignments_csv(path: &Path, batch: &RecordBatch) -> Result<(), RunError> {
+fn write_assignments_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let mut w = csv::Writer::from_path(&tmp).map_err(|e| io_err(path, e))?;
     w.write_record([
@@ -146,6 +189,19 @@ fn write_assignments_csv(path: &Path, batch: &RecordBatch) -> Result<(), RunErro
         "explanation",
     ])
     .map_err(|e| io_err(path, e))?;
+    for batch in batches {
+        write_csv_rows(&mut w, path, batch)?;
+    }
+    w.flush().map_err(|e| io_err(path, e))?;
+    drop(w);
+    commit(path)
+}
+
+fn write_csv_rows(
+    w: &mut csv::Writer<File>,
+    path: &Path,
+    batch: &RecordBatch,
+) -> Result<(), RunError> {
     let s = |i: usize| {
         batch
             .column(i)
@@ -185,12 +241,8 @@ fn write_assignments_csv(path: &Path, batch: &RecordBatch) -> Result<(), RunErro
         ])
         .map_err(|e| io_err(path, e))?;
     }
-    w.flush().map_err(|e| io_err(path, e))?;
-    drop(w);
-    commit(path)
+    Ok(())
 }
-
-use datafusion::arrow::array::Array;
 
 /// Every metric and score per customer, plus tags.
 pub fn metrics(ev: &Evaluation<'_>) -> RecordBatch {
@@ -205,11 +257,13 @@ pub fn metrics(ev: &Evaluation<'_>) -> RecordBatch {
         match col {
             Column::Num(v) => {
                 fields.push(Field::new(name, DataType::Float64, true));
-                columns.push(Arc::new(Float64Array::from(v.clone())));
+                columns.push(Arc::new(v.iter().copied().collect::<Float64Array>()));
             }
             Column::Text(v) => {
                 fields.push(Field::new(name, DataType::Utf8, true));
-                columns.push(Arc::new(StringArray::from(v.clone())));
+                columns.push(Arc::new(
+                    v.iter().map(|x| x.as_deref()).collect::<StringArray>(),
+                ));
             }
         }
     }
