@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -565,11 +565,24 @@ fn is_numeric(t: &DataType) -> bool {
 
 /// Converts the stage-two result into the core's frame.
 fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineError> {
-    let Some(first) = batches.first() else {
-        return Ok(Frame::new(Vec::new(), Vec::new()));
+    // Column by column, batch by batch: no concatenated copy of the whole result.
+    let column = |name: &str| -> Result<Vec<&ArrayRef>, EngineError> {
+        batches
+            .iter()
+            .map(|b| {
+                b.column_by_name(name)
+                    .ok_or_else(|| EngineError::Internal(format!("`{name}` missing from result")))
+            })
+            .collect()
     };
-    let batch = concat_batches(&first.schema(), batches)?;
-    let ids: Vec<String> = strings(batch.column_by_name("__id").expect("__id selected"))?
+    let text = |name: &str| -> Result<Vec<Option<String>>, EngineError> {
+        let mut out = Vec::new();
+        for part in column(name)? {
+            out.extend(strings(part)?);
+        }
+        Ok(out)
+    };
+    let ids: Vec<String> = text("__id")?
         .into_iter()
         .map(Option::unwrap_or_default)
         .collect();
@@ -577,8 +590,8 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
         .source(CUSTOMERS)
         .and_then(|c| c.tag_separator.clone())
         .unwrap_or_else(|| ";".to_string());
-    let tags: Vec<Vec<String>> = match batch.column_by_name("__tags") {
-        Some(col) => strings(col)?
+    let tags: Vec<Vec<String>> = if policy.source(CUSTOMERS).is_some_and(|c| c.tags.is_some()) {
+        text("__tags")?
             .into_iter()
             .map(|t| {
                 t.map(|s| {
@@ -590,26 +603,30 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                 })
                 .unwrap_or_default()
             })
-            .collect(),
-        None => vec![Vec::new(); ids.len()],
+            .collect()
+    } else {
+        vec![Vec::new(); ids.len()]
     };
     let mut frame = Frame::new(ids, tags);
     for m in &policy.metrics {
-        let col = batch.column_by_name(&m.name).ok_or_else(|| {
-            EngineError::Internal(format!("metric `{}` missing from result", m.name))
-        })?;
-        let column = if is_numeric(col.data_type()) {
-            let f = cast(col, &DataType::Float64)?;
-            let f = f
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .expect("cast to Float64");
-            Column::Num(f.iter().map(|v| v.filter(|x| x.is_finite())).collect())
+        let parts = column(&m.name)?;
+        let numeric = parts.first().is_none_or(|c| is_numeric(c.data_type()));
+        let values = if numeric {
+            let mut out = Vec::with_capacity(frame.len());
+            for part in parts {
+                let f = cast(part, &DataType::Float64)?;
+                let f = f
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("cast to Float64");
+                out.extend(f.iter().map(|v| v.filter(|x| x.is_finite())));
+            }
+            Column::Num(out)
         } else {
-            Column::Text(strings(col)?)
+            Column::Text(text(&m.name)?)
         };
         frame
-            .push(m.name.clone(), column)
+            .push(m.name.clone(), values)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
     }
     Ok(frame)
