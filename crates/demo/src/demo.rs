@@ -183,8 +183,8 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
         // Orders: about 5% never buy; 12% stopped buying some time ago.
         let type_scale = match customer_type {
             "person" => 1.0,
-            "company" => 25.0,
-            _ => 60.0,
+            "company" => 6.0,
+            _ => 12.0,
         };
         let never = rng.random_bool(0.05);
         let newcomer = !never && rng.random_bool(0.06);
@@ -207,9 +207,9 @@ pub fn generate(n: usize, seed: u64) -> DemoData {
                 });
             }
         } else if !never {
-            let lambda = (3.0 + 4.0 * size.sqrt()).min(80.0);
+            let lambda = (3.0 + 4.0 * size.powf(0.45)).min(80.0);
             let orders = Poisson::<f64>::new(lambda).expect("valid").sample(&mut rng) as usize;
-            let ticket = LogNormal::<f64>::new((300.0 * type_scale * size.powf(0.6)).ln(), 0.6)
+            let ticket = LogNormal::<f64>::new((300.0 * type_scale * size.powf(0.45)).ln(), 0.6)
                 .expect("valid");
             for _ in 0..orders {
                 // Later dates are more or less likely by the customer's trend.
