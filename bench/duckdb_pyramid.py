@@ -30,10 +30,11 @@ WITH tx AS (
   WHERE issued >= DATE '2025-11-01' AND issued < DATE '2026-11-01'
   GROUP BY customer_id
 ), m AS (
+  -- Rounded to 6 decimals, as stratum does, so summation order cannot split ties.
   SELECT CAST(c.customer_id AS VARCHAR) AS customer_id,
-         coalesce(tx.revenue_12m, 0) AS revenue_12m,
-         coalesce(tx.profit_12m, 0) AS profit_12m,
-         coalesce(inv.on_time_rate, 1.0) AS on_time_rate
+         round(coalesce(tx.revenue_12m, 0)::DOUBLE * 1e6) / 1e6 AS revenue_12m,
+         round(coalesce(tx.profit_12m, 0)::DOUBLE * 1e6) / 1e6 AS profit_12m,
+         round(coalesce(inv.on_time_rate, 1.0)::DOUBLE * 1e6) / 1e6 AS on_time_rate
   FROM read_parquet('{data}/customers.parquet') c
   LEFT JOIN tx ON tx.customer_id = c.customer_id
   LEFT JOIN inv ON inv.customer_id = c.customer_id

@@ -156,25 +156,35 @@ impl ScoreModel {
             ScoreSpec::Weighted { scale, parts } => {
                 let mut cols = Vec::new();
                 for p in parts {
-                    let idx = num_input(&p.input, frame)?;
-                    let col = frame.column_at(idx);
-                    normalizers.push(Normalizer::fit(
-                        p.normalize,
-                        p.lower_is_better,
-                        (0..n).map(|r| col.num(r)),
-                    ));
-                    cols.push(idx);
+                    cols.push(num_input(&p.input, frame)?);
                 }
+                // Parts are independent: fit them on separate threads.
+                let fitted: Vec<(Normalizer, Vec<Option<f64>>)> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = parts
+                        .iter()
+                        .zip(&cols)
+                        .map(|(p, &c)| {
+                            let column = frame.column_at(c);
+                            scope.spawn(move || {
+                                Normalizer::fit_apply(p.normalize, p.lower_is_better, column)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("normaliser thread"))
+                        .collect()
+                });
                 let mut out = vec![0.0; n];
-                for (pi, p) in parts.iter().enumerate() {
-                    let col = frame.column_at(cols[pi]);
-                    let norm = &normalizers[pi];
-                    for (r, total) in out.iter_mut().enumerate() {
-                        if let Some(v) = col.num(r).filter(|v| v.is_finite()) {
-                            *total += p.weight * norm.apply(v);
+                // Summed part by part, in the written order, so totals are reproducible.
+                for (p, (_, normalized)) in parts.iter().zip(&fitted) {
+                    for (total, x) in out.iter_mut().zip(normalized) {
+                        if let Some(x) = x {
+                            *total += p.weight * x;
                         }
                     }
                 }
+                normalizers.extend(fitted.into_iter().map(|(norm, _)| norm));
                 // Raw parts are already on the score's scale; normalised ones are 0..1.
                 let all_raw = parts.iter().all(|p| p.normalize == Normalize::Raw);
                 let values = if all_raw {

@@ -564,6 +564,17 @@ fn is_numeric(t: &DataType) -> bool {
 }
 
 /// Converts the stage-two result into the core's frame.
+/// Metrics are rounded to 6 decimal places. Parallel aggregation adds partial sums in whatever
+/// order partitions finish, so two customers whose totals are equal can differ in the last
+/// bits, and percentile ties would then break differently from run to run.
+fn round_metric(v: f64) -> f64 {
+    if v.abs() < 1e12 {
+        (v * 1e6).round() / 1e6
+    } else {
+        v
+    }
+}
+
 fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineError> {
     // Column by column, batch by batch: no concatenated copy of the whole result.
     let column = |name: &str| -> Result<Vec<&ArrayRef>, EngineError> {
@@ -619,7 +630,10 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                     .as_any()
                     .downcast_ref::<Float64Array>()
                     .expect("cast to Float64");
-                out.extend(f.iter().map(|v| v.filter(|x| x.is_finite())));
+                out.extend(
+                    f.iter()
+                        .map(|v| v.filter(|x| x.is_finite()).map(round_metric)),
+                );
             }
             Column::Num(out)
         } else {
