@@ -150,6 +150,15 @@ pub struct RunOptions {
     pub target_partitions: usize,
 }
 
+impl RunOptions {
+    fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            on_bad_rows: self.on_bad_rows,
+            target_partitions: self.target_partitions,
+        }
+    }
+}
+
 /// Per source: rows read, accepted, rejected.
 #[derive(Debug, Clone)]
 pub struct SourceSummary {
@@ -186,10 +195,7 @@ async fn evaluate_policy<'p>(
 ) -> Result<Evaluated<'p>, RunError> {
     let policy = &loaded.policy;
     let as_of = resolve_as_of(policy, options.as_of.as_deref())?;
-    let engine_options = EngineOptions {
-        on_bad_rows: options.on_bad_rows,
-        target_partitions: options.target_partitions,
-    };
+    let engine_options = options.engine_options();
     let mut timings = Vec::new();
     let t = Instant::now();
     let engine = Engine::load(policy, &loaded.base_dir, &engine_options, &mut |m| {
@@ -283,10 +289,7 @@ pub async fn explain(
 /// The SQL a run would execute.
 pub async fn show_sql(loaded: &LoadedPolicy, options: &RunOptions) -> Result<String, RunError> {
     let as_of = resolve_as_of(&loaded.policy, options.as_of.as_deref())?;
-    let engine_options = EngineOptions {
-        on_bad_rows: options.on_bad_rows,
-        target_partitions: options.target_partitions,
-    };
+    let engine_options = options.engine_options();
     let engine = Engine::load(
         &loaded.policy,
         &loaded.base_dir,
