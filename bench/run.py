@@ -3,10 +3,11 @@
 
   python3 bench/run.py [--customers 1000000] [--transactions 20000000] [--invoices 2000000]
                        [--threads 0] [--repeat 3] [--stratum target/release/stratum]
+                       [--python PYTHON_WITH_DUCKDB] [--work DIR]
 
 Generates the data once (`stratum gen`), then for each repetition runs `stratum run` with the
 benchmark policy (10/30/60 weighted composite + 1/19/30/50 pyramid) and the equivalent DuckDB
-query, each as its own process under /usr/bin/time (wall time, peak RSS). Checks that both
+query, each as its own process (wall time and peak RSS via wait4). Checks that both
 place every customer on the same level, and prints the medians and the ratios. Results go to
 bench/out/results.json. Loopback-free: everything is local files.
 """
@@ -16,11 +17,12 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+OUT = ROOT / "bench" / "out"  # --work changes it
 VENV = ROOT / "bench" / ".venv"
 
 
@@ -35,21 +37,17 @@ def python_with_duckdb() -> str:
 
 
 def timed(cmd, log):
-    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS MiB)."""
-    res = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True)
-    Path(log).write_text(res.stdout + res.stderr)
-    if res.returncode != 0:
-        sys.exit(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-3000:]}")
-    wall = rss = None
-    for line in res.stderr.splitlines():
-        line = line.strip()
-        if line.startswith("Elapsed (wall clock) time"):
-            t = line.split("): ")[1]
-            parts = [float(p) for p in t.split(":")]
-            wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) == 3 else 0)
-        if line.startswith("Maximum resident set size"):
-            rss = int(line.split(": ")[1]) / 1024
-    return wall, rss
+    """Runs cmd as its own process; returns (wall seconds, peak RSS MiB) of that process,
+    measured with wait4 (the same figures /usr/bin/time -v reports)."""
+    with open(log, "w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{Path(log).read_text()[-3000:]}")
+    return wall, usage.ru_maxrss / 1024
 
 
 def main():
@@ -60,13 +58,19 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="0: all cores, for both engines")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
+    ap.add_argument("--python", help="a Python that already has duckdb (default: bench/.venv, created)")
+    ap.add_argument("--work", help="folder for data, outputs and results.json (default: bench/out)")
     a = ap.parse_args()
+    global OUT
+    if a.work:
+        OUT = Path(a.work).resolve()
+    OUT.mkdir(parents=True, exist_ok=True)
 
     stratum = a.stratum
     if not Path(stratum).exists():
         print("building stratum --release (15-20 minutes on two cores) ...", flush=True)
         subprocess.run(["cargo", "build", "--release", "-p", "stratum-cli"], cwd=ROOT, check=True)
-    py = python_with_duckdb()
+    py = a.python or python_with_duckdb()
 
     data = OUT / f"data-{a.customers}-{a.transactions}-{a.invoices}"
     if not (data / "bench.toml").exists():

@@ -107,6 +107,7 @@ impl Engine {
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
+        apply_datafusion_env(&mut config)?;
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(udf::DaysBetween::udf());
         let mut sources = Vec::new();
@@ -389,7 +390,9 @@ impl Engine {
                 })
             })?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let started = std::time::Instant::now();
             let batches = df.collect().await?;
+            tracing::debug!(table = %a.table, elapsed = ?started.elapsed(), "stage one aggregate");
             let table = MemTable::try_new(schema, vec![batches])?;
             self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
             registered.push(a.table.clone());
@@ -418,7 +421,12 @@ impl Engine {
     ) -> Result<Vec<RecordBatch>, EngineError> {
         let query = sql::frame_query(policy, aggs, as_of, None, types);
         match self.ctx.sql(&query).await {
-            Ok(df) => Ok(df.collect().await?),
+            Ok(df) => {
+                let started = std::time::Instant::now();
+                let batches = df.collect().await?;
+                tracing::debug!(elapsed = ?started.elapsed(), "stage two frame query");
+                Ok(batches)
+            }
             Err(e) => {
                 // Find the first derived metric whose layer fails to plan, to name it.
                 for m in &policy.metrics {
@@ -456,6 +464,30 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Any DataFusion setting can be tuned from the environment, e.g.
+/// `DATAFUSION_EXECUTION_BATCH_SIZE=16384` sets `datafusion.execution.batch_size`; these win
+/// over stratum's own defaults.
+fn apply_datafusion_env(config: &mut SessionConfig) -> Result<(), EngineError> {
+    let keys: Vec<String> = config
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in keys {
+        let var = key.to_uppercase().replace('.', "_");
+        if let Ok(value) = std::env::var(&var) {
+            config.options_mut().set(&key, &value).map_err(|e| {
+                user(UserError::Config(format!(
+                    "environment variable {var}={value}: {}",
+                    clean(&e)
+                )))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Event rows whose key matched no customer: each aggregate's total rows and keys minus those
