@@ -183,6 +183,7 @@ pub struct Level {
     pub name: String,
     pub title: Option<String>,
     pub rule: Rule,
+    pub valid_days: Option<u32>,
     pub attributes: toml::Table,
 }
 
@@ -195,6 +196,7 @@ pub struct Ladder {
     pub value: Option<String>,
     pub levels: Vec<Level>,
     pub overrides: Vec<OverrideDef>,
+    pub hold: HoldDef,
 }
 
 impl Ladder {
@@ -1031,8 +1033,24 @@ fn compile_ladder(
             name: l.name.clone(),
             title: l.title.clone(),
             rule,
+            valid_days: l.valid_days,
             attributes: l.attributes.clone(),
         });
+    }
+    if let Some(h) = &def.hold {
+        for (field, v) in [
+            ("upgrade_after_runs", h.upgrade_after_runs),
+            ("downgrade_after_runs", h.downgrade_after_runs),
+        ] {
+            if v == Some(0) {
+                cx.push(Diagnostic::error(
+                    "invalid_hold",
+                    format!("{key}.hold.{field}"),
+                    format!("{field} must be at least 1 (1 = at the first run)"),
+                ));
+                ok = false;
+            }
+        }
     }
     if share_sum > 1.0 + 1e-9 {
         cx.push(Diagnostic::error(
@@ -1063,6 +1081,7 @@ fn compile_ladder(
         value: def.value.clone(),
         levels,
         overrides: def.overrides.clone(),
+        hold: def.hold.clone().unwrap_or_default(),
     })
 }
 

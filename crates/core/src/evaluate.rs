@@ -3,10 +3,15 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
+
 use crate::compile::{Ladder, Policy, Rule};
 use crate::diagnostic::did_you_mean;
 use crate::frame::{Frame, fmt_num};
-use crate::ladder::{LadderResult, ManualPin, OverrideSource, Reason, apply_override, place};
+use crate::hold::{self, HoldState, PriorState};
+use crate::ladder::{
+    LadderResult, ManualPin, OverrideSource, Reason, apply_override, apply_tag_overrides, place,
+};
 use crate::policy::OverrideMode;
 use crate::score::{Contribution, ScoreModel};
 
@@ -30,11 +35,46 @@ pub struct Evaluation<'p> {
     pub results: Vec<LadderResult>,
 }
 
+/// What an evaluation takes besides the metrics: manual pins, and for runs that are kept, the
+/// run date and each customer's standing after the previous run (for grace and hysteresis).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    pub pins: &'a [ManualPin],
+    pub as_of: Option<NaiveDate>,
+    pub prior: Option<&'a Prior>,
+}
+
+/// Standings after the previous run: ladder name → customer id → state.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    pub ladders: HashMap<String, HashMap<String, PriorState>>,
+}
+
+/// Evaluates a policy with manual pins and no history.
 pub fn evaluate<'p>(
     policy: &'p Policy,
-    mut frame: Frame,
+    frame: Frame,
     pins: &[ManualPin],
 ) -> Result<Evaluation<'p>, EvalError> {
+    evaluate_with(
+        policy,
+        frame,
+        Inputs {
+            pins,
+            ..Inputs::default()
+        },
+    )
+}
+
+/// Rules first, then the ladder's hold against the prior standing, then tag overrides, then
+/// manual pins: an override always has the last word, and a hold never lifts a customer over
+/// a ceiling.
+pub fn evaluate_with<'p>(
+    policy: &'p Policy,
+    mut frame: Frame,
+    inputs: Inputs<'_>,
+) -> Result<Evaluation<'p>, EvalError> {
+    let pins = inputs.pins;
     for m in &policy.metrics {
         if frame.index_of(&m.name).is_none() {
             return Err(EvalError::Internal(format!(
@@ -92,7 +132,13 @@ pub fn evaluate<'p>(
         }
         let rank_col = col(&bound.rank_by)?;
         let value_col = col(&bound.value_measure().map(str::to_string))?;
-        results.push(place(&bound, &frame, rank_col, value_col));
+        let mut result = place(&bound, &frame, rank_col, value_col);
+        if let Some(as_of) = inputs.as_of {
+            let prior = inputs.prior.and_then(|p| p.ladders.get(&ladder.name));
+            apply_holds(&bound, &frame, &mut result, prior, as_of);
+        }
+        apply_tag_overrides(&bound, &frame, &mut result);
+        results.push(result);
         ladders.push(bound);
     }
 
@@ -134,7 +180,7 @@ pub fn evaluate<'p>(
                 &mut r.level[row],
                 &mut r.reason[row],
                 target,
-                OverrideMode::Pin,
+                pin.mode,
                 OverrideSource::Manual {
                     reason: pin.reason.clone(),
                 },
@@ -149,6 +195,55 @@ pub fn evaluate<'p>(
         ladders,
         results,
     })
+}
+
+/// Runs every graded customer through the ladder's hold and records its new standing.
+fn apply_holds(
+    ladder: &Ladder,
+    frame: &Frame,
+    result: &mut LadderResult,
+    prior: Option<&HashMap<String, PriorState>>,
+    as_of: NaiveDate,
+) {
+    let unplaced = ladder.levels.len();
+    let index_of = |name: &str| {
+        if name == UNPLACED {
+            Some(unplaced)
+        } else {
+            ladder.level_index(name)
+        }
+    };
+    let mut state = Vec::with_capacity(frame.len());
+    for row in 0..frame.len() {
+        let rule_level = result.level[row];
+        if rule_level > unplaced {
+            state.push(None);
+            continue;
+        }
+        let before = prior
+            .and_then(|p| p.get(frame.ids()[row].as_str()))
+            .and_then(|p| {
+                Some(HoldState {
+                    level: index_of(&p.level)?,
+                    since: p.since,
+                    last_qualified: p.last_qualified,
+                    below_runs: p.below_runs,
+                    below_since: p.below_since,
+                    above_runs: p.above_runs,
+                })
+            });
+        let out = hold::decide(ladder, rule_level, before.as_ref(), as_of);
+        if let Some(h) = out.hold {
+            result.level[row] = out.level;
+            let rule_reason = std::mem::replace(&mut result.reason[row], Reason::Rest);
+            result.reason[row] = Reason::Held {
+                hold: h,
+                rule_reason: Box::new(rule_reason),
+            };
+        }
+        state.push(Some(out.state));
+    }
+    result.state = state;
 }
 
 /// One row of a ladder's report.
@@ -246,9 +341,24 @@ impl Evaluation<'_> {
 
     /// One line saying why the customer is on its level.
     pub fn explanation(&self, li: usize, row: usize) -> String {
+        let result = &self.results[li];
+        let mut text = self.reason_text(li, row, result.level[row], &result.reason[row]);
+        let ladder = &self.ladders[li];
+        if let Some(state) = result.state.get(row).and_then(Option::as_ref)
+            && let Some(days) = ladder.levels.get(state.level).and_then(|l| l.valid_days)
+        {
+            text.push_str(&format!(
+                "; {} valid until {}",
+                self.level_name(li, state.level),
+                state.since + chrono::Days::new(u64::from(days) - 1)
+            ));
+        }
+        text
+    }
+
+    fn reason_text(&self, li: usize, row: usize, level: usize, reason: &Reason) -> String {
         let ladder = &self.ladders[li];
         let result = &self.results[li];
-        let level = result.level[row];
         let n = result.graded;
         let rank_text = || match (&result.rank, &ladder.rank_by) {
             (Some(r), Some(by)) => {
@@ -265,7 +375,25 @@ impl Evaluation<'_> {
             }
             _ => String::new(),
         };
-        match &result.reason[row] {
+        match reason {
+            Reason::Held { hold, rule_reason } => {
+                let here = self.level_name(li, level);
+                let there = self.level_name(li, hold.rule_level);
+                let wait = match (hold.until, hold.runs_left) {
+                    (Some(d), 0) => format!("until {d}"),
+                    (None, r) => format!("for {r} more run{}", if r == 1 { "" } else { "s" }),
+                    (Some(d), r) => format!(
+                        "until {d} and for {r} more run{}",
+                        if r == 1 { "" } else { "s" }
+                    ),
+                };
+                let why = self.reason_text(li, row, hold.rule_level, rule_reason);
+                if hold.upgrade {
+                    format!("upgrade to {there} pending {wait}; stays {here} (rules: {why})")
+                } else {
+                    format!("held at {here} by grace {wait}; the rules give {there} ({why})")
+                }
+            }
             Reason::Condition => match &ladder.levels[level].rule {
                 Rule::When(c) => c.reasons(&self.frame, row).join(" and "),
                 _ => String::new(),

@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use crate::compile::{Ladder, Rule};
 use crate::cond::Cond;
 use crate::frame::Frame;
+use crate::hold::HoldState;
 use crate::policy::OverrideMode;
 
 /// Why a customer sits on its level.
@@ -25,6 +26,12 @@ pub enum Reason {
     Unplaced,
     /// Outside the ladder's `applies_to`.
     NotApplicable,
+    /// Kept on its level by the ladder's hold (grace, hysteresis); `rule_reason` says where
+    /// the rules alone put it.
+    Held {
+        hold: crate::hold::Hold,
+        rule_reason: Box<Reason>,
+    },
     /// Moved by an override; `rule_level` is where the rules alone put it.
     Override {
         source: OverrideSource,
@@ -48,6 +55,8 @@ pub struct ManualPin {
     pub reason: String,
     /// Where it came from, for error messages (e.g. "overrides.csv:4").
     pub origin: String,
+    /// Pin by default; floor or ceiling only when asked for.
+    pub mode: OverrideMode,
 }
 
 /// The outcome of one ladder for every customer.
@@ -63,6 +72,9 @@ pub struct LadderResult {
     pub cutoff: Vec<Option<f64>>,
     /// Customers the ladder grades (inside `applies_to`).
     pub graded: usize,
+    /// Each customer's standing to carry to the next run (empty when the evaluation has no
+    /// date; `None` for customers the ladder does not grade).
+    pub state: Vec<Option<HoldState>>,
 }
 
 impl LadderResult {
@@ -214,12 +226,25 @@ pub fn place(
         }
     }
 
-    // Tag overrides, in the order written.
+    LadderResult {
+        level,
+        reason,
+        rank,
+        cutoff,
+        graded: n,
+        state: Vec::new(),
+    }
+}
+
+/// Applies the ladder's tag overrides, in the order written.
+pub fn apply_tag_overrides(ladder: &Ladder, frame: &Frame, result: &mut LadderResult) {
+    let unplaced = ladder.levels.len();
+    let LadderResult { level, reason, .. } = result;
     for o in &ladder.overrides {
         let Some(target) = ladder.level_index(&o.level) else {
             continue;
         };
-        for row in 0..n_all {
+        for row in 0..frame.len() {
             if level[row] <= unplaced && frame.tags(row).contains(&o.tag) {
                 apply_override(
                     &mut level[row],
@@ -230,13 +255,6 @@ pub fn place(
                 );
             }
         }
-    }
-    LadderResult {
-        level,
-        reason,
-        rank,
-        cutoff,
-        graded: n,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cond;
 pub mod diagnostic;
 pub mod evaluate;
 pub mod frame;
+pub mod hold;
 pub mod ladder;
 pub mod lint;
 pub mod policy;
@@ -20,8 +21,10 @@ pub mod source_map;
 pub use compile::{Ladder, Level, Metric, MetricKind, Policy, Rule, Score, ScoreSpec, Window};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use evaluate::{
-    CustomerExplanation, EvalError, Evaluation, LadderSummary, LevelRow, UNPLACED, evaluate,
+    CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelRow, Prior, UNPLACED,
+    evaluate, evaluate_with,
 };
 pub use frame::{Column, Frame, Value, fmt_num};
+pub use hold::{Hold, HoldState, PriorState};
 pub use ladder::{LadderResult, ManualPin, Reason};
-pub use policy::{ColumnType, Literal, PolicyFile, SourceDef, SourceFormat};
+pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};

@@ -263,6 +263,34 @@ pub struct LadderDef {
     pub levels: Vec<LevelDef>,
     #[serde(default)]
     pub overrides: Vec<OverrideDef>,
+    /// Grace and hysteresis between runs; without it a customer takes the level the rules
+    /// give at every run.
+    pub hold: Option<HoldDef>,
+}
+
+/// `[ladders.NAME.hold]`: how fast customers move between runs. Every option set must be met
+/// before a downgrade happens; upgrades wait only for `upgrade_after_runs`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldDef {
+    /// Upgrade only after the rules place the customer higher at this many consecutive runs
+    /// (1 = at once, the default).
+    pub upgrade_after_runs: Option<u32>,
+    /// Downgrade only after the rules place the customer lower at this many consecutive runs.
+    pub downgrade_after_runs: Option<u32>,
+    /// Downgrade only once the customer has been below its level for this many days.
+    pub grace_days: Option<u32>,
+    /// Downgrade only after the end of the qualification period (month, quarter or year) in
+    /// which the customer last qualified for its level.
+    pub qualification_period: Option<Period>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Month,
+    Quarter,
+    Year,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +309,9 @@ pub struct LevelDef {
     /// Everyone not placed above.
     #[serde(default)]
     pub rest: bool,
+    /// The level lapses this many days after the customer reached it; the customer then takes
+    /// whatever the rules give, without grace (an expiring status).
+    pub valid_days: Option<u32>,
     /// Free-form attributes later stages read: benefits, SLA, follow-up days, credit limit…
     #[serde(default)]
     pub attributes: toml::Table,

@@ -61,6 +61,7 @@ pub fn read(path: &Path, display: &str) -> Result<Vec<ManualPin>, RunError> {
                 .map(field)
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "no reason given".into()),
+            mode: stratum_core::OverrideMode::Pin,
             origin: format!("{display}:{line}"),
         });
     }
