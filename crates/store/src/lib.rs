@@ -1,1 +1,363 @@
 //! # stratum-store
+//!
+//! Everything Stratum keeps between runs: every run with its policy and per-customer results,
+//! the overrides, manual inputs and tags people enter, and an audit log of who changed what.
+//! One code path serves an embedded SQLite file (the default, nothing to install) and
+//! PostgreSQL (production) through sqlx's `Any` driver; the two differ only in their numbered
+//! migrations (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! A run is written in one transaction: a process killed at any moment leaves the earlier
+//! runs intact and no half run visible.
+
+mod history;
+mod manual;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+
+pub use history::{
+    AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo, StoredState,
+};
+pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
+
+/// The numbered migrations, embedded in the binary. The two dialects differ only where they
+/// must (identity columns, `WITHOUT ROWID`); a new migration is added to both lists.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs",
+        include_str!("../migrations/sqlite/0001_runs.sql"),
+    ),
+    (
+        2,
+        "manual",
+        include_str!("../migrations/sqlite/0002_manual.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs",
+        include_str!("../migrations/postgres/0001_runs.sql"),
+    ),
+    (
+        2,
+        "manual",
+        include_str!("../migrations/postgres/0002_manual.sql"),
+    ),
+];
+
+fn build_migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = list
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// Why a store operation failed. `is_user_error` tells a wrong request (unknown run, a
+/// database that needs `stratum migrate`) from a broken database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database {url} {message}")]
+    Schema { url: String, message: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Connect { .. }
+                | StoreError::NotFound(_)
+                | StoreError::Invalid(_)
+                | StoreError::Schema { .. }
+        )
+    }
+}
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the schema stands against the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    pub applied: Vec<i64>,
+    pub pending: Vec<(i64, String)>,
+    /// Applied versions this binary does not know (a newer stratum migrated the database).
+    pub unknown: Vec<i64>,
+}
+
+/// A connection pool to the history database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+/// Who made a change and from where, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    /// e.g. "cli", or the client address for the API.
+    pub origin: String,
+}
+
+/// A URL with any password replaced, fit for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Connects without touching the schema (what `stratum migrate` needs).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact(url);
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Connect {
+                url: shown,
+                message: "the URL must start with sqlite: or postgres://".into(),
+            });
+        };
+        let connect_err = |e: sqlx::Error| StoreError::Connect {
+            url: shown.clone(),
+            message: e.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(connect_err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; a killed writer leaves only
+                        // an uncommitted tail that the next open discards.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        Ok(Store {
+            pool,
+            backend,
+            url: shown,
+        })
+    }
+
+    /// Connects and makes sure the schema is current. A database without any Stratum table
+    /// is set up on the spot; one with pending migrations must be migrated explicitly
+    /// (`stratum migrate`), so a production schema never changes behind an operator's back.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        let status = store.schema_status().await?;
+        if !status.unknown.is_empty() {
+            return Err(StoreError::Schema {
+                url: store.url.clone(),
+                message: format!(
+                    "was migrated by a newer stratum (schema versions {:?} are unknown to this \
+                     binary); upgrade stratum",
+                    status.unknown
+                ),
+            });
+        }
+        if status.applied.is_empty() {
+            store.migrate().await?;
+        } else if !status.pending.is_empty() {
+            return Err(StoreError::Schema {
+                url: store.url.clone(),
+                message: format!(
+                    "needs {} migration(s) ({}); run `stratum migrate`",
+                    status.pending.len(),
+                    status
+                        .pending
+                        .iter()
+                        .map(|(v, d)| format!("{v} {d}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL, password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        static SQLITE: OnceLock<Migrator> = OnceLock::new();
+        static POSTGRES: OnceLock<Migrator> = OnceLock::new();
+        match self.backend {
+            Backend::Sqlite => SQLITE.get_or_init(|| build_migrator(SQLITE_MIGRATIONS)),
+            Backend::Postgres => POSTGRES.get_or_init(|| build_migrator(POSTGRES_MIGRATIONS)),
+        }
+    }
+
+    /// Applies pending migrations; returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let before = self.schema_status().await?;
+        if !before.unknown.is_empty() {
+            return Err(StoreError::Schema {
+                url: self.url.clone(),
+                message: format!(
+                    "has schema versions {:?} this stratum does not know; upgrade stratum",
+                    before.unknown
+                ),
+            });
+        }
+        self.migrator().run(&self.pool).await?;
+        Ok(before.pending)
+    }
+
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+        let exists: i64 = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        let applied: Vec<i64> = if exists > 0 {
+            sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+            )
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            Vec::new()
+        };
+        let known = self.migrator().iter().map(|m| m.version);
+        let pending = self
+            .migrator()
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect();
+        let known: Vec<i64> = known.collect();
+        let unknown = applied
+            .iter()
+            .copied()
+            .filter(|v| !known.contains(v))
+            .collect();
+        Ok(SchemaStatus {
+            applied,
+            pending,
+            unknown,
+        })
+    }
+
+    /// Closes the pool (waits for connections to finish).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn audit(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        actor: &Actor,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, origin, action, subject, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(now())
+        .bind(&actor.name)
+        .bind(&actor.origin)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://stratum:s3cret@db:5432/x"),
+            "postgres://stratum:***@db:5432/x"
+        );
+        assert_eq!(redact("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(redact("postgres://stratum@db/x"), "postgres://stratum@db/x");
+    }
+}
