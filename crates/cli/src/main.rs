@@ -1,4 +1,6 @@
-//! The `stratum` command: `init`, `check`, `run`, `explain`, `gen`.
+//! The `stratum` command: `init`, `check`, `run`, `explain`, `gen`, and over the run history
+//! `migrate`, `runs`, `history`, `diff`, `simulate`, `report`, `override`, `input`, `tag`,
+//! `audit` (see `kept.rs`).
 //!
 //! Arguments are parsed in two phases (clap's raw arguments, then validated settings), and
 //! errors map to exit codes: 0 success, 1 the policy or the data is wrong, 2 bad usage,
@@ -15,6 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stratum_core::{LadderSummary, fmt_num};
 use stratum_engine::BadRows;
 use stratum_runner::{Progress, RunError, RunOptions};
+use stratum_store::{Store, StoreError};
+
+mod kept;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,6 +34,13 @@ struct Cli {
     /// Policy file (default: DIR/stratum.toml)
     #[arg(long, global = true, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// History database: postgres://user:pass@host/db or sqlite://FILE (default:
+    /// sqlite://DIR/stratum.db, created on first use)
+    #[arg(long, global = true, env = "STRATUM_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
+    /// Who is acting, recorded with runs and changes (default: $USER)
+    #[arg(long, global = true, env = "STRATUM_USER", value_name = "NAME")]
+    by: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +92,9 @@ enum Command {
         /// Print the SQL the run executes, and stop
         #[arg(long)]
         show_sql: bool,
+        /// Do not record the run in the history database
+        #[arg(long)]
+        no_record: bool,
     },
     /// Explain one customer: metrics, score contributions, placements, next-level gaps
     Explain {
@@ -89,6 +104,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "fail")]
         on_bad_rows: OnBadRows,
     },
+    #[command(flatten)]
+    Kept(kept::KeptCommand),
     /// Generate benchmark-size data
     Gen {
         #[arg(long)]
@@ -149,6 +166,38 @@ fn policy_path(cli: &Cli, explicit: Option<&Path>) -> PathBuf {
         Some(p) => dir.join(p),
         None => dir.join("stratum.toml"),
     }
+}
+
+fn workspace_dir(cli: &Cli) -> PathBuf {
+    cli.dir.clone().unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn database_url(cli: &Cli) -> String {
+    cli.database
+        .clone()
+        .unwrap_or_else(|| stratum_runner::default_database_url(&workspace_dir(cli)))
+}
+
+fn actor_name(cli: &Cli) -> String {
+    cli.by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Opens the history database, creating the embedded one on first use.
+async fn open_store(cli: &Cli) -> Result<Store> {
+    Ok(Store::open(&database_url(cli)).await?)
+}
+
+/// The history database when there is one: a configured URL, or the workspace's SQLite file
+/// if it exists (reading commands never create one).
+async fn open_existing_store(cli: &Cli) -> Result<Option<Store>> {
+    if cli.database.is_none() && !workspace_dir(cli).join("stratum.db").exists() {
+        return Ok(None);
+    }
+    Ok(Some(open_store(cli).await?))
 }
 
 fn bad_rows(v: OnBadRows) -> BadRows {
@@ -253,6 +302,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             on_bad_rows,
             threads,
             show_sql,
+            no_record,
         } => {
             let path = policy_path(cli, None);
             let loaded = stratum_runner::load_policy(&path)?;
@@ -261,13 +311,20 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 out_dir: out.clone(),
                 on_bad_rows: bad_rows(*on_bad_rows),
                 target_partitions: *threads,
+                recorded_by: actor_name(cli),
             };
             if *show_sql {
                 println!("{}", stratum_runner::show_sql(&loaded, &options).await?);
                 return Ok(ExitCode::SUCCESS);
             }
+            let store = if *no_record {
+                None
+            } else {
+                Some(open_store(cli).await?)
+            };
             let mut reporter = Reporter::new();
-            let outcome = stratum_runner::run(&loaded, &options, &mut reporter).await;
+            let outcome =
+                stratum_runner::run(&loaded, &options, store.as_ref(), &mut reporter).await;
             reporter.finish();
             let outcome = outcome?;
             for w in &outcome.warnings {
@@ -306,6 +363,15 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             if let Some(r) = &outcome.files.rejects_csv {
                 println!("wrote {} (rejected rows with reasons)", r.display());
             }
+            if let (Some(id), Some(store)) = (outcome.run_id, &store) {
+                match outcome.previous_run {
+                    Some(p) => println!(
+                        "recorded run #{id} in {} (holds continue from run #{p}; `stratum diff` compares them)",
+                        store.url()
+                    ),
+                    None => println!("recorded run #{id} in {}", store.url()),
+                }
+            }
             let timing: Vec<String> = outcome
                 .timings
                 .iter()
@@ -326,12 +392,15 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 on_bad_rows: bad_rows(*on_bad_rows),
                 ..Default::default()
             };
+            // With a history, the explanation shows holds and stored overrides too.
+            let store = open_existing_store(cli).await?;
             let (as_of, explanation) =
-                stratum_runner::explain(&loaded, &options, customer_id).await?;
+                stratum_runner::explain(&loaded, &options, store.as_ref(), customer_id).await?;
             println!("as of {as_of}, policy {}", path.display());
             print!("{explanation}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Kept(k) => kept::run(cli, k).await,
         Command::Gen {
             customers,
             transactions,
@@ -379,7 +448,13 @@ fn main() -> ExitCode {
     match runtime.block_on(run_command(&cli)) {
         Ok(code) => code,
         Err(err) => {
-            let user = err.downcast_ref::<RunError>().map(RunError::is_user_error);
+            let user = err
+                .downcast_ref::<RunError>()
+                .map(RunError::is_user_error)
+                .or_else(|| {
+                    err.downcast_ref::<StoreError>()
+                        .map(StoreError::is_user_error)
+                });
             eprintln!("error: {err:#}");
             match user {
                 Some(false) => ExitCode::from(3),

@@ -270,9 +270,249 @@ fn crate_dependencies_follow_the_architecture() {
     assert!(workspace(&deps_of("stratum-demo")).is_empty());
     let mut runner = workspace(&deps_of("stratum-runner"));
     runner.sort();
-    assert_eq!(runner, ["stratum-core", "stratum-engine"]);
+    assert_eq!(runner, ["stratum-core", "stratum-engine", "stratum-store"]);
+    let store = deps_of("stratum-store");
+    assert_eq!(workspace(&store), ["stratum-core"]);
+    for forbidden in ["datafusion", "axum", "anyhow"] {
+        assert!(
+            !store.iter().any(|d| d == forbidden),
+            "store must not depend on {forbidden}"
+        );
+    }
     assert!(
         !deps_of("stratum-runner").iter().any(|d| d == "anyhow"),
         "only binaries use anyhow"
+    );
+}
+
+#[test]
+fn history_diff_override_simulate_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(
+        stratum(&["init", "demo", "--customers", "300"], dir)
+            .status
+            .success()
+    );
+    let o = stratum(&["-C", "demo", "run", "--as-of", "2026-09-30"], dir);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("recorded run #1 in sqlite://"),
+        "{:?}",
+        text(&o)
+    );
+    assert!(dir.join("demo/stratum.db").exists());
+
+    // A pin kept in the store, checked against the policy first.
+    let o = stratum(
+        &[
+            "-C", "demo", "--by", "mei", "override", "add", "C00003", "--ladder", "pyramid",
+            "--level", "kay", "--reason", "x",
+        ],
+        dir,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("ladder `pyramid` has no level `kay`"),
+        "{:?}",
+        text(&o)
+    );
+    let o = stratum(
+        &[
+            "-C",
+            "demo",
+            "--by",
+            "mei",
+            "override",
+            "add",
+            "C00003",
+            "--ladder",
+            "pyramid",
+            "--level",
+            "key",
+            "--until",
+            "2026-12-31",
+            "--reason",
+            "board member's company",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .0
+            .contains("override #1: C00003 pin key on pyramid until 2026-12-31")
+    );
+
+    let o = stratum(&["-C", "demo", "run"], dir);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("recorded run #2 in sqlite://"), "{out}");
+    assert!(out.contains("(holds continue from run #1;"), "{out}");
+
+    let o = stratum(&["-C", "demo", "history", "C00003"], dir);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("ladder pyramid (Customer value tiers)"),
+        "{out}"
+    );
+    assert!(out.contains("2026-09-30 run #1"), "{out}");
+    assert!(
+        out.contains("pinned by manual override (board member's company — mei, until 2026-12-31)"),
+        "{out}"
+    );
+
+    let export = dir.join("moves.csv");
+    let o = stratum(
+        &["-C", "demo", "diff", "--export", export.to_str().unwrap()],
+        dir,
+    );
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("run #1 (Customer value tiers, as of 2026-09-30) -> run #2"),
+        "{out}"
+    );
+    assert!(out.contains("from \\ to"), "{out}");
+    let moves = std::fs::read_to_string(&export).unwrap();
+    assert!(
+        moves.starts_with("ladder,customer_id,from_level,to_level,direction,value,explanation\n")
+    );
+    let summary_line = out.lines().find(|l| l.contains("upgrades")).unwrap();
+    let ups: usize = summary_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(',')
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    let pyramid_ups = moves
+        .lines()
+        .filter(|l| l.starts_with("pyramid,") && l.contains(",up,"))
+        .count();
+    assert_eq!(
+        ups, pyramid_ups,
+        "the export lists every upgrade the matrix counts"
+    );
+
+    let o = stratum(&["-C", "demo", "runs"], dir);
+    assert_eq!(text(&o).0.lines().count(), 2, "{:?}", text(&o));
+
+    // A draft with a bigger key tier: upgrades only, nothing recorded.
+    let draft = std::fs::read_to_string(dir.join("demo/stratum.toml"))
+        .unwrap()
+        .replacen("top_share = 0.01", "top_share = 0.05", 1);
+    std::fs::write(dir.join("demo/draft.toml"), draft).unwrap();
+    let o = stratum(&["-C", "demo", "--policy", "draft.toml", "simulate"], dir);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("against run #2"), "{out}");
+    assert!(out.contains("would upgrade 12, downgrade 0"), "{out}");
+    let o = stratum(&["-C", "demo", "runs"], dir);
+    assert_eq!(text(&o).0.lines().count(), 2, "simulate records nothing");
+
+    let kpis = dir.join("kpis.csv");
+    let o = stratum(
+        &["-C", "demo", "report", "--out", kpis.to_str().unwrap()],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let csv = std::fs::read_to_string(&kpis).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("2,2026-10-31,pyramid,key,")),
+        "{csv}"
+    );
+
+    let o = stratum(&["-C", "demo", "audit"], dir);
+    assert!(
+        text(&o).0.contains("mei        cli    override.add"),
+        "{:?}",
+        text(&o)
+    );
+}
+
+/// kill -9 while a run is being recorded, at several points of the write: the runs before
+/// stay, no half run is visible, and the next run records cleanly.
+#[test]
+fn kill_9_during_the_write_leaves_no_half_run() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let o = stratum(
+        &[
+            "gen",
+            "--customers",
+            "20000",
+            "--transactions",
+            "60000",
+            "data",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let db = dir.join("history.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let run_args = [
+        "--database",
+        url.as_str(),
+        "--policy",
+        "data/bench.toml",
+        "run",
+        "--out",
+        "out",
+    ];
+    let o = stratum(&run_args, dir);
+    assert!(o.status.success(), "{:?}", text(&o));
+
+    let count_runs = || {
+        let o = stratum(&["--database", url.as_str(), "runs"], dir);
+        assert!(o.status.success(), "{:?}", text(&o));
+        text(&o).0.lines().filter(|l| l.starts_with('#')).count()
+    };
+    assert_eq!(count_runs(), 1);
+    // 20,000 rows go in 1,000 per statement: kill after the 1st, 9th and 19th batch.
+    for batches in [1, 9, 19] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(run_args)
+            .current_dir(dir)
+            .env("STRATUM_LOG", "stratum_store=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = 0;
+        for line in stderr.lines() {
+            if line.unwrap().contains("recorded rows") {
+                seen += 1;
+                if seen == batches {
+                    child.kill().unwrap(); // SIGKILL
+                    break;
+                }
+            }
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(seen, batches, "the write was under way");
+        assert!(!status.success(), "killed");
+        assert_eq!(
+            count_runs(),
+            1,
+            "killed after {batches} batches: no half run"
+        );
+    }
+    let o = stratum(&run_args, dir);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(count_runs(), 2);
+    let o = stratum(&["--database", url.as_str(), "diff"], dir);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("upgrades 0, downgrades 0, new customers 0, gone 0"),
+        "{out}"
     );
 }

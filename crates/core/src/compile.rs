@@ -224,6 +224,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The name runs are kept under: `[policy] name`, else "default".
+    pub fn history_name(&self) -> &str {
+        self.file.policy.name.as_deref().unwrap_or("default")
+    }
+
     /// Parses and checks policy text. `file` names it in diagnostics.
     pub fn from_str(file: &str, text: &str) -> Result<Policy, Diagnostics> {
         let (raw, map) = parse_policy(file, text)?;
@@ -532,6 +537,18 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         if let Some(l) = compile_ladder(name, def, &value_names, &mut cx) {
             ladders.push(l);
         }
+    }
+    if let Some(a) = &raw.policy.activity
+        && !metrics.iter().any(|m| &m.name == a)
+    {
+        cx.push(
+            Diagnostic::error(
+                "unknown_metric",
+                "policy.activity",
+                format!("unknown metric `{a}`"),
+            )
+            .suggest(a, metrics.iter().map(|m| m.name.as_str())),
+        );
     }
     if raw.ladders.is_empty() {
         cx.push(Diagnostic::warning(

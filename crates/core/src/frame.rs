@@ -144,6 +144,12 @@ impl Frame {
     pub fn row_of(&self, id: &str) -> Option<usize> {
         self.ids.iter().position(|x| x == id)
     }
+    /// Adds a tag kept outside the data (e.g. in the store); no duplicates.
+    pub fn add_tag(&mut self, row: usize, tag: &str) {
+        if !self.tags[row].iter().any(|t| t == tag) {
+            self.tags[row].push(tag.to_string());
+        }
+    }
 }
 
 /// Formats a number for people: thousands separators, at most two decimals.

@@ -36,6 +36,9 @@ pub struct PolicyMeta {
     pub currency: Option<String>,
     /// CSV of manual level pins: customer_id, ladder, level, reason.
     pub overrides_file: Option<String>,
+    /// The metric counting a customer's purchases (events) in the current window; the run
+    /// history's repeat-purchase and churn rates are read from it.
+    pub activity: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

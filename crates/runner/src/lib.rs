@@ -5,8 +5,10 @@
 //! outputs. The CLI and, later, the server call these functions; neither needs to know how a
 //! run is put together.
 
+mod history;
 mod output;
 mod pins;
+mod record;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,10 +16,16 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use stratum_core::lint::lint;
 use stratum_core::{
-    CustomerExplanation, Diagnostic, Diagnostics, EvalError, LadderSummary, Policy, evaluate,
+    CustomerExplanation, Diagnostic, Diagnostics, EvalError, Inputs, LadderSummary, ManualPin,
+    OverrideMode, Policy, Prior, PriorState, evaluate_with,
 };
 use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orphans};
+use stratum_store::{Store, StoreError};
 
+pub use history::{
+    DiffReport, KpiRow, LadderDiff, Simulation, diff, history, report, simulate, write_kpis,
+    write_moves,
+};
 pub use output::OutputFiles;
 
 /// Why a command failed. `is_user_error` tells the policy's or data's fault from a bug.
@@ -43,6 +51,10 @@ pub enum RunError {
     UnknownCustomer(String),
     #[error("cannot write {path}: {message}")]
     Output { path: String, message: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl RunError {
@@ -52,7 +64,7 @@ impl RunError {
             RunError::Engine(EngineError::Internal(_))
                 | RunError::Eval(EvalError::Internal(_))
                 | RunError::Output { .. }
-        )
+        ) && !matches!(self, RunError::Store(e) if !e.is_user_error())
     }
 }
 
@@ -148,6 +160,16 @@ pub struct RunOptions {
     pub out_dir: Option<PathBuf>,
     pub on_bad_rows: BadRows,
     pub target_partitions: usize,
+    /// Who starts the run, recorded with it.
+    pub recorded_by: String,
+}
+
+/// The embedded default history database of a workspace folder.
+pub fn default_database_url(workspace: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        workspace.join("stratum.db").display()
+    )
 }
 
 impl RunOptions {
@@ -178,6 +200,10 @@ pub struct RunOutcome {
     pub ladders: Vec<LadderSummary>,
     pub files: OutputFiles,
     pub timings: Vec<(String, Duration)>,
+    /// The run's id in the history, when recorded.
+    pub run_id: Option<i64>,
+    /// The run the holds continued from.
+    pub previous_run: Option<i64>,
 }
 
 struct Evaluated<'p> {
@@ -186,11 +212,82 @@ struct Evaluated<'p> {
     orphans: Vec<Orphans>,
     as_of: NaiveDate,
     timings: Vec<(String, Duration)>,
+    warnings: Vec<Diagnostic>,
+    previous_run: Option<i64>,
+}
+
+/// What the store adds to an evaluation: overrides and tags people entered, and the standing
+/// after the previous run.
+struct Kept {
+    pins: Vec<ManualPin>,
+    tags: Vec<(String, String)>,
+    prior: Prior,
+    previous_run: Option<i64>,
+}
+
+async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, RunError> {
+    let mut pins = Vec::new();
+    for o in store.overrides().await? {
+        // Overrides of other policies' ladders live in the same store; skip them.
+        if !o.active_on(as_of) || policy.ladder(&o.ladder).is_none() {
+            continue;
+        }
+        let mode = match o.mode.as_str() {
+            "floor" => OverrideMode::Floor,
+            "ceiling" => OverrideMode::Ceiling,
+            _ => OverrideMode::Pin,
+        };
+        let until = o.until.map_or(String::new(), |d| format!(", until {d}"));
+        pins.push(ManualPin {
+            customer_id: o.customer_id,
+            ladder: o.ladder,
+            level: o.level,
+            reason: format!("{} — {}{until}", o.reason, o.created_by),
+            origin: format!("override #{}", o.id),
+            mode,
+        });
+    }
+    let tags = store
+        .tags()
+        .await?
+        .into_iter()
+        .map(|t| (t.customer_id, t.tag))
+        .collect();
+    let previous = store.previous_run(policy.history_name(), as_of).await?;
+    let mut prior = Prior::default();
+    if let Some(run) = &previous {
+        for (ladder, states) in store.states(run.id).await? {
+            let states = states
+                .into_iter()
+                .map(|(customer, s)| {
+                    (
+                        customer,
+                        PriorState {
+                            level: s.held_level,
+                            since: s.since,
+                            last_qualified: s.last_qualified,
+                            below_runs: s.below_runs,
+                            below_since: s.below_since,
+                            above_runs: s.above_runs,
+                        },
+                    )
+                })
+                .collect();
+            prior.ladders.insert(ladder, states);
+        }
+    }
+    Ok(Kept {
+        pins,
+        tags,
+        prior,
+        previous_run: previous.map(|r| r.id),
+    })
 }
 
 async fn evaluate_policy<'p>(
     loaded: &'p LoadedPolicy,
     options: &RunOptions,
+    store: Option<&Store>,
     progress: &mut dyn Progress,
 ) -> Result<Evaluated<'p>, RunError> {
     let policy = &loaded.policy;
@@ -203,9 +300,13 @@ async fn evaluate_policy<'p>(
     })
     .await?;
     timings.push(("load".to_string(), t.elapsed()));
-    let pins = match &policy.file.policy.overrides_file {
+    let mut pins = match &policy.file.policy.overrides_file {
         Some(f) => pins::read(&loaded.base_dir.join(f), f)?,
         None => Vec::new(),
+    };
+    let kept = match store {
+        Some(s) => Some(kept(s, policy, as_of).await?),
+        None => None,
     };
     progress.stage(&format!("computing metrics as of {as_of}"));
     let t = Instant::now();
@@ -213,7 +314,45 @@ async fn evaluate_policy<'p>(
     timings.push(("metrics".to_string(), t.elapsed()));
     progress.stage("scoring and placing");
     let t = Instant::now();
-    let evaluation = tokio::task::block_in_place(|| evaluate(policy, out.frame, &pins))?;
+    let mut frame = out.frame;
+    let mut warnings = Vec::new();
+    if let Some(k) = &kept {
+        let rows: std::collections::HashMap<&str, usize> = frame
+            .ids()
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let tag_rows: Vec<(usize, &str)> = k
+            .tags
+            .iter()
+            .filter_map(|(c, t)| rows.get(c.as_str()).map(|&r| (r, t.as_str())))
+            .collect();
+        for p in &k.pins {
+            if rows.contains_key(p.customer_id.as_str()) {
+                pins.push(p.clone());
+            } else {
+                warnings.push(Diagnostic::warning(
+                    "unknown_customer",
+                    &p.origin,
+                    format!(
+                        "{} pins customer `{}`, who is not in the customers source; ignored",
+                        p.origin, p.customer_id
+                    ),
+                ));
+            }
+        }
+        drop(rows);
+        for (row, tag) in tag_rows {
+            frame.add_tag(row, tag);
+        }
+    }
+    let inputs = Inputs {
+        pins: &pins,
+        as_of: Some(as_of),
+        prior: kept.as_ref().map(|k| &k.prior),
+    };
+    let evaluation = tokio::task::block_in_place(|| evaluate_with(policy, frame, inputs))?;
     timings.push(("score+place".to_string(), t.elapsed()));
     Ok(Evaluated {
         evaluation,
@@ -221,30 +360,67 @@ async fn evaluate_policy<'p>(
         orphans: out.orphans,
         as_of,
         timings,
+        warnings,
+        previous_run: kept.and_then(|k| k.previous_run),
     })
 }
 
-/// Evaluates every ladder for every customer and writes the outputs.
+/// Evaluates every ladder for every customer, records the run in the store (when given) and
+/// writes the outputs. The store is written first and in one transaction: the history is the
+/// record, the files are a copy of its latest entry.
 pub async fn run(
     loaded: &LoadedPolicy,
     options: &RunOptions,
+    store: Option<&Store>,
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let fingerprints = match store {
+        Some(_) => Some(record::spawn_fingerprints(loaded)),
+        None => None,
+    };
     let Evaluated {
         evaluation,
         engine,
         orphans,
         as_of,
         mut timings,
-    } = evaluate_policy(loaded, options, progress).await?;
+        warnings: mut kept_warnings,
+        previous_run,
+    } = evaluate_policy(loaded, options, store, progress).await?;
     let out_dir = options
         .out_dir
         .clone()
         .unwrap_or_else(|| loaded.base_dir.join("out"));
+    let t = Instant::now();
+    let batches = tokio::task::block_in_place(|| output::assignments(&evaluation));
+    timings.push(("explain".to_string(), t.elapsed()));
+    let mut run_id = None;
+    if let (Some(store), Some(fingerprints)) = (store, fingerprints) {
+        progress.stage(&format!("recording the run in {}", store.url()));
+        let t = Instant::now();
+        let inputs = fingerprints
+            .join()
+            .map_err(|_| RunError::Invalid("fingerprint thread panicked".into()))??;
+        run_id = Some(
+            record::record(
+                store,
+                loaded,
+                &evaluation,
+                &batches,
+                as_of,
+                started_at,
+                inputs,
+                &options.recorded_by,
+            )
+            .await?,
+        );
+        timings.push(("record".to_string(), t.elapsed()));
+    }
     progress.stage(&format!("writing {}", out_dir.display()));
     let t = Instant::now();
     let files = tokio::task::block_in_place(|| {
-        output::write_all(&out_dir, &evaluation, &engine.rejects, as_of)
+        output::write_all(&out_dir, &evaluation, &batches, &engine.rejects, as_of)
     })?;
     timings.push(("write".to_string(), t.elapsed()));
     let ladders = (0..evaluation.ladders.len())
@@ -259,15 +435,19 @@ pub async fn run(
             stats: s.stats.clone(),
         })
         .collect();
+    let mut warnings = lint(&loaded.policy);
+    warnings.append(&mut kept_warnings);
     Ok(RunOutcome {
         as_of,
         customers: evaluation.frame.len(),
         sources,
         orphans,
-        warnings: lint(&loaded.policy),
+        warnings,
         ladders,
         files,
         timings,
+        run_id,
+        previous_run,
     })
 }
 
@@ -275,9 +455,10 @@ pub async fn run(
 pub async fn explain(
     loaded: &LoadedPolicy,
     options: &RunOptions,
+    store: Option<&Store>,
     customer_id: &str,
 ) -> Result<(NaiveDate, CustomerExplanation), RunError> {
-    let ev = evaluate_policy(loaded, options, &mut Quiet).await?;
+    let ev = evaluate_policy(loaded, options, store, &mut Quiet).await?;
     let row = ev
         .evaluation
         .frame

@@ -73,6 +73,7 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
 pub fn write_all(
     dir: &Path,
     ev: &Evaluation<'_>,
+    batches: &[RecordBatch],
     rejects: &[Reject],
     as_of: NaiveDate,
 ) -> Result<OutputFiles, RunError> {
@@ -89,11 +90,10 @@ pub fn write_all(
         std::fs::remove_file(&stale_rejects).map_err(|e| io_err(&stale_rejects, e))?;
     }
 
-    let batches = assignments(ev);
     // The three files are independent: write them side by side.
     std::thread::scope(|scope| -> Result<(), RunError> {
-        let parquet = scope.spawn(|| write_parquet(&files.assignments_parquet, &batches));
-        let csv = scope.spawn(|| write_assignments_csv(&files.assignments_csv, &batches));
+        let parquet = scope.spawn(|| write_parquet(&files.assignments_parquet, batches));
+        let csv = scope.spawn(|| write_assignments_csv(&files.assignments_csv, batches));
         let metrics_file = write_parquet(&files.metrics_parquet, &[metrics(ev)]);
         parquet.join().expect("parquet writer thread")?;
         csv.join().expect("csv writer thread")?;

@@ -47,7 +47,7 @@ impl Ws {
             out_dir: Some(out.clone()),
             ..options
         };
-        let outcome = stratum_runner::run(&loaded, &options, &mut Quiet).await?;
+        let outcome = stratum_runner::run(&loaded, &options, None, &mut Quiet).await?;
         Ok((outcome, Levels::read(&out.join("assignments.csv"))))
     }
     async fn run(&self, policy: &str) -> (RunOutcome, Levels) {
@@ -266,7 +266,7 @@ async fn bank_card_tiers_with_family_cards_and_the_shared_vip_queue() {
 async fn explain_says_what_it_takes_to_reach_the_next_level() {
     let ws = bank_fixture();
     let loaded = stratum_runner::load_policy(&ws.path("policies/bank.toml")).unwrap();
-    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), "P4")
+    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), None, "P4")
         .await
         .unwrap();
     let ib = e
@@ -279,7 +279,7 @@ async fn explain_says_what_it_takes_to_reach_the_next_level() {
         ib.next,
         "needs 650,000 more avg_assets_90d (has 350,000, black_gold requires >= 1,000,000) for black_gold"
     );
-    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), "P7")
+    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), None, "P7")
         .await
         .unwrap();
     let ib = e
@@ -291,7 +291,7 @@ async fn explain_says_what_it_takes_to_reach_the_next_level() {
         ib.next,
         "needs 10,000 more avg_assets_90d (has 90,000, gold requires >= 100,000) for gold"
     );
-    let err = stratum_runner::explain(&loaded, &RunOptions::default(), "NOPE")
+    let err = stratum_runner::explain(&loaded, &RunOptions::default(), None, "NOPE")
         .await
         .unwrap_err();
     assert_eq!(
@@ -460,7 +460,7 @@ async fn real_estate_scorecard_grades_a_b_c_with_manual_inputs() {
     assert_eq!(levels.level("property_grade", "P1"), "(not applicable)");
 
     let loaded = stratum_runner::load_policy(&ws.path("policies/property.toml")).unwrap();
-    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), "K3")
+    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), None, "K3")
         .await
         .unwrap();
     let (_, total, parts) = &e.scores[0];
@@ -904,7 +904,7 @@ async fn run_demo(ws: &Ws, threads: usize, out: &str) -> String {
         out_dir: Some(out.clone()),
         ..Default::default()
     };
-    stratum_runner::run(&loaded, &options, &mut Quiet)
+    stratum_runner::run(&loaded, &options, None, &mut Quiet)
         .await
         .unwrap();
     std::fs::read_to_string(out.join("assignments.csv")).unwrap()

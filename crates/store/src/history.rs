@@ -64,8 +64,19 @@ pub struct AssignmentRow<'a> {
     pub value: Option<f64>,
     /// The policy's activity metric (purchases in the window), for repeat and churn rates.
     pub activity: Option<f64>,
-    pub state: Option<StoredState>,
+    pub state: Option<RowState<'a>>,
     pub explanation: &'a str,
+}
+
+/// The standing recorded with a row (see [`StoredState`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RowState<'a> {
+    pub held_level: &'a str,
+    pub since: NaiveDate,
+    pub last_qualified: NaiveDate,
+    pub below_runs: u32,
+    pub below_since: Option<NaiveDate>,
+    pub above_runs: u32,
 }
 
 /// One line of a customer's timeline.
@@ -230,7 +241,7 @@ impl Store {
                     .bind(r.rank)
                     .bind(r.value)
                     .bind(r.activity)
-                    .bind(st.map(|s| s.held_level.as_str()))
+                    .bind(st.map(|s| s.held_level))
                     .bind(st.map(|s| s.since.to_string()))
                     .bind(st.map(|s| s.last_qualified.to_string()))
                     .bind(st.map(|s| i64::from(s.below_runs)))
@@ -334,6 +345,24 @@ impl Store {
                 .insert(row.try_get("customer_id")?, state);
         }
         Ok(out)
+    }
+
+    /// Every customer's level on every ladder of a run: (ladder, customer, level).
+    pub async fn levels(&self, run_id: i64) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT ladder, customer_id, level FROM assignments WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("ladder")?,
+                    r.try_get("customer_id")?,
+                    r.try_get("level")?,
+                ))
+            })
+            .collect()
     }
 
     /// A customer's level on every ladder at every run, oldest first.

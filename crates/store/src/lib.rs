@@ -21,7 +21,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 
 pub use history::{
-    AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo, StoredState,
+    AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RowState, RunInfo, StoredState,
+    policy_hash,
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 
@@ -359,5 +360,63 @@ mod tests {
         );
         assert_eq!(redact("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
         assert_eq!(redact("postgres://stratum@db/x"), "postgres://stratum@db/x");
+    }
+}
+
+/// Helpers for tests that run the same suite on SQLite and PostgreSQL. Not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sqlx::{Connection, Executor};
+
+    /// The PostgreSQL server tests use (`STRATUM_TEST_POSTGRES_URL`, set by scripts/test.sh).
+    /// Under CI its absence fails the test instead of skipping it.
+    pub fn postgres_admin_url() -> Option<String> {
+        match std::env::var("STRATUM_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => panic!(
+                "CI is set but STRATUM_TEST_POSTGRES_URL is not: the PostgreSQL tests must run \
+                 (scripts/test.sh starts a server and sets it)"
+            ),
+            _ => {
+                eprintln!(
+                    "note: STRATUM_TEST_POSTGRES_URL is not set; skipping the PostgreSQL half \
+                     (scripts/test.sh sets it)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Creates an empty database on the test server and returns its URL.
+    pub async fn fresh_postgres(admin_url: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        sqlx::any::install_default_drivers();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .subsec_nanos();
+        let name = format!(
+            "stratum_t{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut conn = sqlx::AnyConnection::connect(admin_url)
+            .await
+            .expect("connect to the test PostgreSQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create a test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url, |(b, _)| b)
+            .to_string();
+        format!("{base}/{name}")
+    }
+
+    /// A fresh SQLite file URL inside `dir`.
+    pub fn sqlite_in(dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", dir.join("history.db").display())
     }
 }

@@ -1,0 +1,526 @@
+//! Commands over what is kept between runs: the schema, the run history, migrations between
+//! runs, what-if simulation, the effect report, and the overrides, inputs and tags people
+//! enter (each change recorded with who, when and why).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::NaiveDate;
+use clap::Subcommand;
+use stratum_core::fmt_num;
+use stratum_runner::{DiffReport, RunOptions};
+use stratum_store::{Actor, NewOverride, Store};
+
+use crate::{Cli, Reporter, actor_name, database_url, open_store, policy_path, print_ladder};
+
+#[derive(Subcommand, Debug)]
+pub enum KeptCommand {
+    /// Apply pending schema migrations to the history database
+    Migrate,
+    /// List the recorded runs
+    Runs,
+    /// A customer's level timeline on every ladder, with the reasons
+    History { customer_id: String },
+    /// Migration matrix between two runs (default: the last two runs of the latest policy)
+    Diff {
+        run_a: Option<i64>,
+        run_b: Option<i64>,
+        /// Write the customers who moved (up, down, in/out of scope) to FILE (.csv or .parquet)
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+    },
+    /// Evaluate a draft policy (--policy) against today's data and the latest run; records
+    /// nothing
+    Simulate {
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Effect KPIs per level per run: count, value share, repeat-purchase and churn rates,
+    /// upgrades, downgrades
+    Report {
+        /// Policy name (default: the policy of the latest run)
+        #[arg(long = "policy-name")]
+        policy_name: Option<String>,
+        /// Write the report as CSV
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Level overrides kept in the history database
+    #[command(subcommand)]
+    Override(OverrideCommand),
+    /// Manual inputs (person-entered scorecard points) kept in the history database
+    #[command(subcommand)]
+    Input(InputCommand),
+    /// Customer tags (e.g. blacklist) kept in the history database
+    #[command(subcommand)]
+    Tag(TagCommand),
+    /// Who changed what, newest first
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OverrideCommand {
+    /// Place a customer on a level of a ladder (a pin unless --mode says floor or ceiling)
+    Add {
+        customer_id: String,
+        #[arg(long)]
+        ladder: String,
+        #[arg(long)]
+        level: String,
+        /// pin: exactly this level; floor: this level or higher; ceiling: this level or lower
+        #[arg(long, default_value = "pin")]
+        mode: String,
+        /// Last day the override applies (YYYY-MM-DD); without it, until removed
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List overrides (active ones; --all for removed too)
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End an override; it stops applying at the next run
+    Remove {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InputCommand {
+    /// Set a customer's input field (e.g. relationship_top 18)
+    Set {
+        customer_id: String,
+        field: String,
+        value: String,
+        #[arg(long)]
+        reason: String,
+    },
+    List,
+    Remove {
+        customer_id: String,
+        field: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TagCommand {
+    Add {
+        customer_id: String,
+        tag: String,
+        #[arg(long)]
+        reason: String,
+    },
+    List,
+    Remove {
+        customer_id: String,
+        tag: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn actor(cli: &Cli) -> Actor {
+    Actor {
+        name: actor_name(cli),
+        origin: "cli".into(),
+    }
+}
+
+fn print_matrix(levels: &[String], cell: &dyn Fn(&str, &str) -> i64) {
+    let used: Vec<&String> = levels
+        .iter()
+        .filter(|l| levels.iter().any(|o| cell(l, o) > 0 || cell(o, l) > 0))
+        .collect();
+    if used.is_empty() {
+        println!("  (no customers in both runs)");
+        return;
+    }
+    let w = used.iter().map(|l| l.len()).max().unwrap_or(4).max(9);
+    print!("  {:<w$}", "from \\ to");
+    for l in &used {
+        print!("  {:>w$}", l);
+    }
+    println!();
+    for f in &used {
+        print!("  {:<w$}", f);
+        for t in &used {
+            print!("  {:>w$}", fmt_num(cell(f, t) as f64));
+        }
+        println!();
+    }
+}
+
+fn print_diff(d: &DiffReport) {
+    println!(
+        "run #{} ({}, as of {}) -> run #{} ({}, as of {})",
+        d.from.id, d.from.policy_name, d.from.as_of, d.to.id, d.to.policy_name, d.to.as_of
+    );
+    for l in &d.ladders {
+        println!("\nladder {}", l.ladder);
+        print_matrix(&l.levels, &|f, t| l.cell(f, t));
+        let value: f64 = l.cells.iter().map(|c| c.value).sum();
+        println!(
+            "  upgrades {}, downgrades {}, new customers {}, gone {}; value at the later run {}",
+            fmt_num(l.upgrades as f64),
+            fmt_num(l.downgrades as f64),
+            fmt_num(l.arrived as f64),
+            fmt_num(l.left as f64),
+            fmt_num(value)
+        );
+        let show = 10;
+        for (title, want) in [("upgraded", 1i8), ("downgraded", -1)] {
+            let list: Vec<_> = l.moves.iter().filter(|(_, d)| *d == want).collect();
+            if list.is_empty() {
+                continue;
+            }
+            println!("  {title} ({}):", fmt_num(list.len() as f64));
+            for (m, _) in list.iter().take(show) {
+                println!(
+                    "    {:<12} {} -> {}: {}",
+                    m.customer_id, m.from_level, m.to_level, m.explanation
+                );
+            }
+            if list.len() > show {
+                println!("    … {} more (--export FILE)", list.len() - show);
+            }
+        }
+    }
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("invalid date `{s}`; write YYYY-MM-DD"))
+}
+
+pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
+    if let KeptCommand::Migrate = cmd {
+        let store = Store::connect(&database_url(cli)).await?;
+        let applied = store.migrate().await?;
+        if applied.is_empty() {
+            println!("{}: schema is up to date", store.url());
+        }
+        for (v, d) in applied {
+            println!("{}: applied migration {v} {d}", store.url());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open_store(cli).await?;
+    match cmd {
+        KeptCommand::Migrate => unreachable!("handled above"),
+        KeptCommand::Runs => {
+            let runs = store.runs(None).await?;
+            if runs.is_empty() {
+                println!("no runs recorded in {}", store.url());
+            }
+            for r in runs {
+                println!(
+                    "#{:<4} {}  as of {}  {:>10} customers  policy {} ({}, {})  by {} at {}",
+                    r.id,
+                    r.policy_name,
+                    r.as_of,
+                    fmt_num(r.customers as f64),
+                    r.policy_file,
+                    &r.policy_hash[..12],
+                    r.inputs.matches("sha256").count().to_string() + " input files",
+                    r.recorded_by,
+                    r.finished_at
+                );
+            }
+        }
+        KeptCommand::History { customer_id } => {
+            let rows = stratum_runner::history(&store, customer_id).await?;
+            let mut ladder = "";
+            let mut last_level = "";
+            for r in &rows {
+                if r.ladder != ladder {
+                    ladder = &r.ladder;
+                    last_level = "";
+                    println!("\nladder {} ({})", r.ladder, r.policy_name);
+                }
+                let mark = if last_level.is_empty() || last_level == r.level {
+                    "  "
+                } else {
+                    "->"
+                };
+                let rules = if r.rule_level != r.level {
+                    format!(" (rules: {})", r.rule_level)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {} run #{:<4} {} {:<12}{rules}  {}",
+                    r.as_of, r.run_id, mark, r.level, r.explanation
+                );
+                last_level = &r.level;
+            }
+        }
+        KeptCommand::Diff {
+            run_a,
+            run_b,
+            export,
+        } => {
+            let report = stratum_runner::diff(&store, *run_a, *run_b).await?;
+            print_diff(&report);
+            if let Some(path) = export {
+                let n = stratum_runner::write_moves(path, &report)?;
+                println!("\nwrote {} ({} customers who moved)", path.display(), n);
+            }
+        }
+        KeptCommand::Simulate { as_of } => {
+            let path = policy_path(cli, None);
+            let draft = stratum_runner::load_policy(&path)?;
+            let options = RunOptions {
+                as_of: as_of.clone(),
+                ..Default::default()
+            };
+            let mut reporter = Reporter::new();
+            let sim = stratum_runner::simulate(&draft, &options, &store, &mut reporter).await;
+            reporter.finish();
+            let sim = sim?;
+            match &sim.base {
+                Some(b) => println!(
+                    "draft {} as of {} against run #{} ({}, as of {}); nothing recorded",
+                    path.display(),
+                    sim.as_of,
+                    b.id,
+                    b.policy_name,
+                    b.as_of
+                ),
+                None => println!(
+                    "draft {} as of {}: no recorded run to compare with; nothing recorded",
+                    path.display(),
+                    sim.as_of
+                ),
+            }
+            for (l, s) in sim.ladders.iter().zip(&sim.summaries) {
+                print_ladder(s);
+                if sim.base.is_some() {
+                    println!("  migration from the recorded run:");
+                    print_matrix(&l.levels, &|f, t| l.cell(f, t));
+                    let new: i64 = l.cells.iter().filter(|c| c.0.is_none()).map(|c| c.2).sum();
+                    println!(
+                        "  would upgrade {}, downgrade {}{}",
+                        fmt_num(l.upgrades as f64),
+                        fmt_num(l.downgrades as f64),
+                        if new > 0 {
+                            format!(", {} not in the recorded run", fmt_num(new as f64))
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                if let (Some(before), Some(after)) = (l.cost_before, l.cost_after) {
+                    println!(
+                        "  benefit cost: {} -> {} ({}{})",
+                        fmt_num(before),
+                        fmt_num(after),
+                        if after >= before { "+" } else { "-" },
+                        fmt_num((after - before).abs())
+                    );
+                }
+            }
+        }
+        KeptCommand::Report { policy_name, out } => {
+            let rows = stratum_runner::report(&store, policy_name.as_deref()).await?;
+            println!(
+                "{:<6} {:<10} {:<14} {:<14} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>5}",
+                "run",
+                "as_of",
+                "ladder",
+                "level",
+                "customers",
+                "share",
+                "value%",
+                "repeat%",
+                "churn%",
+                "up",
+                "down"
+            );
+            let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1}", x * 100.0));
+            let int = |v: Option<i64>| v.map_or("-".into(), |x| x.to_string());
+            for r in &rows {
+                println!(
+                    "#{:<5} {:<10} {:<14} {:<14} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>5}",
+                    r.run_id,
+                    r.as_of.to_string(),
+                    r.ladder,
+                    r.level,
+                    r.customers,
+                    format!("{:.1}", r.share * 100.0),
+                    pct(r.value_share),
+                    pct(r.repeat_rate),
+                    pct(r.churn_rate),
+                    int(r.upgrades),
+                    int(r.downgrades)
+                );
+            }
+            if let Some(path) = out {
+                stratum_runner::write_kpis(path, &rows)?;
+                println!("\nwrote {}", path.display());
+            }
+        }
+        KeptCommand::Override(o) => match o {
+            OverrideCommand::Add {
+                customer_id,
+                ladder,
+                level,
+                mode,
+                until,
+                reason,
+            } => {
+                // Check the ladder and level against the workspace's policy when it loads.
+                let path = policy_path(cli, None);
+                if let Ok(loaded) = stratum_runner::load_policy(&path) {
+                    let p = &loaded.policy;
+                    let Some(l) = p.ladder(ladder) else {
+                        bail!(
+                            "policy {} has no ladder `{ladder}` (ladders: {})",
+                            path.display(),
+                            p.ladders
+                                .iter()
+                                .map(|l| l.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    };
+                    if l.level_index(level).is_none() {
+                        bail!(
+                            "ladder `{ladder}` has no level `{level}` (levels: {})",
+                            l.levels
+                                .iter()
+                                .map(|l| l.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                }
+                let until = until.as_deref().map(parse_date).transpose()?;
+                let id = store
+                    .add_override(
+                        &NewOverride {
+                            customer_id: customer_id.clone(),
+                            ladder: ladder.clone(),
+                            level: level.clone(),
+                            mode: mode.clone(),
+                            reason: reason.clone(),
+                            until,
+                        },
+                        &actor(cli),
+                    )
+                    .await?;
+                println!(
+                    "override #{id}: {customer_id} {mode} {level} on {ladder}{}; applies from the next run",
+                    until.map_or(String::new(), |d| format!(" until {d}"))
+                );
+            }
+            OverrideCommand::List { all } => {
+                for o in store.overrides().await? {
+                    if !all && o.removed_at.is_some() {
+                        continue;
+                    }
+                    println!(
+                        "#{:<4} {:<12} {:<8} {:<12} on {:<14} {:<18} {} (by {} at {}){}",
+                        o.id,
+                        o.customer_id,
+                        o.mode,
+                        o.level,
+                        o.ladder,
+                        o.until.map_or("no expiry".into(), |d| format!("until {d}")),
+                        o.reason,
+                        o.created_by,
+                        o.created_at,
+                        o.removed_at
+                            .as_ref()
+                            .map(|r| format!(
+                                " removed by {} at {r}",
+                                o.removed_by.as_deref().unwrap_or("?")
+                            ))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            OverrideCommand::Remove { id, reason } => {
+                store.remove_override(*id, reason, &actor(cli)).await?;
+                println!("override #{id} removed; it stops applying at the next run");
+            }
+        },
+        KeptCommand::Input(i) => match i {
+            InputCommand::Set {
+                customer_id,
+                field,
+                value,
+                reason,
+            } => {
+                store
+                    .set_input(customer_id, field, value, reason, &actor(cli))
+                    .await?;
+                println!("{customer_id}: {field} = {value}");
+            }
+            InputCommand::List => {
+                for r in store.inputs().await? {
+                    println!(
+                        "{:<12} {:<24} {:<10} {} (by {} at {})",
+                        r.customer_id, r.field, r.value, r.reason, r.updated_by, r.updated_at
+                    );
+                }
+            }
+            InputCommand::Remove {
+                customer_id,
+                field,
+                reason,
+            } => {
+                store
+                    .remove_input(customer_id, field, reason, &actor(cli))
+                    .await?;
+                println!("{customer_id}: {field} removed");
+            }
+        },
+        KeptCommand::Tag(t) => match t {
+            TagCommand::Add {
+                customer_id,
+                tag,
+                reason,
+            } => {
+                store.add_tag(customer_id, tag, reason, &actor(cli)).await?;
+                println!("{customer_id}: tagged {tag}; applies from the next run");
+            }
+            TagCommand::List => {
+                for r in store.tags().await? {
+                    println!(
+                        "{:<12} {:<14} {} (by {} at {})",
+                        r.customer_id, r.tag, r.reason, r.added_by, r.added_at
+                    );
+                }
+            }
+            TagCommand::Remove {
+                customer_id,
+                tag,
+                reason,
+            } => {
+                store
+                    .remove_tag(customer_id, tag, reason, &actor(cli))
+                    .await?;
+                println!("{customer_id}: tag {tag} removed");
+            }
+        },
+        KeptCommand::Audit { limit } => {
+            for a in store.audit_log(*limit).await? {
+                println!(
+                    "{} {:<10} {:<6} {:<16} {:<12} {}",
+                    a.at, a.actor, a.origin, a.action, a.subject, a.detail
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

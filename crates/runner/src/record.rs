@@ -1,0 +1,170 @@
+//! Recording a run in the store: input fingerprints, and one row per customer per ladder with
+//! its level, where the rules alone put it, its standing for the next run's holds, and the
+//! explanation already built for the output files.
+
+use std::io::Read;
+use std::thread::JoinHandle;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use sha2::{Digest, Sha256};
+use stratum_core::{Evaluation, Reason};
+use stratum_store::{AssignmentRow, NewRun, RowState, Store};
+
+use crate::{LoadedPolicy, RunError};
+
+/// Hashes every input file on a thread of its own while the run computes: path, size,
+/// modification time and SHA-256, as JSON.
+pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<String, RunError>> {
+    let mut files: Vec<(String, std::path::PathBuf)> = loaded
+        .policy
+        .file
+        .sources
+        .iter()
+        .map(|(name, def)| (name.clone(), loaded.base_dir.join(&def.path)))
+        .collect();
+    if let Some(f) = &loaded.policy.file.policy.overrides_file {
+        files.push(("overrides_file".into(), loaded.base_dir.join(f)));
+    }
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        for (source, path) in files {
+            let err = |e: std::io::Error| RunError::Output {
+                path: path.display().to_string(),
+                message: format!("cannot fingerprint input: {e}"),
+            };
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                // A missing optional file (no overrides file yet) is recorded as missing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    out.push(serde_json::json!({"source": source, "file": path.display().to_string(), "missing": true}));
+                    continue;
+                }
+                Err(e) => return Err(err(e)),
+            };
+            let modified = meta
+                .modified()
+                .ok()
+                .map(chrono::DateTime::<chrono::Utc>::from)
+                .map(|t| t.to_rfc3339());
+            let mut file = std::fs::File::open(&path).map_err(err)?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(err)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            let sha: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            out.push(serde_json::json!({
+                "source": source,
+                "file": path.display().to_string(),
+                "bytes": meta.len(),
+                "modified": modified,
+                "sha256": sha,
+            }));
+        }
+        Ok(serde_json::Value::Array(out).to_string())
+    })
+}
+
+/// Where the rules alone placed a customer, before holds and overrides.
+fn rule_level(reason: &Reason, level: usize) -> usize {
+    match reason {
+        Reason::Held { hold, .. } => hold.rule_level,
+        Reason::Override { rule_level, .. } => *rule_level,
+        _ => level,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record(
+    store: &Store,
+    loaded: &LoadedPolicy,
+    ev: &Evaluation<'_>,
+    batches: &[RecordBatch],
+    as_of: NaiveDate,
+    started_at: String,
+    inputs: String,
+    recorded_by: &str,
+) -> Result<i64, RunError> {
+    let policy = &loaded.policy;
+    let n = ev.frame.len();
+    let activity = policy
+        .file
+        .policy
+        .activity
+        .as_deref()
+        .and_then(|a| ev.frame.column(a));
+    // The batches hold the explanations, ladder by ladder in customer order.
+    let explanations: Vec<&StringArray> = batches
+        .iter()
+        .map(|b| {
+            b.column(5)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("explanation column is utf8")
+        })
+        .collect();
+    let mut why = explanations
+        .iter()
+        .flat_map(|a| (0..a.len()).map(move |i| a.value(i)));
+    let mut rows = Vec::with_capacity(n * ev.ladders.len());
+    for (li, ladder) in ev.ladders.iter().enumerate() {
+        let result = &ev.results[li];
+        let score = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
+        let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
+        for row in 0..n {
+            let level = result.level[row];
+            let in_scope = level <= ladder.levels.len();
+            let state = result
+                .state
+                .get(row)
+                .and_then(Option::as_ref)
+                .map(|s| RowState {
+                    held_level: ev.level_name(li, s.level),
+                    since: s.since,
+                    last_qualified: s.last_qualified,
+                    below_runs: s.below_runs,
+                    below_since: s.below_since,
+                    above_runs: s.above_runs,
+                });
+            rows.push(AssignmentRow {
+                ladder: &ladder.name,
+                customer_id: &ev.frame.ids()[row],
+                level: ev.level_name(li, level),
+                rule_level: ev.level_name(li, rule_level(&result.reason[row], level)),
+                score: score.and_then(|c| c.num(row)),
+                rank: result
+                    .rank
+                    .as_ref()
+                    .filter(|_| in_scope)
+                    .map(|r| i64::from(r[row])),
+                value: value.and_then(|c| c.num(row)),
+                activity: activity.and_then(|c| c.num(row)),
+                state,
+                explanation: why.next().ok_or_else(|| {
+                    RunError::Invalid("fewer explanations than assignments".into())
+                })?,
+            });
+        }
+    }
+    let run = NewRun {
+        policy_name: policy.history_name().to_string(),
+        policy_file: loaded.path.display().to_string(),
+        policy_text: loaded.text.clone(),
+        as_of,
+        started_at,
+        customers: n as u64,
+        inputs,
+        recorded_by: recorded_by.to_string(),
+    };
+    Ok(store.record_run(&run, &rows, &mut |_| {}).await?)
+}

@@ -1,0 +1,422 @@
+//! Runs over time, on SQLite and on PostgreSQL: four monthly runs over transactions that
+//! change between runs, with a hold of two runs before a card downgrade, a 45-day grace on
+//! the club, a pin that expires, a blacklist tag entered in the store, and the exact
+//! migrations, history and KPI table that follow. The arithmetic is in the comments.
+
+use std::path::PathBuf;
+
+use stratum_runner::{Quiet, RunOptions};
+use stratum_store::{Actor, NewOverride, Store, testing};
+
+const POLICY: &str = r#"
+[policy]
+name = "cards"
+activity = "orders"
+
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+tags = "tags"
+
+[sources.transactions]
+path = "transactions.csv"
+key = "customer_id"
+time = "date"
+columns = { amount = "float" }
+
+[metrics.spend]
+source = "transactions"
+expr = "sum(amount)"
+window = "1 months"
+default = 0
+
+[metrics.orders]
+source = "transactions"
+expr = "count(*)"
+window = "1 months"
+default = 0
+
+[ladders.card]
+value = "spend"
+
+[ladders.card.hold]
+downgrade_after_runs = 2
+
+[[ladders.card.levels]]
+name = "gold"
+when = "spend >= 1000"
+attributes = { benefit_cost = 100 }
+
+[[ladders.card.levels]]
+name = "silver"
+when = "spend >= 100"
+attributes = { benefit_cost = 10 }
+
+[[ladders.card.levels]]
+name = "basic"
+rest = true
+
+[[ladders.card.overrides]]
+tag = "blacklist"
+level = "basic"
+
+[ladders.club]
+value = "spend"
+
+[ladders.club.hold]
+grace_days = 45
+
+[[ladders.club.levels]]
+name = "member"
+when = "spend >= 500"
+
+[[ladders.club.levels]]
+name = "none"
+rest = true
+"#;
+
+/// Spend per customer per month (Jan..Apr 2026), one transaction on the 15th each, except
+/// C1's January, split in two orders (1000 + 500) to make a repeat buyer.
+const SPEND: &[(&str, [f64; 4])] = &[
+    ("C1", [1500.0, 200.0, 150.0, 1200.0]),
+    ("C2", [300.0, 300.0, 50.0, 50.0]),
+    ("C3", [2000.0, 2000.0, 2000.0, 2000.0]),
+    ("C4", [0.0, 0.0, 0.0, 0.0]),
+    ("C5", [1200.0, 1200.0, 1200.0, 1200.0]),
+    ("C6", [800.0, 0.0, 0.0, 0.0]),
+];
+const AS_OF: [&str; 4] = ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30"];
+
+struct Ws {
+    dir: tempfile::TempDir,
+}
+
+impl Ws {
+    fn new() -> Ws {
+        let ws = Ws {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(ws.path("policy.toml"), POLICY).unwrap();
+        let mut customers = String::from("customer_id,tags\n");
+        for (id, _) in SPEND {
+            customers.push_str(&format!("{id},\n"));
+        }
+        std::fs::write(ws.path("customers.csv"), customers).unwrap();
+        ws
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// The transactions file as it stands after `months` months: it grows between runs.
+    fn transactions_through(&self, months: usize) {
+        let mut text = String::from("customer_id,date,amount\n");
+        for m in 0..months {
+            for (id, spend) in SPEND {
+                let date = format!("2026-{:02}-15", m + 1);
+                if *id == "C1" && m == 0 {
+                    text.push_str(&format!("C1,{date},1000\nC1,{date},500\n"));
+                } else if spend[m] > 0.0 {
+                    text.push_str(&format!("{id},{date},{}\n", spend[m]));
+                }
+            }
+        }
+        std::fs::write(self.path("transactions.csv"), text).unwrap();
+    }
+    async fn run(&self, store: &Store, month: usize) -> i64 {
+        self.transactions_through(month + 1);
+        let loaded = stratum_runner::load_policy(&self.path("policy.toml")).unwrap();
+        let options = RunOptions {
+            as_of: Some(AS_OF[month].into()),
+            out_dir: Some(self.path("out")),
+            recorded_by: "tester".into(),
+            ..Default::default()
+        };
+        let outcome = stratum_runner::run(&loaded, &options, Some(store), &mut Quiet)
+            .await
+            .unwrap_or_else(|e| panic!("run {month} failed: {e}"));
+        outcome.run_id.expect("recorded")
+    }
+}
+
+fn actor() -> Actor {
+    Actor {
+        name: "anna".into(),
+        origin: "test".into(),
+    }
+}
+
+async fn level_of(store: &Store, run: i64, ladder: &str, customer: &str) -> String {
+    store
+        .levels(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(l, c, _)| l == ladder && c == customer)
+        .map(|(_, _, lv)| lv)
+        .unwrap_or_else(|| panic!("{customer} missing on {ladder} in run {run}"))
+}
+
+async fn levels(store: &Store, run: i64, ladder: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, _) in SPEND {
+        out.push(level_of(store, run, ladder, id).await);
+    }
+    out
+}
+
+async fn four_runs_with_holds_overrides_and_kpis(url: String) {
+    let ws = Ws::new();
+    let store = Store::open(&url).await.unwrap();
+
+    // Run 1, January: rules only. card: C1 1500 gold, C2 300 silver, C3 gold, C4 0 basic,
+    // C5 gold, C6 800 silver. club (>= 500): C1, C3, C5, C6 members.
+    let r1 = ws.run(&store, 0).await;
+    assert_eq!(
+        levels(&store, r1, "card").await,
+        ["gold", "silver", "gold", "basic", "gold", "silver"]
+    );
+    assert_eq!(
+        levels(&store, r1, "club").await,
+        ["member", "none", "member", "none", "member", "member"]
+    );
+
+    // A pin for C3 through the February run only.
+    let pin = store
+        .add_override(
+            &NewOverride {
+                customer_id: "C3".into(),
+                ladder: "card".into(),
+                level: "basic".into(),
+                mode: "pin".into(),
+                reason: "payment dispute".into(),
+                until: Some("2026-02-28".parse().unwrap()),
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+
+    // Run 2, February: C1 spends 200 (rules: silver) but is held gold, 1 of 2 runs below;
+    // C6 spends nothing (rules: basic) and is held silver. C3 is pinned to basic.
+    // club: C1 and C6 fall below 500 on 2026-02-28 and are held until 2026-04-14 (+45 days).
+    let r2 = ws.run(&store, 1).await;
+    assert_eq!(
+        levels(&store, r2, "card").await,
+        ["gold", "silver", "basic", "basic", "gold", "silver"]
+    );
+    assert_eq!(
+        levels(&store, r2, "club").await,
+        ["member", "none", "member", "none", "member", "member"]
+    );
+    let history = stratum_runner::history(&store, "C1").await.unwrap();
+    let feb_card = history
+        .iter()
+        .find(|h| h.run_id == r2 && h.ladder == "card")
+        .unwrap();
+    assert_eq!(feb_card.level, "gold");
+    assert_eq!(feb_card.rule_level, "silver");
+    assert!(
+        feb_card
+            .explanation
+            .starts_with("held at gold by grace for 1 more run; the rules give silver"),
+        "{}",
+        feb_card.explanation
+    );
+    let feb_club = history
+        .iter()
+        .find(|h| h.run_id == r2 && h.ladder == "club")
+        .unwrap();
+    assert!(
+        feb_club
+            .explanation
+            .starts_with("held at member by grace until 2026-04-14"),
+        "{}",
+        feb_club.explanation
+    );
+
+    // Diff 1 -> 2 on card: gold->gold C1 C5, gold->basic C3, silver->silver C2 C6, basic->basic C4.
+    let d = stratum_runner::diff(&store, None, None).await.unwrap();
+    assert_eq!((d.from.id, d.to.id), (r1, r2));
+    let card = d.ladders.iter().find(|l| l.ladder == "card").unwrap();
+    assert_eq!(card.cell("gold", "gold"), 2);
+    assert_eq!(card.cell("gold", "basic"), 1);
+    assert_eq!(card.cell("silver", "silver"), 2);
+    assert_eq!(card.cell("basic", "basic"), 1);
+    assert_eq!((card.upgrades, card.downgrades), (0, 1));
+    assert_eq!(card.moves.len(), 1);
+    assert_eq!(card.moves[0].0.customer_id, "C3");
+
+    // Before March: C5 is blacklisted in the store.
+    store
+        .add_tag("C5", "blacklist", "fraud confirmed", &actor())
+        .await
+        .unwrap();
+
+    // Run 3, March: C1's second run below: down to silver. C2 (50) held silver, 1 of 2.
+    // C3's pin expired on 2026-02-28: back to gold (its hold state stayed gold). C5 pinned
+    // basic by the tag. C6's second run below: basic. club: C1, C6 still held (< 2026-04-14).
+    let r3 = ws.run(&store, 2).await;
+    assert_eq!(
+        levels(&store, r3, "card").await,
+        ["silver", "silver", "gold", "basic", "basic", "basic"]
+    );
+    assert_eq!(
+        levels(&store, r3, "club").await,
+        ["member", "none", "member", "none", "member", "member"]
+    );
+    let d = stratum_runner::diff(&store, Some(r2), Some(r3))
+        .await
+        .unwrap();
+    let card = d.ladders.iter().find(|l| l.ladder == "card").unwrap();
+    assert_eq!(card.cell("gold", "silver"), 1);
+    assert_eq!(card.cell("silver", "silver"), 1);
+    assert_eq!(card.cell("basic", "gold"), 1);
+    assert_eq!(card.cell("basic", "basic"), 1);
+    assert_eq!(card.cell("gold", "basic"), 1);
+    assert_eq!(card.cell("silver", "basic"), 1);
+    assert_eq!((card.upgrades, card.downgrades), (1, 3));
+    let ups: Vec<&str> = card
+        .moves
+        .iter()
+        .filter(|m| m.1 == 1)
+        .map(|m| m.0.customer_id.as_str())
+        .collect();
+    assert_eq!(ups, ["C3"]);
+
+    // Run 4, April: C1 1200 goes straight back to gold (upgrades are immediate); C2's second
+    // run below: basic. club: C1 requalifies (1200); C6 reaches 2026-04-14: none.
+    let r4 = ws.run(&store, 3).await;
+    assert_eq!(
+        levels(&store, r4, "card").await,
+        ["gold", "basic", "gold", "basic", "basic", "basic"]
+    );
+    assert_eq!(
+        levels(&store, r4, "club").await,
+        ["member", "none", "member", "none", "member", "none"]
+    );
+
+    // C1's timeline on card: gold, gold (held), silver, gold.
+    let card_levels: Vec<String> = stratum_runner::history(&store, "C1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.ladder == "card")
+        .map(|h| h.level)
+        .collect();
+    assert_eq!(card_levels, ["gold", "gold", "silver", "gold"]);
+
+    // The pin and the tag are in the audit log with who and why.
+    let audit = store.audit_log(10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0].action, "tag.add");
+    assert_eq!(audit[0].actor, "anna");
+    assert!(
+        audit[1]
+            .detail
+            .starts_with(&format!("#{pin} pin basic on card"))
+    );
+
+    // KPIs. Run 1, card gold: C1 C3 C5, spend 1500+2000+1200 = 4700 of 5800 (C2 300, C6 800);
+    // active 3, repeat buyers 1 (C1's two January orders).
+    let kpis = stratum_runner::report(&store, Some("cards")).await.unwrap();
+    let row = |run: i64, ladder: &str, level: &str| {
+        kpis.iter()
+            .find(|k| k.run_id == run && k.ladder == ladder && k.level == level)
+            .unwrap_or_else(|| panic!("no KPI row {run} {ladder} {level}"))
+            .clone()
+    };
+    let g1 = row(r1, "card", "gold");
+    assert_eq!(g1.customers, 3);
+    assert!((g1.share - 0.5).abs() < 1e-12);
+    assert!((g1.value_share.unwrap() - 4700.0 / 5800.0).abs() < 1e-12);
+    assert!((g1.repeat_rate.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(
+        (g1.upgrades, g1.downgrades, g1.churn_rate),
+        (None, None, None)
+    );
+    // Run 2, silver: C2 C6. Of run 1's active silver customers (C2, C6), C6 bought nothing in
+    // February: churn 1/2. Run 2 basic: C3 arrived from gold (a downgrade), C4 stayed.
+    let s2 = row(r2, "card", "silver");
+    assert_eq!(s2.customers, 2);
+    assert_eq!(s2.churn_rate, Some(0.5));
+    let b2 = row(r2, "card", "basic");
+    assert_eq!((b2.upgrades, b2.downgrades), (Some(0), Some(1)));
+    // Run 3: gold gained C3 from basic (up); basic gained C5 from gold and C6 from silver.
+    let g3 = row(r3, "card", "gold");
+    assert_eq!(
+        (g3.customers, g3.upgrades, g3.downgrades),
+        (1, Some(1), Some(0))
+    );
+    let b3 = row(r3, "card", "basic");
+    assert_eq!(
+        (b3.customers, b3.upgrades, b3.downgrades),
+        (3, Some(0), Some(2))
+    );
+
+    // The CSV export carries the same rows.
+    let csv_path = ws.path("kpis.csv");
+    stratum_runner::write_kpis(&csv_path, &kpis).unwrap();
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(text.starts_with("run_id,as_of,ladder,level,customers,share,value,value_share,repeat_rate,churn_rate,upgrades,downgrades\n"));
+    assert!(
+        text.contains(&format!(
+            "{r1},2026-01-31,card,gold,3,0.500000,4700.00,0.810345,0.333333,,,\n"
+        )),
+        "{text}"
+    );
+
+    // Re-running April gives the same result: holds continue from March, not from itself.
+    let r4b = ws.run(&store, 3).await;
+    assert_eq!(
+        levels(&store, r4b, "card").await,
+        levels(&store, r4, "card").await
+    );
+
+    // What-if: a draft that drops silver's threshold to 40 would lift C2 (50) from basic to
+    // silver against the latest run, and change the benefit cost accordingly:
+    // before gold C1 C3 = 200, after 200 + silver C2 10 = 210.
+    std::fs::write(
+        ws.path("draft.toml"),
+        POLICY.replace("spend >= 100", "spend >= 40"),
+    )
+    .unwrap();
+    let draft = stratum_runner::load_policy(&ws.path("draft.toml")).unwrap();
+    let runs_before = store.runs(None).await.unwrap().len();
+    let sim = stratum_runner::simulate(
+        &draft,
+        &RunOptions {
+            as_of: Some(AS_OF[3].into()),
+            ..Default::default()
+        },
+        &store,
+        &mut Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.base.as_ref().unwrap().id, r4b);
+    let card = sim.ladders.iter().find(|l| l.ladder == "card").unwrap();
+    assert_eq!(card.cell("basic", "silver"), 1);
+    assert_eq!((card.upgrades, card.downgrades), (1, 0));
+    assert_eq!(card.cost_before, Some(200.0));
+    assert_eq!(card.cost_after, Some(210.0));
+    assert_eq!(
+        store.runs(None).await.unwrap().len(),
+        runs_before,
+        "simulate records nothing"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_four_runs_with_holds_overrides_and_kpis() {
+    let dir = tempfile::tempdir().unwrap();
+    four_runs_with_holds_overrides_and_kpis(testing::sqlite_in(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_four_runs_with_holds_overrides_and_kpis() {
+    let Some(admin) = testing::postgres_admin_url() else {
+        return;
+    };
+    four_runs_with_holds_overrides_and_kpis(testing::fresh_postgres(&admin).await).await;
+}

@@ -1,0 +1,271 @@
+//! The store on both databases: schema and migrations, an all-or-nothing run, overrides with
+//! expiry, inputs and tags with their audit trail. Each case runs on a fresh SQLite file and
+//! on a fresh PostgreSQL database.
+
+use chrono::NaiveDate;
+use stratum_store::{Actor, AssignmentRow, NewOverride, NewRun, RowState, Store, testing};
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn actor() -> Actor {
+    Actor {
+        name: "li.wei".into(),
+        origin: "test".into(),
+    }
+}
+
+fn new_run(as_of: &str) -> NewRun {
+    NewRun {
+        policy_name: "p".into(),
+        policy_file: "p.toml".into(),
+        policy_text: "[policy]\nname = \"p\"\n".into(),
+        as_of: d(as_of),
+        started_at: "2026-11-24T00:00:00Z".into(),
+        customers: 3,
+        inputs: "[]".into(),
+        recorded_by: "tester".into(),
+    }
+}
+
+fn row<'a>(customer: &'a str, level: &'a str) -> AssignmentRow<'a> {
+    AssignmentRow {
+        ladder: "tier",
+        customer_id: customer,
+        level,
+        rule_level: level,
+        score: Some(1.5),
+        rank: Some(1),
+        value: Some(10.0),
+        activity: Some(2.0),
+        state: Some(RowState {
+            held_level: level,
+            since: d("2026-01-31"),
+            last_qualified: d("2026-01-31"),
+            below_runs: 0,
+            below_since: None,
+            above_runs: 0,
+        }),
+        explanation: "because",
+    }
+}
+
+async fn schema_is_created_and_reported(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let status = store.schema_status().await.unwrap();
+    assert_eq!(status.applied, vec![1, 2]);
+    assert!(status.pending.is_empty());
+    assert!(
+        store.migrate().await.unwrap().is_empty(),
+        "nothing left to apply"
+    );
+    // Opening again finds the schema current.
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.schema_status().await.unwrap().applied, vec![1, 2]);
+}
+
+async fn a_failed_run_leaves_nothing(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let good = [row("A", "gold"), row("B", "silver")];
+    let first = store
+        .record_run(&new_run("2026-01-31"), &good, &mut |_| {})
+        .await
+        .unwrap();
+    // 2,500 rows, the last one a duplicate key: the insert fails after two full batches went in.
+    let ids: Vec<String> = (0..2499).map(|i| format!("C{i}")).collect();
+    let mut rows: Vec<AssignmentRow> = ids.iter().map(|id| row(id, "gold")).collect();
+    rows.push(row("C0", "gold"));
+    let mut batches = 0;
+    let err = store
+        .record_run(&new_run("2026-02-28"), &rows, &mut |_| batches += 1)
+        .await
+        .unwrap_err();
+    assert!(!err.is_user_error(), "{err}");
+    assert_eq!(batches, 2, "two batches were written before the failure");
+    let runs = store.runs(None).await.unwrap();
+    assert_eq!(runs.len(), 1, "no half run is visible");
+    assert_eq!(runs[0].id, first);
+    assert_eq!(store.levels(first).await.unwrap().len(), 2);
+    let states = store.states(first).await.unwrap();
+    assert_eq!(states["tier"]["B"].held_level, "silver");
+    // The next run goes in cleanly.
+    let second = store
+        .record_run(&new_run("2026-02-28"), &good[..1], &mut |_| {})
+        .await
+        .unwrap();
+    assert!(second > first);
+    assert_eq!(
+        store
+            .previous_run("p", d("2026-02-28"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first
+    );
+    assert!(
+        store
+            .previous_run("p", d("2026-01-31"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.run(9999).await.unwrap_err(),
+        stratum_store::StoreError::NotFound(_)
+    ));
+}
+
+async fn overrides_inputs_and_tags_are_audited(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let id = store
+        .add_override(
+            &NewOverride {
+                customer_id: "C9".into(),
+                ladder: "tier".into(),
+                level: "gold".into(),
+                mode: "floor".into(),
+                reason: "strategic account".into(),
+                until: Some(d("2026-03-31")),
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let bad = store
+        .add_override(
+            &NewOverride {
+                customer_id: "C9".into(),
+                ladder: "tier".into(),
+                level: "gold".into(),
+                mode: "sometimes".into(),
+                reason: "x".into(),
+                until: None,
+            },
+            &actor(),
+        )
+        .await
+        .unwrap_err();
+    assert!(bad.is_user_error());
+    assert!(bad.to_string().contains("pin, floor or ceiling"), "{bad}");
+    let o = &store.overrides().await.unwrap()[0];
+    assert_eq!(
+        (o.id, o.mode.as_str(), o.until),
+        (id, "floor", Some(d("2026-03-31")))
+    );
+    assert!(o.active_on(d("2026-03-31")));
+    assert!(
+        !o.active_on(d("2026-04-01")),
+        "expired the day after `until`"
+    );
+    store
+        .remove_override(id, "account lost", &actor())
+        .await
+        .unwrap();
+    assert!(!store.overrides().await.unwrap()[0].active_on(d("2026-01-01")));
+    assert!(
+        store
+            .remove_override(id, "again", &actor())
+            .await
+            .unwrap_err()
+            .is_user_error()
+    );
+
+    store
+        .set_input("C9", "relationship_top", "15", "met the CEO", &actor())
+        .await
+        .unwrap();
+    store
+        .set_input("C9", "relationship_top", "18", "second meeting", &actor())
+        .await
+        .unwrap();
+    let inputs = store.inputs().await.unwrap();
+    assert_eq!(inputs.len(), 1);
+    assert_eq!(inputs[0].value, "18");
+    store
+        .add_tag("C9", "blacklist", "chargebacks", &actor())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .add_tag("C9", "blacklist", "again", &actor())
+            .await
+            .is_err()
+    );
+    assert_eq!(store.tags().await.unwrap()[0].tag, "blacklist");
+    store
+        .remove_tag("C9", "blacklist", "cleared", &actor())
+        .await
+        .unwrap();
+    assert!(store.tags().await.unwrap().is_empty());
+    assert!(
+        store
+            .set_input("C9", "x", "1", "  ", &actor())
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("reason must not be empty")
+    );
+
+    let log = store.audit_log(100).await.unwrap();
+    let actions: Vec<&str> = log.iter().rev().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "override.add",
+            "override.remove",
+            "input.set",
+            "input.set",
+            "tag.add",
+            "tag.remove"
+        ]
+    );
+    assert!(
+        log.iter()
+            .all(|a| a.actor == "li.wei" && a.origin == "test")
+    );
+    assert_eq!(
+        log[2].detail, "relationship_top: 15 -> 18: second meeting",
+        "the change keeps the old value"
+    );
+}
+
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$case(stratum_store::testing::sqlite_in(dir.path())).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(admin) = stratum_store::testing::postgres_admin_url() else {
+                        return;
+                    };
+                    super::$case(stratum_store::testing::fresh_postgres(&admin).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    schema_is_created_and_reported,
+    a_failed_run_leaves_nothing,
+    overrides_inputs_and_tags_are_audited,
+);
+
+#[tokio::test]
+async fn bad_urls_are_user_errors() {
+    let err = Store::open("mysql://x").await.unwrap_err();
+    assert!(err.is_user_error());
+    assert!(err.to_string().contains("sqlite: or postgres://"), "{err}");
+    let _ = testing::postgres_admin_url;
+}
