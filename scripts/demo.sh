@@ -18,8 +18,30 @@ echo "== stratum init $ws"
 "$stratum" init "$ws" --force
 
 echo
+echo "== stratum -C $ws run --as-of 2026-09-30   (last month's run, kept in $ws/stratum.db)"
+"$stratum" -C "$ws" run --as-of 2026-09-30 | tail -1
+
+echo
+echo "== stratum -C $ws override add C00003 ...  (a pin kept in the store, with who and why)"
+"$stratum" -C "$ws" --by demo override add C00003 --ladder pyramid --level key \
+  --until 2026-12-31 --reason "board member's company"
+
+echo
 echo "== stratum -C $ws run        (pyramid, ABC, RFM, credit watch, lifecycle)"
 "$stratum" -C "$ws" run
+
+echo
+echo "== stratum -C $ws diff       (who moved between the two runs)"
+"$stratum" -C "$ws" diff --export "$ws/out/moves.csv" | sed -n '1,/^ladder abc/p' | sed '$d'
+
+echo
+echo "== stratum -C $ws history C00003"
+"$stratum" -C "$ws" history C00003 | sed -n '1,4p'
+
+echo
+echo "== stratum -C $ws --policy draft.toml simulate   (what if the key tier were 2%?)"
+sed 's/top_share = 0.01/top_share = 0.02/' "$ws/stratum.toml" > "$ws/draft.toml"
+"$stratum" -C "$ws" --policy draft.toml simulate 2>/dev/null | sed -n '1,/would upgrade/p'
 
 for p in bank b2b property retail_members; do
   echo

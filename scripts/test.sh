@@ -14,6 +14,15 @@ for component in rustfmt clippy; do
   fi
 done
 
+# The store tests run on SQLite and on PostgreSQL; this starts a local server (installing
+# Debian's postgresql package if needed) unless STRATUM_TEST_POSTGRES_URL points at one.
+if [ -z "${STRATUM_TEST_POSTGRES_URL:-}" ]; then
+  echo "== starting PostgreSQL for the store tests"
+  STRATUM_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
+  export STRATUM_TEST_POSTGRES_URL
+fi
+echo "   PostgreSQL tests use $STRATUM_TEST_POSTGRES_URL"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

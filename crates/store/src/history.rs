@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// A run about to be recorded.
 #[derive(Debug, Clone)]
@@ -133,7 +133,9 @@ const COLUMNS: usize = 16;
 /// PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_INSERT: usize = 1000;
 
-fn insert_sql(rows: usize) -> String {
+/// SQLite gets anonymous `?` placeholders: it looks each named `$N` up in a list while
+/// parsing, which is quadratic in a 16,000-parameter statement.
+fn insert_sql(rows: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(60 + rows * COLUMNS * 6);
     sql.push_str(
         "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
@@ -149,7 +151,10 @@ fn insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("${}", r * COLUMNS + c + 1));
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * COLUMNS + c + 1)),
+            }
         }
         sql.push(')');
     }
@@ -218,14 +223,14 @@ impl Store {
         .bind(&run.recorded_by)
         .fetch_one(&mut *tx)
         .await?;
-        let full_sql = insert_sql(ROWS_PER_INSERT);
+        let full_sql = insert_sql(ROWS_PER_INSERT, self.backend());
         let mut written = 0;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let tail_sql;
             let sql = if chunk.len() == ROWS_PER_INSERT {
                 full_sql.as_str()
             } else {
-                tail_sql = insert_sql(chunk.len());
+                tail_sql = insert_sql(chunk.len(), self.backend());
                 tail_sql.as_str()
             };
             let mut q = sqlx::query(sql);
