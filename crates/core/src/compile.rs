@@ -314,7 +314,25 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                 format!("source name `{name}` must be lower-case letters, digits and _"),
             ));
         }
-        if src.resolved_format().is_none() {
+        if src.format == Some(SourceFormat::Inputs) {
+            if !src.path.is_empty() || src.time.is_some() || name == CUSTOMERS {
+                cx.push(Diagnostic::error(
+                    "invalid_inputs_source",
+                    &key,
+                    "a `format = \"inputs\"` source reads the manual inputs kept in the history \
+                     database: it takes no path and no time, and cannot be the customers source",
+                ));
+            }
+        } else if src.path.is_empty() {
+            cx.push(
+                Diagnostic::error(
+                    "missing_path",
+                    format!("{key}.path"),
+                    "the source has no path",
+                )
+                .with_help("add path = \"<file relative to the policy>\""),
+            );
+        } else if src.resolved_format().is_none() {
             cx.push(
                 Diagnostic::error(
                     "unknown_format",

@@ -48,6 +48,8 @@ pub enum SourceFormat {
     Parquet,
     #[serde(alias = "ndjson", alias = "json")]
     Jsonl,
+    /// Manual inputs kept in the store.
+    Inputs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,9 +80,12 @@ impl ColumnType {
 #[serde(deny_unknown_fields)]
 pub struct SourceDef {
     pub description: Option<String>,
-    /// Path relative to the policy file's folder.
+    /// Path relative to the policy file's folder (not for `format = "inputs"`).
+    #[serde(default)]
     pub path: String,
-    /// csv, parquet or jsonl; taken from the file extension when omitted.
+    /// csv, parquet or jsonl, taken from the file extension when omitted; or "inputs": the
+    /// manual inputs kept in the history database (`stratum input set`), one row per
+    /// customer with a column per field.
     pub format: Option<SourceFormat>,
     /// The customer key column.
     pub key: String,

@@ -33,6 +33,16 @@ pub struct EngineOptions {
     pub on_bad_rows: BadRows,
     /// DataFusion partitions (threads); 0 means one per core.
     pub target_partitions: usize,
+    /// The manual inputs kept in the store, for `format = "inputs"` sources.
+    pub inputs: Vec<ManualInput>,
+}
+
+/// One person-entered value: a customer's field (e.g. relationship_top = 18).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualInput {
+    pub customer_id: String,
+    pub field: String,
+    pub value: String,
 }
 
 /// One loaded source and what loading it did.
@@ -113,6 +123,26 @@ impl Engine {
         let mut sources = Vec::new();
         let mut rejects = Vec::new();
         for (name, def) in &policy.file.sources {
+            if def.format == Some(SourceFormat::Inputs) {
+                progress(&format!("loading {name} (manual inputs)"));
+                let (schema, batch) = inputs_table(name, def, &options.inputs)?;
+                let rows = batch.num_rows() as u64;
+                let table = MemTable::try_new(schema.clone(), vec![vec![batch]])?;
+                ctx.register_table(name.as_str(), Arc::new(table))?;
+                sources.push(LoadedSource {
+                    name: name.clone(),
+                    file: "(manual inputs)".into(),
+                    path: PathBuf::new(),
+                    format: SourceFormat::Inputs,
+                    schema,
+                    stats: LoadStats {
+                        read: rows,
+                        accepted: rows,
+                        rejected: 0,
+                    },
+                });
+                continue;
+            }
             let path = base_dir.join(&def.path);
             let display = def.path.clone();
             if !path.exists() {
@@ -129,6 +159,7 @@ impl Engine {
                 def.columns.iter().map(|(k, v)| (k.clone(), *v)).collect();
             let unique_key = def.time.is_none();
             let (schema, stats) = match format {
+                SourceFormat::Inputs => unreachable!("handled above"),
                 SourceFormat::Csv | SourceFormat::Jsonl => {
                     let delimiter = match def.delimiter.as_deref() {
                         None => {
@@ -464,6 +495,75 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The manual inputs as a table: the key column, then every declared column and every field
+/// anyone entered. Declared columns take their type (a value that does not parse is an error
+/// naming the customer and field); other fields are numbers when every value parses as one.
+fn inputs_table(
+    name: &str,
+    def: &stratum_core::SourceDef,
+    inputs: &[ManualInput],
+) -> Result<(SchemaRef, RecordBatch), EngineError> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use std::collections::BTreeMap;
+
+    let mut customers: Vec<&str> = inputs.iter().map(|i| i.customer_id.as_str()).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let row_of: BTreeMap<&str, usize> =
+        customers.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    let mut fields: Vec<String> = def.columns.keys().cloned().collect();
+    for i in inputs {
+        if !fields.contains(&i.field) {
+            fields.push(i.field.clone());
+        }
+    }
+    let mut schema_fields = vec![Field::new(&def.key, DataType::Utf8, false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+        customers.iter().copied(),
+    ))];
+    for field in &fields {
+        let mut values: Vec<Option<&str>> = vec![None; customers.len()];
+        for i in inputs.iter().filter(|i| &i.field == field) {
+            values[row_of[i.customer_id.as_str()]] = Some(i.value.as_str());
+        }
+        let declared = def.columns.get(field).copied();
+        let numeric = match declared {
+            Some(stratum_core::ColumnType::Float) | Some(stratum_core::ColumnType::Int) => true,
+            Some(_) => false,
+            None => values
+                .iter()
+                .flatten()
+                .all(|v| v.trim().parse::<f64>().is_ok()),
+        };
+        if numeric {
+            let mut nums = Vec::with_capacity(values.len());
+            for (row, v) in values.iter().enumerate() {
+                nums.push(match v {
+                    None => None,
+                    Some(text) => Some(text.trim().parse::<f64>().map_err(|_| {
+                        user(UserError::Metric {
+                            metric: format!("{name}.{field}"),
+                            message: format!(
+                                "manual input `{field}` of customer `{}` is `{text}`, not a number \
+                                 (`stratum input set` corrects it)",
+                                customers[row]
+                            ),
+                        })
+                    })?),
+                });
+            }
+            schema_fields.push(Field::new(field, DataType::Float64, true));
+            columns.push(Arc::new(Float64Array::from(nums)));
+        } else {
+            schema_fields.push(Field::new(field, DataType::Utf8, true));
+            columns.push(Arc::new(StringArray::from(values)));
+        }
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(schema_fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok((schema, batch))
 }
 
 /// Any DataFusion setting can be tuned from the environment, e.g.

@@ -177,6 +177,7 @@ impl RunOptions {
         EngineOptions {
             on_bad_rows: self.on_bad_rows,
             target_partitions: self.target_partitions,
+            inputs: Vec::new(),
         }
     }
 }
@@ -219,6 +220,7 @@ struct Evaluated<'p> {
 /// What the store adds to an evaluation: overrides and tags people entered, and the standing
 /// after the previous run.
 struct Kept {
+    inputs: Vec<stratum_engine::ManualInput>,
     pins: Vec<ManualPin>,
     tags: Vec<(String, String)>,
     prior: Prior,
@@ -276,7 +278,18 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
             prior.ladders.insert(ladder, states);
         }
     }
+    let inputs = store
+        .inputs()
+        .await?
+        .into_iter()
+        .map(|i| stratum_engine::ManualInput {
+            customer_id: i.customer_id,
+            field: i.field,
+            value: i.value,
+        })
+        .collect();
     Ok(Kept {
+        inputs,
         pins,
         tags,
         prior,
@@ -292,7 +305,14 @@ async fn evaluate_policy<'p>(
 ) -> Result<Evaluated<'p>, RunError> {
     let policy = &loaded.policy;
     let as_of = resolve_as_of(policy, options.as_of.as_deref())?;
-    let engine_options = options.engine_options();
+    let mut kept = match store {
+        Some(s) => Some(kept(s, policy, as_of).await?),
+        None => None,
+    };
+    let mut engine_options = options.engine_options();
+    if let Some(k) = &mut kept {
+        engine_options.inputs = std::mem::take(&mut k.inputs);
+    }
     let mut timings = Vec::new();
     let t = Instant::now();
     let engine = Engine::load(policy, &loaded.base_dir, &engine_options, &mut |m| {
@@ -303,10 +323,6 @@ async fn evaluate_policy<'p>(
     let mut pins = match &policy.file.policy.overrides_file {
         Some(f) => pins::read(&loaded.base_dir.join(f), f)?,
         None => Vec::new(),
-    };
-    let kept = match store {
-        Some(s) => Some(kept(s, policy, as_of).await?),
-        None => None,
     };
     progress.stage(&format!("computing metrics as of {as_of}"));
     let t = Instant::now();

@@ -420,3 +420,109 @@ async fn postgres_four_runs_with_holds_overrides_and_kpis() {
     };
     four_runs_with_holds_overrides_and_kpis(testing::fresh_postgres(&admin).await).await;
 }
+
+const INPUTS_POLICY: &str = r#"
+[policy]
+name = "prospects"
+
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+
+[sources.manual]
+format = "inputs"
+key = "customer_id"
+columns = { relationship_top = "float" }
+
+[metrics.relationship_top]
+source = "manual"
+expr = "relationship_top"
+default = 0
+
+[ladders.prospect]
+
+[[ladders.prospect.levels]]
+name = "A"
+when = "relationship_top >= 15"
+
+[[ladders.prospect.levels]]
+name = "B"
+when = "relationship_top >= 8"
+
+[[ladders.prospect.levels]]
+name = "C"
+rest = true
+"#;
+
+/// Scorecard inputs entered with `stratum input set` feed the next run; a value that is not
+/// a number stops the run with the customer and field named.
+async fn manual_inputs_from_the_store_feed_runs(url: String) {
+    let ws = Ws::new();
+    std::fs::write(ws.path("prospects.toml"), INPUTS_POLICY).unwrap();
+    let store = Store::open(&url).await.unwrap();
+    let loaded = stratum_runner::load_policy(&ws.path("prospects.toml")).unwrap();
+    let options = RunOptions {
+        as_of: Some("2026-01-31".into()),
+        out_dir: Some(ws.path("out")),
+        ..Default::default()
+    };
+    let r1 = stratum_runner::run(&loaded, &options, Some(&store), &mut Quiet)
+        .await
+        .unwrap()
+        .run_id
+        .unwrap();
+    assert_eq!(
+        levels(&store, r1, "prospect").await,
+        ["C", "C", "C", "C", "C", "C"],
+        "nobody has inputs yet"
+    );
+    store
+        .set_input("C2", "relationship_top", "18", "met the chairman", &actor())
+        .await
+        .unwrap();
+    store
+        .set_input("C4", "relationship_top", "9", "regular lunches", &actor())
+        .await
+        .unwrap();
+    let r2 = stratum_runner::run(&loaded, &options, Some(&store), &mut Quiet)
+        .await
+        .unwrap()
+        .run_id
+        .unwrap();
+    assert_eq!(
+        levels(&store, r2, "prospect").await,
+        ["C", "A", "C", "B", "C", "C"]
+    );
+    store
+        .set_input("C4", "relationship_top", "lots", "typo", &actor())
+        .await
+        .unwrap();
+    let err = stratum_runner::run(&loaded, &options, Some(&store), &mut Quiet)
+        .await
+        .unwrap_err();
+    assert!(err.is_user_error());
+    assert!(
+        err.to_string()
+            .contains("manual input `relationship_top` of customer `C4` is `lots`, not a number"),
+        "{err}"
+    );
+    assert_eq!(
+        store.runs(None).await.unwrap().len(),
+        2,
+        "the failed run left nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_manual_inputs_from_the_store_feed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    manual_inputs_from_the_store_feed_runs(testing::sqlite_in(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_manual_inputs_from_the_store_feed_runs() {
+    let Some(admin) = testing::postgres_admin_url() else {
+        return;
+    };
+    manual_inputs_from_the_store_feed_runs(testing::fresh_postgres(&admin).await).await;
+}
