@@ -35,13 +35,13 @@ echo "== stratum -C $ws diff       (who moved between the two runs)"
 "$stratum" -C "$ws" diff --export "$ws/out/moves.csv" | sed -n '1,/^ladder abc/p' | sed '$d'
 
 echo
-echo "== stratum -C $ws history C00003"
-"$stratum" -C "$ws" history C00003 | sed -n '1,4p'
+echo "== stratum -C $ws history C00031     (ranked lower this month: held by the pyramid's hold)"
+"$stratum" -C "$ws" history C00031 | sed -n '1,4p'
 
 echo
 echo "== stratum -C $ws --policy draft.toml simulate   (what if the key tier were 2%?)"
 sed 's/top_share = 0.01/top_share = 0.02/' "$ws/stratum.toml" > "$ws/draft.toml"
-"$stratum" -C "$ws" --policy draft.toml simulate 2>/dev/null | sed -n '1,/would upgrade/p'
+"$stratum" -C "$ws" --policy draft.toml simulate 2>/dev/null | sed -n '1,/benefit cost/p'
 
 for p in bank b2b property retail_members; do
   echo

@@ -430,6 +430,21 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // `stratum report | head` closes stdout early; end quietly, as other command-line tools
+    // do, instead of printing a panic.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATUM_LOG"))
         .with_writer(std::io::stderr)

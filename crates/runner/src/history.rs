@@ -46,7 +46,22 @@ async fn run_policy(store: &Store, run: &RunInfo) -> Option<Policy> {
 
 /// A customer's timeline on every ladder.
 pub async fn history(store: &Store, customer_id: &str) -> Result<Vec<HistoryRow>, RunError> {
-    let rows = store.history(customer_id).await?;
+    let mut rows = store.history(customer_id).await?;
+    // Ladders in the order of the latest policy that placed the customer.
+    if let Some(last) = rows.iter().max_by_key(|r| (r.as_of, r.run_id)) {
+        let run = store.run(last.run_id).await?;
+        if let Some(policy) = run_policy(store, &run).await {
+            rows.sort_by_key(|r| {
+                let pos = policy.ladders.iter().position(|l| l.name == r.ladder);
+                (
+                    pos.unwrap_or(usize::MAX),
+                    r.ladder.clone(),
+                    r.as_of,
+                    r.run_id,
+                )
+            });
+        }
+    }
     if rows.is_empty() {
         return Err(RunError::Invalid(format!(
             "customer `{customer_id}` has no recorded placement in any run (`stratum runs` lists \

@@ -391,10 +391,7 @@ pub async fn run(
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let fingerprints = match store {
-        Some(_) => Some(record::spawn_fingerprints(loaded)),
-        None => None,
-    };
+    let fingerprints = store.map(|_| record::spawn_fingerprints(loaded));
     let Evaluated {
         evaluation,
         engine,
