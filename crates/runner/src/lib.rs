@@ -305,15 +305,19 @@ async fn evaluate_policy<'p>(
 ) -> Result<Evaluated<'p>, RunError> {
     let policy = &loaded.policy;
     let as_of = resolve_as_of(policy, options.as_of.as_deref())?;
+    let mut timings = Vec::new();
+    let t = Instant::now();
     let mut kept = match store {
         Some(s) => Some(kept(s, policy, as_of).await?),
         None => None,
     };
+    if store.is_some() {
+        timings.push(("history".to_string(), t.elapsed()));
+    }
     let mut engine_options = options.engine_options();
     if let Some(k) = &mut kept {
         engine_options.inputs = std::mem::take(&mut k.inputs);
     }
-    let mut timings = Vec::new();
     let t = Instant::now();
     let engine = Engine::load(policy, &loaded.base_dir, &engine_options, &mut |m| {
         progress.stage(m)

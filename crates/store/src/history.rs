@@ -128,37 +128,51 @@ pub struct LevelStat {
     pub repeat: i64,
 }
 
-const COLUMNS: usize = 16;
-/// Rows per INSERT statement: 16 parameters each stays under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bind parameters.
+/// Rows per INSERT statement. Each statement carries its rows as one JSON array that the
+/// database unpacks itself (`json_each` in SQLite, `json_array_elements` in PostgreSQL):
+/// binding 16 parameters per row through sqlx cost more than the insert itself.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// SQLite gets anonymous `?` placeholders: it looks each named `$N` up in a list while
-/// parsing, which is quadratic in a 16,000-parameter statement.
-fn insert_sql(rows: usize, backend: Backend) -> String {
-    let mut sql = String::with_capacity(60 + rows * COLUMNS * 6);
-    sql.push_str(
-        "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
-         value, activity, held_level, since, last_qualified, below_runs, below_since, above_runs, \
-         explanation) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
+fn insert_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
+             value, activity, held_level, since, last_qualified, below_runs, below_since, \
+             above_runs, explanation) SELECT ?1, value->>0, value->>1, value->>2, value->>3, \
+             value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
+             value->>11, value->>12, value->>13, value->>14 FROM json_each(?2)"
         }
-        sql.push('(');
-        for c in 0..COLUMNS {
-            if c > 0 {
-                sql.push(',');
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", r * COLUMNS + c + 1)),
-            }
+        Backend::Postgres => {
+            "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
+             value, activity, held_level, since, last_qualified, below_runs, below_since, \
+             above_runs, explanation) SELECT $1, x->>0, x->>1, x->>2, x->>3, \
+             (x->>4)::double precision, (x->>5)::bigint, (x->>6)::double precision, \
+             (x->>7)::double precision, x->>8, x->>9, x->>10, (x->>11)::bigint, x->>12, \
+             (x->>13)::bigint, x->>14 FROM json_array_elements($2::json) AS x"
         }
-        sql.push(')');
     }
-    sql
+}
+
+/// One row as the JSON array `insert_sql` unpacks.
+fn row_json(r: &AssignmentRow<'_>) -> serde_json::Value {
+    let st = r.state.as_ref();
+    serde_json::json!([
+        r.ladder,
+        r.customer_id,
+        r.level,
+        r.rule_level,
+        r.score.filter(|v| v.is_finite()),
+        r.rank,
+        r.value.filter(|v| v.is_finite()),
+        r.activity.filter(|v| v.is_finite()),
+        st.map(|s| s.held_level),
+        st.map(|s| s.since.to_string()),
+        st.map(|s| s.last_qualified.to_string()),
+        st.map(|s| s.below_runs),
+        st.and_then(|s| s.below_since).map(|d| d.to_string()),
+        st.map(|s| s.above_runs),
+        r.explanation,
+    ])
 }
 
 fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
@@ -223,38 +237,22 @@ impl Store {
         .bind(&run.recorded_by)
         .fetch_one(&mut *tx)
         .await?;
-        let full_sql = insert_sql(ROWS_PER_INSERT, self.backend());
+        // In key order, so both the primary key and the customer index are appended to
+        // rather than updated all over.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            (rows[a].ladder, rows[a].customer_id).cmp(&(rows[b].ladder, rows[b].customer_id))
+        });
+        let sql = insert_sql(self.backend());
         let mut written = 0;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let tail_sql;
-            let sql = if chunk.len() == ROWS_PER_INSERT {
-                full_sql.as_str()
-            } else {
-                tail_sql = insert_sql(chunk.len(), self.backend());
-                tail_sql.as_str()
-            };
-            let mut q = sqlx::query(sql);
-            for r in chunk {
-                let st = r.state.as_ref();
-                q = q
-                    .bind(id)
-                    .bind(r.ladder)
-                    .bind(r.customer_id)
-                    .bind(r.level)
-                    .bind(r.rule_level)
-                    .bind(r.score)
-                    .bind(r.rank)
-                    .bind(r.value)
-                    .bind(r.activity)
-                    .bind(st.map(|s| s.held_level))
-                    .bind(st.map(|s| s.since.to_string()))
-                    .bind(st.map(|s| s.last_qualified.to_string()))
-                    .bind(st.map(|s| i64::from(s.below_runs)))
-                    .bind(st.and_then(|s| s.below_since).map(|d| d.to_string()))
-                    .bind(st.map(|s| i64::from(s.above_runs)))
-                    .bind(r.explanation);
-            }
-            q.execute(&mut *tx).await?;
+        for chunk in order.chunks(ROWS_PER_INSERT) {
+            let batch =
+                serde_json::Value::Array(chunk.iter().map(|&i| row_json(&rows[i])).collect());
+            sqlx::query(sql)
+                .bind(id)
+                .bind(batch.to_string())
+                .execute(&mut *tx)
+                .await?;
             written += chunk.len();
             tracing::debug!(run = id, rows = written, "recorded rows");
             progress(written);
@@ -324,30 +322,48 @@ impl Store {
         &self,
         run_id: i64,
     ) -> Result<HashMap<String, HashMap<String, StoredState>>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT ladder, customer_id, held_level, since, last_qualified, below_runs, \
-             below_since, above_runs FROM assignments WHERE run_id = $1 AND held_level IS NOT NULL",
-        )
-        .bind(run_id)
-        .fetch_all(self.pool())
-        .await?;
+        // One JSON document instead of a million rows: decoding rows one by one through
+        // sqlx cost ten times more than the query.
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT json_group_array(json_array(ladder, customer_id, held_level, since, \
+                 last_qualified, below_runs, below_since, above_runs)) FROM assignments \
+                 WHERE run_id = ?1 AND held_level IS NOT NULL"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(coalesce(json_agg(json_build_array(ladder, customer_id, held_level, \
+                 since, last_qualified, below_runs, below_since, above_runs)), '[]') AS TEXT) \
+                 FROM assignments WHERE run_id = $1 AND held_level IS NOT NULL"
+            }
+        };
+        let doc: Option<String> = sqlx::query_scalar(sql)
+            .bind(run_id)
+            .fetch_one(self.pool())
+            .await?;
+        type Raw = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<u32>,
+            Option<String>,
+            Option<u32>,
+        );
+        let raw: Vec<Raw> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Invalid(format!("stored standings of run {run_id}: {e}")))?;
         let mut out: HashMap<String, HashMap<String, StoredState>> = HashMap::new();
-        for row in rows {
-            let ladder: String = row.try_get("ladder")?;
+        for (ladder, customer, held_level, since, last_qualified, below, below_since, above) in raw
+        {
             let state = StoredState {
-                held_level: row.try_get("held_level")?,
-                since: date(&row.try_get::<String, _>("since")?, "since")?,
-                last_qualified: date(
-                    &row.try_get::<String, _>("last_qualified")?,
-                    "last_qualified",
-                )?,
-                below_runs: row.try_get::<Option<i64>, _>("below_runs")?.unwrap_or(0) as u32,
-                below_since: opt_date(row.try_get("below_since")?, "below_since")?,
-                above_runs: row.try_get::<Option<i64>, _>("above_runs")?.unwrap_or(0) as u32,
+                held_level,
+                since: date(&since, "since")?,
+                last_qualified: date(&last_qualified, "last_qualified")?,
+                below_runs: below.unwrap_or(0),
+                below_since: opt_date(below_since, "below_since")?,
+                above_runs: above.unwrap_or(0),
             };
-            out.entry(ladder)
-                .or_default()
-                .insert(row.try_get("customer_id")?, state);
+            out.entry(ladder).or_default().insert(customer, state);
         }
         Ok(out)
     }

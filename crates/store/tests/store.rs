@@ -72,10 +72,11 @@ async fn a_failed_run_leaves_nothing(url: String) {
         .record_run(&new_run("2026-01-31"), &good, &mut |_| {})
         .await
         .unwrap();
-    // 2,500 rows, the last one a duplicate key: the insert fails after two full batches went in.
+    // 2,500 rows, the last one a duplicate key. Rows go in key order, and "C999" sorts last
+    // of C0..C2498, so the insert fails after two full batches went in.
     let ids: Vec<String> = (0..2499).map(|i| format!("C{i}")).collect();
     let mut rows: Vec<AssignmentRow> = ids.iter().map(|id| row(id, "gold")).collect();
-    rows.push(row("C0", "gold"));
+    rows.push(row("C999", "gold"));
     let mut batches = 0;
     let err = store
         .record_run(&new_run("2026-02-28"), &rows, &mut |_| batches += 1)
