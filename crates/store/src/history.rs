@@ -128,51 +128,38 @@ pub struct LevelStat {
     pub repeat: i64,
 }
 
-/// Rows per INSERT statement. Each statement carries its rows as one JSON array that the
-/// database unpacks itself (`json_each` in SQLite, `json_array_elements` in PostgreSQL):
-/// binding 16 parameters per row through sqlx cost more than the insert itself.
+const COLUMNS: usize = 16;
+/// Rows per INSERT statement: 16 parameters each stays under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters. (Carrying a batch as one JSON array unpacked by
+/// `json_each` was tried and was slower on SQLite.)
 const ROWS_PER_INSERT: usize = 1000;
 
-fn insert_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => {
-            "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
-             value, activity, held_level, since, last_qualified, below_runs, below_since, \
-             above_runs, explanation) SELECT ?1, value->>0, value->>1, value->>2, value->>3, \
-             value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, \
-             value->>11, value->>12, value->>13, value->>14 FROM json_each(?2)"
+/// SQLite gets anonymous `?` placeholders: it looks each named `$N` up in a list while
+/// parsing, which is quadratic in a 16,000-parameter statement.
+fn insert_sql(rows: usize, backend: Backend) -> String {
+    let mut sql = String::with_capacity(300 + rows * COLUMNS * 6);
+    sql.push_str(
+        "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
+         value, activity, held_level, since, last_qualified, below_runs, below_since, above_runs, \
+         explanation) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
         }
-        Backend::Postgres => {
-            "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
-             value, activity, held_level, since, last_qualified, below_runs, below_since, \
-             above_runs, explanation) SELECT $1, x->>0, x->>1, x->>2, x->>3, \
-             (x->>4)::double precision, (x->>5)::bigint, (x->>6)::double precision, \
-             (x->>7)::double precision, x->>8, x->>9, x->>10, (x->>11)::bigint, x->>12, \
-             (x->>13)::bigint, x->>14 FROM json_array_elements($2::json) AS x"
+        sql.push('(');
+        for c in 0..COLUMNS {
+            if c > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * COLUMNS + c + 1)),
+            }
         }
+        sql.push(')');
     }
-}
-
-/// One row as the JSON array `insert_sql` unpacks.
-fn row_json(r: &AssignmentRow<'_>) -> serde_json::Value {
-    let st = r.state.as_ref();
-    serde_json::json!([
-        r.ladder,
-        r.customer_id,
-        r.level,
-        r.rule_level,
-        r.score.filter(|v| v.is_finite()),
-        r.rank,
-        r.value.filter(|v| v.is_finite()),
-        r.activity.filter(|v| v.is_finite()),
-        st.map(|s| s.held_level),
-        st.map(|s| s.since.to_string()),
-        st.map(|s| s.last_qualified.to_string()),
-        st.map(|s| s.below_runs),
-        st.and_then(|s| s.below_since).map(|d| d.to_string()),
-        st.map(|s| s.above_runs),
-        r.explanation,
-    ])
+    sql
 }
 
 fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
@@ -243,16 +230,39 @@ impl Store {
         order.sort_unstable_by(|&a, &b| {
             (rows[a].ladder, rows[a].customer_id).cmp(&(rows[b].ladder, rows[b].customer_id))
         });
-        let sql = insert_sql(self.backend());
+        let full_sql = insert_sql(ROWS_PER_INSERT, self.backend());
         let mut written = 0;
         for chunk in order.chunks(ROWS_PER_INSERT) {
-            let batch =
-                serde_json::Value::Array(chunk.iter().map(|&i| row_json(&rows[i])).collect());
-            sqlx::query(sql)
-                .bind(id)
-                .bind(batch.to_string())
-                .execute(&mut *tx)
-                .await?;
+            let tail_sql;
+            let sql = if chunk.len() == ROWS_PER_INSERT {
+                full_sql.as_str()
+            } else {
+                tail_sql = insert_sql(chunk.len(), self.backend());
+                tail_sql.as_str()
+            };
+            let mut q = sqlx::query(sql);
+            for &i in chunk {
+                let r = &rows[i];
+                let st = r.state.as_ref();
+                q = q
+                    .bind(id)
+                    .bind(r.ladder)
+                    .bind(r.customer_id)
+                    .bind(r.level)
+                    .bind(r.rule_level)
+                    .bind(r.score)
+                    .bind(r.rank)
+                    .bind(r.value)
+                    .bind(r.activity)
+                    .bind(st.map(|s| s.held_level))
+                    .bind(st.map(|s| s.since.to_string()))
+                    .bind(st.map(|s| s.last_qualified.to_string()))
+                    .bind(st.map(|s| i64::from(s.below_runs)))
+                    .bind(st.and_then(|s| s.below_since).map(|d| d.to_string()))
+                    .bind(st.map(|s| i64::from(s.above_runs)))
+                    .bind(r.explanation);
+            }
+            q.execute(&mut *tx).await?;
             written += chunk.len();
             tracing::debug!(run = id, rows = written, "recorded rows");
             progress(written);
