@@ -220,18 +220,9 @@ fn apply_holds(
             state.push(None);
             continue;
         }
-        let before = prior
+        let before: Option<HoldState> = prior
             .and_then(|p| p.get(frame.ids()[row].as_str()))
-            .and_then(|p| {
-                Some(HoldState {
-                    level: index_of(&p.level)?,
-                    since: p.since,
-                    last_qualified: p.last_qualified,
-                    below_runs: p.below_runs,
-                    below_since: p.below_since,
-                    above_runs: p.above_runs,
-                })
-            });
+            .and_then(|p| Some(p.with_level(index_of(&p.level)?)));
         let out = hold::decide(ladder, rule_level, before.as_ref(), as_of);
         if let Some(h) = out.hold {
             result.level[row] = out.level;

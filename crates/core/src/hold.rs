@@ -10,11 +10,13 @@ use crate::compile::Ladder;
 use crate::policy::{HoldDef, Period};
 
 /// A customer's standing on one ladder after a run, carried to the next run by the store.
-/// Levels are indices into the ladder (`levels.len()` = unplaced).
+/// `L` is how the level is named: an index into the ladder in core (`levels.len()` =
+/// unplaced), the level's name in the store, so a changed policy can be matched up (a level
+/// that no longer exists starts the customer afresh).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HoldState {
+pub struct Standing<L> {
     /// Where the customer stands after holds (before overrides).
-    pub level: usize,
+    pub level: L,
     /// When the customer reached `level`.
     pub since: NaiveDate,
     /// The last run date at which the rules placed it on `level` or higher.
@@ -26,17 +28,24 @@ pub struct HoldState {
     pub above_runs: u32,
 }
 
-/// The same standing as the store keeps it: the level by name, so a changed policy can be
-/// matched up (a level that no longer exists starts the customer afresh).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriorState {
-    pub level: String,
-    pub since: NaiveDate,
-    pub last_qualified: NaiveDate,
-    pub below_runs: u32,
-    pub below_since: Option<NaiveDate>,
-    pub above_runs: u32,
+impl<L> Standing<L> {
+    /// The same standing with the level named another way.
+    pub fn with_level<M>(&self, level: M) -> Standing<M> {
+        Standing {
+            level,
+            since: self.since,
+            last_qualified: self.last_qualified,
+            below_runs: self.below_runs,
+            below_since: self.below_since,
+            above_runs: self.above_runs,
+        }
+    }
 }
+
+/// A standing with the level as an index into the ladder.
+pub type HoldState = Standing<usize>;
+/// A standing with the level by name, as the store keeps it.
+pub type PriorState = Standing<String>;
 
 /// Why a customer is not on the level the rules give.
 #[derive(Debug, Clone, PartialEq, Eq)]

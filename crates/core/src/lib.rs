@@ -25,6 +25,6 @@ pub use evaluate::{
     evaluate, evaluate_with,
 };
 pub use frame::{Column, Frame, Value, fmt_num};
-pub use hold::{Hold, HoldState, PriorState};
+pub use hold::{Hold, HoldState, PriorState, Standing};
 pub use ladder::{LadderResult, ManualPin, Reason};
 pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};

@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use stratum_core::lint::lint;
 use stratum_core::{
     CustomerExplanation, Diagnostic, Diagnostics, EvalError, Inputs, LadderSummary, ManualPin,
-    OverrideMode, Policy, Prior, PriorState, evaluate_with,
+    OverrideMode, Policy, Prior, evaluate_with,
 };
 use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orphans};
 use stratum_store::{Store, StoreError};
@@ -258,25 +258,7 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
     let previous = store.previous_run(policy.history_name(), as_of).await?;
     let mut prior = Prior::default();
     if let Some(run) = &previous {
-        for (ladder, states) in store.states(run.id).await? {
-            let states = states
-                .into_iter()
-                .map(|(customer, s)| {
-                    (
-                        customer,
-                        PriorState {
-                            level: s.held_level,
-                            since: s.since,
-                            last_qualified: s.last_qualified,
-                            below_runs: s.below_runs,
-                            below_since: s.below_since,
-                            above_runs: s.above_runs,
-                        },
-                    )
-                })
-                .collect();
-            prior.ladders.insert(ladder, states);
-        }
+        prior.ladders = store.states(run.id).await?;
     }
     let inputs = store
         .inputs()

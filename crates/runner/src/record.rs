@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
 use stratum_core::{Evaluation, Reason};
-use stratum_store::{AssignmentRow, NewRun, RowState, Store};
+use stratum_store::{AssignmentRow, NewRun, Store};
 
 use crate::{LoadedPolicy, RunError};
 
@@ -129,14 +129,7 @@ pub(crate) async fn record(
                 .state
                 .get(row)
                 .and_then(Option::as_ref)
-                .map(|s| RowState {
-                    held_level: ev.level_name(li, s.level),
-                    since: s.since,
-                    last_qualified: s.last_qualified,
-                    below_runs: s.below_runs,
-                    below_since: s.below_since,
-                    above_runs: s.above_runs,
-                });
+                .map(|s| s.with_level(ev.level_name(li, s.level)));
             rows.push(AssignmentRow {
                 ladder: &ladder.name,
                 customer_id: &ev.frame.ids()[row],

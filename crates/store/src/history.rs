@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use stratum_core::{PriorState, Standing};
+
 use crate::{Backend, Store, StoreError};
 
 /// A run about to be recorded.
@@ -39,18 +41,6 @@ pub struct RunInfo {
     pub recorded_by: String,
 }
 
-/// The standing the next run's holds start from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredState {
-    /// Level after holds, before overrides.
-    pub held_level: String,
-    pub since: NaiveDate,
-    pub last_qualified: NaiveDate,
-    pub below_runs: u32,
-    pub below_since: Option<NaiveDate>,
-    pub above_runs: u32,
-}
-
 /// One customer's result on one ladder, as recorded. Borrowed, so a million rows cost no
 /// copies.
 #[derive(Debug, Clone)]
@@ -64,19 +54,9 @@ pub struct AssignmentRow<'a> {
     pub value: Option<f64>,
     /// The policy's activity metric (purchases in the window), for repeat and churn rates.
     pub activity: Option<f64>,
-    pub state: Option<RowState<'a>>,
+    /// The standing for the next run's holds, the level by name.
+    pub state: Option<Standing<&'a str>>,
     pub explanation: &'a str,
-}
-
-/// The standing recorded with a row (see [`StoredState`]).
-#[derive(Debug, Clone, Copy)]
-pub struct RowState<'a> {
-    pub held_level: &'a str,
-    pub since: NaiveDate,
-    pub last_qualified: NaiveDate,
-    pub below_runs: u32,
-    pub below_since: Option<NaiveDate>,
-    pub above_runs: u32,
 }
 
 /// One line of a customer's timeline.
@@ -254,7 +234,7 @@ impl Store {
                     .bind(r.rank)
                     .bind(r.value)
                     .bind(r.activity)
-                    .bind(st.map(|s| s.held_level))
+                    .bind(st.map(|s| s.level))
                     .bind(st.map(|s| s.since.to_string()))
                     .bind(st.map(|s| s.last_qualified.to_string()))
                     .bind(st.map(|s| i64::from(s.below_runs)))
@@ -331,7 +311,7 @@ impl Store {
     pub async fn states(
         &self,
         run_id: i64,
-    ) -> Result<HashMap<String, HashMap<String, StoredState>>, StoreError> {
+    ) -> Result<HashMap<String, HashMap<String, PriorState>>, StoreError> {
         // One JSON document instead of a million rows: decoding rows one by one through
         // sqlx cost ten times more than the query.
         let sql = match self.backend() {
@@ -362,11 +342,11 @@ impl Store {
         );
         let raw: Vec<Raw> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
             .map_err(|e| StoreError::Invalid(format!("stored standings of run {run_id}: {e}")))?;
-        let mut out: HashMap<String, HashMap<String, StoredState>> = HashMap::new();
+        let mut out: HashMap<String, HashMap<String, PriorState>> = HashMap::new();
         for (ladder, customer, held_level, since, last_qualified, below, below_since, above) in raw
         {
-            let state = StoredState {
-                held_level,
+            let state = PriorState {
+                level: held_level,
                 since: date(&since, "since")?,
                 last_qualified: date(&last_qualified, "last_qualified")?,
                 below_runs: below.unwrap_or(0),

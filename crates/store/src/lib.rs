@@ -21,8 +21,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 
 pub use history::{
-    AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RowState, RunInfo, StoredState,
-    policy_hash,
+    AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo, policy_hash,
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 

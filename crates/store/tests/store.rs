@@ -3,7 +3,8 @@
 //! on a fresh PostgreSQL database.
 
 use chrono::NaiveDate;
-use stratum_store::{Actor, AssignmentRow, NewOverride, NewRun, RowState, Store, testing};
+use stratum_core::Standing;
+use stratum_store::{Actor, AssignmentRow, NewOverride, NewRun, Store, testing};
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -39,8 +40,8 @@ fn row<'a>(customer: &'a str, level: &'a str) -> AssignmentRow<'a> {
         rank: Some(1),
         value: Some(10.0),
         activity: Some(2.0),
-        state: Some(RowState {
-            held_level: level,
+        state: Some(Standing {
+            level,
             since: d("2026-01-31"),
             last_qualified: d("2026-01-31"),
             below_runs: 0,
@@ -89,7 +90,7 @@ async fn a_failed_run_leaves_nothing(url: String) {
     assert_eq!(runs[0].id, first);
     assert_eq!(store.levels(first).await.unwrap().len(), 2);
     let states = store.states(first).await.unwrap();
-    assert_eq!(states["tier"]["B"].held_level, "silver");
+    assert_eq!(states["tier"]["B"].level, "silver");
     // The next run goes in cleanly.
     let second = store
         .record_run(&new_run("2026-02-28"), &good[..1], &mut |_| {})
