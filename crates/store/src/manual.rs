@@ -72,6 +72,13 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// What `remove_keyed` deletes.
+#[derive(Debug, Clone, Copy)]
+enum Keyed {
+    Input,
+    Tag,
+}
+
 fn nonempty(what: &str, v: &str) -> Result<(), StoreError> {
     if v.trim().is_empty() {
         Err(StoreError::Invalid(format!("{what} must not be empty")))
@@ -249,28 +256,8 @@ impl Store {
         reason: &str,
         actor: &Actor,
     ) -> Result<(), StoreError> {
-        nonempty("reason", reason)?;
-        let mut tx = self.pool().begin().await?;
-        let done = sqlx::query("DELETE FROM manual_inputs WHERE customer_id = $1 AND field = $2")
-            .bind(customer_id)
-            .bind(field)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "customer `{customer_id}` has no input `{field}`"
-            )));
-        }
-        self.audit(
-            &mut tx,
-            actor,
-            "input.remove",
-            customer_id,
-            &format!("{field}: {reason}"),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.remove_keyed(Keyed::Input, customer_id, field, reason, actor)
+            .await
     }
 
     pub async fn inputs(&self) -> Result<Vec<InputRow>, StoreError> {
@@ -346,24 +333,49 @@ impl Store {
         reason: &str,
         actor: &Actor,
     ) -> Result<(), StoreError> {
+        self.remove_keyed(Keyed::Tag, customer_id, tag, reason, actor)
+            .await
+    }
+
+    /// Deletes a customer's input field or tag, with its audit line, in one transaction.
+    async fn remove_keyed(
+        &self,
+        what: Keyed,
+        customer_id: &str,
+        name: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
         nonempty("reason", reason)?;
+        let (sql, noun, action) = match what {
+            Keyed::Input => (
+                "DELETE FROM manual_inputs WHERE customer_id = $1 AND field = $2",
+                "input",
+                "input.remove",
+            ),
+            Keyed::Tag => (
+                "DELETE FROM tags WHERE customer_id = $1 AND tag = $2",
+                "tag",
+                "tag.remove",
+            ),
+        };
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query("DELETE FROM tags WHERE customer_id = $1 AND tag = $2")
+        let done = sqlx::query(sql)
             .bind(customer_id)
-            .bind(tag)
+            .bind(name)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
-                "customer `{customer_id}` has no tag `{tag}`"
+                "customer `{customer_id}` has no {noun} `{name}`"
             )));
         }
         self.audit(
             &mut tx,
             actor,
-            "tag.remove",
+            action,
             customer_id,
-            &format!("{tag}: {reason}"),
+            &format!("{name}: {reason}"),
         )
         .await?;
         tx.commit().await?;
