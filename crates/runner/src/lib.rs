@@ -368,8 +368,9 @@ async fn evaluate_policy<'p>(
 }
 
 /// Evaluates every ladder for every customer, records the run in the store (when given) and
-/// writes the outputs. The store is written first and in one transaction: the history is the
-/// record, the files are a copy of its latest entry.
+/// writes the outputs. The store is written in one transaction, side by side with the files;
+/// the files are renamed into place only after the run is committed, so a run that fails to
+/// record leaves both the history and the output directory as they were.
 pub async fn run(
     loaded: &LoadedPolicy,
     options: &RunOptions,
@@ -394,34 +395,59 @@ pub async fn run(
     let t = Instant::now();
     let batches = tokio::task::block_in_place(|| output::assignments(&evaluation));
     timings.push(("explain".to_string(), t.elapsed()));
-    let mut run_id = None;
-    if let (Some(store), Some(fingerprints)) = (store, fingerprints) {
-        progress.stage(&format!("recording the run in {}", store.url()));
-        let t = Instant::now();
-        let inputs = fingerprints
-            .join()
-            .map_err(|_| RunError::Invalid("fingerprint thread panicked".into()))??;
-        run_id = Some(
-            record::record(
-                store,
-                loaded,
-                &evaluation,
-                &batches,
-                as_of,
-                started_at,
-                inputs,
-                &options.recorded_by,
-            )
-            .await?,
-        );
-        timings.push(("record".to_string(), t.elapsed()));
-    }
-    progress.stage(&format!("writing {}", out_dir.display()));
-    let t = Instant::now();
-    let files = tokio::task::block_in_place(|| {
-        output::write_all(&out_dir, &evaluation, &batches, &engine.rejects, as_of)
-    })?;
-    timings.push(("write".to_string(), t.elapsed()));
+    // The files are written on a thread of their own while the store records the run (the
+    // two take similar time); they are renamed into place only once the run is committed.
+    progress.stage(&match store {
+        Some(store) => format!(
+            "recording the run in {} and writing {}",
+            store.url(),
+            out_dir.display()
+        ),
+        None => format!("writing {}", out_dir.display()),
+    });
+    let (recorded, staged) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let t = Instant::now();
+                let staged =
+                    output::write_all(&out_dir, &evaluation, &batches, &engine.rejects, as_of);
+                (staged, t.elapsed())
+            });
+            let recorded = match (store, fingerprints) {
+                (Some(store), Some(fingerprints)) => {
+                    let t = Instant::now();
+                    let result = fingerprints
+                        .join()
+                        .map_err(|_| RunError::Invalid("fingerprint thread panicked".into()))
+                        .and_then(|inputs| {
+                            tokio::runtime::Handle::current().block_on(record::record(
+                                store,
+                                loaded,
+                                &evaluation,
+                                &batches,
+                                as_of,
+                                started_at,
+                                inputs?,
+                                &options.recorded_by,
+                            ))
+                        });
+                    Some((result, t.elapsed()))
+                }
+                _ => None,
+            };
+            (recorded, writer.join().expect("output writer thread"))
+        })
+    });
+    let (staged, write_time) = staged;
+    let run_id = match recorded {
+        Some((result, record_time)) => {
+            timings.push(("record".to_string(), record_time));
+            Some(result?)
+        }
+        None => None,
+    };
+    timings.push(("write".to_string(), write_time));
+    let files = staged?.commit()?;
     let ladders = (0..evaluation.ladders.len())
         .map(|i| evaluation.summary(i))
         .collect();

@@ -47,8 +47,50 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn commit(path: &Path) -> Result<(), RunError> {
-    std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e))
+/// A run's output files written under their `.partial` names. `commit` renames them into
+/// place; dropped without a commit (the run's recording failed) they are removed, so the
+/// output directory keeps the previous run's files.
+#[derive(Debug)]
+pub struct StagedOutputs {
+    files: OutputFiles,
+    committed: bool,
+}
+
+impl StagedOutputs {
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        [
+            &self.files.assignments_parquet,
+            &self.files.assignments_csv,
+            &self.files.metrics_parquet,
+            &self.files.summary_json,
+        ]
+        .into_iter()
+        .chain(self.files.rejects_csv.as_ref())
+    }
+
+    pub fn commit(mut self) -> Result<OutputFiles, RunError> {
+        for path in self.paths() {
+            std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e))?;
+        }
+        if self.files.rejects_csv.is_none() {
+            let stale = self.files.summary_json.with_file_name("rejects.csv");
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|e| io_err(&stale, e))?;
+            }
+        }
+        self.committed = true;
+        Ok(std::mem::take(&mut self.files))
+    }
+}
+
+impl Drop for StagedOutputs {
+    fn drop(&mut self) {
+        if !self.committed {
+            for path in self.paths() {
+                let _ = std::fs::remove_file(tmp_path(path));
+            }
+        }
+    }
 }
 
 fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
@@ -67,29 +109,31 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
         writer.write(batch).map_err(|e| io_err(path, e))?;
     }
     writer.close().map_err(|e| io_err(path, e))?;
-    commit(path)
+    Ok(())
 }
 
+/// Writes every output file under its `.partial` name; the caller commits them once the run
+/// is recorded.
 pub fn write_all(
     dir: &Path,
     ev: &Evaluation<'_>,
     batches: &[RecordBatch],
     rejects: &[Reject],
     as_of: NaiveDate,
-) -> Result<OutputFiles, RunError> {
+) -> Result<StagedOutputs, RunError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let files = OutputFiles {
-        assignments_parquet: dir.join("assignments.parquet"),
-        assignments_csv: dir.join("assignments.csv"),
-        metrics_parquet: dir.join("metrics.parquet"),
-        rejects_csv: (!rejects.is_empty()).then(|| dir.join("rejects.csv")),
-        summary_json: dir.join("summary.json"),
+    // Built first so that a failed write below cleans up what was written.
+    let staged = StagedOutputs {
+        files: OutputFiles {
+            assignments_parquet: dir.join("assignments.parquet"),
+            assignments_csv: dir.join("assignments.csv"),
+            metrics_parquet: dir.join("metrics.parquet"),
+            rejects_csv: (!rejects.is_empty()).then(|| dir.join("rejects.csv")),
+            summary_json: dir.join("summary.json"),
+        },
+        committed: false,
     };
-    let stale_rejects = dir.join("rejects.csv");
-    if rejects.is_empty() && stale_rejects.exists() {
-        std::fs::remove_file(&stale_rejects).map_err(|e| io_err(&stale_rejects, e))?;
-    }
-
+    let files = &staged.files;
     // The three files are independent: write them side by side.
     std::thread::scope(|scope| -> Result<(), RunError> {
         let parquet = scope.spawn(|| write_parquet(&files.assignments_parquet, batches));
@@ -103,7 +147,7 @@ pub fn write_all(
         write_rejects(path, rejects)?;
     }
     write_summary(&files.summary_json, ev, as_of, rejects.len())?;
-    Ok(files)
+    Ok(staged)
 }
 
 /// One row per customer per ladder, customers in id order within each ladder.
@@ -194,7 +238,7 @@ fn write_assignments_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), Run
     }
     w.flush().map_err(|e| io_err(path, e))?;
     drop(w);
-    commit(path)
+    Ok(())
 }
 
 fn write_csv_rows(
@@ -288,7 +332,7 @@ fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {
     }
     w.flush().map_err(|e| io_err(path, e))?;
     drop(w);
-    commit(path)
+    Ok(())
 }
 
 fn write_summary(
@@ -321,5 +365,5 @@ fn write_summary(
     let tmp = tmp_path(path);
     std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json"))
         .map_err(|e| io_err(path, e))?;
-    commit(path)
+    Ok(())
 }

@@ -526,3 +526,49 @@ async fn postgres_manual_inputs_from_the_store_feed_runs() {
     };
     manual_inputs_from_the_store_feed_runs(testing::fresh_postgres(&admin).await).await;
 }
+
+/// A run whose recording fails changes neither the history nor the output files: the files
+/// are written side by side with the store and renamed into place only after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fails_to_record_leaves_the_previous_files() {
+    let ws = Ws::new();
+    let url = testing::sqlite_in(ws.dir.path());
+    let store = Store::open(&url).await.unwrap();
+    ws.run(&store, 0).await;
+    let before = std::fs::read(ws.path("out/assignments.csv")).unwrap();
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON assignments \
+             BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    ws.transactions_through(2);
+    let loaded = stratum_runner::load_policy(&ws.path("policy.toml")).unwrap();
+    let options = RunOptions {
+        as_of: Some(AS_OF[1].into()),
+        out_dir: Some(ws.path("out")),
+        ..Default::default()
+    };
+    let err = stratum_runner::run(&loaded, &options, Some(&store), &mut Quiet)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full (simulated)"), "{err}");
+    assert_eq!(store.runs(None).await.unwrap().len(), 1);
+    assert_eq!(
+        std::fs::read(ws.path("out/assignments.csv")).unwrap(),
+        before,
+        "the previous run's files are untouched"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(ws.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

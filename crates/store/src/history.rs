@@ -204,8 +204,17 @@ impl Store {
         .bind(&run.recorded_by)
         .fetch_one(&mut *tx)
         .await?;
-        // In key order, so both the primary key and the customer index are appended to
-        // rather than updated all over.
+        let mut ladders: Vec<&str> = rows.iter().map(|r| r.ladder).collect();
+        ladders.sort_unstable();
+        ladders.dedup();
+        for ladder in ladders {
+            sqlx::query("INSERT INTO run_ladders (run_id, ladder) VALUES ($1, $2)")
+                .bind(id)
+                .bind(ladder)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // In key order, so the primary key is appended to rather than updated all over.
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_unstable_by(|&a, &b| {
             (rows[a].ladder, rows[a].customer_id).cmp(&(rows[b].ladder, rows[b].customer_id))
@@ -380,8 +389,9 @@ impl Store {
     pub async fn history(&self, customer_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.run_id, r.as_of, r.policy_name, a.ladder, a.level, a.rule_level, a.score, \
-             a.rank, a.explanation FROM assignments a JOIN runs r ON r.id = a.run_id \
-             WHERE a.customer_id = $1 ORDER BY a.ladder, r.as_of, a.run_id",
+             a.rank, a.explanation FROM runs r JOIN run_ladders l ON l.run_id = r.id \
+             JOIN assignments a ON a.run_id = l.run_id AND a.ladder = l.ladder \
+             AND a.customer_id = $1 ORDER BY a.ladder, r.as_of, a.run_id",
         )
         .bind(customer_id)
         .fetch_all(self.pool())

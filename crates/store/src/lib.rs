@@ -38,6 +38,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "manual",
         include_str!("../migrations/sqlite/0002_manual.sql"),
     ),
+    (
+        3,
+        "run ladders",
+        include_str!("../migrations/sqlite/0003_run_ladders.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "manual",
         include_str!("../migrations/postgres/0002_manual.sql"),
+    ),
+    (
+        3,
+        "run ladders",
+        include_str!("../migrations/postgres/0003_run_ladders.sql"),
     ),
 ];
 
