@@ -8,6 +8,7 @@ use chrono::{Days, Months, NaiveDate};
 use crate::cond::{Cond, parse_condition, sql_identifiers};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::policy::*;
+use crate::service::{Benefit, Quota, QuotaPeriod, Service};
 use crate::source_map::SourceMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +220,8 @@ pub struct Policy {
     /// In dependency order.
     pub scores: Vec<Score>,
     pub ladders: Vec<Ladder>,
+    /// Present when the policy has `[service]` or `[benefits.*]`.
+    pub service: Option<Service>,
     /// Warnings found while compiling (lint adds more).
     pub warnings: Vec<Diagnostic>,
 }
@@ -579,6 +582,10 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(cx.diags));
     }
+    let service = compile_service(&raw, &ladders, &metrics, &mut cx);
+    if cx.diags.iter().any(Diagnostic::is_error) {
+        return Err(Diagnostics(cx.diags));
+    }
     let warnings = cx.diags;
     Ok(Policy {
         file: raw,
@@ -586,7 +593,172 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         metrics,
         scores,
         ladders,
+        service,
         warnings,
+    })
+}
+
+/// `[service]` and `[benefits.*]`, checked against the ladders and metrics.
+fn compile_service(
+    raw: &PolicyFile,
+    ladders: &[Ladder],
+    metrics: &[Metric],
+    cx: &mut Ctx<'_>,
+) -> Option<Service> {
+    if raw.service.is_none() && raw.benefits.is_empty() {
+        return None;
+    }
+    let def = raw.service.clone().unwrap_or_default();
+    let ladder = match &def.ladder {
+        Some(name) => match ladders.iter().position(|l| &l.name == name) {
+            Some(i) => i,
+            None => {
+                cx.push(
+                    Diagnostic::error(
+                        "unknown_ladder",
+                        "service.ladder",
+                        format!("no ladder named `{name}`"),
+                    )
+                    .suggest(name, ladders.iter().map(|l| l.name.as_str())),
+                );
+                return None;
+            }
+        },
+        None if !ladders.is_empty() => 0,
+        None => {
+            cx.push(Diagnostic::error(
+                "unknown_ladder",
+                "service",
+                "service and benefits need a ladder, and the policy has none",
+            ));
+            return None;
+        }
+    };
+    let lad = &ladders[ladder];
+    let timezone = match def.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                cx.push(
+                    Diagnostic::error(
+                        "invalid_timezone",
+                        "service.timezone",
+                        format!("`{name}` is not an IANA timezone"),
+                    )
+                    .with_help("e.g. \"Asia/Shanghai\", \"Europe/Berlin\", \"UTC\""),
+                );
+                chrono_tz::UTC
+            }
+        },
+    };
+    if let Some(owner) = &def.owner
+        && !metrics.iter().any(|m| &m.name == owner)
+    {
+        cx.push(
+            Diagnostic::error(
+                "unknown_metric",
+                "service.owner",
+                format!(
+                    "no metric named `{owner}` (the owner is a text metric of the customers source)"
+                ),
+            )
+            .suggest(owner, metrics.iter().map(|m| m.name.as_str())),
+        );
+    }
+    let seconds = def.sla_seconds.unwrap_or(20.0);
+    let target = def.sla_target.unwrap_or(0.85);
+    if !(0.0..=1.0).contains(&target) {
+        cx.push(Diagnostic::error(
+            "invalid_sla_target",
+            "service.sla_target",
+            format!("sla_target is a share between 0 and 1, not {target}"),
+        ));
+    }
+    let (sla_seconds, sla_target, callback_hours) =
+        crate::service::sla_defaults(lad, seconds, target);
+    let mut benefits = Vec::new();
+    for (name, b) in &raw.benefits {
+        let key = format!("benefits.{name}");
+        let period = match b.period.as_deref() {
+            None => QuotaPeriod::Year,
+            Some(text) => match QuotaPeriod::parse(text) {
+                Some(p) => p,
+                None => {
+                    cx.push(
+                        Diagnostic::error(
+                            "invalid_period",
+                            format!("{key}.period"),
+                            format!("`{text}` is not a quota period"),
+                        )
+                        .with_help("use day, month, year, or a rolling window such as \"30 days\""),
+                    );
+                    continue;
+                }
+            },
+        };
+        let mut quota = vec![Quota::NotEligible; lad.levels.len()];
+        for (level, q) in &b.quota {
+            let Some(l) = lad.level_index(level) else {
+                cx.push(
+                    Diagnostic::error(
+                        "unknown_level",
+                        format!("{key}.quota.{level}"),
+                        format!("ladder `{}` has no level `{level}`", lad.name),
+                    )
+                    .suggest(level, lad.levels.iter().map(|l| l.name.as_str())),
+                );
+                continue;
+            };
+            quota[l] = match q {
+                QuotaDef::Count(n) if *n >= 0 => Quota::Limited(*n as u32),
+                QuotaDef::Word(w) if w == "unlimited" => Quota::Unlimited,
+                other => {
+                    cx.push(Diagnostic::error(
+                        "invalid_quota",
+                        format!("{key}.quota.{level}"),
+                        format!(
+                            "a quota is a number of uses (0 or more) or \"unlimited\", not {}",
+                            match other {
+                                QuotaDef::Count(n) => n.to_string(),
+                                QuotaDef::Word(w) => format!("\"{w}\""),
+                            }
+                        ),
+                    ));
+                    continue;
+                }
+            };
+        }
+        if b.grant_hours == Some(0) {
+            cx.push(Diagnostic::error(
+                "invalid_grant",
+                format!("{key}.grant_hours"),
+                "grant_hours must be at least 1",
+            ));
+        }
+        benefits.push(Benefit {
+            name: name.clone(),
+            title: b.title.clone(),
+            period,
+            quota,
+            grant_hours: b.grant_hours,
+        });
+    }
+    Some(Service {
+        ladder,
+        ladder_name: lad.name.clone(),
+        levels: lad.levels.iter().map(|l| l.name.clone()).collect(),
+        timezone,
+        owner: def.owner.clone(),
+        last_tags: def
+            .last_tags
+            .clone()
+            .unwrap_or_else(|| vec!["blacklist".to_string()]),
+        aging_minutes: def.aging_minutes.unwrap_or(10),
+        sla_seconds,
+        sla_target,
+        callback_hours,
+        benefits,
     })
 }
 

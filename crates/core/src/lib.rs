@@ -16,6 +16,7 @@ pub mod ladder;
 pub mod lint;
 pub mod policy;
 pub mod score;
+pub mod service;
 pub mod source_map;
 
 pub use compile::{Ladder, Level, Metric, MetricKind, Policy, Rule, Score, ScoreSpec, Window};
@@ -28,3 +29,4 @@ pub use frame::{Column, Frame, Value, fmt_num};
 pub use hold::{Hold, HoldState, PriorState, Standing};
 pub use ladder::{LadderResult, ManualPin, Reason};
 pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};
+pub use service::{Benefit, Call, QueuePlace, Quota, QuotaPeriod, Service, SlaRow, Waiting};

@@ -23,6 +23,56 @@ pub struct PolicyFile {
     pub scores: IndexMap<String, ScoreDef>,
     #[serde(default)]
     pub ladders: IndexMap<String, LadderDef>,
+    /// How levels turn into service: queue order, SLA targets, owners, timezone.
+    pub service: Option<ServiceDef>,
+    /// The benefits catalog: quotas per level of the service ladder.
+    #[serde(default)]
+    pub benefits: IndexMap<String, BenefitDef>,
+}
+
+/// `[service]`: which ladder decides service and how the queue, call-backs and the SLA report
+/// read it. Per-level settings are level attributes: `sla_seconds`, `sla_target`,
+/// `callback_hours`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    /// The ladder whose level decides service; default: the first ladder.
+    pub ladder: Option<String>,
+    /// IANA timezone in which quota periods (day, month, year) start; default UTC.
+    pub timezone: Option<String>,
+    /// A text metric naming the user (agent) who owns each customer.
+    pub owner: Option<String>,
+    /// Customers with any of these tags are served last; default `["blacklist"]`.
+    pub last_tags: Option<Vec<String>>,
+    /// Every this many minutes of waiting moves a caller up one level in the queue, so the
+    /// lowest levels are not starved; default 10, 0 turns aging off.
+    pub aging_minutes: Option<u32>,
+    /// Default answer-time target in seconds for levels without `sla_seconds`; default 20.
+    pub sla_seconds: Option<f64>,
+    /// Default share to answer within the target for levels without `sla_target`; default 0.85.
+    pub sla_target: Option<f64>,
+}
+
+/// `[benefits.NAME]`: a benefit with a quota per level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenefitDef {
+    pub title: Option<String>,
+    /// `day`, `month`, `year` (calendar periods in the service timezone) or `"N days"` (a
+    /// rolling window ending now); default `year`.
+    pub period: Option<String>,
+    /// Level name → a number of uses per period, or `"unlimited"`. Levels not listed are not
+    /// eligible.
+    pub quota: IndexMap<String, QuotaDef>,
+    /// Each use grants the benefit for this many hours (e.g. emergency reactivation, 24 h).
+    pub grant_hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum QuotaDef {
+    Count(i64),
+    Word(String),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
