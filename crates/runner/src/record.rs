@@ -150,6 +150,24 @@ pub(crate) async fn record(
             });
         }
     }
+    // The owner of each customer, when the policy names an owner metric.
+    let owners = match policy.service.as_ref().and_then(|s| s.owner.as_deref()) {
+        Some(metric) => match ev.frame.column(metric) {
+            Some(stratum_core::Column::Text(values)) => ev
+                .frame
+                .ids()
+                .iter()
+                .zip(values)
+                .filter_map(|(id, owner)| Some((id.clone(), owner.clone()?)))
+                .collect(),
+            _ => {
+                return Err(RunError::Invalid(format!(
+                    "the owner metric `{metric}` must be text (a column of the customers source)"
+                )));
+            }
+        },
+        None => Vec::new(),
+    };
     let run = NewRun {
         policy_name: policy.history_name().to_string(),
         policy_file: loaded.path.display().to_string(),
@@ -159,6 +177,7 @@ pub(crate) async fn record(
         customers: n as u64,
         inputs,
         recorded_by: recorded_by.to_string(),
+        owners,
     };
     Ok(store.record_run(&run, &rows, &mut |_| {}).await?)
 }

@@ -24,6 +24,9 @@ pub struct NewRun {
     /// JSON: each input file with its size, modification time and SHA-256.
     pub inputs: String,
     pub recorded_by: String,
+    /// (customer, owning agent) when the policy names an owner (`[service] owner`); kept as
+    /// each customer's current owner.
+    pub owners: Vec<(String, String)>,
 }
 
 /// A recorded run.
@@ -255,6 +258,30 @@ impl Store {
             written += chunk.len();
             tracing::debug!(run = id, rows = written, "recorded rows");
             progress(written);
+        }
+        for chunk in run.owners.chunks(ROWS_PER_INSERT) {
+            let mut sql =
+                String::from("INSERT INTO customer_owners (customer_id, owner, run_id) VALUES ");
+            for (i, _) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                match self.backend() {
+                    Backend::Sqlite => sql.push_str("(?, ?, ?)"),
+                    Backend::Postgres => {
+                        sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                    }
+                }
+            }
+            sql.push_str(
+                " ON CONFLICT (customer_id) DO UPDATE SET owner = excluded.owner, \
+                 run_id = excluded.run_id",
+            );
+            let mut q = sqlx::query(&sql);
+            for (customer, owner) in chunk {
+                q = q.bind(customer).bind(owner).bind(id);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(id)

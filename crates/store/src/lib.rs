@@ -11,6 +11,7 @@
 
 mod history;
 mod manual;
+mod service;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -24,6 +25,9 @@ pub use history::{
     AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo, policy_hash,
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
+pub use service::{
+    ApiKeyRow, CallbackRow, CurrentLevel, NewRedemption, ROLES, Redeemed, RedemptionRow, UserRow,
+};
 
 /// The numbered migrations, embedded in the binary. The two dialects differ only where they
 /// must (identity columns, `WITHOUT ROWID`); a new migration is added to both lists.
@@ -43,6 +47,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "run ladders",
         include_str!("../migrations/sqlite/0003_run_ladders.sql"),
     ),
+    (
+        4,
+        "service",
+        include_str!("../migrations/sqlite/0004_service.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -59,6 +68,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "run ladders",
         include_str!("../migrations/postgres/0003_run_ladders.sql"),
+    ),
+    (
+        4,
+        "service",
+        include_str!("../migrations/postgres/0004_service.sql"),
     ),
 ];
 
@@ -93,6 +107,18 @@ pub enum StoreError {
     Invalid(String),
     #[error("database {url} {message}")]
     Schema { url: String, message: String },
+    #[error(
+        "quota exhausted: customer {customer_id} has used {used} of {quota} `{benefit}` this period; {requested} more would exceed it"
+    )]
+    QuotaExceeded {
+        customer_id: String,
+        benefit: String,
+        used: u32,
+        quota: u32,
+        requested: u32,
+    },
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -107,6 +133,8 @@ impl StoreError {
                 | StoreError::NotFound(_)
                 | StoreError::Invalid(_)
                 | StoreError::Schema { .. }
+                | StoreError::QuotaExceeded { .. }
+                | StoreError::IdempotencyConflict(_)
         )
     }
 }
@@ -375,6 +403,35 @@ mod tests {
 /// Helpers for tests that run the same suite on SQLite and PostgreSQL. Not part of the API.
 #[doc(hidden)]
 pub mod testing {
+    /// Runs each named `async fn(url: String)` of the calling test file twice: on a fresh
+    /// SQLite file (module `sqlite`) and on a fresh PostgreSQL database (module `postgres`).
+    /// Needs `tempfile` and `tokio` among the caller's dev-dependencies.
+    #[macro_export]
+    macro_rules! on_both {
+        ($($case:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let dir = tempfile::tempdir().unwrap();
+                        super::$case(stratum_store::testing::sqlite_in(dir.path())).await;
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let Some(admin) = stratum_store::testing::postgres_admin_url() else {
+                            return;
+                        };
+                        super::$case(stratum_store::testing::fresh_postgres(&admin).await).await;
+                    }
+                )*
+            }
+        };
+    }
+
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use sqlx::{Connection, Executor};

@@ -27,6 +27,7 @@ fn new_run(as_of: &str) -> NewRun {
         customers: 3,
         inputs: "[]".into(),
         recorded_by: "tester".into(),
+        owners: vec![("C1".into(), "agent.wang".into())],
     }
 }
 
@@ -55,7 +56,7 @@ fn row<'a>(customer: &'a str, level: &'a str) -> AssignmentRow<'a> {
 async fn schema_is_created_and_reported(url: String) {
     let store = Store::open(&url).await.unwrap();
     let status = store.schema_status().await.unwrap();
-    assert_eq!(status.applied, vec![1, 2, 3]);
+    assert_eq!(status.applied, vec![1, 2, 3, 4]);
     assert!(status.pending.is_empty());
     assert!(
         store.migrate().await.unwrap().is_empty(),
@@ -63,7 +64,10 @@ async fn schema_is_created_and_reported(url: String) {
     );
     // Opening again finds the schema current.
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.schema_status().await.unwrap().applied, vec![1, 2, 3]);
+    assert_eq!(
+        again.schema_status().await.unwrap().applied,
+        vec![1, 2, 3, 4]
+    );
 }
 
 async fn a_failed_run_leaves_nothing(url: String) {
@@ -233,32 +237,7 @@ async fn overrides_inputs_and_tags_are_audited(url: String) {
     );
 }
 
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$case(stratum_store::testing::sqlite_in(dir.path())).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let Some(admin) = stratum_store::testing::postgres_admin_url() else {
-                        return;
-                    };
-                    super::$case(stratum_store::testing::fresh_postgres(&admin).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+stratum_store::on_both!(
     schema_is_created_and_reported,
     a_failed_run_leaves_nothing,
     overrides_inputs_and_tags_are_audited,

@@ -1,0 +1,612 @@
+//! Service state: API users and hashed keys, the benefit redemption ledger (quota-safe under
+//! concurrency, idempotent on retries), call-back tasks, customer owners, and lookups of a
+//! customer's current levels in the latest run.
+//!
+//! A redemption's transaction first upserts the customer's `quota_locks` row: on PostgreSQL
+//! that takes a row lock held to the commit, on SQLite the database write lock. Every other
+//! redemption for the same customer and benefit waits there, then counts the ledger afresh,
+//! so check-then-insert cannot over-redeem.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Actor, Store, StoreError, now};
+
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A redemption to make.
+#[derive(Debug, Clone)]
+pub struct NewRedemption {
+    pub customer_id: String,
+    pub benefit: String,
+    pub quantity: u32,
+    /// The customer's level when redeeming (kept with the redemption).
+    pub level: String,
+    pub idempotency_key: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The quota period containing `at`, as a half-open UTC interval.
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    /// `None`: unlimited.
+    pub quota: Option<u32>,
+    pub grant_hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RedemptionRow {
+    pub id: i64,
+    pub customer_id: String,
+    pub benefit: String,
+    pub quantity: i64,
+    pub level: String,
+    pub redeemed_at: String,
+    /// End of a time-limited grant.
+    pub expires_at: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// "active" or "cancelled".
+    pub status: String,
+    pub created_by: String,
+    pub cancelled_by: Option<String>,
+    pub cancelled_at: Option<String>,
+}
+
+/// The result of a redemption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redeemed {
+    pub redemption: RedemptionRow,
+    /// The same idempotency key was seen before: nothing new was written.
+    pub replayed: bool,
+    /// Units used in the period, this redemption included.
+    pub used: u32,
+    pub quota: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UserRow {
+    pub name: String,
+    pub role: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub disabled_at: Option<String>,
+}
+
+/// An API key as stored, with its user's role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub user_name: String,
+    pub role: String,
+    pub secret_hash: String,
+    /// Revoked, or its user disabled.
+    pub usable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CallbackRow {
+    pub id: i64,
+    pub customer_id: String,
+    pub level: String,
+    pub missed_at: String,
+    pub due_at: String,
+    pub created_by: String,
+    pub done_at: Option<String>,
+    pub done_by: Option<String>,
+}
+
+/// A customer's level on one ladder in the latest run of a policy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CurrentLevel {
+    pub run_id: i64,
+    pub as_of: String,
+    pub ladder: String,
+    pub level: String,
+    pub score: Option<f64>,
+    pub rank: Option<i64>,
+    pub explanation: String,
+}
+
+const REDEMPTION_COLUMNS: &str = "id, customer_id, benefit, quantity, level, redeemed_at, \
+     expires_at, idempotency_key, status, created_by, cancelled_by, cancelled_at";
+
+fn redemption(r: &AnyRow) -> Result<RedemptionRow, StoreError> {
+    Ok(RedemptionRow {
+        id: r.try_get("id")?,
+        customer_id: r.try_get("customer_id")?,
+        benefit: r.try_get("benefit")?,
+        quantity: r.try_get("quantity")?,
+        level: r.try_get("level")?,
+        redeemed_at: r.try_get("redeemed_at")?,
+        expires_at: r.try_get("expires_at")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        status: r.try_get("status")?,
+        created_by: r.try_get("created_by")?,
+        cancelled_by: r.try_get("cancelled_by")?,
+        cancelled_at: r.try_get("cancelled_at")?,
+    })
+}
+
+fn callback(r: &AnyRow) -> Result<CallbackRow, StoreError> {
+    Ok(CallbackRow {
+        id: r.try_get("id")?,
+        customer_id: r.try_get("customer_id")?,
+        level: r.try_get("level")?,
+        missed_at: r.try_get("missed_at")?,
+        due_at: r.try_get("due_at")?,
+        created_by: r.try_get("created_by")?,
+        done_at: r.try_get("done_at")?,
+        done_by: r.try_get("done_by")?,
+    })
+}
+
+/// Units of a benefit a customer used in a period (active redemptions only).
+async fn used_in(
+    conn: &mut sqlx::AnyConnection,
+    customer_id: &str,
+    benefit: &str,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<u32, StoreError> {
+    let used: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(sum(quantity) AS BIGINT) FROM redemptions WHERE customer_id = $1 \
+         AND benefit = $2 AND status = 'active' AND redeemed_at >= $3 AND redeemed_at < $4",
+    )
+    .bind(customer_id)
+    .bind(benefit)
+    .bind(ts(window.0))
+    .bind(ts(window.1))
+    .fetch_one(conn)
+    .await?;
+    Ok(used.unwrap_or(0).max(0) as u32)
+}
+
+pub const ROLES: &[&str] = &["admin", "analyst", "agent", "service"];
+
+impl Store {
+    /// Redeems `quantity` units of a benefit, or refuses with `QuotaExceeded` and writes
+    /// nothing. A request carrying an idempotency key seen before returns the first result
+    /// (`replayed`) when it asks for the same thing, and `IdempotencyConflict` otherwise.
+    pub async fn redeem(&self, r: &NewRedemption, actor: &Actor) -> Result<Redeemed, StoreError> {
+        if r.quantity == 0 {
+            return Err(StoreError::Invalid("quantity must be at least 1".into()));
+        }
+        let request = format!("{}|{}|{}", r.customer_id, r.benefit, r.quantity);
+        let mut tx = self.pool().begin().await?;
+        // First statement of the transaction, and a write: see the module docs.
+        sqlx::query(
+            "INSERT INTO quota_locks (customer_id, benefit, touches) VALUES ($1, $2, 1) \
+             ON CONFLICT (customer_id, benefit) DO UPDATE SET touches = quota_locks.touches + 1",
+        )
+        .bind(&r.customer_id)
+        .bind(&r.benefit)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = &r.idempotency_key {
+            let seen = sqlx::query(&format!(
+                "SELECT {REDEMPTION_COLUMNS}, request FROM redemptions WHERE idempotency_key = $1"
+            ))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = seen {
+                let first: String = row.try_get("request")?;
+                if first != request {
+                    return Err(StoreError::IdempotencyConflict(format!(
+                        "idempotency key `{key}` was used for a different redemption"
+                    )));
+                }
+                let used = used_in(&mut tx, &r.customer_id, &r.benefit, r.window).await?;
+                return Ok(Redeemed {
+                    redemption: redemption(&row)?,
+                    replayed: true,
+                    used,
+                    quota: r.quota,
+                });
+            }
+        }
+        let used = used_in(&mut tx, &r.customer_id, &r.benefit, r.window).await?;
+        if let Some(quota) = r.quota
+            && used + r.quantity > quota
+        {
+            return Err(StoreError::QuotaExceeded {
+                customer_id: r.customer_id.clone(),
+                benefit: r.benefit.clone(),
+                used,
+                quota,
+                requested: r.quantity,
+            });
+        }
+        let expires_at = r
+            .grant_hours
+            .map(|h| ts(r.at + chrono::Duration::hours(i64::from(h))));
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO redemptions (customer_id, benefit, quantity, level, redeemed_at, \
+             expires_at, idempotency_key, request, status, created_by, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10) RETURNING id",
+        )
+        .bind(&r.customer_id)
+        .bind(&r.benefit)
+        .bind(i64::from(r.quantity))
+        .bind(&r.level)
+        .bind(ts(r.at))
+        .bind(&expires_at)
+        .bind(&r.idempotency_key)
+        .bind(&request)
+        .bind(&actor.name)
+        .bind(&actor.origin)
+        .fetch_one(&mut *tx)
+        .await?;
+        self.audit(
+            &mut tx,
+            actor,
+            "redeem",
+            &r.customer_id,
+            &format!("{} x{} (redemption {id})", r.benefit, r.quantity),
+        )
+        .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Redeemed {
+            redemption: redemption(&row)?,
+            replayed: false,
+            used: used + r.quantity,
+            quota: r.quota,
+        })
+    }
+
+    /// Cancels a redemption: its units count no more, so the quota is restored.
+    pub async fn cancel_redemption(
+        &self,
+        id: i64,
+        actor: &Actor,
+    ) -> Result<RedemptionRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let changed = sqlx::query(
+            "UPDATE redemptions SET status = 'cancelled', cancelled_by = $1, cancelled_at = $2 \
+             WHERE id = $3 AND status = 'active'",
+        )
+        .bind(&actor.name)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let row = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no redemption {id}")))?;
+        if changed == 0 {
+            return Err(StoreError::Invalid(format!(
+                "redemption {id} is already cancelled"
+            )));
+        }
+        let row = redemption(&row)?;
+        self.audit(
+            &mut tx,
+            actor,
+            "cancel_redemption",
+            &row.customer_id,
+            &format!("{} x{} (redemption {id})", row.benefit, row.quantity),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn redemption(&self, id: i64) -> Result<RedemptionRow, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no redemption {id}")))?;
+        redemption(&row)
+    }
+
+    /// A customer's redemptions, newest first.
+    pub async fn redemptions(&self, customer_id: &str) -> Result<Vec<RedemptionRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE customer_id = $1 ORDER BY id DESC"
+        ))
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(redemption).collect()
+    }
+
+    /// Units of a benefit a customer used in a period (active redemptions only).
+    pub async fn usage(
+        &self,
+        customer_id: &str,
+        benefit: &str,
+        window: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<u32, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        used_in(&mut conn, customer_id, benefit, window).await
+    }
+
+    pub async fn add_user(&self, name: &str, role: &str, actor: &Actor) -> Result<(), StoreError> {
+        if !ROLES.contains(&role) {
+            return Err(StoreError::Invalid(format!(
+                "unknown role `{role}`: use one of {}",
+                ROLES.join(", ")
+            )));
+        }
+        if name.trim().is_empty() || name.contains(char::is_whitespace) {
+            return Err(StoreError::Invalid(
+                "a user name is one word, not empty".into(),
+            ));
+        }
+        let mut tx = self.pool().begin().await?;
+        let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists > 0 {
+            return Err(StoreError::Invalid(format!("user `{name}` exists already")));
+        }
+        sqlx::query(
+            "INSERT INTO users (name, role, created_by, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(&actor.name)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        self.audit(&mut tx, actor, "add_user", name, role).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, role, created_by, created_at, disabled_at FROM users ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRow {
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at: r.try_get("created_at")?,
+                    disabled_at: r.try_get("disabled_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps a new key's id and the hash of its secret (the secret itself is never stored).
+    pub async fn add_api_key(
+        &self,
+        id: &str,
+        user: &str,
+        secret_hash: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE name = $1")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no user `{user}` (add it with `stratum user add`)"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_name, secret_hash, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(secret_hash)
+        .bind(&actor.name)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        self.audit(&mut tx, actor, "create_key", user, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.id, k.user_name, u.role, k.secret_hash, k.revoked_at, u.disabled_at \
+             FROM api_keys k JOIN users u ON u.name = k.user_name WHERE k.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            let revoked: Option<String> = r.try_get("revoked_at")?;
+            let disabled: Option<String> = r.try_get("disabled_at")?;
+            Ok(ApiKeyRow {
+                id: r.try_get("id")?,
+                user_name: r.try_get("user_name")?,
+                role: r.try_get("role")?,
+                secret_hash: r.try_get("secret_hash")?,
+                usable: revoked.is_none() && disabled.is_none(),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn revoke_api_key(&self, id: &str, actor: &Actor) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no active key {id}")));
+        }
+        self.audit(&mut tx, actor, "revoke_key", id, "").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The agent owning a customer, as of the latest run that recorded owners.
+    pub async fn owner_of(&self, customer_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT owner FROM customer_owners WHERE customer_id = $1")
+                .bind(customer_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// The latest run of a policy, if any.
+    pub async fn latest_run_id(&self, policy_name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM runs WHERE policy_name = $1 ORDER BY as_of DESC, id DESC LIMIT 1",
+        )
+        .bind(policy_name)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A customer's level on every ladder of a run (read through the primary key).
+    pub async fn levels_of(
+        &self,
+        run_id: i64,
+        customer_id: &str,
+    ) -> Result<Vec<CurrentLevel>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.run_id, r.as_of, a.ladder, a.level, a.score, a.rank, a.explanation \
+             FROM run_ladders l JOIN runs r ON r.id = l.run_id \
+             JOIN assignments a ON a.run_id = l.run_id AND a.ladder = l.ladder \
+             AND a.customer_id = $2 WHERE l.run_id = $1 ORDER BY a.ladder",
+        )
+        .bind(run_id)
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CurrentLevel {
+                    run_id: r.try_get("run_id")?,
+                    as_of: r.try_get("as_of")?,
+                    ladder: r.try_get("ladder")?,
+                    level: r.try_get("level")?,
+                    score: r.try_get("score")?,
+                    rank: r.try_get("rank")?,
+                    explanation: r.try_get("explanation")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Customers of a run whose id starts with `prefix`, in id order, with their level on
+    /// `ladder`.
+    pub async fn search_customers(
+        &self,
+        run_id: i64,
+        ladder: &str,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let upper = format!("{prefix}\u{10FFFF}");
+        let rows = sqlx::query(
+            "SELECT customer_id, level FROM assignments WHERE run_id = $1 AND ladder = $2 \
+             AND customer_id >= $3 AND customer_id < $4 ORDER BY customer_id LIMIT $5",
+        )
+        .bind(run_id)
+        .bind(ladder)
+        .bind(prefix)
+        .bind(upper)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("customer_id")?, r.try_get("level")?)))
+            .collect()
+    }
+
+    pub async fn add_callback(
+        &self,
+        customer_id: &str,
+        level: &str,
+        missed_at: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<CallbackRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO callbacks (customer_id, level, missed_at, due_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(customer_id)
+        .bind(level)
+        .bind(ts(missed_at))
+        .bind(ts(due_at))
+        .bind(&actor.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        self.audit(&mut tx, actor, "add_callback", customer_id, &ts(due_at))
+            .await?;
+        let row = sqlx::query("SELECT * FROM callbacks WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        callback(&row)
+    }
+
+    /// Call-backs not yet done, the earliest due first.
+    pub async fn open_callbacks(&self) -> Result<Vec<CallbackRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM callbacks WHERE done_at IS NULL ORDER BY due_at, id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(callback).collect()
+    }
+
+    pub async fn complete_callback(
+        &self,
+        id: i64,
+        actor: &Actor,
+    ) -> Result<CallbackRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE callbacks SET done_at = $1, done_by = $2 WHERE id = $3 AND done_at IS NULL",
+        )
+        .bind(now())
+        .bind(&actor.name)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no open call-back {id}")));
+        }
+        let row = sqlx::query("SELECT * FROM callbacks WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let row = callback(&row)?;
+        self.audit(
+            &mut tx,
+            actor,
+            "complete_callback",
+            &row.customer_id,
+            &id.to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
