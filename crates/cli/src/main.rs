@@ -20,6 +20,7 @@ use stratum_runner::{Progress, RunError, RunOptions};
 use stratum_store::{Store, StoreError};
 
 mod kept;
+mod service;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,6 +107,8 @@ enum Command {
     },
     #[command(flatten)]
     Kept(kept::KeptCommand),
+    #[command(flatten)]
+    Service(service::ServiceCommand),
     /// Generate benchmark-size data
     Gen {
         #[arg(long)]
@@ -401,6 +404,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Kept(k) => kept::run(cli, k).await,
+        Command::Service(s) => service::run(cli, s).await,
         Command::Gen {
             customers,
             transactions,

@@ -220,7 +220,8 @@ fn gen_writes_parquet_and_the_benchmark_policy() {
 }
 
 /// The dependency rule of docs/ARCHITECTURE.md: core depends on no workspace crate; engine
-/// only on core; runner wires engine and core; the CLI sits on top; core stays pure.
+/// only on core; runner wires engine and core; the server and the CLI sit on top; only the
+/// server knows HTTP; core stays pure.
 #[test]
 fn crate_dependencies_follow_the_architecture() {
     let o = Command::new(env!("CARGO"))
@@ -283,6 +284,19 @@ fn crate_dependencies_follow_the_architecture() {
         !deps_of("stratum-runner").iter().any(|d| d == "anyhow"),
         "only binaries use anyhow"
     );
+    // Only the server knows HTTP.
+    for lib in [
+        "stratum-core",
+        "stratum-engine",
+        "stratum-store",
+        "stratum-runner",
+    ] {
+        assert!(!deps_of(lib).iter().any(|d| d == "axum"), "{lib} uses axum");
+    }
+    let mut server = workspace(&deps_of("stratum-server"));
+    server.sort();
+    assert_eq!(server, ["stratum-core", "stratum-runner", "stratum-store"]);
+    assert!(!deps_of("stratum-server").iter().any(|d| d == "anyhow"));
 }
 
 #[test]

@@ -150,23 +150,29 @@ pub(crate) async fn record(
             });
         }
     }
-    // The owner of each customer, when the policy names an owner metric.
-    let owners = match policy.service.as_ref().and_then(|s| s.owner.as_deref()) {
-        Some(metric) => match ev.frame.column(metric) {
-            Some(stratum_core::Column::Text(values)) => ev
-                .frame
-                .ids()
-                .iter()
-                .zip(values)
-                .filter_map(|(id, owner)| Some((id.clone(), owner.clone()?)))
-                .collect(),
-            _ => {
-                return Err(RunError::Invalid(format!(
-                    "the owner metric `{metric}` must be text (a column of the customers source)"
-                )));
-            }
-        },
+    // What service needs of each customer: owner and tags (only with a [service] section).
+    let facts = match policy.service.as_ref() {
         None => Vec::new(),
+        Some(service) => {
+            let owners = match service.owner.as_deref() {
+                None => None,
+                Some(metric) => match ev.frame.column(metric) {
+                    Some(stratum_core::Column::Text(values)) => Some(values),
+                    _ => {
+                        return Err(RunError::Invalid(format!(
+                            "the owner metric `{metric}` must be text (a column of the customers source)"
+                        )));
+                    }
+                },
+            };
+            (0..n)
+                .map(|row| stratum_store::CustomerFacts {
+                    customer_id: ev.frame.ids()[row].clone(),
+                    owner: owners.and_then(|o| o[row].clone()),
+                    tags: ev.frame.tags(row).join(","),
+                })
+                .collect()
+        }
     };
     let run = NewRun {
         policy_name: policy.history_name().to_string(),
@@ -177,7 +183,7 @@ pub(crate) async fn record(
         customers: n as u64,
         inputs,
         recorded_by: recorded_by.to_string(),
-        owners,
+        facts,
     };
     Ok(store.record_run(&run, &rows, &mut |_| {}).await?)
 }

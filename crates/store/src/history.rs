@@ -24,13 +24,22 @@ pub struct NewRun {
     /// JSON: each input file with its size, modification time and SHA-256.
     pub inputs: String,
     pub recorded_by: String,
-    /// (customer, owning agent) when the policy names an owner (`[service] owner`); kept as
-    /// each customer's current owner.
-    pub owners: Vec<(String, String)>,
+    /// Per customer, when the policy has a `[service]` section: its owning agent (from the
+    /// `[service] owner` metric) and its tags from the data, comma-separated; kept as the
+    /// customer's current facts for the API.
+    pub facts: Vec<CustomerFacts>,
+}
+
+/// What service needs to know of a customer from the latest run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerFacts {
+    pub customer_id: String,
+    pub owner: Option<String>,
+    pub tags: String,
 }
 
 /// A recorded run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RunInfo {
     pub id: i64,
     pub policy_name: String,
@@ -63,7 +72,7 @@ pub struct AssignmentRow<'a> {
 }
 
 /// One line of a customer's timeline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HistoryRow {
     pub run_id: i64,
     pub as_of: NaiveDate,
@@ -77,7 +86,7 @@ pub struct HistoryRow {
 }
 
 /// Customers (and their value at the later run) that went from one level to another.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MatrixCell {
     pub ladder: String,
     /// `None`: the customer was not in the earlier run.
@@ -259,27 +268,32 @@ impl Store {
             tracing::debug!(run = id, rows = written, "recorded rows");
             progress(written);
         }
-        for chunk in run.owners.chunks(ROWS_PER_INSERT) {
-            let mut sql =
-                String::from("INSERT INTO customer_owners (customer_id, owner, run_id) VALUES ");
+        for chunk in run.facts.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO customer_facts (customer_id, owner, tags, run_id) VALUES ",
+            );
             for (i, _) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(',');
                 }
                 match self.backend() {
-                    Backend::Sqlite => sql.push_str("(?, ?, ?)"),
-                    Backend::Postgres => {
-                        sql.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                    }
+                    Backend::Sqlite => sql.push_str("(?, ?, ?, ?)"),
+                    Backend::Postgres => sql.push_str(&format!(
+                        "(${}, ${}, ${}, ${})",
+                        4 * i + 1,
+                        4 * i + 2,
+                        4 * i + 3,
+                        4 * i + 4
+                    )),
                 }
             }
             sql.push_str(
                 " ON CONFLICT (customer_id) DO UPDATE SET owner = excluded.owner, \
-                 run_id = excluded.run_id",
+                 tags = excluded.tags, run_id = excluded.run_id",
             );
             let mut q = sqlx::query(&sql);
-            for (customer, owner) in chunk {
-                q = q.bind(customer).bind(owner).bind(id);
+            for f in chunk {
+                q = q.bind(&f.customer_id).bind(&f.owner).bind(&f.tags).bind(id);
             }
             q.execute(&mut *tx).await?;
         }

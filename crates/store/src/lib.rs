@@ -22,7 +22,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 
 pub use history::{
-    AssignmentRow, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo, policy_hash,
+    AssignmentRow, CustomerFacts, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo,
+    policy_hash,
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use service::{

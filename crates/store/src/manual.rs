@@ -20,7 +20,7 @@ pub struct NewOverride {
     pub until: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OverrideRow {
     pub id: i64,
     pub customer_id: String,
@@ -42,7 +42,7 @@ impl OverrideRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InputRow {
     pub customer_id: String,
     pub field: String,
@@ -52,7 +52,7 @@ pub struct InputRow {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TagRow {
     pub customer_id: String,
     pub tag: String,
@@ -61,7 +61,7 @@ pub struct TagRow {
     pub added_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AuditRow {
     pub id: i64,
     pub at: String,

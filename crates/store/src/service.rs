@@ -239,7 +239,7 @@ impl Store {
         self.audit(
             &mut tx,
             actor,
-            "redeem",
+            "redemption.add",
             &r.customer_id,
             &format!("{} x{} (redemption {id})", r.benefit, r.quantity),
         )
@@ -292,7 +292,7 @@ impl Store {
         self.audit(
             &mut tx,
             actor,
-            "cancel_redemption",
+            "redemption.cancel",
             &row.customer_id,
             &format!("{} x{} (redemption {id})", row.benefit, row.quantity),
         )
@@ -363,7 +363,7 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        self.audit(&mut tx, actor, "add_user", name, role).await?;
+        self.audit(&mut tx, actor, "user.add", name, role).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -416,7 +416,7 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        self.audit(&mut tx, actor, "create_key", user, id).await?;
+        self.audit(&mut tx, actor, "key.create", user, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -455,19 +455,43 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound(format!("no active key {id}")));
         }
-        self.audit(&mut tx, actor, "revoke_key", id, "").await?;
+        self.audit(&mut tx, actor, "key.revoke", id, "").await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The agent owning a customer, as of the latest run that recorded owners.
+    /// The agent owning a customer, as of the latest run with a `[service] owner`.
     pub async fn owner_of(&self, customer_id: &str) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT owner FROM customer_owners WHERE customer_id = $1")
+            sqlx::query_scalar("SELECT owner FROM customer_facts WHERE customer_id = $1")
                 .bind(customer_id)
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    /// A customer's tags as of the latest run (from the data and from the store).
+    pub async fn tags_of(&self, customer_id: &str) -> Result<Vec<String>, StoreError> {
+        let from_run: Option<String> =
+            sqlx::query_scalar("SELECT tags FROM customer_facts WHERE customer_id = $1")
+                .bind(customer_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let mut tags: Vec<String> = from_run
+            .unwrap_or_default()
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        let kept: Vec<String> =
+            sqlx::query_scalar("SELECT tag FROM tags WHERE customer_id = $1 ORDER BY tag")
+                .bind(customer_id)
+                .fetch_all(self.pool())
+                .await?;
+        tags.extend(kept);
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
     }
 
     /// The latest run of a policy, if any.
@@ -557,7 +581,7 @@ impl Store {
         .bind(&actor.name)
         .fetch_one(&mut *tx)
         .await?;
-        self.audit(&mut tx, actor, "add_callback", customer_id, &ts(due_at))
+        self.audit(&mut tx, actor, "callback.add", customer_id, &ts(due_at))
             .await?;
         let row = sqlx::query("SELECT * FROM callbacks WHERE id = $1")
             .bind(id)
@@ -601,7 +625,7 @@ impl Store {
         self.audit(
             &mut tx,
             actor,
-            "complete_callback",
+            "callback.done",
             &row.customer_id,
             &id.to_string(),
         )

@@ -198,7 +198,10 @@ async fn cancelling_restores_the_quota(url: String) {
         .into_iter()
         .map(|a| a.action)
         .collect();
-    assert_eq!(actions, ["redeem", "cancel_redemption", "redeem"]);
+    assert_eq!(
+        actions,
+        ["redemption.add", "redemption.cancel", "redemption.add"]
+    );
 }
 
 /// Emergency reactivation: twice a month, 24 h each, months starting at local midnight in

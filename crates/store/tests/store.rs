@@ -27,7 +27,11 @@ fn new_run(as_of: &str) -> NewRun {
         customers: 3,
         inputs: "[]".into(),
         recorded_by: "tester".into(),
-        owners: vec![("C1".into(), "agent.wang".into())],
+        facts: vec![stratum_store::CustomerFacts {
+            customer_id: "C1".into(),
+            owner: Some("agent.wang".into()),
+            tags: "blacklist".into(),
+        }],
     }
 }
 

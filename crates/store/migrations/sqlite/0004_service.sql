@@ -1,5 +1,6 @@
--- Service: who may use the API, the benefit redemption ledger, call-back tasks, and each
--- customer's owner (the agent who may read and redeem for them).
+-- Service: who may use the API, the benefit redemption ledger, call-back tasks, and what the
+-- latest run knew of each customer that service needs: its owner (the agent who may read
+-- and redeem for it) and its tags from the data (blacklisted callers are served last).
 CREATE TABLE users (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -58,9 +59,10 @@ CREATE TABLE callbacks (
 );
 CREATE INDEX callbacks_open ON callbacks (done_at, due_at);
 
-CREATE TABLE customer_owners (
+CREATE TABLE customer_facts (
     customer_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
+    owner TEXT,
+    tags TEXT NOT NULL,
     run_id BIGINT NOT NULL
 );
-CREATE INDEX customer_owners_by_owner ON customer_owners (owner);
+CREATE INDEX customer_facts_by_owner ON customer_facts (owner);

@@ -1,0 +1,184 @@
+//! Service commands: `serve` (the REST API), `user`, `key` and `sla`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use stratum_core::Call;
+
+use crate::{Cli, open_store, policy_path};
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Serve the REST API (see docs/API.md); every route but /health needs an API key
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// API users and their roles (admin, analyst, agent, service)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Share of calls answered within each level's target, from a call-centre log (CSV with
+    /// customer_id, queued_at, answered_at; an empty answered_at is an abandoned call)
+    Sla { calls: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key for a user and print it (shown once; only its hash is kept)
+    Create { user: String },
+    /// Revoke a key by its id (the part after `stk_`, before the next `_`)
+    Revoke { id: String },
+}
+
+fn actor(cli: &Cli) -> stratum_store::Actor {
+    stratum_store::Actor {
+        name: crate::actor_name(cli),
+        origin: "cli".into(),
+    }
+}
+
+fn load(cli: &Cli) -> Result<stratum_runner::LoadedPolicy> {
+    let path = policy_path(cli, None);
+    Ok(stratum_runner::load_policy(&path)?)
+}
+
+pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
+    let store = open_store(cli).await?;
+    match cmd {
+        ServiceCommand::Serve { listen } => {
+            let policy = load(cli)?;
+            eprintln!(
+                "stratum: serving {} on http://{listen} (history: {})",
+                policy.path.display(),
+                store.url()
+            );
+            let state = stratum_server::AppState::new(store, policy);
+            stratum_server::serve(state, *listen)
+                .await
+                .with_context(|| format!("cannot serve on {listen}"))?;
+        }
+        ServiceCommand::User(UserCommand::Add { name, role }) => {
+            store.add_user(name, role, &actor(cli)).await?;
+            println!("added user {name} ({role})");
+        }
+        ServiceCommand::User(UserCommand::List) => {
+            for u in store.users().await? {
+                let state = if u.disabled_at.is_some() {
+                    " (disabled)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<20} {:<8} added by {} at {}{state}",
+                    u.name, u.role, u.created_by, u.created_at
+                );
+            }
+        }
+        ServiceCommand::Key(KeyCommand::Create { user }) => {
+            let token = stratum_server::create_key(&store, user, &actor(cli)).await?;
+            println!("{token}");
+            eprintln!("stratum: key for {user} created; it is shown only now");
+        }
+        ServiceCommand::Key(KeyCommand::Revoke { id }) => {
+            store.revoke_api_key(id, &actor(cli)).await?;
+            println!("revoked key {id}");
+        }
+        ServiceCommand::Sla { calls } => {
+            let policy = load(cli)?;
+            let Some(service) = policy.policy.service.as_ref() else {
+                bail!(
+                    "{}: the policy has no [service] section",
+                    policy.path.display()
+                );
+            };
+            let name = policy.policy.history_name();
+            let Some(run) = store.latest_run_id(name).await? else {
+                bail!("no run of `{name}` recorded yet: run `stratum run` first");
+            };
+            let mut reader = csv::Reader::from_path(calls)
+                .with_context(|| format!("cannot read {}", calls.display()))?;
+            let mut parsed = Vec::new();
+            for (i, rec) in reader.records().enumerate() {
+                let line = i + 2;
+                let rec = rec.with_context(|| format!("{}:{line}", calls.display()))?;
+                let field = |n: usize, name: &str| -> Result<String> {
+                    rec.get(n).map(|s| s.trim().to_string()).with_context(|| {
+                        format!("{}:{line}: missing column `{name}`", calls.display())
+                    })
+                };
+                let time = |text: &str, name: &str| -> Result<DateTime<Utc>> {
+                    DateTime::parse_from_rfc3339(text)
+                        .map(|t| t.with_timezone(&Utc))
+                        .with_context(|| {
+                            format!(
+                                "{}:{line}: column `{name}`: `{text}` is not an RFC 3339 time",
+                                calls.display()
+                            )
+                        })
+                };
+                let customer = field(0, "customer_id")?;
+                let queued = time(&field(1, "queued_at")?, "queued_at")?;
+                let answered = match field(2, "answered_at")?.as_str() {
+                    "" => None,
+                    t => Some(time(t, "answered_at")?),
+                };
+                let levels = store.levels_of(run, &customer).await?;
+                let level = levels
+                    .iter()
+                    .find(|l| l.ladder == service.ladder_name)
+                    .and_then(|l| service.level_index(&l.level));
+                parsed.push(Call {
+                    customer_id: customer,
+                    level,
+                    queued_at: queued,
+                    answered_at: answered,
+                });
+            }
+            println!(
+                "SLA by level of `{}` (run #{run}), {} calls",
+                service.ladder_name,
+                parsed.len()
+            );
+            println!(
+                "  {:<12} {:>7} {:>9} {:>9} {:>8} {:>8}  met",
+                "level", "calls", "answered", "abandoned", "within", "target"
+            );
+            for r in service.sla_report(&parsed) {
+                println!(
+                    "  {:<12} {:>7} {:>9} {:>9} {:>8} {:>8}  {}",
+                    r.level.as_deref().unwrap_or("(no level)"),
+                    r.calls,
+                    r.answered,
+                    r.abandoned,
+                    r.share_within_target
+                        .map(|s| format!("{:.1}%", s * 100.0))
+                        .unwrap_or_else(|| "-".into()),
+                    format!("{:.0}% in {}s", r.target_share * 100.0, r.target_seconds),
+                    match r.met {
+                        Some(true) => "yes",
+                        Some(false) => "NO",
+                        None => "-",
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

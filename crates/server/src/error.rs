@@ -1,0 +1,200 @@
+//! One table of error codes: each maps to an HTTP status and a type, and every error body is
+//! `{message, code, type, link}`. Client errors show their message; internal ones are logged
+//! and answered with a generic message, so nothing about the database leaks.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use stratum_store::StoreError;
+
+/// Every error code the API answers with: (code, HTTP status, type, when).
+pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
+    (
+        "missing_api_key",
+        401,
+        "auth",
+        "no `Authorization: Bearer KEY` header",
+    ),
+    (
+        "invalid_api_key",
+        401,
+        "auth",
+        "the key is unknown, revoked, or its user disabled",
+    ),
+    (
+        "forbidden",
+        403,
+        "auth",
+        "the key's role may not do this, or an agent asked for another agent's customer",
+    ),
+    ("route_not_found", 404, "invalid_request", "no such route"),
+    (
+        "method_not_allowed",
+        405,
+        "invalid_request",
+        "the route exists with another method",
+    ),
+    (
+        "customer_not_found",
+        404,
+        "invalid_request",
+        "the customer is not in the latest run",
+    ),
+    (
+        "run_not_found",
+        404,
+        "invalid_request",
+        "no such run, or no run recorded yet",
+    ),
+    (
+        "benefit_not_found",
+        404,
+        "invalid_request",
+        "the policy's catalog has no such benefit",
+    ),
+    (
+        "redemption_not_found",
+        404,
+        "invalid_request",
+        "no such redemption",
+    ),
+    (
+        "not_found",
+        404,
+        "invalid_request",
+        "the named thing does not exist",
+    ),
+    (
+        "invalid_json",
+        400,
+        "invalid_request",
+        "the body is not valid JSON of the expected shape",
+    ),
+    (
+        "invalid_request",
+        400,
+        "invalid_request",
+        "a value is out of range or missing",
+    ),
+    (
+        "payload_too_large",
+        413,
+        "invalid_request",
+        "the body is larger than 64 KiB",
+    ),
+    (
+        "not_eligible",
+        422,
+        "invalid_request",
+        "the customer's level has no quota for the benefit",
+    ),
+    (
+        "quota_exceeded",
+        409,
+        "invalid_request",
+        "the period's quota is used up; nothing was written",
+    ),
+    (
+        "idempotency_conflict",
+        422,
+        "invalid_request",
+        "the idempotency key was used for a different request",
+    ),
+    (
+        "internal",
+        500,
+        "internal",
+        "a server or database fault; it is logged",
+    ),
+];
+
+const DOCS: &str = "https://example.invalid/stratum/docs/API.md#errors";
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(ERROR_CODES.iter().any(|c| c.0 == code), "{code}");
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new("forbidden", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new("invalid_request", message)
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new("internal", "internal error; the server log has the details")
+    }
+
+    fn entry(&self) -> (u16, &'static str) {
+        ERROR_CODES
+            .iter()
+            .find(|c| c.0 == self.code)
+            .map(|c| (c.1, c.2))
+            .unwrap_or((500, "internal"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.entry();
+        let body = serde_json::json!({
+            "message": self.message,
+            "code": self.code,
+            "type": kind,
+            "link": format!("{DOCS}-{}", self.code.replace('_', "-")),
+        });
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::QuotaExceeded { .. } => ApiError::new("quota_exceeded", e.to_string()),
+            StoreError::IdempotencyConflict(m) => ApiError::new("idempotency_conflict", m.clone()),
+            StoreError::NotFound(m) => ApiError::new("not_found", m.clone()),
+            StoreError::Invalid(m) => ApiError::invalid(m.clone()),
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                "payload_too_large",
+                "the request body is larger than 64 KiB",
+            )
+        } else {
+            ApiError::new("invalid_json", r.body_text())
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::invalid(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        ApiError::invalid(r.body_text())
+    }
+}

@@ -1,0 +1,758 @@
+//! The handlers. Each checks the caller's role first, and for agents that they own the
+//! customer, before reading anything, so a refused request learns nothing.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stratum_core::{Call, Quota, Waiting};
+use stratum_store::{CurrentLevel, NewOverride, NewRedemption};
+
+use crate::auth::{Principal, Role};
+use crate::error::ApiError;
+use crate::{AppState, openapi};
+
+use Role::{Admin, Agent, Analyst, Service as Svc};
+
+type ApiResult = Result<axum::response::Response, ApiError>;
+
+fn ok(value: impl serde::Serialize) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi_json))
+        .route("/api/customers", get(search_customers))
+        .route("/api/customers/{id}", get(customer_card))
+        .route("/api/customers/{id}/history", get(customer_history))
+        .route("/api/customers/{id}/explain", get(customer_explain))
+        .route(
+            "/api/customers/{id}/redemptions",
+            get(list_redemptions).post(redeem),
+        )
+        .route("/api/customers/{id}/inputs/{field}", put(set_input))
+        .route("/api/redemptions/{id}/cancel", post(cancel_redemption))
+        .route("/api/benefits", get(benefits))
+        .route("/api/runs", get(runs))
+        .route("/api/runs/{id}", get(run))
+        .route("/api/diff", get(diff))
+        .route("/api/queue/order", post(queue_order))
+        .route("/api/calls/missed", post(missed_call))
+        .route("/api/callbacks", get(callbacks))
+        .route("/api/callbacks/{id}/done", post(callback_done))
+        .route("/api/sla/report", post(sla_report))
+        .route("/api/overrides", get(overrides).post(add_override))
+        .route("/api/overrides/{id}/remove", post(remove_override))
+        .route("/api/inputs", get(inputs))
+        .route("/api/users", get(users).post(add_user))
+        .route("/api/audit", get(audit))
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new("route_not_found", "no such route; see /openapi.json")
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn openapi_json(_who: Principal) -> Json<Value> {
+    Json(openapi::openapi_document())
+}
+
+/// The latest run of the server's policy.
+async fn latest_run(state: &AppState) -> Result<i64, ApiError> {
+    state
+        .store
+        .latest_run_id(state.policy.policy.history_name())
+        .await?
+        .ok_or_else(|| ApiError::new("run_not_found", "no run recorded yet: run `stratum run`"))
+}
+
+/// Refuses an agent a customer it does not own (the same answer whether or not the customer
+/// exists).
+async fn may_see(state: &AppState, who: &Principal, customer: &str) -> Result<(), ApiError> {
+    if who.role != Agent {
+        return Ok(());
+    }
+    match state.store.owner_of(customer).await? {
+        Some(owner) if owner == who.user => Ok(()),
+        _ => Err(ApiError::forbidden(format!(
+            "customer {customer} is not one of yours"
+        ))),
+    }
+}
+
+async fn current_levels(state: &AppState, customer: &str) -> Result<Vec<CurrentLevel>, ApiError> {
+    let run = latest_run(state).await?;
+    let levels = state.store.levels_of(run, customer).await?;
+    if levels.is_empty() {
+        return Err(ApiError::new(
+            "customer_not_found",
+            format!("customer {customer} is not in the latest run (#{run})"),
+        ));
+    }
+    Ok(levels)
+}
+
+/// The customer's level index on the service ladder.
+fn service_level(state: &AppState, levels: &[CurrentLevel]) -> Result<Option<usize>, ApiError> {
+    let service = state.service()?;
+    Ok(levels
+        .iter()
+        .find(|l| l.ladder == service.ladder_name)
+        .and_then(|l| service.level_index(&l.level)))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<i64>,
+}
+
+async fn search_customers(
+    State(state): State<AppState>,
+    who: Principal,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let run = latest_run(&state).await?;
+    let ladder = match state.policy.policy.service.as_ref() {
+        Some(s) => s.ladder_name.clone(),
+        None => state.policy.policy.ladders[0].name.clone(),
+    };
+    let found = state
+        .store
+        .search_customers(run, &ladder, &query.q, limit)
+        .await?;
+    let mut out = Vec::new();
+    for (customer, level) in found {
+        if who.role == Agent && may_see(&state, &who, &customer).await.is_err() {
+            continue;
+        }
+        out.push(json!({"customer_id": customer, "ladder": ladder, "level": level}));
+    }
+    ok(json!({"run_id": run, "customers": out}))
+}
+
+async fn customer_card(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    may_see(&state, &who, &id).await?;
+    let levels = current_levels(&state, &id).await?;
+    let owner = state.store.owner_of(&id).await?;
+    let tags = state.store.tags_of(&id).await?;
+    let mut benefits = Vec::new();
+    if let Some(service) = state.policy.policy.service.as_ref() {
+        let level = service_level(&state, &levels)?;
+        let now = state.now();
+        for b in &service.benefits {
+            let quota = b.quota_for(level);
+            if quota == Quota::NotEligible {
+                continue;
+            }
+            let window = b.period.window(now, service.timezone);
+            let used = state.store.usage(&id, &b.name, window).await?;
+            let (quota_json, remaining) = match quota {
+                Quota::Limited(n) => (json!(n), json!(n.saturating_sub(used))),
+                _ => (json!("unlimited"), json!("unlimited")),
+            };
+            benefits.push(json!({
+                "benefit": b.name, "title": b.title, "period": b.period,
+                "period_start": window.0, "period_end": window.1,
+                "quota": quota_json, "used": used, "remaining": remaining,
+                "grant_hours": b.grant_hours,
+            }));
+        }
+    }
+    ok(json!({
+        "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
+    }))
+}
+
+async fn customer_history(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    may_see(&state, &who, &id).await?;
+    let rows = state.store.history(&id).await?;
+    if rows.is_empty() {
+        return Err(ApiError::new(
+            "customer_not_found",
+            format!("customer {id} is in no recorded run"),
+        ));
+    }
+    ok(json!({"customer_id": id, "history": rows}))
+}
+
+/// Recomputes the policy for one customer: metrics, score contributions, placements and
+/// what it takes to reach the next level.
+async fn customer_explain(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    who.require(&[Admin, Analyst, Agent], "explain placements")?;
+    may_see(&state, &who, &id).await?;
+    // The evaluation is not `Send`: it runs on a blocking thread of its own.
+    let (policy, store, customer) = (state.policy.clone(), state.store.clone(), id.clone());
+    let handle = tokio::runtime::Handle::current();
+    let explained = tokio::task::spawn_blocking(move || {
+        let options = stratum_runner::RunOptions::default();
+        handle.block_on(stratum_runner::explain(
+            &policy,
+            &options,
+            Some(&store),
+            &customer,
+        ))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (as_of, ex) = match explained {
+        Ok(x) => x,
+        Err(stratum_runner::RunError::UnknownCustomer(_)) => {
+            return Err(ApiError::new(
+                "customer_not_found",
+                format!("no customer {id} in the policy's data"),
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let placements: Vec<Value> = ex
+        .placements
+        .iter()
+        .map(|p| {
+            json!({"ladder": p.ladder, "level": p.level, "rank": p.rank,
+                   "because": p.because, "next_level_gap": p.next})
+        })
+        .collect();
+    ok(json!({
+        "customer_id": id, "as_of": as_of, "tags": ex.tags,
+        "metrics": ex.metrics.iter().map(|(k, v)| json!({"metric": k, "value": v})).collect::<Vec<_>>(),
+        "placements": placements, "text": ex.to_string(),
+    }))
+}
+
+async fn benefits(State(state): State<AppState>, _who: Principal) -> ApiResult {
+    let service = state.service()?;
+    let out: Vec<Value> = service
+        .benefits
+        .iter()
+        .map(|b| {
+            let quota: serde_json::Map<String, Value> = service
+                .levels
+                .iter()
+                .zip(&b.quota)
+                .filter_map(|(level, q)| match q {
+                    Quota::Limited(n) => Some((level.clone(), json!(n))),
+                    Quota::Unlimited => Some((level.clone(), json!("unlimited"))),
+                    Quota::NotEligible => None,
+                })
+                .collect();
+            json!({"benefit": b.name, "title": b.title, "period": b.period,
+                   "quota": quota, "grant_hours": b.grant_hours})
+        })
+        .collect();
+    ok(json!({"ladder": service.ladder_name, "timezone": service.timezone.name(), "benefits": out}))
+}
+
+async fn list_redemptions(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    may_see(&state, &who, &id).await?;
+    ok(json!({"customer_id": id, "redemptions": state.store.redemptions(&id).await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemBody {
+    benefit: String,
+    quantity: Option<i64>,
+}
+
+async fn redeem(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<RedeemBody>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    who.require(&[Admin, Agent, Svc], "redeem benefits")?;
+    may_see(&state, &who, &id).await?;
+    let Json(body) = body?;
+    let quantity = body.quantity.unwrap_or(1);
+    if !(1..=1000).contains(&quantity) {
+        return Err(ApiError::invalid(format!(
+            "quantity must be between 1 and 1000, not {quantity}"
+        )));
+    }
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    ApiError::invalid("Idempotency-Key must be 1-200 visible characters")
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let service = state.service()?;
+    let benefit = service.benefit(&body.benefit).ok_or_else(|| {
+        ApiError::new(
+            "benefit_not_found",
+            format!("the catalog has no benefit `{}`", body.benefit),
+        )
+    })?;
+    let levels = current_levels(&state, &id).await?;
+    let level = service_level(&state, &levels)?;
+    let quota = match benefit.quota_for(level) {
+        Quota::NotEligible => {
+            return Err(ApiError::new(
+                "not_eligible",
+                format!(
+                    "customer {id} ({}) is not eligible for `{}`",
+                    level
+                        .map(|l| service.levels[l].as_str())
+                        .unwrap_or("no level"),
+                    benefit.name
+                ),
+            ));
+        }
+        Quota::Limited(n) => Some(n),
+        Quota::Unlimited => None,
+    };
+    let now = state.now();
+    let redeemed = state
+        .store
+        .redeem(
+            &NewRedemption {
+                customer_id: id.clone(),
+                benefit: benefit.name.clone(),
+                quantity: quantity as u32,
+                level: level.map(|l| service.levels[l].clone()).unwrap_or_default(),
+                idempotency_key: key,
+                at: now,
+                window: benefit.period.window(now, service.timezone),
+                quota,
+                grant_hours: benefit.grant_hours,
+            },
+            &who.actor(),
+        )
+        .await?;
+    let status = if redeemed.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body = json!({
+        "redemption": redeemed.redemption, "replayed": redeemed.replayed,
+        "used": redeemed.used,
+        "remaining": quota.map(|q| json!(q.saturating_sub(redeemed.used))).unwrap_or(json!("unlimited")),
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+async fn cancel_redemption(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    who.require(&[Admin, Agent, Svc], "cancel redemptions")?;
+    let existing = state.store.redemption(id).await.map_err(|e| match e {
+        stratum_store::StoreError::NotFound(m) => ApiError::new("redemption_not_found", m),
+        e => e.into(),
+    })?;
+    may_see(&state, &who, &existing.customer_id).await?;
+    ok(state.store.cancel_redemption(id, &who.actor()).await?)
+}
+
+async fn runs(State(state): State<AppState>, who: Principal) -> ApiResult {
+    who.require(&[Admin, Analyst], "list runs")?;
+    ok(json!({"runs": state.store.runs(None).await?}))
+}
+
+async fn run(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    who.require(&[Admin, Analyst], "read runs")?;
+    let run = state.store.run(id).await.map_err(|e| match e {
+        stratum_store::StoreError::NotFound(m) => ApiError::new("run_not_found", m),
+        e => e.into(),
+    })?;
+    ok(run)
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+async fn diff(
+    State(state): State<AppState>,
+    who: Principal,
+    query: Result<Query<DiffQuery>, QueryRejection>,
+) -> ApiResult {
+    who.require(&[Admin, Analyst], "compare runs")?;
+    let Query(q) = query?;
+    let runs = state
+        .store
+        .runs(Some(state.policy.policy.history_name()))
+        .await?;
+    let (from, to) = match (q.from, q.to) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) if runs.len() >= 2 => (runs[runs.len() - 2].id, runs[runs.len() - 1].id),
+        (None, None) => {
+            return Err(ApiError::new(
+                "run_not_found",
+                "a diff needs two recorded runs",
+            ));
+        }
+        _ => return Err(ApiError::invalid("give both `from` and `to`, or neither")),
+    };
+    for id in [from, to] {
+        state.store.run(id).await.map_err(|e| match e {
+            stratum_store::StoreError::NotFound(m) => ApiError::new("run_not_found", m),
+            e => e.into(),
+        })?;
+    }
+    ok(json!({"from": from, "to": to, "matrix": state.store.migration_matrix(from, to).await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueBody {
+    waiting: Vec<WaitingIn>,
+    now: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitingIn {
+    customer_id: String,
+    arrived_at: DateTime<Utc>,
+}
+
+async fn customer_standing(
+    state: &AppState,
+    customer: &str,
+) -> Result<(Option<usize>, bool), ApiError> {
+    let service = state.service()?;
+    let run = latest_run(state).await?;
+    let levels = state.store.levels_of(run, customer).await?;
+    let level = service_level(state, &levels)?;
+    let tags = state.store.tags_of(customer).await?;
+    let last = tags.iter().any(|t| service.last_tags.contains(t));
+    Ok((level, last))
+}
+
+async fn queue_order(
+    State(state): State<AppState>,
+    _who: Principal,
+    body: Result<Json<QueueBody>, JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body?;
+    if body.waiting.len() > 1000 {
+        return Err(ApiError::invalid(
+            "at most 1000 waiting callers per request",
+        ));
+    }
+    let service = state.service()?;
+    let mut waiting = Vec::with_capacity(body.waiting.len());
+    for w in &body.waiting {
+        let (level, last) = customer_standing(&state, &w.customer_id).await?;
+        waiting.push(Waiting {
+            customer_id: w.customer_id.clone(),
+            arrived_at: w.arrived_at,
+            level,
+            last,
+        });
+    }
+    let now = body.now.unwrap_or_else(|| state.now());
+    ok(json!({"now": now, "aging_minutes": service.aging_minutes,
+              "order": service.order_queue(&waiting, now)}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MissedBody {
+    customer_id: String,
+    at: Option<DateTime<Utc>>,
+}
+
+async fn missed_call(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<MissedBody>, JsonRejection>,
+) -> ApiResult {
+    who.require(&[Admin, Agent, Svc], "log missed calls")?;
+    let Json(body) = body?;
+    let service = state.service()?;
+    let levels = current_levels(&state, &body.customer_id).await?;
+    let level = service_level(&state, &levels)?;
+    let at = body.at.unwrap_or_else(|| state.now());
+    match service.callback_due(level, at) {
+        Some(due) => {
+            let row = state
+                .store
+                .add_callback(
+                    &body.customer_id,
+                    &service.levels[level.expect("due implies a level")],
+                    at,
+                    due,
+                    &who.actor(),
+                )
+                .await?;
+            Ok((StatusCode::CREATED, Json(json!({"callback": row}))).into_response())
+        }
+        None => ok(json!({"callback": null,
+                          "reason": "the customer's level gets no call-back"})),
+    }
+}
+
+async fn callbacks(State(state): State<AppState>, who: Principal) -> ApiResult {
+    who.require(&[Admin, Analyst, Agent, Svc], "list call-backs")?;
+    let mut open = state.store.open_callbacks().await?;
+    if who.role == Agent {
+        let mut mine = Vec::new();
+        for c in open {
+            if may_see(&state, &who, &c.customer_id).await.is_ok() {
+                mine.push(c);
+            }
+        }
+        open = mine;
+    }
+    ok(json!({"callbacks": open}))
+}
+
+async fn callback_done(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<i64>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    who.require(&[Admin, Agent, Svc], "complete call-backs")?;
+    let open = state.store.open_callbacks().await?;
+    if let Some(c) = open.iter().find(|c| c.id == id) {
+        may_see(&state, &who, &c.customer_id).await?;
+    }
+    ok(state.store.complete_callback(id, &who.actor()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaBody {
+    calls: Vec<CallIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallIn {
+    customer_id: String,
+    queued_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+}
+
+async fn sla_report(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<SlaBody>, JsonRejection>,
+) -> ApiResult {
+    who.require(&[Admin, Analyst], "read the SLA report")?;
+    let Json(body) = body?;
+    let service = state.service()?;
+    let run = latest_run(&state).await?;
+    let mut calls = Vec::with_capacity(body.calls.len());
+    for (i, c) in body.calls.iter().enumerate() {
+        if c.answered_at.is_some_and(|a| a < c.queued_at) {
+            return Err(ApiError::invalid(format!(
+                "calls[{i}]: answered_at is before queued_at"
+            )));
+        }
+        let levels = state.store.levels_of(run, &c.customer_id).await?;
+        calls.push(Call {
+            customer_id: c.customer_id.clone(),
+            level: service_level(&state, &levels)?,
+            queued_at: c.queued_at,
+            answered_at: c.answered_at,
+        });
+    }
+    ok(json!({"ladder": service.ladder_name, "report": service.sla_report(&calls)}))
+}
+
+async fn overrides(State(state): State<AppState>, who: Principal) -> ApiResult {
+    who.require(&[Admin, Analyst], "list overrides")?;
+    ok(json!({"overrides": state.store.overrides().await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    customer_id: String,
+    ladder: String,
+    level: String,
+    mode: Option<String>,
+    reason: String,
+    until: Option<chrono::NaiveDate>,
+}
+
+async fn add_override(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<OverrideBody>, JsonRejection>,
+) -> ApiResult {
+    who.require(&[Admin], "change overrides")?;
+    let Json(b) = body?;
+    let ladder = state
+        .policy
+        .policy
+        .ladder(&b.ladder)
+        .ok_or_else(|| ApiError::invalid(format!("the policy has no ladder `{}`", b.ladder)))?;
+    if ladder.level_index(&b.level).is_none() {
+        return Err(ApiError::invalid(format!(
+            "ladder `{}` has no level `{}`",
+            b.ladder, b.level
+        )));
+    }
+    let mode = b.mode.unwrap_or_else(|| "pin".into());
+    if !matches!(mode.as_str(), "pin" | "floor" | "ceiling") {
+        return Err(ApiError::invalid("mode is pin, floor or ceiling"));
+    }
+    let id = state
+        .store
+        .add_override(
+            &NewOverride {
+                customer_id: b.customer_id,
+                ladder: b.ladder,
+                level: b.level,
+                mode,
+                reason: b.reason,
+                until: b.until,
+            },
+            &who.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn remove_override(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<ReasonBody>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    who.require(&[Admin], "change overrides")?;
+    let Json(b) = body?;
+    state
+        .store
+        .remove_override(id, &b.reason, &who.actor())
+        .await?;
+    ok(json!({"removed": id}))
+}
+
+async fn inputs(State(state): State<AppState>, who: Principal) -> ApiResult {
+    who.require(&[Admin, Analyst], "list manual inputs")?;
+    ok(json!({"inputs": state.store.inputs().await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputBody {
+    value: String,
+    reason: String,
+}
+
+async fn set_input(
+    State(state): State<AppState>,
+    who: Principal,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<InputBody>, JsonRejection>,
+) -> ApiResult {
+    let Path((customer, field)) = path?;
+    who.require(&[Admin], "change manual inputs")?;
+    let Json(b) = body?;
+    state
+        .store
+        .set_input(&customer, &field, &b.value, &b.reason, &who.actor())
+        .await?;
+    ok(json!({"customer_id": customer, "field": field, "value": b.value}))
+}
+
+async fn users(State(state): State<AppState>, who: Principal) -> ApiResult {
+    who.require(&[Admin], "list users")?;
+    ok(json!({"users": state.store.users().await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    name: String,
+    role: String,
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<UserBody>, JsonRejection>,
+) -> ApiResult {
+    who.require(&[Admin], "add users")?;
+    let Json(b) = body?;
+    state.store.add_user(&b.name, &b.role, &who.actor()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": b.name, "role": b.role})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    who: Principal,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult {
+    who.require(&[Admin], "read the audit log")?;
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    ok(json!({"audit": state.store.audit_log(limit).await?}))
+}

@@ -1,0 +1,805 @@
+//! The API through `app().oneshot(...)`: every route in the OpenAPI table is routed, each
+//! role gets what it may and a 403 otherwise (an agent learns nothing about another agent's
+//! customer), redemptions with quotas and idempotency keys, queue order, call-backs, the SLA
+//! report, and bad input answered with a 4xx code that writes nothing.
+//!
+//! Fixture: Beijing Unicom VIP levels by 12-month spend (supreme ≥ 1000, diamond ≥ 500,
+//! gold ≥ 200, silver the rest); C1 1200 supreme, C2 300 gold, C3 600 diamond, C4 50
+//! silver and blacklisted, C5 250 gold. Agent wang owns C1 and C2, agent li the others.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use stratum_server::{AppState, ROUTES, app, create_key};
+use stratum_store::{Actor, Store};
+use tower::ServiceExt;
+
+const POLICY: &str = r#"
+[policy]
+name = "vip"
+
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+tags = "tags"
+columns = { owner = "string" }
+
+[sources.transactions]
+path = "transactions.csv"
+key = "customer_id"
+time = "date"
+columns = { amount = "float" }
+
+[metrics.spend]
+source = "transactions"
+expr = "sum(amount)"
+window = "12 months"
+default = 0
+
+[metrics.owner]
+source = "customers"
+expr = "owner"
+
+[service]
+ladder = "vip"
+timezone = "Asia/Shanghai"
+owner = "owner"
+aging_minutes = 10
+
+[benefits.sim_replacement]
+title = "Free SIM replacement"
+period = "year"
+quota = { silver = 1, gold = 2, diamond = 3, supreme = "unlimited" }
+
+[benefits.airport_lounge]
+period = "month"
+quota = { supreme = 2, diamond = 1 }
+
+[ladders.vip]
+rank_by = "spend"
+
+[[ladders.vip.levels]]
+name = "supreme"
+when = "spend >= 1000"
+attributes = { sla_seconds = 20, sla_target = 0.9 }
+
+[[ladders.vip.levels]]
+name = "diamond"
+when = "spend >= 500"
+attributes = { sla_seconds = 20, sla_target = 0.9 }
+
+[[ladders.vip.levels]]
+name = "gold"
+when = "spend >= 200"
+attributes = { callback_hours = 24 }
+
+[[ladders.vip.levels]]
+name = "silver"
+rest = true
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    admin: String,
+    analyst: String,
+    wang: String,
+    li: String,
+    service: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("policy.toml"), POLICY).unwrap();
+    std::fs::write(
+        p("customers.csv"),
+        "customer_id,owner,tags\nC1,wang,\nC2,wang,\nC3,li,\nC4,li,blacklist\nC5,li,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("transactions.csv"),
+        "customer_id,date,amount\nC1,2026-10-01,1200\nC2,2026-10-01,300\nC3,2026-10-01,600\n\
+         C4,2026-10-01,50\nC5,2026-10-01,250\n",
+    )
+    .unwrap();
+    let store = Store::open(&stratum_store::testing::sqlite_in(dir.path()))
+        .await
+        .unwrap();
+    let loaded = stratum_runner::load_policy(&p("policy.toml")).unwrap();
+    let options = stratum_runner::RunOptions {
+        as_of: Some("2026-10-31".into()),
+        out_dir: Some(p("out")),
+        ..Default::default()
+    };
+    stratum_runner::run(&loaded, &options, Some(&store), &mut stratum_runner::Quiet)
+        .await
+        .unwrap();
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    let mut keys = Vec::new();
+    for (name, role) in [
+        ("admin", "admin"),
+        ("ana", "analyst"),
+        ("wang", "agent"),
+        ("li", "agent"),
+        ("ivr", "service"),
+    ] {
+        store.add_user(name, role, &root).await.unwrap();
+        keys.push(create_key(&store, name, &root).await.unwrap());
+    }
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T02:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let state = AppState::new(store, loaded).with_clock(move || now);
+    let mut keys = keys.into_iter();
+    Fixture {
+        _dir: dir,
+        state,
+        admin: keys.next().unwrap(),
+        analyst: keys.next().unwrap(),
+        wang: keys.next().unwrap(),
+        li: keys.next().unwrap(),
+        service: keys.next().unwrap(),
+    }
+}
+
+impl Fixture {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, uri, key, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        let req = req
+            .body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap();
+        let resp = app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+}
+
+fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["code"], code, "{}", got.1);
+    for field in ["message", "type", "link"] {
+        assert!(
+            got.1[field].is_string(),
+            "error body lacks {field}: {}",
+            got.1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_health_is_open_and_keys_are_checked() {
+    let f = fixture().await;
+    let (status, body) = f.call("GET", "/health", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    assert_error(
+        &f.call("GET", "/api/customers/C1", None, None).await,
+        401,
+        "missing_api_key",
+    );
+    assert_error(
+        &f.call("GET", "/openapi.json", None, None).await,
+        401,
+        "missing_api_key",
+    );
+    let forged = format!("{}x", f.admin);
+    assert_error(
+        &f.call("GET", "/api/customers/C1", Some(&forged), None)
+            .await,
+        401,
+        "invalid_api_key",
+    );
+    assert_error(
+        &f.call("GET", "/api/customers/C1", Some("stk_nope_nope"), None)
+            .await,
+        401,
+        "invalid_api_key",
+    );
+    // A revoked key stops working (a fresh app: no cached verification).
+    let id = f.analyst.split('_').nth(1).unwrap();
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    f.state.store.revoke_api_key(id, &root).await.unwrap();
+    let fresh = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        state: AppState::new(
+            f.state.store.clone(),
+            stratum_runner::load_policy(&f.state.policy.path).unwrap(),
+        ),
+        admin: String::new(),
+        analyst: String::new(),
+        wang: String::new(),
+        li: String::new(),
+        service: String::new(),
+    };
+    assert_error(
+        &fresh.call("GET", "/api/runs", Some(&f.analyst), None).await,
+        401,
+        "invalid_api_key",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_is_routed() {
+    let f = fixture().await;
+    let (status, doc) = f.call("GET", "/openapi.json", Some(&f.admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (method, path, _, _) in ROUTES {
+        assert!(
+            paths[*path][*method].is_object(),
+            "{method} {path} missing from the document"
+        );
+        documented += 1;
+        let uri = path
+            .replace(
+                "{id}",
+                if path.contains("redemptions/")
+                    || path.contains("callbacks/")
+                    || path.contains("runs/")
+                    || path.contains("overrides/")
+                {
+                    "1"
+                } else {
+                    "C1"
+                },
+            )
+            .replace("{field}", "relationship");
+        let body = if *method == "get" { None } else { Some("{}") };
+        let (status, body) = f
+            .call(&method.to_uppercase(), &uri, Some(&f.admin), body)
+            .await;
+        assert!(
+            body["code"] != "route_not_found" && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status} {body}"
+        );
+    }
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(operations, documented);
+    assert_error(
+        &f.call("GET", "/api/nothing", Some(&f.admin), None).await,
+        404,
+        "route_not_found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_card_levels_and_benefits() {
+    let f = fixture().await;
+    let (status, card) = f
+        .call("GET", "/api/customers/C2", Some(&f.service), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{card}");
+    assert_eq!(card["owner"], "wang");
+    assert_eq!(card["levels"][0]["ladder"], "vip");
+    assert_eq!(card["levels"][0]["level"], "gold");
+    assert_eq!(
+        card["benefits"].as_array().unwrap().len(),
+        1,
+        "gold has no lounge: {card}"
+    );
+    assert_eq!(card["benefits"][0]["benefit"], "sim_replacement");
+    assert_eq!(card["benefits"][0]["quota"], 2);
+    assert_eq!(card["benefits"][0]["remaining"], 2);
+    // The year starts at midnight in Shanghai.
+    assert_eq!(card["benefits"][0]["period_start"], "2025-12-31T16:00:00Z");
+
+    let (_, c1) = f
+        .call("GET", "/api/customers/C1", Some(&f.admin), None)
+        .await;
+    assert_eq!(c1["levels"][0]["level"], "supreme");
+    assert_eq!(c1["benefits"][0]["quota"], "unlimited");
+    let (_, c4) = f
+        .call("GET", "/api/customers/C4", Some(&f.admin), None)
+        .await;
+    assert_eq!(c4["tags"], json!(["blacklist"]));
+
+    assert_error(
+        &f.call("GET", "/api/customers/C99", Some(&f.admin), None)
+            .await,
+        404,
+        "customer_not_found",
+    );
+    let (status, history) = f
+        .call("GET", "/api/customers/C3/history", Some(&f.analyst), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(history["history"][0]["level"], "diamond");
+    let (status, found) = f
+        .call("GET", "/api/customers?q=C&limit=10", Some(&f.analyst), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let levels: Vec<&str> = found["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, ["supreme", "gold", "diamond", "silver", "gold"]);
+    let (status, ex) = f
+        .call("GET", "/api/customers/C3/explain", Some(&f.analyst), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ex}");
+    assert_eq!(ex["placements"][0]["level"], "diamond");
+    assert!(
+        ex["placements"][0]["next_level_gap"]
+            .as_str()
+            .unwrap()
+            .contains("400"),
+        "{ex}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_see_and_redeem_only_their_own_customers() {
+    let f = fixture().await;
+    let (status, _) = f
+        .call("GET", "/api/customers/C1", Some(&f.wang), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = f
+        .call("GET", "/api/customers/C3", Some(&f.wang), None)
+        .await;
+    assert_error(&refused, 403, "forbidden");
+    assert!(
+        !refused.1.to_string().contains("diamond"),
+        "nothing leaks: {}",
+        refused.1
+    );
+    // An unknown customer looks the same as another agent's.
+    assert_error(
+        &f.call("GET", "/api/customers/C99", Some(&f.wang), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &f.call("GET", "/api/customers/C3/history", Some(&f.wang), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &f.call("GET", "/api/customers/C3/redemptions", Some(&f.wang), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &f.call(
+            "POST",
+            "/api/customers/C3/redemptions",
+            Some(&f.wang),
+            Some(r#"{"benefit":"sim_replacement"}"#),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert!(f.state.store.redemptions("C3").await.unwrap().is_empty());
+    let (_, found) = f
+        .call("GET", "/api/customers?q=C", Some(&f.wang), None)
+        .await;
+    let ids: Vec<&str> = found["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["C1", "C2"]);
+    let (status, _) = f
+        .call(
+            "POST",
+            "/api/customers/C2/redemptions",
+            Some(&f.wang),
+            Some(r#"{"benefit":"sim_replacement"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Li may not cancel Wang's customer's redemption.
+    let id = f.state.store.redemptions("C2").await.unwrap()[0].id;
+    assert_error(
+        &f.call(
+            "POST",
+            &format!("/api/redemptions/{id}/cancel"),
+            Some(&f.li),
+            None,
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_limit_what_each_key_may_do() {
+    let f = fixture().await;
+    let redeem = r#"{"benefit":"sim_replacement"}"#;
+    assert_error(
+        &f.call(
+            "POST",
+            "/api/customers/C2/redemptions",
+            Some(&f.analyst),
+            Some(redeem),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    assert_eq!(
+        f.call("GET", "/api/runs", Some(&f.analyst), None).await.0,
+        StatusCode::OK
+    );
+    assert_error(
+        &f.call("GET", "/api/runs", Some(&f.service), None).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &f.call("GET", "/api/audit", Some(&f.analyst), None).await,
+        403,
+        "forbidden",
+    );
+    let pin =
+        r#"{"customer_id":"C5","ladder":"vip","level":"diamond","reason":"strategic account"}"#;
+    assert_error(
+        &f.call("POST", "/api/overrides", Some(&f.analyst), Some(pin))
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &f.call(
+            "POST",
+            "/api/users",
+            Some(&f.wang),
+            Some(r#"{"name":"x","role":"admin"}"#),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    let (status, _) = f
+        .call("POST", "/api/overrides", Some(&f.admin), Some(pin))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let bad_level = r#"{"customer_id":"C5","ladder":"vip","level":"platinum","reason":"x"}"#;
+    assert_error(
+        &f.call("POST", "/api/overrides", Some(&f.admin), Some(bad_level))
+            .await,
+        400,
+        "invalid_request",
+    );
+    let (status, users) = f
+        .call(
+            "POST",
+            "/api/users",
+            Some(&f.admin),
+            Some(r#"{"name":"zhao","role":"agent"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{users}");
+    let (_, audit) = f
+        .call("GET", "/api/audit?limit=2", Some(&f.admin), None)
+        .await;
+    let last: Vec<(&str, &str)> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(last, [("user.add", "admin"), ("override.add", "admin")]);
+    let (status, diff) = f.call("GET", "/api/diff", Some(&f.analyst), None).await;
+    assert_error(&(status, diff), 404, "run_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redemptions_respect_quotas_and_idempotency_keys() {
+    let f = fixture().await;
+    let url = "/api/customers/C2/redemptions";
+    let body = r#"{"benefit":"sim_replacement","quantity":1}"#;
+    let key = [("idempotency-key", "till-7-0001")];
+    let first = f
+        .call_with("POST", url, Some(&f.service), Some(body), &key)
+        .await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    assert_eq!(
+        (first.1["used"].clone(), first.1["remaining"].clone()),
+        (json!(1), json!(1))
+    );
+    let retry = f
+        .call_with("POST", url, Some(&f.service), Some(body), &key)
+        .await;
+    assert_eq!(retry.0, StatusCode::OK);
+    assert_eq!(retry.1["replayed"], true);
+    assert_eq!(retry.1["redemption"]["id"], first.1["redemption"]["id"]);
+    let second = f.call("POST", url, Some(&f.service), Some(body)).await;
+    assert_eq!(second.1["remaining"], 0);
+    let third = f.call("POST", url, Some(&f.service), Some(body)).await;
+    assert_error(&third, 409, "quota_exceeded");
+    let reused = f
+        .call_with(
+            "POST",
+            url,
+            Some(&f.service),
+            Some(r#"{"benefit":"sim_replacement","quantity":2}"#),
+            &key,
+        )
+        .await;
+    assert_error(&reused, 422, "idempotency_conflict");
+    let id = first.1["redemption"]["id"].as_i64().unwrap();
+    let (status, cancelled) = f
+        .call(
+            "POST",
+            &format!("/api/redemptions/{id}/cancel"),
+            Some(&f.service),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].clone()),
+        (StatusCode::OK, json!("cancelled"))
+    );
+    assert_error(
+        &f.call(
+            "POST",
+            &format!("/api/redemptions/{id}/cancel"),
+            Some(&f.service),
+            None,
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &f.call(
+            "POST",
+            "/api/redemptions/999/cancel",
+            Some(&f.service),
+            None,
+        )
+        .await,
+        404,
+        "redemption_not_found",
+    );
+    let again = f.call("POST", url, Some(&f.service), Some(body)).await;
+    assert_eq!(again.0, StatusCode::CREATED);
+    let (_, list) = f.call("GET", url, Some(&f.service), None).await;
+    let statuses: Vec<&str> = list["redemptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "active", "cancelled"]);
+    // Gold is not eligible for the lounge.
+    assert_error(
+        &f.call(
+            "POST",
+            url,
+            Some(&f.service),
+            Some(r#"{"benefit":"airport_lounge"}"#),
+        )
+        .await,
+        422,
+        "not_eligible",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_and_writes_nothing() {
+    let f = fixture().await;
+    let url = "/api/customers/C2/redemptions";
+    let k = Some(f.service.as_str());
+    let malformed = f
+        .call("POST", url, k, Some(r#"{"benefit": "sim_replacement""#))
+        .await;
+    assert_error(&malformed, 400, "invalid_json");
+    let wrong_type = f.call("POST", url, k, Some(r#"{"benefit": 5}"#)).await;
+    assert_error(&wrong_type, 400, "invalid_json");
+    assert!(
+        wrong_type.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("benefit"),
+        "{}",
+        wrong_type.1
+    );
+    let negative = f
+        .call(
+            "POST",
+            url,
+            k,
+            Some(r#"{"benefit":"sim_replacement","quantity":-1}"#),
+        )
+        .await;
+    assert_error(&negative, 400, "invalid_request");
+    assert!(negative.1["message"].as_str().unwrap().contains("-1"));
+    assert_error(
+        &f.call(
+            "POST",
+            "/api/customers/C99/redemptions",
+            k,
+            Some(r#"{"benefit":"sim_replacement"}"#),
+        )
+        .await,
+        404,
+        "customer_not_found",
+    );
+    assert_error(
+        &f.call("POST", url, k, Some(r#"{"benefit":"golf"}"#)).await,
+        404,
+        "benefit_not_found",
+    );
+    let huge = format!(r#"{{"benefit":"{}"}}"#, "x".repeat(100_000));
+    assert_error(
+        &f.call("POST", url, k, Some(&huge)).await,
+        413,
+        "payload_too_large",
+    );
+    for c in ["C2", "C99"] {
+        assert!(
+            f.state.store.redemptions(c).await.unwrap().is_empty(),
+            "nothing written for {c}"
+        );
+    }
+    assert!(
+        f.state
+            .store
+            .audit_log(10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.action != "redemption.add")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_callbacks_and_sla_report() {
+    let f = fixture().await;
+    let queue = r#"{"now":"2026-11-24T10:00:00Z","waiting":[
+        {"customer_id":"C4","arrived_at":"2026-11-24T09:00:00Z"},
+        {"customer_id":"C2","arrived_at":"2026-11-24T09:59:00Z"},
+        {"customer_id":"C5","arrived_at":"2026-11-24T09:39:00Z"},
+        {"customer_id":"C1","arrived_at":"2026-11-24T09:59:30Z"},
+        {"customer_id":"C3","arrived_at":"2026-11-24T09:58:00Z"}]}"#;
+    let (status, order) = f
+        .call("POST", "/api/queue/order", Some(&f.service), Some(queue))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    let ids: Vec<&str> = order["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["customer_id"].as_str().unwrap())
+        .collect();
+    // C5 (gold) waited 21 minutes: two levels up, level with supreme but earlier; C4 is
+    // blacklisted, so last although it waited an hour.
+    assert_eq!(ids, ["C5", "C1", "C3", "C2", "C4"]);
+
+    let (status, cb) = f
+        .call(
+            "POST",
+            "/api/calls/missed",
+            Some(&f.service),
+            Some(r#"{"customer_id":"C2","at":"2026-11-24T10:00:00Z"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{cb}");
+    assert_eq!(cb["callback"]["due_at"], "2026-11-25T10:00:00.000Z");
+    let (status, none) = f
+        .call(
+            "POST",
+            "/api/calls/missed",
+            Some(&f.service),
+            Some(r#"{"customer_id":"C1"}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, none["callback"].clone()),
+        (StatusCode::OK, Value::Null)
+    );
+    let (_, open) = f.call("GET", "/api/callbacks", Some(&f.li), None).await;
+    assert!(
+        open["callbacks"].as_array().unwrap().is_empty(),
+        "C2 is wang's: {open}"
+    );
+    let (_, open) = f.call("GET", "/api/callbacks", Some(&f.wang), None).await;
+    let id = open["callbacks"][0]["id"].as_i64().unwrap();
+    let (status, done) = f
+        .call(
+            "POST",
+            &format!("/api/callbacks/{id}/done"),
+            Some(&f.wang),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, done["done_by"].clone()),
+        (StatusCode::OK, json!("wang"))
+    );
+
+    let mut calls = Vec::new();
+    // Supreme C1: 9 of 10 within 20 s -> 90%, target 90%.
+    for i in 0..10 {
+        let wait = if i == 9 { 25 } else { 10 };
+        calls.push(json!({"customer_id":"C1","queued_at":"2026-11-24T10:00:00Z","answered_at": format!("2026-11-24T10:00:{wait:02}Z")}));
+    }
+    // Gold C2: one answered in 5 s, one abandoned -> 50%, target 85%.
+    calls.push(json!({"customer_id":"C2","queued_at":"2026-11-24T10:00:00Z","answered_at":"2026-11-24T10:00:05Z"}));
+    calls.push(json!({"customer_id":"C2","queued_at":"2026-11-24T10:00:00Z","answered_at":null}));
+    let body = json!({"calls": calls}).to_string();
+    let (status, sla) = f
+        .call("POST", "/api/sla/report", Some(&f.analyst), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sla}");
+    let rows = sla["report"].as_array().unwrap();
+    assert_eq!(rows[0]["level"], "supreme");
+    assert_eq!(
+        (
+            rows[0]["calls"].clone(),
+            rows[0]["within_target"].clone(),
+            rows[0]["met"].clone()
+        ),
+        (json!(10), json!(9), json!(true))
+    );
+    assert_eq!(rows[2]["level"], "gold");
+    assert_eq!(
+        (
+            rows[2]["share_within_target"].clone(),
+            rows[2]["met"].clone()
+        ),
+        (json!(0.5), json!(false))
+    );
+    assert_error(
+        &f.call("POST", "/api/sla/report", Some(&f.service), Some(&body))
+            .await,
+        403,
+        "forbidden",
+    );
+    let backwards = r#"{"calls":[{"customer_id":"C1","queued_at":"2026-11-24T10:00:00Z","answered_at":"2026-11-24T09:00:00Z"}]}"#;
+    assert_error(
+        &f.call("POST", "/api/sla/report", Some(&f.analyst), Some(backwards))
+            .await,
+        400,
+        "invalid_request",
+    );
+}
