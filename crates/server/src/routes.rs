@@ -56,6 +56,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/audit", get(audit))
 }
 
+/// Answers the store's "not found" with a more specific code.
+fn not_found_as(code: &'static str) -> impl Fn(stratum_store::StoreError) -> ApiError {
+    move |e| match e {
+        stratum_store::StoreError::NotFound(m) => ApiError::new(code, m),
+        e => e.into(),
+    }
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new("route_not_found", "no such route; see /openapi.json")
 }
@@ -384,10 +392,11 @@ async fn cancel_redemption(
 ) -> ApiResult {
     let Path(id) = id?;
     who.require(&[Admin, Agent, Svc], "cancel redemptions")?;
-    let existing = state.store.redemption(id).await.map_err(|e| match e {
-        stratum_store::StoreError::NotFound(m) => ApiError::new("redemption_not_found", m),
-        e => e.into(),
-    })?;
+    let existing = state
+        .store
+        .redemption(id)
+        .await
+        .map_err(not_found_as("redemption_not_found"))?;
     may_see(&state, &who, &existing.customer_id).await?;
     ok(state.store.cancel_redemption(id, &who.actor()).await?)
 }
@@ -404,10 +413,11 @@ async fn run(
 ) -> ApiResult {
     let Path(id) = id?;
     who.require(&[Admin, Analyst], "read runs")?;
-    let run = state.store.run(id).await.map_err(|e| match e {
-        stratum_store::StoreError::NotFound(m) => ApiError::new("run_not_found", m),
-        e => e.into(),
-    })?;
+    let run = state
+        .store
+        .run(id)
+        .await
+        .map_err(not_found_as("run_not_found"))?;
     ok(run)
 }
 
@@ -440,10 +450,11 @@ async fn diff(
         _ => return Err(ApiError::invalid("give both `from` and `to`, or neither")),
     };
     for id in [from, to] {
-        state.store.run(id).await.map_err(|e| match e {
-            stratum_store::StoreError::NotFound(m) => ApiError::new("run_not_found", m),
-            e => e.into(),
-        })?;
+        state
+            .store
+            .run(id)
+            .await
+            .map_err(not_found_as("run_not_found"))?;
     }
     ok(json!({"from": from, "to": to, "matrix": state.store.migration_matrix(from, to).await?}))
 }
