@@ -757,6 +757,7 @@ fn compile_service(
         aging_minutes: def.aging_minutes.unwrap_or(10),
         sla_seconds,
         sla_target,
+        default_sla: (seconds, target),
         callback_hours,
         benefits,
     })

@@ -26,6 +26,8 @@ pub struct Service {
     pub sla_seconds: Vec<f64>,
     /// …for at least this share of calls.
     pub sla_target: Vec<f64>,
+    /// The `[service]` targets (seconds, share), for callers with no level.
+    pub default_sla: (f64, f64),
     /// Per level: a missed caller is called back within this many hours (None: no call-back).
     pub callback_hours: Vec<Option<u32>>,
     pub benefits: Vec<Benefit>,
@@ -223,12 +225,12 @@ impl Service {
                     .sla_seconds
                     .get(l)
                     .copied()
-                    .unwrap_or(self.default_sla().0),
+                    .unwrap_or(self.default_sla.0),
                 target_share: self
                     .sla_target
                     .get(l)
                     .copied()
-                    .unwrap_or(self.default_sla().1),
+                    .unwrap_or(self.default_sla.1),
                 calls: 0,
                 answered: 0,
                 abandoned: 0,
@@ -260,10 +262,6 @@ impl Service {
         }
         rows.retain(|r| r.level.is_some() || r.calls > 0);
         rows
-    }
-
-    fn default_sla(&self) -> (f64, f64) {
-        (20.0, 0.85)
     }
 
     pub fn benefit(&self, name: &str) -> Option<&Benefit> {
@@ -539,6 +537,32 @@ rest = true
         );
         assert_eq!(rows[2].met, Some(false));
         assert_eq!(rows[4].share_within_target, Some(0.0));
+    }
+
+    #[test]
+    fn callers_without_a_level_get_the_service_defaults() {
+        let text = POLICY.replace(
+            "owner = \"manager\"",
+            "owner = \"manager\"\nsla_seconds = 30\nsla_target = 0.8",
+        );
+        let s = Policy::from_str("p.toml", &text).unwrap().service.unwrap();
+        let rows = s.sla_report(&[Call {
+            customer_id: "walk-in".into(),
+            level: None,
+            queued_at: t("2026-11-24T10:00:00Z"),
+            answered_at: Some(t("2026-11-24T10:00:25Z")),
+        }]);
+        let no_level = rows.last().unwrap();
+        assert_eq!(no_level.level, None);
+        assert_eq!(
+            (no_level.target_seconds, no_level.target_share),
+            (30.0, 0.8)
+        );
+        assert_eq!(no_level.met, Some(true), "25 s is within 30 s");
+        assert_eq!(
+            rows[2].target_seconds, 30.0,
+            "gold has no sla_seconds of its own"
+        );
     }
 
     #[test]
