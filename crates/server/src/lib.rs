@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod error;
+mod lookup;
 mod openapi;
 mod routes;
 
@@ -25,6 +26,7 @@ use stratum_store::Store;
 
 pub use auth::{Principal, Role, create_key};
 pub use error::{ApiError, ERROR_CODES};
+pub use lookup::{LadderLevel, LevelTable, REFRESH_EVERY};
 pub use openapi::{ROUTES, openapi_document};
 
 /// The largest request body accepted.
@@ -36,6 +38,7 @@ pub struct AppState {
     pub store: Store,
     pub policy: Arc<LoadedPolicy>,
     keys: Arc<auth::KeyCache>,
+    lookup: Arc<lookup::Lookup>,
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
 }
 
@@ -54,6 +57,7 @@ impl AppState {
             store,
             policy: Arc::new(policy),
             keys: Arc::default(),
+            lookup: Arc::default(),
             clock: Arc::new(Utc::now),
         }
     }
@@ -66,6 +70,30 @@ impl AppState {
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// Checks for a run newer than the one whose levels are served from memory and loads it.
+    /// `serve` calls this every [`REFRESH_EVERY`]; returns whether a new run was loaded.
+    pub async fn refresh(&self) -> Result<bool, stratum_store::StoreError> {
+        match self
+            .store
+            .latest_run_id(self.policy.policy.history_name())
+            .await?
+        {
+            Some(latest) => self.lookup.ensure(&self.store, latest).await,
+            None => Ok(false),
+        }
+    }
+
+    /// The latest run's levels, loaded on first use.
+    pub(crate) async fn level_table(&self) -> Result<Arc<LevelTable>, ApiError> {
+        if let Some(table) = self.lookup.current() {
+            return Ok(table);
+        }
+        self.refresh().await?;
+        self.lookup
+            .current()
+            .ok_or_else(|| ApiError::new("run_not_found", "no run recorded yet: run `stratum run`"))
     }
 
     pub(crate) fn service(&self) -> Result<&Service, ApiError> {
@@ -89,6 +117,20 @@ pub fn app(state: AppState) -> Router {
 /// Serves the API on `listen` until the process is stopped.
 pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    // Load the latest run before the first request, then watch for newer ones.
+    if let Err(e) = state.refresh().await {
+        tracing::warn!("cannot load the latest run's levels yet: {e}");
+    }
+    let watcher = state.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(REFRESH_EVERY);
+        loop {
+            every.tick().await;
+            if let Err(e) = watcher.refresh().await {
+                tracing::warn!("checking for a newer run: {e}");
+            }
+        }
+    });
     tracing::info!(%listen, "serving the API");
     axum::serve(
         listener,

@@ -24,6 +24,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/customers/{id}/levels",
+        "Tier lookup: level, score and rank on every ladder of the latest run (served from memory)",
+        "any (agents: own customers)",
+    ),
+    (
+        "get",
         "/api/customers/{id}/history",
         "Level timeline across runs with reasons",
         "any (agents: own customers)",

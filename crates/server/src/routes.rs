@@ -32,6 +32,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi_json))
         .route("/api/customers", get(search_customers))
         .route("/api/customers/{id}", get(customer_card))
+        .route("/api/customers/{id}/levels", get(customer_levels))
         .route("/api/customers/{id}/history", get(customer_history))
         .route("/api/customers/{id}/explain", get(customer_explain))
         .route(
@@ -91,7 +92,7 @@ async fn may_see(state: &AppState, who: &Principal, customer: &str) -> Result<()
     if who.role != Agent {
         return Ok(());
     }
-    match state.store.owner_of(customer).await? {
+    match state.level_table().await?.owner(customer) {
         Some(owner) if owner == who.user => Ok(()),
         _ => Err(ApiError::forbidden(format!(
             "customer {customer} is not one of yours"
@@ -191,6 +192,33 @@ async fn customer_card(
     }
     ok(json!({
         "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
+    }))
+}
+
+/// The tier lookup: the customer's level, score and rank on every ladder of the latest run,
+/// from memory (see `lookup`).
+async fn customer_levels(
+    State(state): State<AppState>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let table = state.level_table().await?;
+    let owner = table.owner(&id);
+    if who.role == Agent && owner != Some(who.user.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "customer {id} is not one of yours"
+        )));
+    }
+    let levels = table.levels(&id).ok_or_else(|| {
+        ApiError::new(
+            "customer_not_found",
+            format!("customer {id} is not in the latest run (#{})", table.run.id),
+        )
+    })?;
+    ok(json!({
+        "customer_id": id, "run_id": table.run.id, "as_of": table.run.as_of,
+        "owner": owner, "levels": levels,
     }))
 }
 

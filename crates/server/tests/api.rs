@@ -1,7 +1,8 @@
 //! The API through `app().oneshot(...)`: every route in the OpenAPI table is routed, each
 //! role gets what it may and a 403 otherwise (an agent learns nothing about another agent's
 //! customer), redemptions with quotas and idempotency keys, queue order, call-backs, the SLA
-//! report, and bad input answered with a 4xx code that writes nothing.
+//! report, and bad input answered with a 4xx code that writes nothing. Every test runs on
+//! SQLite and on PostgreSQL.
 //!
 //! Fixture: Beijing Unicom VIP levels by 12-month spend (supreme ≥ 1000, diamond ≥ 500,
 //! gold ≥ 200, silver the rest); C1 1200 supreme, C2 300 gold, C3 600 diamond, C4 50
@@ -89,7 +90,7 @@ struct Fixture {
     service: String,
 }
 
-async fn fixture() -> Fixture {
+async fn fixture(url: String) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     std::fs::write(p("policy.toml"), POLICY).unwrap();
@@ -104,9 +105,7 @@ async fn fixture() -> Fixture {
          C4,2026-10-01,50\nC5,2026-10-01,250\n",
     )
     .unwrap();
-    let store = Store::open(&stratum_store::testing::sqlite_in(dir.path()))
-        .await
-        .unwrap();
+    let store = Store::open(&url).await.unwrap();
     let loaded = stratum_runner::load_policy(&p("policy.toml")).unwrap();
     let options = stratum_runner::RunOptions {
         as_of: Some("2026-10-31".into()),
@@ -202,9 +201,8 @@ fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_health_is_open_and_keys_are_checked() {
-    let f = fixture().await;
+async fn only_health_is_open_and_keys_are_checked(url: String) {
+    let f = fixture(url).await;
     let (status, body) = f.call("GET", "/health", None, None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
     assert_error(
@@ -256,9 +254,8 @@ async fn only_health_is_open_and_keys_are_checked() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_documented_route_is_routed() {
-    let f = fixture().await;
+async fn every_documented_route_is_routed(url: String) {
+    let f = fixture(url).await;
     let (status, doc) = f.call("GET", "/openapi.json", Some(&f.admin), None).await;
     assert_eq!(status, StatusCode::OK);
     let paths = doc["paths"].as_object().unwrap();
@@ -301,9 +298,8 @@ async fn every_documented_route_is_routed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn customer_card_levels_and_benefits() {
-    let f = fixture().await;
+async fn customer_card_levels_and_benefits(url: String) {
+    let f = fixture(url).await;
     let (status, card) = f
         .call("GET", "/api/customers/C2", Some(&f.service), None)
         .await;
@@ -368,9 +364,8 @@ async fn customer_card_levels_and_benefits() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agents_see_and_redeem_only_their_own_customers() {
-    let f = fixture().await;
+async fn agents_see_and_redeem_only_their_own_customers(url: String) {
+    let f = fixture(url).await;
     let (status, _) = f
         .call("GET", "/api/customers/C1", Some(&f.wang), None)
         .await;
@@ -449,9 +444,8 @@ async fn agents_see_and_redeem_only_their_own_customers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roles_limit_what_each_key_may_do() {
-    let f = fixture().await;
+async fn roles_limit_what_each_key_may_do(url: String) {
+    let f = fixture(url).await;
     let redeem = r#"{"benefit":"sim_replacement"}"#;
     assert_error(
         &f.call(
@@ -531,9 +525,8 @@ async fn roles_limit_what_each_key_may_do() {
     assert_error(&(status, diff), 404, "run_not_found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redemptions_respect_quotas_and_idempotency_keys() {
-    let f = fixture().await;
+async fn redemptions_respect_quotas_and_idempotency_keys(url: String) {
+    let f = fixture(url).await;
     let url = "/api/customers/C2/redemptions";
     let body = r#"{"benefit":"sim_replacement","quantity":1}"#;
     let key = [("idempotency-key", "till-7-0001")];
@@ -624,9 +617,8 @@ async fn redemptions_respect_quotas_and_idempotency_keys() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_4xx_and_writes_nothing() {
-    let f = fixture().await;
+async fn bad_input_gets_a_4xx_and_writes_nothing(url: String) {
+    let f = fixture(url).await;
     let url = "/api/customers/C2/redemptions";
     let k = Some(f.service.as_str());
     let malformed = f
@@ -692,9 +684,8 @@ async fn bad_input_gets_a_4xx_and_writes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_callbacks_and_sla_report() {
-    let f = fixture().await;
+async fn queue_callbacks_and_sla_report(url: String) {
+    let f = fixture(url).await;
     let queue = r#"{"now":"2026-11-24T10:00:00Z","waiting":[
         {"customer_id":"C4","arrived_at":"2026-11-24T09:00:00Z"},
         {"customer_id":"C2","arrived_at":"2026-11-24T09:59:00Z"},
@@ -803,3 +794,90 @@ async fn queue_callbacks_and_sla_report() {
         "invalid_request",
     );
 }
+
+async fn tier_lookup_serves_the_latest_run_from_memory(url: String) {
+    let f = fixture(url).await;
+    let (status, c3) = f
+        .call("GET", "/api/customers/C3/levels", Some(&f.service), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{c3}");
+    let first_run = c3["run_id"].as_i64().unwrap();
+    assert_eq!(
+        c3,
+        json!({
+            "customer_id": "C3", "run_id": first_run, "as_of": "2026-10-31", "owner": "li",
+            "levels": [{"ladder": "vip", "level": "diamond", "score": 600.0, "rank": 2}],
+        })
+    );
+    assert!(!f.state.refresh().await.unwrap(), "no newer run yet");
+
+    // Agents: their own customers only; an unknown customer looks the same as another's.
+    let (status, _) = f
+        .call("GET", "/api/customers/C3/levels", Some(&f.li), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = f
+        .call("GET", "/api/customers/C3/levels", Some(&f.wang), None)
+        .await;
+    assert_error(&refused, 403, "forbidden");
+    assert!(!refused.1.to_string().contains("diamond"));
+    assert_error(
+        &f.call("GET", "/api/customers/C99/levels", Some(&f.wang), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &f.call("GET", "/api/customers/C99/levels", Some(&f.admin), None)
+            .await,
+        404,
+        "customer_not_found",
+    );
+
+    // A newer run recorded by another process is served once `refresh` (every 2 s in
+    // `serve`) has loaded it; until then the previous run is served whole.
+    let dir = f.state.policy.path.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("transactions.csv"),
+        "customer_id,date,amount\nC1,2026-10-01,1200\nC2,2026-10-01,300\nC3,2026-11-01,1500\n\
+         C4,2026-10-01,50\nC5,2026-10-01,250\n",
+    )
+    .unwrap();
+    let options = stratum_runner::RunOptions {
+        as_of: Some("2026-11-30".into()),
+        out_dir: Some(dir.join("out")),
+        ..Default::default()
+    };
+    stratum_runner::run(
+        &f.state.policy,
+        &options,
+        Some(&f.state.store),
+        &mut stratum_runner::Quiet,
+    )
+    .await
+    .unwrap();
+    let (_, stale) = f
+        .call("GET", "/api/customers/C3/levels", Some(&f.service), None)
+        .await;
+    assert_eq!(stale["run_id"], first_run);
+    assert!(f.state.refresh().await.unwrap(), "the new run is loaded");
+    let (_, fresh) = f
+        .call("GET", "/api/customers/C3/levels", Some(&f.service), None)
+        .await;
+    assert_eq!(fresh["run_id"], first_run + 1);
+    assert_eq!(fresh["as_of"], "2026-11-30");
+    assert_eq!(fresh["levels"][0]["level"], "supreme");
+    assert_eq!(fresh["levels"][0]["rank"], 1);
+}
+
+stratum_store::on_both!(
+    only_health_is_open_and_keys_are_checked,
+    every_documented_route_is_routed,
+    customer_card_levels_and_benefits,
+    agents_see_and_redeem_only_their_own_customers,
+    roles_limit_what_each_key_may_do,
+    redemptions_respect_quotas_and_idempotency_keys,
+    bad_input_gets_a_4xx_and_writes_nothing,
+    queue_callbacks_and_sla_report,
+    tier_lookup_serves_the_latest_run_from_memory,
+);

@@ -27,7 +27,8 @@ pub use history::{
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use service::{
-    ApiKeyRow, CallbackRow, CurrentLevel, NewRedemption, ROLES, Redeemed, RedemptionRow, UserRow,
+    ApiKeyRow, CallbackRow, CurrentLevel, NewRedemption, ROLES, Redeemed, RedemptionRow,
+    RunStandings, StandingRow, UserRow,
 };
 
 /// The numbered migrations, embedded in the binary. The two dialects differ only where they
@@ -120,6 +121,9 @@ pub enum StoreError {
     },
     #[error("{0}")]
     IdempotencyConflict(String),
+    /// Stored data the store itself wrote cannot be read back.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

@@ -241,7 +241,65 @@ async fn overrides_inputs_and_tags_are_audited(url: String) {
     );
 }
 
+/// The API's in-memory lookup is built from `run_standings`: every value must come back
+/// exactly as recorded (scores to the last bit, missing scores and ranks as missing).
+async fn standings_come_back_exactly_in_bulk(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let mut a = row("A", "gold");
+    a.score = Some(0.1 + 0.2);
+    a.rank = Some(7);
+    let mut b = row("B", "silver");
+    b.score = None;
+    b.rank = None;
+    let mut c = row("C1", "silver");
+    c.score = Some(-1234567.891011121314);
+    // And 500 awkward reals.
+    let real = |i: usize| ((i * 7919 + 1) as f64).ln() / 3.0 + i as f64 * 1e-9 - 1e3;
+    let ids: Vec<String> = (0..500).map(|i| format!("D{i:03}")).collect();
+    let mut rows = vec![a, b, c];
+    for (i, id) in ids.iter().enumerate() {
+        let mut r = row(id, "bronze");
+        r.score = Some(real(i));
+        rows.push(r);
+    }
+    let id = store
+        .record_run(&new_run("2026-01-31"), &rows, &mut |_| {})
+        .await
+        .unwrap();
+    let got = store.run_standings(id).await.unwrap();
+    let (bulk, mut rows): (Vec<_>, Vec<_>) =
+        got.rows.into_iter().partition(|r| r.level == "bronze");
+    for r in bulk {
+        let i: usize = r.customer_id[1..].parse().unwrap();
+        assert_eq!(r.score.map(f64::to_bits), Some(real(i).to_bits()), "{r:?}");
+    }
+    assert_eq!(got.run.id, id);
+    rows.sort_by(|x, y| x.customer_id.cmp(&y.customer_id));
+    let want = |customer: &str, level: &str, score: Option<f64>, rank: Option<i64>| {
+        stratum_store::StandingRow {
+            ladder: "tier".into(),
+            customer_id: customer.into(),
+            level: level.into(),
+            score,
+            rank,
+        }
+    };
+    assert_eq!(
+        rows,
+        vec![
+            want("A", "gold", Some(0.1 + 0.2), Some(7)),
+            want("B", "silver", None, None),
+            want("C1", "silver", Some(-1234567.891011121314), Some(1)),
+        ]
+    );
+    assert_eq!(
+        got.owners,
+        vec![("C1".to_string(), "agent.wang".to_string())]
+    );
+}
+
 stratum_store::on_both!(
+    standings_come_back_exactly_in_bulk,
     schema_is_created_and_reported,
     a_failed_run_leaves_nothing,
     overrides_inputs_and_tags_are_audited,
