@@ -94,15 +94,23 @@ pub fn load_policy(path: &Path) -> Result<LoadedPolicy, RunError> {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    let display = path.display().to_string();
-    let policy = Policy::from_str(&display, &text).map_err(RunError::Policy)?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok(LoadedPolicy {
-        policy,
-        path: path.to_path_buf(),
-        base_dir,
-        text,
-    })
+    LoadedPolicy::from_text(path, text, base_dir)
+}
+
+impl LoadedPolicy {
+    /// A policy that is not a file of its own (a draft sent to the API): `path` names it in
+    /// errors, `base_dir` is where its relative source paths start.
+    pub fn from_text(path: &Path, text: String, base_dir: PathBuf) -> Result<Self, RunError> {
+        let display = path.display().to_string();
+        let policy = Policy::from_str(&display, &text).map_err(RunError::Policy)?;
+        Ok(LoadedPolicy {
+            policy,
+            path: path.to_path_buf(),
+            base_dir,
+            text,
+        })
+    }
 }
 
 /// `as_of`: the flag, else the policy's, else today.

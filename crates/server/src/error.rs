@@ -101,6 +101,24 @@ pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
         "the idempotency key was used for a different request",
     ),
     (
+        "run_in_progress",
+        409,
+        "invalid_request",
+        "a run started through the API is still going",
+    ),
+    (
+        "invalid_policy",
+        422,
+        "invalid_request",
+        "the draft policy does not compile; the message lists each error with its line",
+    ),
+    (
+        "run_failed",
+        422,
+        "invalid_request",
+        "the run stopped on the data (a bad row, a missing file or column); nothing was recorded",
+    ),
+    (
         "internal",
         500,
         "internal",
@@ -170,6 +188,18 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::new("not_found", m.clone()),
             StoreError::Invalid(m) => ApiError::invalid(m.clone()),
             _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<stratum_runner::RunError> for ApiError {
+    fn from(e: stratum_runner::RunError) -> Self {
+        match e {
+            stratum_runner::RunError::Store(e) => e.into(),
+            stratum_runner::RunError::Policy(d) => ApiError::new("invalid_policy", d.to_string()),
+            e @ stratum_runner::RunError::AsOf(_) => ApiError::invalid(e.to_string()),
+            e if e.is_user_error() => ApiError::new("run_failed", e.to_string()),
+            e => ApiError::internal(e),
         }
     }
 }

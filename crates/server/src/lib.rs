@@ -39,6 +39,8 @@ pub struct AppState {
     pub policy: Arc<LoadedPolicy>,
     keys: Arc<auth::KeyCache>,
     lookup: Arc<lookup::Lookup>,
+    /// Held while a run started through the API goes on: one at a time.
+    running: Arc<tokio::sync::Mutex<()>>,
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
 }
 
@@ -58,6 +60,7 @@ impl AppState {
             policy: Arc::new(policy),
             keys: Arc::default(),
             lookup: Arc::default(),
+            running: Arc::default(),
             clock: Arc::new(Utc::now),
         }
     }

@@ -65,6 +65,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "admin, agent (own), service",
     ),
     (
+        "post",
+        "/api/runs",
+        "Run the served policy over its data and record the run (body {as_of?}); one at a time",
+        "admin, analyst",
+    ),
+    (
+        "post",
+        "/api/simulate",
+        "What-if: a draft policy (body {policy: TOML text, as_of?}) over the same data against the latest run; records nothing",
+        "admin, analyst",
+    ),
+    (
         "get",
         "/api/benefits",
         "The benefits catalog: quota per level and period",

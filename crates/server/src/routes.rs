@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,7 +43,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/customers/{id}/inputs/{field}", put(set_input))
         .route("/api/redemptions/{id}/cancel", post(cancel_redemption))
         .route("/api/benefits", get(benefits))
-        .route("/api/runs", get(runs))
+        .route("/api/runs", get(runs).post(start_run))
+        .route("/api/simulate", post(simulate))
         .route("/api/runs/{id}", get(run))
         .route("/api/diff", get(diff))
         .route("/api/queue/order", post(queue_order))
@@ -249,10 +251,8 @@ async fn customer_explain(
     let Path(id) = id?;
     who.require(&[Admin, Analyst, Agent], "explain placements")?;
     may_see(&state, &who, &id).await?;
-    // The evaluation is not `Send`: it runs on a blocking thread of its own.
     let (policy, store, customer) = (state.policy.clone(), state.store.clone(), id.clone());
-    let handle = tokio::runtime::Handle::current();
-    let explained = tokio::task::spawn_blocking(move || {
+    let explained = on_blocking_thread(move |handle| {
         let options = stratum_runner::RunOptions::default();
         handle.block_on(stratum_runner::explain(
             &policy,
@@ -261,8 +261,7 @@ async fn customer_explain(
             &customer,
         ))
     })
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     let (as_of, ex) = match explained {
         Ok(x) => x,
         Err(stratum_runner::RunError::UnknownCustomer(_)) => {
@@ -432,6 +431,172 @@ async fn cancel_redemption(
 async fn runs(State(state): State<AppState>, who: Principal) -> ApiResult {
     who.require(&[Admin, Analyst], "list runs")?;
     ok(json!({"runs": state.store.runs(None).await?}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    as_of: Option<String>,
+}
+
+/// A body that may be left out: empty means the defaults.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new("invalid_json", e.to_string()))
+}
+
+/// Runs a policy evaluation future on a blocking thread of its own: evaluations are not
+/// `Send`.
+async fn on_blocking_thread<T: Send + 'static>(
+    work: impl FnOnce(tokio::runtime::Handle) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || work(handle))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Runs the served policy over its data and records the run, like `stratum run`; one at a
+/// time. The lookup table switches to the new run before the answer.
+async fn start_run(State(state): State<AppState>, who: Principal, body: Bytes) -> ApiResult {
+    who.require(&[Admin, Analyst], "start runs")?;
+    let body: RunBody = optional_json(&body)?;
+    let _running = state.running.try_lock().map_err(|_| {
+        ApiError::new(
+            "run_in_progress",
+            "a run started through the API is still going; try again when it has finished",
+        )
+    })?;
+    let options = stratum_runner::RunOptions {
+        as_of: body.as_of,
+        recorded_by: who.user.clone(),
+        ..Default::default()
+    };
+    let (policy, store) = (state.policy.clone(), state.store.clone());
+    let outcome = on_blocking_thread(move |handle| {
+        handle.block_on(stratum_runner::run(
+            &policy,
+            &options,
+            Some(&store),
+            &mut stratum_runner::Quiet,
+        ))
+    })
+    .await??;
+    let run_id = outcome
+        .run_id
+        .ok_or_else(|| ApiError::internal("a recorded run has no id"))?;
+    state
+        .store
+        .audit_event(
+            &who.actor(),
+            "run.start",
+            &run_id.to_string(),
+            &format!("as of {}, {} customers", outcome.as_of, outcome.customers),
+        )
+        .await?;
+    state.refresh().await?;
+    let ladders: Vec<Value> = outcome.ladders.iter().map(ladder_summary).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "run_id": run_id, "as_of": outcome.as_of, "customers": outcome.customers,
+            "previous_run": outcome.previous_run, "ladders": ladders,
+        })),
+    )
+        .into_response())
+}
+
+fn ladder_summary(l: &stratum_core::LadderSummary) -> Value {
+    json!({
+        "ladder": l.ladder, "value": l.value_name, "pareto_top20": l.pareto_top20,
+        "levels": l.rows.iter().map(|r| json!({
+            "level": r.level, "customers": r.count, "share": r.share,
+            "value": r.value, "value_share": r.value_share,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateBody {
+    /// The draft policy's TOML text.
+    policy: String,
+    as_of: Option<String>,
+}
+
+/// What-if: evaluates a draft policy over the served policy's data and compares it with the
+/// latest run, recording nothing.
+async fn simulate(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<SimulateBody>, JsonRejection>,
+) -> ApiResult {
+    who.require(&[Admin, Analyst], "simulate drafts")?;
+    let Json(body) = body?;
+    let served = &state.policy;
+    let draft = stratum_runner::LoadedPolicy::from_text(
+        std::path::Path::new("draft policy"),
+        body.policy,
+        served.base_dir.clone(),
+    )?;
+    // A draft may only read what the served policy reads: it is evaluated on the server.
+    let allowed: Vec<&str> = served
+        .policy
+        .file
+        .sources
+        .values()
+        .map(|s| s.path.as_str())
+        .chain(served.policy.file.policy.overrides_file.as_deref())
+        .collect();
+    let read = draft
+        .policy
+        .file
+        .sources
+        .values()
+        .map(|s| s.path.as_str())
+        .chain(draft.policy.file.policy.overrides_file.as_deref());
+    for path in read {
+        if !allowed.contains(&path) {
+            return Err(ApiError::invalid(format!(
+                "the draft reads `{path}`, which the served policy does not; over the API a \
+                 draft may only read the served policy's files"
+            )));
+        }
+    }
+    let options = stratum_runner::RunOptions {
+        as_of: body.as_of,
+        recorded_by: who.user.clone(),
+        ..Default::default()
+    };
+    let store = state.store.clone();
+    let sim = on_blocking_thread(move |handle| {
+        handle.block_on(stratum_runner::simulate(
+            &draft,
+            &options,
+            &store,
+            &mut stratum_runner::Quiet,
+        ))
+    })
+    .await??;
+    let ladders: Vec<Value> = sim
+        .ladders
+        .iter()
+        .map(|l| {
+            json!({
+                "ladder": l.ladder, "levels": l.levels,
+                "moves": l.cells.iter().map(|(from, to, n)| json!({"from": from, "to": to, "customers": n})).collect::<Vec<_>>(),
+                "upgrades": l.upgrades, "downgrades": l.downgrades,
+                "benefit_cost_before": l.cost_before, "benefit_cost_after": l.cost_after,
+            })
+        })
+        .collect();
+    ok(json!({
+        "base_run": sim.base.as_ref().map(|r| r.id), "as_of": sim.as_of,
+        "ladders": ladders,
+        "summaries": sim.summaries.iter().map(ladder_summary).collect::<Vec<_>>(),
+    }))
 }
 
 async fn run(

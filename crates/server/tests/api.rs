@@ -870,6 +870,166 @@ async fn tier_lookup_serves_the_latest_run_from_memory(url: String) {
     assert_eq!(fresh["levels"][0]["rank"], 1);
 }
 
+async fn analysts_run_and_simulate_over_the_api(url: String) {
+    let f = fixture(url).await;
+    let first = f.state.store.latest_run_id("vip").await.unwrap().unwrap();
+    for key in [&f.wang, &f.service] {
+        assert_error(
+            &f.call("POST", "/api/runs", Some(key), None).await,
+            403,
+            "forbidden",
+        );
+        assert_error(
+            &f.call(
+                "POST",
+                "/api/simulate",
+                Some(key),
+                Some(r#"{"policy": ""}"#),
+            )
+            .await,
+            403,
+            "forbidden",
+        );
+    }
+    assert_error(
+        &f.call(
+            "POST",
+            "/api/runs",
+            Some(&f.analyst),
+            Some(r#"{"as_of": "30/11/2026"}"#),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+
+    // What if diamond started at 250? C2 (300) and C5 (250) would move up from gold.
+    let draft = POLICY.replace("spend >= 500", "spend >= 250");
+    let body = json!({"policy": draft, "as_of": "2026-10-31"}).to_string();
+    let (status, sim) = f
+        .call("POST", "/api/simulate", Some(&f.analyst), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sim}");
+    assert_eq!(sim["base_run"], first);
+    let ladder = &sim["ladders"][0];
+    assert_eq!(ladder["upgrades"], 2, "{sim}");
+    assert_eq!(ladder["downgrades"], 0);
+    let moves: Vec<(String, String, i64)> = ladder["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_string(),
+                m["to"].as_str().unwrap().to_string(),
+                m["customers"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let m = |a: &str, b: &str, n| (a.to_string(), b.to_string(), n);
+    assert_eq!(
+        moves,
+        [
+            m("supreme", "supreme", 1),
+            m("diamond", "diamond", 1),
+            m("gold", "diamond", 2),
+            m("silver", "silver", 1)
+        ]
+    );
+    assert_eq!(
+        f.state.store.runs(None).await.unwrap().len(),
+        1,
+        "simulate records nothing"
+    );
+    // A draft is evaluated on the server: it may read only the served policy's files.
+    let elsewhere = POLICY.replace("\"transactions.csv\"", "\"/etc/passwd.csv\"");
+    let refused = f
+        .call(
+            "POST",
+            "/api/simulate",
+            Some(&f.admin),
+            Some(&json!({ "policy": elsewhere }).to_string()),
+        )
+        .await;
+    assert_error(&refused, 400, "invalid_request");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/passwd")
+    );
+    let broken = f
+        .call(
+            "POST",
+            "/api/simulate",
+            Some(&f.admin),
+            Some(&json!({ "policy": POLICY.replace("rest = true", "rest = maybe") }).to_string()),
+        )
+        .await;
+    assert_error(&broken, 422, "invalid_policy");
+    assert!(
+        broken.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("draft policy:"),
+        "the error names where: {}",
+        broken.1
+    );
+
+    // A run over changed data, recorded and served at once.
+    let dir = f.state.policy.path.parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("transactions.csv"),
+        "customer_id,date,amount\nC1,2026-10-01,1200\nC2,2026-10-01,300\nC3,2026-11-01,1500\n\
+         C4,2026-10-01,50\nC5,2026-10-01,250\n",
+    )
+    .unwrap();
+    let (status, run) = f
+        .call(
+            "POST",
+            "/api/runs",
+            Some(&f.analyst),
+            Some(r#"{"as_of": "2026-11-30"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["run_id"], first + 1);
+    assert_eq!(run["previous_run"], first);
+    assert_eq!(run["customers"], 5);
+    let counts: Vec<(String, i64)> = run["ladders"][0]["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["level"].as_str().unwrap().to_string(),
+                l["customers"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("supreme".to_string(), 2),
+            ("diamond".to_string(), 0),
+            ("gold".to_string(), 2),
+            ("silver".to_string(), 1)
+        ]
+    );
+    let (_, c3) = f
+        .call("GET", "/api/customers/C3/levels", Some(&f.service), None)
+        .await;
+    assert_eq!(c3["run_id"], first + 1);
+    assert_eq!(c3["levels"][0]["level"], "supreme");
+    let runs = f.state.store.runs(None).await.unwrap();
+    assert_eq!(runs.last().unwrap().recorded_by, "ana");
+    let (_, audit) = f.call("GET", "/api/audit", Some(&f.admin), None).await;
+    assert!(
+        audit.to_string().contains("run.start"),
+        "the run is in the audit log: {audit}"
+    );
+}
+
 stratum_store::on_both!(
     only_health_is_open_and_keys_are_checked,
     every_documented_route_is_routed,
@@ -880,4 +1040,5 @@ stratum_store::on_both!(
     bad_input_gets_a_4xx_and_writes_nothing,
     queue_callbacks_and_sla_report,
     tier_lookup_serves_the_latest_run_from_memory,
+    analysts_run_and_simulate_over_the_api,
 );

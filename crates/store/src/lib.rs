@@ -366,6 +366,18 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Records an action that is not itself a store write (a run started through the API).
+    pub async fn audit_event(
+        &self,
+        actor: &Actor,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.audit(&mut conn, actor, action, subject, detail).await
+    }
+
     pub(crate) async fn audit(
         &self,
         conn: &mut sqlx::AnyConnection,
