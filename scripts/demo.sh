@@ -54,5 +54,34 @@ echo "== stratum -C $ws explain C00042"
 "$stratum" -C "$ws" explain C00042
 
 echo
+echo "== stratum -C $ws serve   (the REST API: a service key, a tier lookup, the customer card, a redemption)"
+if ! command -v curl >/dev/null 2>&1; then
+  echo "installing curl for the API part of the demo (apt-get)"
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq curl; else sudo apt-get install -y -qq curl; fi
+fi
+"$stratum" -C "$ws" user add ivr --role service >/dev/null 2>&1 || true
+key=$("$stratum" -C "$ws" key create ivr 2>/dev/null)
+listen=127.0.0.1:${STRATUM_DEMO_PORT:-18080}
+"$stratum" -C "$ws" serve --listen "$listen" 2>"$ws/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fs "http://$listen/health" >/dev/null && break; sleep 0.1; done
+api() { curl -s -H "Authorization: Bearer $key" "$@"; echo; }
+echo "\$ curl http://$listen/api/customers/C00042/levels"
+api "http://$listen/api/customers/C00042/levels"
+echo "\$ curl http://$listen/api/customers/C00003   (the card: levels, owner, tags, benefits with quota left)"
+api "http://$listen/api/customers/C00003" | cut -c1-600
+echo "\$ curl -X POST http://$listen/api/customers/C00003/redemptions -H 'Idempotency-Key: demo-1' -d '{\"benefit\":\"airport_lounge\"}'   (twice: the retry is not counted again)"
+for _ in 1 2; do
+  api -X POST -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \
+    -d '{"benefit":"airport_lounge"}' "http://$listen/api/customers/C00003/redemptions"
+done
+echo "\$ curl -X POST http://$listen/api/queue/order -d '{\"waiting\": [...]}'   (the key account first, the blacklisted caller last)"
+api -X POST -H 'content-type: application/json' \
+  -d '{"waiting":[{"customer_id":"C01999","arrived_at":"2026-11-24T09:00:00+08:00"},{"customer_id":"C00003","arrived_at":"2026-11-24T09:05:00+08:00"},{"customer_id":"C00042","arrived_at":"2026-11-24T09:01:00+08:00"}],"now":"2026-11-24T09:06:00+08:00"}' \
+  "http://$listen/api/queue/order"
+kill $server 2>/dev/null || true
+
+echo
 echo "== stratum -C $ws check policies/b2b.toml     (the source material's grades have holes)"
 "$stratum" -C "$ws" check policies/b2b.toml

@@ -1042,3 +1042,18 @@ stratum_store::on_both!(
     tier_lookup_serves_the_latest_run_from_memory,
     analysts_run_and_simulate_over_the_api,
 );
+
+#[test]
+fn the_api_docs_list_every_error_code_and_route() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"))
+        .unwrap();
+    for (code, status, kind, _) in stratum_server::ERROR_CODES {
+        assert!(
+            doc.contains(&format!("| {code} | {status} | {kind} |")),
+            "docs/API.md lacks the row of error `{code}`"
+        );
+    }
+    for (_, path, _, _) in ROUTES {
+        assert!(doc.contains(path), "docs/API.md does not mention {path}");
+    }
+}
