@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds stratum, creates a demo workspace and runs it end to end: every example policy of
-# the domain notes, the pyramid tables, an explanation, and the lint of a flawed policy.
+# the domain notes, the pyramid tables, an explanation, the REST API, and the lint of a flawed policy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,9 +76,9 @@ for _ in 1 2; do
   api -X POST -H 'content-type: application/json' -H 'Idempotency-Key: demo-1' \
     -d '{"benefit":"airport_lounge"}' "http://$listen/api/customers/C00003/redemptions"
 done
-echo "\$ curl -X POST http://$listen/api/queue/order -d '{\"waiting\": [...]}'   (the key account first, the blacklisted caller last)"
+echo "\$ curl -X POST http://$listen/api/queue/order -d '{\"waiting\": [...]}'   (by level with aging; the blacklisted C00082 last although first in)"
 api -X POST -H 'content-type: application/json' \
-  -d '{"waiting":[{"customer_id":"C01999","arrived_at":"2026-11-24T09:00:00+08:00"},{"customer_id":"C00003","arrived_at":"2026-11-24T09:05:00+08:00"},{"customer_id":"C00042","arrived_at":"2026-11-24T09:01:00+08:00"}],"now":"2026-11-24T09:06:00+08:00"}' \
+  -d '{"waiting":[{"customer_id":"C00082","arrived_at":"2026-11-24T09:00:00+08:00"},{"customer_id":"C01999","arrived_at":"2026-11-24T09:02:00+08:00"},{"customer_id":"C00003","arrived_at":"2026-11-24T09:05:00+08:00"},{"customer_id":"C00042","arrived_at":"2026-11-24T09:01:00+08:00"}],"now":"2026-11-24T09:06:00+08:00"}' \
   "http://$listen/api/queue/order"
 kill $server 2>/dev/null || true
 
