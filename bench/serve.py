@@ -66,7 +66,7 @@ def fresh_database(kind: str, work: Path) -> str:
         db = work / "serve.db"
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        return f"sqlite://{db}"
+        return f"sqlite://{db}?mode=rwc"
     admin = sh(["bash", str(harness.ROOT / "scripts" / "postgres.sh")], capture_output=True).stdout.strip()
     sh(["psql", admin, "-qc", "DROP DATABASE IF EXISTS stratum_bench"])
     sh(["psql", admin, "-qc", "CREATE DATABASE stratum_bench"])
@@ -76,7 +76,7 @@ def fresh_database(kind: str, work: Path) -> str:
 def sql(url: str, query: str) -> list:
     if url.startswith("sqlite://"):
         import sqlite3
-        with sqlite3.connect(url[len("sqlite://"):]) as con:
+        with sqlite3.connect(url[len("sqlite://"):].split("?")[0]) as con:
             return [tuple(r) for r in con.execute(query)]
     out = sh(["psql", url, "-At", "-F", "\t", "-c", query], capture_output=True).stdout
     return [tuple(line.split("\t")) for line in out.splitlines() if line]
@@ -90,6 +90,7 @@ def load(client: str, key: str, port: int, mode: str, a, **extra) -> dict:
     result = json.loads(sh(cmd, capture_output=True).stdout)
     print(f"  {mode:<7} {str(result['rate']):>11}: {result['requests_per_s']:>8,.0f} req/s  "
           f"p50 {result['p50_ms']:.3f} ms  p99 {result['p99_ms']:.3f} ms  max {result['max_ms']:.1f} ms  "
+          f"(from sending: p50 {result['sent_p50_ms']:.3f} p99 {result['sent_p99_ms']:.3f})  "
           f"statuses {result['statuses']}  errors {result['errors']}", flush=True)
     return result
 

@@ -82,7 +82,10 @@ enum Mode {
 /// What one connection measured.
 #[derive(Default)]
 struct Tally {
+    /// From when each request was due (fixed rate) or sent (closed loop).
     latencies_us: Vec<u32>,
+    /// From when each request was sent: the server's answer time alone.
+    service_us: Vec<u32>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
     first_error: Option<String>,
@@ -120,6 +123,7 @@ async fn drive(args: Args) -> Result<serde_json::Value> {
     for t in tasks {
         let tally = t.await??;
         all.latencies_us.extend(tally.latencies_us);
+        all.service_us.extend(tally.service_us);
         for (s, n) in tally.statuses {
             *all.statuses.entry(s).or_default() += n;
         }
@@ -128,13 +132,16 @@ async fn drive(args: Args) -> Result<serde_json::Value> {
     }
     let mut lat = all.latencies_us;
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
+    let mut service = all.service_us;
+    service.sort_unstable();
+    let percentile = |sorted: &[u32], p: f64| -> f64 {
+        if sorted.is_empty() {
             return f64::NAN;
         }
-        let i = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
+        let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i] as f64 / 1000.0
     };
+    let pct = |p: f64| percentile(&lat, p);
     let n = lat.len() as f64;
     Ok(serde_json::json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -151,6 +158,11 @@ async fn drive(args: Args) -> Result<serde_json::Value> {
         "p99_ms": pct(0.99),
         "p999_ms": pct(0.999),
         "max_ms": pct(1.0),
+        // Fixed rate: the percentiles above count from when each request was due, so they
+        // include the client's own lateness (tokio's timer has 1 ms granularity); these
+        // count from when it was sent.
+        "sent_p50_ms": percentile(&service, 0.50),
+        "sent_p99_ms": percentile(&service, 0.99),
     }))
 }
 
@@ -222,6 +234,7 @@ async fn connection(
             request = request.header("content-type", "application/json");
         }
         let request = request.body(Full::new(body))?;
+        let sent = Instant::now();
         let outcome = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
@@ -235,9 +248,9 @@ async fn connection(
         match outcome {
             Ok(status) => {
                 if measured {
-                    tally
-                        .latencies_us
-                        .push((done - sent_at).as_micros().min(u32::MAX as u128) as u32);
+                    let us = |d: Duration| d.as_micros().min(u32::MAX as u128) as u32;
+                    tally.latencies_us.push(us(done - sent_at));
+                    tally.service_us.push(us(done - sent));
                     *tally.statuses.entry(status).or_default() += 1;
                 }
             }

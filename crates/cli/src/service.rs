@@ -37,6 +37,10 @@ pub enum UserCommand {
         role: String,
     },
     List,
+    /// Disable a user: none of its keys is accepted any more
+    Disable {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +81,10 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
         ServiceCommand::User(UserCommand::Add { name, role }) => {
             store.add_user(name, role, &actor(cli)).await?;
             println!("added user {name} ({role})");
+        }
+        ServiceCommand::User(UserCommand::Disable { name }) => {
+            store.disable_user(name, &actor(cli)).await?;
+            println!("disabled user {name}");
         }
         ServiceCommand::User(UserCommand::List) => {
             for u in store.users().await? {

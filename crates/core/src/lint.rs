@@ -277,6 +277,9 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+    // Read outside the ladders: the owner by the API, the activity by the run history.
+    used.extend(policy.service.as_ref().and_then(|s| s.owner.as_deref()));
+    used.extend(policy.file.policy.activity.as_deref());
     for m in &policy.metrics {
         if !used.contains(m.name.as_str()) {
             out.push(
@@ -284,5 +287,60 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
                     .with_help("it is still computed and written to metrics.parquet; remove it if it is not needed"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lint;
+    use crate::compile::Policy;
+
+    #[test]
+    fn metrics_read_by_the_service_or_the_history_are_used() {
+        let text = r#"
+[policy]
+activity = "orders"
+
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+
+[metrics.spend]
+source = "customers"
+expr = "spend"
+
+[metrics.orders]
+source = "customers"
+expr = "orders"
+
+[metrics.manager]
+source = "customers"
+expr = "manager"
+
+[metrics.forgotten]
+source = "customers"
+expr = "region"
+
+[service]
+owner = "manager"
+
+[ladders.vip]
+[[ladders.vip.levels]]
+name = "gold"
+when = "spend >= 100"
+[[ladders.vip.levels]]
+name = "silver"
+rest = true
+"#;
+        let policy = Policy::from_str("p.toml", text).unwrap();
+        let unused: Vec<String> = lint(&policy)
+            .into_iter()
+            .filter(|d| d.code == "unused_metric")
+            .map(|d| d.message)
+            .collect();
+        assert_eq!(
+            unused,
+            ["metric `forgotten` is not used by any score, ladder or other metric"]
+        );
     }
 }

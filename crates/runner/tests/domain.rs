@@ -316,7 +316,7 @@ fn main_policy_fixture(customers: &str, transactions: &str, invoices: &str, over
 #[tokio::test(flavor = "multi_thread")]
 async fn weighted_composite_scores_and_pyramid_with_overrides() {
     let ws = main_policy_fixture(
-        "customer_id,tags\nA,\nB,blacklist\nC,\nD,\nE,\n",
+        "customer_id,owner,tags\nA,wang,\nB,wang,blacklist\nC,li,\nD,li,\nE,li,\n",
         "customer_id,date,amount,cost\nA,2026-06-01,100,90\nB,2026-06-01,400,380\nC,2026-06-01,200,150\nD,2026-06-01,300,260\n",
         "customer_id,issued,due_date,paid_date,amount\n\
          A,2026-05-01,2026-05-31,2026-05-20,100\n\
@@ -642,7 +642,7 @@ async fn lifecycle_stages() {
     add("L_dt", &[days_ago(300), days_ago(250), days_ago(200)]);
     add("L_dp", &[days_ago(700), days_ago(400)]);
     let ws = main_policy_fixture(
-        "customer_id,tags\nL_pot,\nL_new,\nL_dev,\nL_mat,\nL_loy,\nL_dt,\nL_dp,\n",
+        "customer_id,owner,tags\nL_pot,li,\nL_new,li,\nL_dev,li,\nL_mat,li,\nL_loy,li,\nL_dt,li,\nL_dp,li,\n",
         &tx,
         "customer_id,issued,due_date,paid_date,amount\n",
         "customer_id,ladder,level,reason\n",

@@ -59,6 +59,12 @@ pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
         "no such redemption",
     ),
     (
+        "user_not_found",
+        404,
+        "invalid_request",
+        "no such user, or it is disabled already",
+    ),
+    (
         "not_found",
         404,
         "invalid_request",

@@ -142,6 +142,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "admin",
     ),
     (
+        "post",
+        "/api/users/{name}/disable",
+        "Disable a user: its keys stop working (within the one-minute key cache)",
+        "admin",
+    ),
+    (
         "get",
         "/api/audit",
         "The audit log, newest first (`limit`)",

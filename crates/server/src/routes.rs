@@ -56,6 +56,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/overrides/{id}/remove", post(remove_override))
         .route("/api/inputs", get(inputs))
         .route("/api/users", get(users).post(add_user))
+        .route("/api/users/{name}/disable", post(disable_user))
         .route("/api/audit", get(audit))
 }
 
@@ -943,6 +944,21 @@ async fn add_user(
         Json(json!({"name": b.name, "role": b.role})),
     )
         .into_response())
+}
+
+async fn disable_user(
+    State(state): State<AppState>,
+    who: Principal,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    who.require(&[Admin], "disable users")?;
+    let Path(name) = name?;
+    state
+        .store
+        .disable_user(&name, &who.actor())
+        .await
+        .map_err(not_found_as("user_not_found"))?;
+    ok(json!({"name": name, "disabled": true}))
 }
 
 #[derive(Deserialize)]

@@ -279,7 +279,8 @@ async fn every_documented_route_is_routed(url: String) {
                     "C1"
                 },
             )
-            .replace("{field}", "relationship");
+            .replace("{field}", "relationship")
+            .replace("{name}", "nobody");
         let body = if *method == "get" { None } else { Some("{}") };
         let (status, body) = f
             .call(&method.to_uppercase(), &uri, Some(&f.admin), body)
@@ -1030,6 +1031,53 @@ async fn analysts_run_and_simulate_over_the_api(url: String) {
     );
 }
 
+async fn disabled_users_keys_stop_working(url: String) {
+    let f = fixture(url).await;
+    assert_error(
+        &f.call("POST", "/api/users/li/disable", Some(&f.analyst), None)
+            .await,
+        403,
+        "forbidden",
+    );
+    let (status, body) = f
+        .call("POST", "/api/users/li/disable", Some(&f.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_error(
+        &f.call("POST", "/api/users/li/disable", Some(&f.admin), None)
+            .await,
+        404,
+        "user_not_found",
+    );
+    // A server that has not seen li's key yet refuses it at once (a running one within the
+    // key cache's minute).
+    let fresh = Fixture {
+        state: AppState::new(
+            f.state.store.clone(),
+            stratum_runner::load_policy(&f.state.policy.path).unwrap(),
+        ),
+        ..f
+    };
+    assert_error(
+        &fresh
+            .call("GET", "/api/customers/C3/levels", Some(&fresh.li), None)
+            .await,
+        401,
+        "invalid_api_key",
+    );
+    let (status, _) = fresh
+        .call("GET", "/api/customers/C1/levels", Some(&fresh.wang), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "other users are untouched");
+    let users = fresh.state.store.users().await.unwrap();
+    let li = users.iter().find(|u| u.name == "li").unwrap();
+    assert!(li.disabled_at.is_some());
+    let (_, audit) = fresh
+        .call("GET", "/api/audit", Some(&fresh.admin), None)
+        .await;
+    assert!(audit.to_string().contains("user.disable"), "{audit}");
+}
+
 stratum_store::on_both!(
     only_health_is_open_and_keys_are_checked,
     every_documented_route_is_routed,
@@ -1041,12 +1089,13 @@ stratum_store::on_both!(
     queue_callbacks_and_sla_report,
     tier_lookup_serves_the_latest_run_from_memory,
     analysts_run_and_simulate_over_the_api,
+    disabled_users_keys_stop_working,
 );
 
 #[test]
 fn the_api_docs_list_every_error_code_and_route() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md")).unwrap();
     for (code, status, kind, _) in stratum_server::ERROR_CODES {
         assert!(
             doc.contains(&format!("| {code} | {status} | {kind} |")),

@@ -213,7 +213,16 @@ impl Store {
             url: shown.clone(),
             message: e.to_string(),
         };
-        let options = AnyConnectOptions::from_str(url).map_err(connect_err)?;
+        // A new SQLite file is created on first use, like the workspace default, unless the
+        // URL says otherwise (`?mode=ro`, `?mode=rw`).
+        let url =
+            if backend == Backend::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            } else {
+                url.to_string()
+            };
+        let options = AnyConnectOptions::from_str(&url).map_err(connect_err)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .after_connect(move |conn, _| {

@@ -107,6 +107,9 @@ pub struct CurrentLevel {
     pub explanation: String,
 }
 
+/// One assignment in `run_standings`' document: ladder, customer, level, score, rank.
+type StandingJson = (String, String, String, Option<Real>, Option<i64>);
+
 /// A real number in a JSON document: a number (PostgreSQL) or its 17-digit text (SQLite).
 struct Real(f64);
 
@@ -399,8 +402,35 @@ impl Store {
         .bind(&actor.name)
         .bind(now())
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Added by a concurrent request between the check and the insert.
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Invalid(format!("user `{name}` exists already"))
+            }
+            e => e.into(),
+        })?;
         self.audit(&mut tx, actor, "user.add", name, role).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Disables a user: none of its keys is accepted any more (within the key cache's minute
+    /// on a running server). Its name stays in the audit log.
+    pub async fn disable_user(&self, name: &str, actor: &Actor) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE users SET disabled_at = $1 WHERE name = $2 AND disabled_at IS NULL",
+        )
+        .bind(now())
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no enabled user `{name}`")));
+        }
+        self.audit(&mut tx, actor, "user.disable", name, "").await?;
         tx.commit().await?;
         Ok(())
     }
@@ -548,10 +578,13 @@ impl Store {
         customer_id: &str,
     ) -> Result<Vec<CurrentLevel>, StoreError> {
         let rows = sqlx::query(
+            // `ladder IN (…)` lets SQLite probe the primary key per ladder; a join let it
+            // scan the whole run (0.1 s per million customers).
             "SELECT a.run_id, r.as_of, a.ladder, a.level, a.score, a.rank, a.explanation \
-             FROM run_ladders l JOIN runs r ON r.id = l.run_id \
-             JOIN assignments a ON a.run_id = l.run_id AND a.ladder = l.ladder \
-             AND a.customer_id = $2 WHERE l.run_id = $1 ORDER BY a.ladder",
+             FROM assignments a JOIN runs r ON r.id = a.run_id \
+             WHERE a.run_id = $1 AND a.customer_id = $2 \
+             AND a.ladder IN (SELECT ladder FROM run_ladders WHERE run_id = $1) \
+             ORDER BY a.ladder",
         )
         .bind(run_id)
         .bind(customer_id)
@@ -598,10 +631,8 @@ impl Store {
             .bind(run_id)
             .fetch_one(self.pool())
             .await?;
-        let rows: Vec<(String, String, String, Option<Real>, Option<i64>)> =
-            serde_json::from_str(doc.as_deref().unwrap_or("[]")).map_err(|e| {
-                StoreError::Corrupt(format!("stored assignments of run {run_id}: {e}"))
-            })?;
+        let rows: Vec<StandingJson> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(format!("stored assignments of run {run_id}: {e}")))?;
         let doc: Option<String> = sqlx::query_scalar(owners).fetch_one(self.pool()).await?;
         let owners: Vec<(String, String)> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
             .map_err(|e| StoreError::Corrupt(format!("stored customer owners: {e}")))?;

@@ -252,7 +252,7 @@ async fn standings_come_back_exactly_in_bulk(url: String) {
     b.score = None;
     b.rank = None;
     let mut c = row("C1", "silver");
-    c.score = Some(-1234567.891011121314);
+    c.score = Some(-1_234_567.891_011_121_2);
     // And 500 awkward reals.
     let real = |i: usize| ((i * 7919 + 1) as f64).ln() / 3.0 + i as f64 * 1e-9 - 1e3;
     let ids: Vec<String> = (0..500).map(|i| format!("D{i:03}")).collect();
@@ -289,7 +289,7 @@ async fn standings_come_back_exactly_in_bulk(url: String) {
         vec![
             want("A", "gold", Some(0.1 + 0.2), Some(7)),
             want("B", "silver", None, None),
-            want("C1", "silver", Some(-1234567.891011121314), Some(1)),
+            want("C1", "silver", Some(-1_234_567.891_011_121_2), Some(1)),
         ]
     );
     assert_eq!(
@@ -304,6 +304,24 @@ stratum_store::on_both!(
     a_failed_run_leaves_nothing,
     overrides_inputs_and_tags_are_audited,
 );
+
+#[tokio::test]
+async fn a_new_sqlite_file_is_created_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    assert!(store.runs(None).await.unwrap().is_empty());
+    // An explicit mode is kept: read-write only does not create.
+    let missing = dir.path().join("missing.db");
+    let err = Store::open(&format!("sqlite://{}?mode=rw", missing.display()))
+        .await
+        .unwrap_err();
+    assert!(err.is_user_error(), "{err}");
+    assert!(!missing.exists());
+}
 
 #[tokio::test]
 async fn bad_urls_are_user_errors() {
