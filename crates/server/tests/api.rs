@@ -147,6 +147,19 @@ async fn fixture(url: String) -> Fixture {
 }
 
 impl Fixture {
+    /// Changes the data for a second run: C3 spends 1500 in November (supreme as of
+    /// 2026-11-30). Returns the workspace folder.
+    fn c3_spends_1500_in_november(&self) -> std::path::PathBuf {
+        let dir = self.state.policy.path.parent().unwrap().to_path_buf();
+        std::fs::write(
+            dir.join("transactions.csv"),
+            "customer_id,date,amount\nC1,2026-10-01,1200\nC2,2026-10-01,300\n\
+             C3,2026-11-01,1500\nC4,2026-10-01,50\nC5,2026-10-01,250\n",
+        )
+        .unwrap();
+        dir
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -837,13 +850,7 @@ async fn tier_lookup_serves_the_latest_run_from_memory(url: String) {
 
     // A newer run recorded by another process is served once `refresh` (every 2 s in
     // `serve`) has loaded it; until then the previous run is served whole.
-    let dir = f.state.policy.path.parent().unwrap().to_path_buf();
-    std::fs::write(
-        dir.join("transactions.csv"),
-        "customer_id,date,amount\nC1,2026-10-01,1200\nC2,2026-10-01,300\nC3,2026-11-01,1500\n\
-         C4,2026-10-01,50\nC5,2026-10-01,250\n",
-    )
-    .unwrap();
+    let dir = f.c3_spends_1500_in_november();
     let options = stratum_runner::RunOptions {
         as_of: Some("2026-11-30".into()),
         out_dir: Some(dir.join("out")),
@@ -978,13 +985,7 @@ async fn analysts_run_and_simulate_over_the_api(url: String) {
     );
 
     // A run over changed data, recorded and served at once.
-    let dir = f.state.policy.path.parent().unwrap().to_path_buf();
-    std::fs::write(
-        dir.join("transactions.csv"),
-        "customer_id,date,amount\nC1,2026-10-01,1200\nC2,2026-10-01,300\nC3,2026-11-01,1500\n\
-         C4,2026-10-01,50\nC5,2026-10-01,250\n",
-    )
-    .unwrap();
+    f.c3_spends_1500_in_november();
     let (status, run) = f
         .call(
             "POST",
