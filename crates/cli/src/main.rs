@@ -19,6 +19,7 @@ use stratum_engine::BadRows;
 use stratum_runner::{Progress, RunError, RunOptions};
 use stratum_store::{Store, StoreError};
 
+mod clv;
 mod kept;
 mod service;
 
@@ -109,6 +110,8 @@ enum Command {
     Kept(kept::KeptCommand),
     #[command(flatten)]
     Service(service::ServiceCommand),
+    #[command(flatten)]
+    Clv(clv::ClvCommand),
     /// Generate benchmark-size data
     Gen {
         #[arg(long)]
@@ -405,6 +408,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Kept(k) => kept::run(cli, k).await,
         Command::Service(s) => service::run(cli, s).await,
+        Command::Clv(c) => clv::run(c),
         Command::Gen {
             customers,
             transactions,
