@@ -111,9 +111,11 @@ pub fn run(cmd: &ClvCommand) -> Result<ExitCode> {
             "{}",
             serde_json::json!({
                 "bgnbd": {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b,
-                          "log_likelihood": bg_fit.log_likelihood, "iterations": bg_fit.iterations},
+                          "log_likelihood": bg_fit.log_likelihood, "iterations": bg_fit.iterations,
+                          "standard_errors": bg_fit.standard_errors},
                 "gamma_gamma": {"p": gg.p, "q": gg.q, "v": gg.v,
-                                "log_likelihood": gg_fit.log_likelihood, "iterations": gg_fit.iterations},
+                                "log_likelihood": gg_fit.log_likelihood, "iterations": gg_fit.iterations,
+                                "standard_errors": gg_fit.standard_errors},
                 "customers": customers.len(),
             })
         );
@@ -123,10 +125,12 @@ pub fn run(cmd: &ClvCommand) -> Result<ExitCode> {
             "BG/NBD       r {:.4}  alpha {:.4}  a {:.4}  b {:.4}  (log-likelihood {:.2}, {} iterations)",
             bg.r, bg.alpha, bg.a, bg.b, bg_fit.log_likelihood, bg_fit.iterations
         );
+        println!("  standard errors {:.4?}", bg_fit.standard_errors);
         println!(
             "Gamma-Gamma  p {:.4}  q {:.4}  v {:.4}  (log-likelihood {:.2}, {} iterations)",
             gg.p, gg.q, gg.v, gg_fit.log_likelihood, gg_fit.iterations
         );
+        println!("  standard errors {:.4?}", gg_fit.standard_errors);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -110,6 +110,9 @@ pub fn summarise<'a>(
 pub struct FitReport {
     pub log_likelihood: f64,
     pub iterations: u64,
+    /// Standard errors of the parameters, in their order (from the inverse of the observed
+    /// information: the negated Hessian of the log-likelihood, by central differences).
+    pub standard_errors: Vec<f64>,
 }
 
 /// BG/NBD parameters: purchase rate ~ Gamma(r, α); dropout probability ~ Beta(a, b).
@@ -164,13 +167,28 @@ impl BgNbd {
         // Start at r = 1, α = mean age, a = 1, b = 1 (in logs).
         let mean_age = data.iter().map(|d| d.2).sum::<f64>() / data.len() as f64;
         let start = [0.0, mean_age.max(1e-3).ln(), 0.0, 0.0];
-        let (p, report) = minimise("BG/NBD", cost, &start)?;
+        let (p, mut report) = minimise("BG/NBD", cost, &start)?;
+        let natural: Vec<f64> = p.iter().map(|v| v.exp()).collect();
+        report.standard_errors = standard_errors(
+            |q| {
+                let m = BgNbd {
+                    r: q[0],
+                    alpha: q[1],
+                    a: q[2],
+                    b: q[3],
+                };
+                data.iter()
+                    .map(|&(x, t_x, t)| m.log_likelihood(x, t_x, t))
+                    .sum()
+            },
+            &natural,
+        )?;
         Ok((
             BgNbd {
-                r: p[0].exp(),
-                alpha: p[1].exp(),
-                a: p[2].exp(),
-                b: p[3].exp(),
+                r: natural[0],
+                alpha: natural[1],
+                a: natural[2],
+                b: natural[3],
             },
             report,
         ))
@@ -259,12 +277,24 @@ impl GammaGamma {
         });
         let mean_spend = data.iter().map(|d| d.1).sum::<f64>() / data.len() as f64;
         let start = [0.0, 0.0, mean_spend.max(1e-3).ln()];
-        let (p, report) = minimise("Gamma-Gamma", cost, &start)?;
+        let (p, mut report) = minimise("Gamma-Gamma", cost, &start)?;
+        let natural: Vec<f64> = p.iter().map(|v| v.exp()).collect();
+        report.standard_errors = standard_errors(
+            |q| {
+                let m = GammaGamma {
+                    p: q[0],
+                    q: q[1],
+                    v: q[2],
+                };
+                data.iter().map(|&(x, z)| m.log_likelihood(x, z)).sum()
+            },
+            &natural,
+        )?;
         Ok((
             GammaGamma {
-                p: p[0].exp(),
-                q: p[1].exp(),
-                v: p[2].exp(),
+                p: natural[0],
+                q: natural[1],
+                v: natural[2],
             },
             report,
         ))
@@ -338,8 +368,88 @@ fn minimise<F: Fn(&[f64]) -> f64>(
         FitReport {
             log_likelihood,
             iterations,
+            standard_errors: Vec::new(),
         },
     ))
+}
+
+/// Standard errors at the maximum `at` of `log_likelihood`: square roots of the diagonal of
+/// the inverse of the negated Hessian (central differences, steps relative to each value).
+fn standard_errors(
+    log_likelihood: impl Fn(&[f64]) -> f64,
+    at: &[f64],
+) -> Result<Vec<f64>, ClvError> {
+    let n = at.len();
+    let h: Vec<f64> = at.iter().map(|v| 1e-4 * v.abs().max(1e-3)).collect();
+    let f = |steps: &[(usize, f64)]| {
+        let mut p = at.to_vec();
+        for &(i, d) in steps {
+            p[i] += d;
+        }
+        log_likelihood(&p)
+    };
+    let mut info = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in i..n {
+            let second = if i == j {
+                (f(&[(i, h[i])]) - 2.0 * f(&[]) + f(&[(i, -h[i])])) / (h[i] * h[i])
+            } else {
+                (f(&[(i, h[i]), (j, h[j])])
+                    - f(&[(i, h[i]), (j, -h[j])])
+                    - f(&[(i, -h[i]), (j, h[j])])
+                    + f(&[(i, -h[i]), (j, -h[j])]))
+                    / (4.0 * h[i] * h[j])
+            };
+            info[i][j] = -second;
+            info[j][i] = -second;
+        }
+    }
+    let covariance = invert(info).ok_or_else(|| {
+        ClvError::Numeric("the information matrix is singular: standard errors undefined".into())
+    })?;
+    (0..n)
+        .map(|i| {
+            let var = covariance[i][i];
+            if var.is_finite() && var > 0.0 {
+                Ok(var.sqrt())
+            } else {
+                Err(ClvError::Numeric(format!(
+                    "parameter {i} has no positive variance at the optimum ({var})"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Gauss-Jordan inverse with partial pivoting of a small square matrix.
+fn invert(mut m: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
+    let n = m.len();
+    let mut inv: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+        .collect();
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        if m[pivot][col].abs() < 1e-300 {
+            return None;
+        }
+        m.swap(col, pivot);
+        inv.swap(col, pivot);
+        let d = m[col][col];
+        for k in 0..n {
+            m[col][k] /= d;
+            inv[col][k] /= d;
+        }
+        for row in 0..n {
+            if row != col {
+                let factor = m[row][col];
+                for k in 0..n {
+                    m[row][k] -= factor * m[col][k];
+                    inv[row][k] -= factor * inv[col][k];
+                }
+            }
+        }
+    }
+    Some(inv)
 }
 
 /// The Gaussian hypergeometric function ₂F₁(a, b; c; z) for 0 ≤ z < 1, by its series.

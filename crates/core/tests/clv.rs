@@ -62,6 +62,18 @@ fn bgnbd_and_gamma_gamma_match_the_papers() {
     );
     // The paper's log-likelihood is -9582.4.
     assert!((report.log_likelihood - -9582.4).abs() < 0.1, "{report:?}");
+    // Standard errors as lifetimes reports them for this fit (r, α, a, b), within 2%.
+    for (got, want) in report
+        .standard_errors
+        .iter()
+        .zip([0.0126, 0.3782, 0.1857, 0.7053])
+    {
+        assert!(
+            (got / want - 1.0).abs() < 0.02,
+            "{:?}",
+            report.standard_errors
+        );
+    }
     let (g, report) = GammaGamma::fit(&customers).unwrap();
     assert!(
         near(g.p, 6.25) && near(g.q, 3.74) && near(g.v, 15.44),
