@@ -153,45 +153,39 @@ impl BgNbd {
             .iter()
             .map(|c| (f64::from(c.frequency), c.recency, c.age))
             .collect();
-        let cost = NegLogLikelihood(|p: &[f64]| {
-            let m = BgNbd {
-                r: p[0].exp(),
-                alpha: p[1].exp(),
-                a: p[2].exp(),
-                b: p[3].exp(),
-            };
+        let total = |m: BgNbd| {
             data.iter()
                 .map(|&(x, t_x, t)| m.log_likelihood(x, t_x, t))
                 .sum::<f64>()
-        });
+        };
+        let cost = NegLogLikelihood(|p: &[f64]| total(BgNbd::from_logs(p)));
         // Start at r = 1, α = mean age, a = 1, b = 1 (in logs).
         let mean_age = data.iter().map(|d| d.2).sum::<f64>() / data.len() as f64;
         let start = [0.0, mean_age.max(1e-3).ln(), 0.0, 0.0];
         let (p, mut report) = minimise("BG/NBD", cost, &start)?;
-        let natural: Vec<f64> = p.iter().map(|v| v.exp()).collect();
+        let fitted = BgNbd::from_logs(&p);
         report.standard_errors = standard_errors(
             |q| {
-                let m = BgNbd {
+                total(BgNbd {
                     r: q[0],
                     alpha: q[1],
                     a: q[2],
                     b: q[3],
-                };
-                data.iter()
-                    .map(|&(x, t_x, t)| m.log_likelihood(x, t_x, t))
-                    .sum()
+                })
             },
-            &natural,
+            &[fitted.r, fitted.alpha, fitted.a, fitted.b],
         )?;
-        Ok((
-            BgNbd {
-                r: natural[0],
-                alpha: natural[1],
-                a: natural[2],
-                b: natural[3],
-            },
-            report,
-        ))
+        Ok((fitted, report))
+    }
+
+    /// From the logarithms of (r, α, a, b), as the optimiser sees them.
+    fn from_logs(p: &[f64]) -> BgNbd {
+        BgNbd {
+            r: p[0].exp(),
+            alpha: p[1].exp(),
+            a: p[2].exp(),
+            b: p[3].exp(),
+        }
     }
 
     /// Probability that a customer with this history is still active.
@@ -265,39 +259,32 @@ impl GammaGamma {
         if data.is_empty() {
             return Err(ClvError::NoRepeatBuyers);
         }
-        let cost = NegLogLikelihood(|p: &[f64]| {
-            let m = GammaGamma {
-                p: p[0].exp(),
-                q: p[1].exp(),
-                v: p[2].exp(),
-            };
+        let total = |m: GammaGamma| {
             data.iter()
                 .map(|&(x, z)| m.log_likelihood(x, z))
                 .sum::<f64>()
-        });
+        };
+        let from_logs = |p: &[f64]| GammaGamma {
+            p: p[0].exp(),
+            q: p[1].exp(),
+            v: p[2].exp(),
+        };
+        let cost = NegLogLikelihood(|p: &[f64]| total(from_logs(p)));
         let mean_spend = data.iter().map(|d| d.1).sum::<f64>() / data.len() as f64;
         let start = [0.0, 0.0, mean_spend.max(1e-3).ln()];
         let (p, mut report) = minimise("Gamma-Gamma", cost, &start)?;
-        let natural: Vec<f64> = p.iter().map(|v| v.exp()).collect();
+        let fitted = from_logs(&p);
         report.standard_errors = standard_errors(
             |q| {
-                let m = GammaGamma {
+                total(GammaGamma {
                     p: q[0],
                     q: q[1],
                     v: q[2],
-                };
-                data.iter().map(|&(x, z)| m.log_likelihood(x, z)).sum()
+                })
             },
-            &natural,
+            &[fitted.p, fitted.q, fitted.v],
         )?;
-        Ok((
-            GammaGamma {
-                p: natural[0],
-                q: natural[1],
-                v: natural[2],
-            },
-            report,
-        ))
+        Ok((fitted, report))
     }
 
     /// Expected spend per purchase given `x` repeat purchases averaging `m`.

@@ -519,6 +519,16 @@ fn ladder_summary(l: &stratum_core::LadderSummary) -> Value {
     })
 }
 
+/// The files a policy reads: its sources and its overrides file.
+fn files_read(policy: &stratum_runner::LoadedPolicy) -> Vec<&str> {
+    let file = &policy.policy.file;
+    file.sources
+        .values()
+        .map(|s| s.path.as_str())
+        .chain(file.policy.overrides_file.as_deref())
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SimulateBody {
@@ -543,21 +553,8 @@ async fn simulate(
         served.base_dir.clone(),
     )?;
     // A draft may only read what the served policy reads: it is evaluated on the server.
-    let allowed: Vec<&str> = served
-        .policy
-        .file
-        .sources
-        .values()
-        .map(|s| s.path.as_str())
-        .chain(served.policy.file.policy.overrides_file.as_deref())
-        .collect();
-    let read = draft
-        .policy
-        .file
-        .sources
-        .values()
-        .map(|s| s.path.as_str())
-        .chain(draft.policy.file.policy.overrides_file.as_deref());
+    let allowed = files_read(served);
+    let read = files_read(&draft);
     for path in read {
         if !allowed.contains(&path) {
             return Err(ApiError::invalid(format!(
