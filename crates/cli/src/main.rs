@@ -360,6 +360,12 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                     fmt_num(o.customer_ids as f64)
                 );
             }
+            if let Some(fit) = &outcome.lifetime {
+                println!("\nlifetime models");
+                for line in fit.describe() {
+                    println!("  {line}");
+                }
+            }
             for l in &outcome.ladders {
                 print_ladder(l);
             }
@@ -408,7 +414,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Kept(k) => kept::run(cli, k).await,
         Command::Service(s) => service::run(cli, s).await,
-        Command::Clv(c) => clv::run(c),
+        Command::Clv(c) => clv::run(c).await,
         Command::Gen {
             customers,
             transactions,

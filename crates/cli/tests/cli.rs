@@ -583,13 +583,64 @@ fn clv_fits_the_cdnow_sample() {
         "{v}"
     );
 
+    // The same log as JSON lines, with --out: predictions for every customer.
+    let jsonl: String = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!(
+                "{{\"customer_id\": \"{}\", \"date\": \"{}\", \"amount\": {}}}\n",
+                f[0], f[1], f[2]
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("cdnow.jsonl"), jsonl).unwrap();
+    let o = stratum(
+        &[
+            "clv",
+            "--transactions",
+            "cdnow.jsonl",
+            "--as-of",
+            "1997-09-30",
+            "--out",
+            "predicted",
+        ],
+        dir.path(),
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("2357 customers as of 1997-09-30"), "{out}");
+    let predictions =
+        std::fs::read_to_string(dir.path().join("predicted/predictions.csv")).unwrap();
+    let lines: Vec<&str> = predictions.lines().collect();
+    assert_eq!(
+        lines[0],
+        "customer_id,frequency,recency,T,monetary,p_alive,expected_purchases,expected_spend,clv"
+    );
+    assert_eq!(lines.len(), 1 + 2357);
+    // Customer 0001 is the paper's example (x = 2, t_x = 30.43, T = 38.86): lifetimes gives
+    // p_alive 0.72661 with the published parameters.
+    let first: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!((first[0], first[1]), ("0001", "2"));
+    let alive: f64 = first[5].parse().unwrap();
+    assert!((alive - 0.72661).abs() < 1e-3, "{}", lines[1]);
+    let fit: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("predicted/fit.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (fit["customers"].as_u64(), fit["horizon_months"].as_u64()),
+        (Some(2357), Some(12))
+    );
+
     csv.push_str("0001,1997-13-01,5\n");
     std::fs::write(dir.path().join("cdnow.csv"), &csv).unwrap();
     let o = stratum(&args, dir.path());
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("cdnow.csv:6921: column `date`: `1997-13-01` is not a date"),
+        err.contains("cdnow.csv:6921: column `date`: value '1997-13-01' is not a valid date"),
         "{err}"
     );
 }

@@ -68,6 +68,37 @@ impl TimeUnit {
     }
 }
 
+impl CustomerSummary {
+    /// The summary from a customer's purchase days: how many distinct days, the first and
+    /// the last, the total spend over all of them and the first day's spend (which the spend
+    /// model leaves out: it describes repeat purchases).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_days(
+        customer_id: String,
+        days: u32,
+        first: NaiveDate,
+        last: NaiveDate,
+        total: f64,
+        first_day_amount: f64,
+        as_of: NaiveDate,
+        unit: TimeUnit,
+    ) -> CustomerSummary {
+        let span = |a: NaiveDate, b: NaiveDate| (b - a).num_days() as f64 / unit.days();
+        let frequency = days.saturating_sub(1);
+        CustomerSummary {
+            customer_id,
+            frequency,
+            recency: span(first, last),
+            age: span(first, as_of),
+            monetary: if frequency == 0 {
+                0.0
+            } else {
+                (total - first_day_amount) / f64::from(frequency)
+            },
+        }
+    }
+}
+
 /// Builds each customer's summary from a transaction log as of `as_of` (later transactions
 /// are ignored). Purchases on one day count as one, their amounts added.
 pub fn summarise<'a>(
@@ -81,26 +112,23 @@ pub fn summarise<'a>(
             *days.entry(customer).or_default().entry(date).or_default() += amount;
         }
     }
-    let span = |a: NaiveDate, b: NaiveDate| (b - a).num_days() as f64 / unit.days();
     days.into_iter()
         .map(|(customer, by_day)| {
-            let first = *by_day.keys().next().expect("a customer has a purchase");
+            let (&first, &first_amount) = by_day.iter().next().expect("a customer has a purchase");
             let last = *by_day
                 .keys()
                 .next_back()
                 .expect("a customer has a purchase");
-            let repeats: Vec<f64> = by_day.values().skip(1).copied().collect();
-            CustomerSummary {
-                customer_id: customer.to_string(),
-                frequency: repeats.len() as u32,
-                recency: span(first, last),
-                age: span(first, as_of),
-                monetary: if repeats.is_empty() {
-                    0.0
-                } else {
-                    repeats.iter().sum::<f64>() / repeats.len() as f64
-                },
-            }
+            CustomerSummary::from_days(
+                customer.to_string(),
+                by_day.len() as u32,
+                first,
+                last,
+                by_day.values().sum(),
+                first_amount,
+                as_of,
+                unit,
+            )
         })
         .collect()
 }
@@ -224,7 +252,7 @@ impl BgNbd {
             Ok(value)
         } else {
             Err(ClvError::Numeric(format!(
-                "expected purchases are not finite for x={x}, t_x={t_x}, T={t} (a={a} must exceed 1)"
+                "expected purchases are not finite for x={x}, t_x={t_x}, T={t} (the fitted a = {a}; a = 1 makes them undefined)"
             )))
         }
     }
@@ -291,6 +319,265 @@ impl GammaGamma {
     pub fn expected_spend(&self, x: f64, m: f64) -> f64 {
         let GammaGamma { p, q, v } = *self;
         (v + x * m) * p / (p * x + q - 1.0)
+    }
+}
+
+/// The unit's name and parsing, for policies and the command line.
+impl TimeUnit {
+    pub fn parse(text: &str) -> Option<TimeUnit> {
+        match text {
+            "day" | "days" => Some(TimeUnit::Day),
+            "week" | "weeks" => Some(TimeUnit::Week),
+            "month" | "months" => Some(TimeUnit::Month),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Day => "day",
+            TimeUnit::Week => "week",
+            TimeUnit::Month => "month",
+        }
+    }
+}
+
+/// Customer lifetime value: the expected spend of the purchases in each of `periods`
+/// consecutive periods of `period` time units, each discounted by `(1 + discount)^i` for the
+/// i-th period. A period's purchases are the growth of the conditional expectation over it;
+/// spend per purchase is Gamma-Gamma's conditional expectation (for customers without
+/// repeats, the population mean).
+pub fn lifetime_value(
+    purchases: &BgNbd,
+    spend: &GammaGamma,
+    customer: &CustomerSummary,
+    periods: u32,
+    period: f64,
+    discount: f64,
+) -> Result<f64, ClvError> {
+    let (x, t_x, t) = (
+        f64::from(customer.frequency),
+        customer.recency,
+        customer.age,
+    );
+    let per_purchase = spend.expected_spend(x, customer.monetary);
+    let mut value = 0.0;
+    let mut before = 0.0;
+    for i in 1..=periods {
+        let upto = purchases.expected_purchases(f64::from(i) * period, x, t_x, t)?;
+        value += (upto - before) * per_purchase / (1.0 + discount).powi(i as i32);
+        before = upto;
+    }
+    Ok(value)
+}
+
+/// What a lifetime metric measures for a customer (`lifetime = "…"` in a policy).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    /// Probability the customer is still active.
+    PAlive,
+    /// Expected purchases in the next `horizon` time units.
+    ExpectedPurchases {
+        horizon: f64,
+    },
+    /// Expected spend per purchase (Gamma-Gamma).
+    ExpectedSpend,
+    /// Lifetime value over `months` calendar months at a monthly `discount` rate.
+    Clv {
+        months: u32,
+        discount: f64,
+    },
+    /// The summary itself: repeat purchase days, recency, age, mean repeat spend.
+    Frequency,
+    Recency,
+    Age,
+    Monetary,
+}
+
+impl Measure {
+    /// Parses `p_alive`, `expected_purchases(26)`, `clv(12, 0.01)`, `frequency`, ….
+    pub fn parse(text: &str) -> Result<Measure, String> {
+        let text = text.trim();
+        let (name, args) = match text.split_once('(') {
+            Some((name, rest)) => {
+                let Some(args) = rest.trim_end().strip_suffix(')') else {
+                    return Err(format!("`{text}` lacks its closing parenthesis"));
+                };
+                let args: Vec<&str> = args.split(',').map(str::trim).collect();
+                (name.trim(), args)
+            }
+            None => (text, Vec::new()),
+        };
+        let number = |s: &str| -> Result<f64, String> {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("`{s}` in `{text}` is not a non-negative number"))
+        };
+        let arity = |n: usize, usage: &str| {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(format!("write {usage}"))
+            }
+        };
+        Ok(match name {
+            "p_alive" => {
+                arity(0, "`p_alive` (no arguments)")?;
+                Measure::PAlive
+            }
+            "expected_purchases" => {
+                arity(
+                    1,
+                    "`expected_purchases(HORIZON)` with the horizon in the model's unit",
+                )?;
+                Measure::ExpectedPurchases {
+                    horizon: number(args[0])?,
+                }
+            }
+            "expected_spend" => {
+                arity(0, "`expected_spend` (no arguments)")?;
+                Measure::ExpectedSpend
+            }
+            "clv" => {
+                arity(2, "`clv(MONTHS, MONTHLY_DISCOUNT)`, e.g. `clv(12, 0.01)`")?;
+                let months = args[0]
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| (1..=1200).contains(m))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{}` in `{text}` is not a number of months (1 to 1200)",
+                            args[0]
+                        )
+                    })?;
+                Measure::Clv {
+                    months,
+                    discount: number(args[1])?,
+                }
+            }
+            "frequency" | "recency" | "age" | "monetary" => {
+                arity(0, &format!("`{name}` (no arguments)"))?;
+                match name {
+                    "frequency" => Measure::Frequency,
+                    "recency" => Measure::Recency,
+                    "age" => Measure::Age,
+                    _ => Measure::Monetary,
+                }
+            }
+            other => {
+                let known = MEASURES.iter().map(|m| m.split('(').next().unwrap_or(m));
+                let hint = crate::diagnostic::did_you_mean(other, known)
+                    .map(|m| format!("did you mean `{m}`? "))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown lifetime measure `{other}`; {hint}use one of {}",
+                    MEASURES.join(", ")
+                ));
+            }
+        })
+    }
+
+    /// Whether it needs the spend model (and so the `[lifetime] amount`).
+    pub fn needs_spend(&self) -> bool {
+        matches!(
+            self,
+            Measure::ExpectedSpend | Measure::Clv { .. } | Measure::Monetary
+        )
+    }
+}
+
+/// The measures a policy can name, as written.
+pub const MEASURES: [&str; 8] = [
+    "p_alive",
+    "expected_purchases(HORIZON)",
+    "expected_spend",
+    "clv(MONTHS, DISCOUNT)",
+    "frequency",
+    "recency",
+    "age",
+    "monetary",
+];
+
+/// Both models fitted to one population, ready to predict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifetimeFit {
+    pub unit: TimeUnit,
+    pub customers: usize,
+    pub purchases: BgNbd,
+    pub purchases_report: FitReport,
+    /// Absent when the source has no amount or nobody has repeat purchases with spend.
+    pub spend: Option<(GammaGamma, FitReport)>,
+}
+
+impl LifetimeFit {
+    /// Fits BG/NBD, and Gamma-Gamma when `with_spend`.
+    pub fn fit(
+        customers: &[CustomerSummary],
+        unit: TimeUnit,
+        with_spend: bool,
+    ) -> Result<LifetimeFit, ClvError> {
+        let (purchases, purchases_report) = BgNbd::fit(customers)?;
+        let spend = if with_spend {
+            Some(GammaGamma::fit(customers)?)
+        } else {
+            None
+        };
+        Ok(LifetimeFit {
+            unit,
+            customers: customers.len(),
+            purchases,
+            purchases_report,
+            spend,
+        })
+    }
+
+    /// One customer's value of a measure.
+    pub fn measure(&self, measure: Measure, c: &CustomerSummary) -> Result<f64, ClvError> {
+        let (x, t_x, t) = (f64::from(c.frequency), c.recency, c.age);
+        let spend = || {
+            self.spend.as_ref().map(|s| &s.0).ok_or_else(|| {
+                ClvError::Numeric("this measure needs the spend model, which was not fitted".into())
+            })
+        };
+        match measure {
+            Measure::PAlive => Ok(self.purchases.p_alive(x, t_x, t)),
+            Measure::ExpectedPurchases { horizon } => {
+                self.purchases.expected_purchases(horizon, x, t_x, t)
+            }
+            Measure::ExpectedSpend => Ok(spend()?.expected_spend(x, c.monetary)),
+            Measure::Clv { months, discount } => lifetime_value(
+                &self.purchases,
+                spend()?,
+                c,
+                months,
+                TimeUnit::Month.days() / self.unit.days(),
+                discount,
+            ),
+            Measure::Frequency => Ok(x),
+            Measure::Recency => Ok(t_x),
+            Measure::Age => Ok(t),
+            Measure::Monetary => Ok(c.monetary),
+        }
+    }
+
+    /// One line per model, for run summaries and `explain`.
+    pub fn describe(&self) -> Vec<String> {
+        let BgNbd { r, alpha, a, b } = self.purchases;
+        let mut out = vec![format!(
+            "BG/NBD over {} customers (unit: {}): r {r:.4}, alpha {alpha:.4}, a {a:.4}, b {b:.4}; log-likelihood {:.2}, {} iterations",
+            self.customers,
+            self.unit.name(),
+            self.purchases_report.log_likelihood,
+            self.purchases_report.iterations
+        )];
+        if let Some((GammaGamma { p, q, v }, report)) = &self.spend {
+            out.push(format!(
+                "Gamma-Gamma: p {p:.4}, q {q:.4}, v {v:.4}; log-likelihood {:.2}, {} iterations",
+                report.log_likelihood, report.iterations
+            ));
+        }
+        out
     }
 }
 

@@ -97,6 +97,12 @@ pub enum MetricKind {
     },
     /// Expression over other metrics.
     Derived { expr: String, deps: Vec<String> },
+    /// A lifetime-model measure over the `[lifetime]` purchases (null for customers without
+    /// purchases unless `default` says otherwise).
+    Lifetime {
+        measure: crate::clv::Measure,
+        default: Option<Literal>,
+    },
     /// Aggregate of a metric over the members of the customer's group (household).
     Rollup {
         group: String,
@@ -222,8 +228,19 @@ pub struct Policy {
     pub ladders: Vec<Ladder>,
     /// Present when the policy has `[service]` or `[benefits.*]`.
     pub service: Option<Service>,
+    /// Present when the policy has `[lifetime]`.
+    pub lifetime: Option<Lifetime>,
     /// Warnings found while compiling (lint adds more).
     pub warnings: Vec<Diagnostic>,
+}
+
+/// `[lifetime]`, checked: the purchases the lifetime models are fitted to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lifetime {
+    pub source: String,
+    pub amount: Option<String>,
+    pub filter: Option<String>,
+    pub unit: crate::clv::TimeUnit,
 }
 
 impl Policy {
@@ -375,6 +392,66 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             ));
             continue;
         }
+        if let Some(text) = &def.lifetime {
+            if def.source.is_some()
+                || def.expr.is_some()
+                || def.rollup.is_some()
+                || def.window.is_some()
+                || def.filter.is_some()
+            {
+                cx.push(
+                    Diagnostic::error(
+                        "invalid_metric",
+                        format!("{key}.lifetime"),
+                        format!("metric `{name}` has `lifetime`, which takes no source, expr, window, filter or rollup"),
+                    )
+                    .with_help("the purchases the models are fitted to are set once, under `[lifetime]`"),
+                );
+                continue;
+            }
+            let measure = match crate::clv::Measure::parse(text) {
+                Ok(m) => m,
+                Err(e) => {
+                    cx.push(Diagnostic::error(
+                        "invalid_lifetime",
+                        format!("{key}.lifetime"),
+                        e,
+                    ));
+                    continue;
+                }
+            };
+            match &raw.lifetime {
+                None => {
+                    cx.push(
+                        Diagnostic::error(
+                            "missing_lifetime",
+                            format!("{key}.lifetime"),
+                            format!("metric `{name}` needs the `[lifetime]` table"),
+                        )
+                        .with_help("add [lifetime] with source = \"<event source>\" (and amount = \"<spend column>\" for clv)"),
+                    );
+                    continue;
+                }
+                Some(l) if measure.needs_spend() && l.amount.is_none() => {
+                    cx.push(Diagnostic::error(
+                        "missing_amount",
+                        format!("{key}.lifetime"),
+                        format!("`{text}` needs the spend model: add `amount` under `[lifetime]`"),
+                    ));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            metrics.push(Metric {
+                name: name.clone(),
+                kind: MetricKind::Lifetime {
+                    measure,
+                    default: def.default.clone(),
+                },
+                unit: def.unit.clone(),
+            });
+            continue;
+        }
         let kind = match (&def.source, &def.expr, &def.rollup) {
             (Some(source), Some(expr), None) => {
                 let Some(src) = raw.sources.get(source) else {
@@ -517,6 +594,10 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         });
     }
     let metrics = order_metrics(metrics, &mut cx);
+    let lifetime = raw
+        .lifetime
+        .as_ref()
+        .and_then(|l| compile_lifetime(l, &raw.sources, &mut cx));
 
     // Scores.
     let mut value_names: Vec<String> = metrics.iter().map(|m| m.name.clone()).collect();
@@ -594,7 +675,61 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         scores,
         ladders,
         service,
+        lifetime,
         warnings,
+    })
+}
+
+/// `[lifetime]`, checked against the sources.
+fn compile_lifetime(
+    def: &LifetimeDef,
+    sources: &indexmap::IndexMap<String, SourceDef>,
+    cx: &mut Ctx<'_>,
+) -> Option<Lifetime> {
+    let unit = match def.unit.as_deref() {
+        None => crate::clv::TimeUnit::Week,
+        Some(u) => match crate::clv::TimeUnit::parse(u) {
+            Some(unit) => unit,
+            None => {
+                cx.push(Diagnostic::error(
+                    "invalid_unit",
+                    "lifetime.unit",
+                    format!("unknown unit `{u}`; use day, week or month"),
+                ));
+                return None;
+            }
+        },
+    };
+    match sources.get(&def.source) {
+        None => {
+            cx.push(
+                Diagnostic::error(
+                    "unknown_source",
+                    "lifetime.source",
+                    format!("unknown source `{}`", def.source),
+                )
+                .suggest(&def.source, sources.keys().map(String::as_str)),
+            );
+            return None;
+        }
+        Some(src) if src.time.is_none() => {
+            cx.push(Diagnostic::error(
+                "lifetime_without_time",
+                "lifetime.source",
+                format!(
+                    "source `{}` has no time column; the lifetime models need dated purchases",
+                    def.source
+                ),
+            ));
+            return None;
+        }
+        Some(_) => {}
+    }
+    Some(Lifetime {
+        source: def.source.clone(),
+        amount: def.amount.clone(),
+        filter: def.filter.clone(),
+        unit,
     })
 }
 

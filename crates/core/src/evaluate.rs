@@ -583,6 +583,7 @@ impl Evaluation<'_> {
             metrics,
             scores,
             placements,
+            models: Vec::new(),
         }
     }
 }
@@ -603,6 +604,9 @@ pub struct CustomerExplanation {
     pub metrics: Vec<(String, String)>,
     pub scores: Vec<(String, f64, Vec<Contribution>)>,
     pub placements: Vec<Placement>,
+    /// The fitted lifetime models behind `lifetime` metrics, one line each (filled in by
+    /// whoever fitted them).
+    pub models: Vec<String>,
 }
 
 impl std::fmt::Display for CustomerExplanation {
@@ -635,6 +639,12 @@ impl std::fmt::Display for CustomerExplanation {
             }
             writeln!(f, "  because: {}", p.because)?;
             writeln!(f, "  next:    {}", p.next)?;
+        }
+        if !self.models.is_empty() {
+            writeln!(f, "\nlifetime models")?;
+            for m in &self.models {
+                writeln!(f, "  {m}")?;
+            }
         }
         Ok(())
     }

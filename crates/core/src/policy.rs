@@ -28,6 +28,23 @@ pub struct PolicyFile {
     /// The benefits catalog: quotas per level of the service ladder.
     #[serde(default)]
     pub benefits: IndexMap<String, BenefitDef>,
+    /// The lifetime models (BG/NBD, Gamma-Gamma) behind `lifetime = "…"` metrics.
+    pub lifetime: Option<LifetimeDef>,
+}
+
+/// `[lifetime]`: which purchases the lifetime models are fitted to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifetimeDef {
+    /// An event source; every row through `as_of` is a purchase (several on one day count as
+    /// one).
+    pub source: String,
+    /// SQL expression for a row's spend; needed by `clv`, `expected_spend` and `monetary`.
+    pub amount: Option<String>,
+    /// SQL predicate choosing the rows that are purchases.
+    pub filter: Option<String>,
+    /// day, week (default) or month: the unit of recency, age and horizons.
+    pub unit: Option<String>,
 }
 
 /// `[service]`: which ladder decides service and how the queue, call-backs and the SLA report
@@ -234,6 +251,8 @@ pub struct MetricDef {
     /// Value for customers with no rows; `count`/`sum` aggregates default to 0, others to null.
     pub default: Option<Literal>,
     pub rollup: Option<RollupDef>,
+    /// A lifetime-model measure: `p_alive`, `expected_purchases(26)`, `clv(12, 0.01)`, …
+    pub lifetime: Option<String>,
     /// Display unit, e.g. "CNY" or "days".
     pub unit: Option<String>,
 }

@@ -48,6 +48,8 @@ pub enum UserError {
     },
     #[error("metric `{metric}` (key `metrics.{metric}`): {message}")]
     Metric { metric: String, message: String },
+    #[error("[lifetime]: {0}")]
+    Lifetime(String),
     #[error("{0}")]
     Config(String),
 }

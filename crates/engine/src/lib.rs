@@ -7,6 +7,7 @@
 //! hands [`stratum_core`] a [`Frame`]. It knows nothing about levels, stores or HTTP.
 
 pub mod error;
+pub mod lifetime;
 pub mod load;
 pub mod sql;
 pub mod udf;
@@ -69,6 +70,8 @@ pub struct Orphans {
 pub struct MetricsOutput {
     pub frame: Frame,
     pub orphans: Vec<Orphans>,
+    /// The lifetime models, when the policy has lifetime metrics.
+    pub lifetime: Option<stratum_core::clv::LifetimeFit>,
 }
 
 pub struct Engine {
@@ -90,7 +93,7 @@ fn user(e: UserError) -> EngineError {
 }
 
 /// DataFusion's messages carry a prefix and a backtrace hint that mean nothing to users.
-fn clean(e: &datafusion::error::DataFusionError) -> String {
+pub(crate) fn clean(e: &datafusion::error::DataFusionError) -> String {
     let text = e.to_string();
     let text = text
         .trim_start_matches("Error during planning: ")
@@ -398,6 +401,13 @@ impl Engine {
         for a in &aggs {
             out.push_str(&format!("-- {}\n{};\n\n", a.table, a.sql));
         }
+        if let Some(spec) = self.lifetime_spec(policy, as_of, &types) {
+            out.push_str(&format!(
+                "-- {} (the lifetime models are fitted to this summary in Rust)\n{};\n\n",
+                lifetime::TABLE,
+                lifetime::summary_sql(&spec.borrowed())
+            ));
+        }
         out.push_str(&sql::frame_query(policy, &aggs, as_of, None, &types));
         out
     }
@@ -428,6 +438,24 @@ impl Engine {
             self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
             registered.push(a.table.clone());
         }
+        let lifetime = match self.lifetime_spec(policy, as_of, &types) {
+            Some(spec) => {
+                let spec = spec.borrowed();
+                match lifetime::register_policy_table(&self.ctx, policy, &spec, as_of).await {
+                    Ok(fit) => fit,
+                    Err(e) => {
+                        for t in registered {
+                            self.ctx.deregister_table(t.as_str())?;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        if lifetime.is_some() {
+            registered.push(lifetime::TABLE.to_string());
+        }
         let result = self.stage_two(policy, &aggs, as_of, &types).await;
         let totals = match &result {
             Ok(_) => self.aggregate_totals(&aggs).await,
@@ -440,7 +468,44 @@ impl Engine {
         let totals = totals?;
         let frame = to_frame(policy, &batches)?;
         let orphans = orphans(&aggs, &totals, &batches)?;
-        Ok(MetricsOutput { frame, orphans })
+        Ok(MetricsOutput {
+            frame,
+            orphans,
+            lifetime,
+        })
+    }
+
+    /// The summary query's parts for the policy's `[lifetime]`, when a metric uses it.
+    fn lifetime_spec(
+        &self,
+        policy: &Policy,
+        as_of: NaiveDate,
+        types: &SourceTypes<'_>,
+    ) -> Option<OwnedSummarySpec> {
+        let l = policy.lifetime.as_ref()?;
+        if !policy
+            .metrics
+            .iter()
+            .any(|m| matches!(m.kind, MetricKind::Lifetime { .. }))
+        {
+            return None;
+        }
+        use sql::KeyTypes;
+        let src = policy.source(&l.source)?;
+        let native = types.same_key_type(&l.source);
+        let key = sql::ident(&src.key);
+        Some(OwnedSummarySpec {
+            table: sql::ident(&l.source),
+            key: if native {
+                key
+            } else {
+                format!("CAST({key} AS VARCHAR)")
+            },
+            time: sql::ident(src.time.as_deref()?),
+            amount: l.amount.as_ref().map(|a| lifetime::expression(a, as_of)),
+            filter: l.filter.as_ref().map(|f| lifetime::expression(f, as_of)),
+            end: sql::bound(as_of + chrono::Days::new(1), &types.time_type(&l.source)),
+        })
     }
 
     async fn stage_two(
@@ -494,6 +559,29 @@ impl Engine {
             out.push((first_u64(&batches, 0), first_u64(&batches, 1)));
         }
         Ok(out)
+    }
+}
+
+/// [`lifetime::SummarySpec`] with its strings owned.
+struct OwnedSummarySpec {
+    table: String,
+    key: String,
+    time: String,
+    amount: Option<String>,
+    filter: Option<String>,
+    end: String,
+}
+
+impl OwnedSummarySpec {
+    fn borrowed(&self) -> lifetime::SummarySpec<'_> {
+        lifetime::SummarySpec {
+            table: &self.table,
+            key: &self.key,
+            time: &self.time,
+            amount: self.amount.as_deref(),
+            filter: self.filter.as_deref(),
+            end: &self.end,
+        }
     }
 }
 

@@ -77,6 +77,15 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(s, "%Y/%m/%d"))
         .ok()
+        .or_else(|| compact_date(s))
+}
+
+/// `YYYYMMDD`, as many exports write dates (CDNOW among them). Only eight digits: a longer
+/// or shorter number is not a date.
+fn compact_date(s: &str) -> Option<NaiveDate> {
+    (s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| NaiveDate::parse_from_str(s, "%Y%m%d").ok())
+        .flatten()
 }
 
 fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {

@@ -21,7 +21,7 @@ fn literal(l: &Literal) -> String {
 }
 
 /// A date bound in the form the time column compares with cheaply.
-fn bound(date: NaiveDate, time_type: &DataType) -> String {
+pub fn bound(date: NaiveDate, time_type: &DataType) -> String {
     match time_type {
         DataType::Date32 | DataType::Date64 => format!("DATE '{date}'"),
         _ => format!("CAST('{date}T00:00:00' AS TIMESTAMP)"),
@@ -184,6 +184,18 @@ pub fn frame_query(
             t = ident(&a.table)
         ));
     }
+    if let Some(l) = &policy.lifetime
+        && policy
+            .metrics
+            .iter()
+            .any(|m| matches!(m.kind, MetricKind::Lifetime { .. }))
+    {
+        let t = ident(crate::lifetime::TABLE);
+        joins.push(format!(
+            "LEFT JOIN {t} ON {} = {t}.\"__k\"",
+            key_expr(&ckey, types.same_key_type(&l.source)),
+        ));
+    }
     let mut attr_sources: Vec<&str> = Vec::new();
     let mut depth: Vec<(String, usize)> = Vec::new();
     for m in &policy.metrics {
@@ -233,6 +245,21 @@ pub fn frame_query(
                         ident(&m.name)
                     ));
                 }
+                depth.push((m.name.clone(), 0));
+            }
+            MetricKind::Lifetime { default: d, .. } => {
+                select.push(format!(
+                    "{} AS {}",
+                    default(
+                        d,
+                        format!(
+                            "{}.{}",
+                            ident(crate::lifetime::TABLE),
+                            ident(&format!("__m_{}", m.name))
+                        )
+                    ),
+                    ident(&m.name)
+                ));
                 depth.push((m.name.clone(), 0));
             }
             MetricKind::Derived { deps, .. } => {

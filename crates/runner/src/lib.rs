@@ -213,12 +213,15 @@ pub struct RunOutcome {
     pub run_id: Option<i64>,
     /// The run the holds continued from.
     pub previous_run: Option<i64>,
+    /// The lifetime models, when the policy has lifetime metrics.
+    pub lifetime: Option<stratum_core::clv::LifetimeFit>,
 }
 
 struct Evaluated<'p> {
     evaluation: stratum_core::Evaluation<'p>,
     engine: Engine,
     orphans: Vec<Orphans>,
+    lifetime: Option<stratum_core::clv::LifetimeFit>,
     as_of: NaiveDate,
     timings: Vec<(String, Duration)>,
     warnings: Vec<Diagnostic>,
@@ -368,6 +371,7 @@ async fn evaluate_policy<'p>(
         evaluation,
         engine,
         orphans: out.orphans,
+        lifetime: out.lifetime,
         as_of,
         timings,
         warnings,
@@ -391,6 +395,7 @@ pub async fn run(
         evaluation,
         engine,
         orphans,
+        lifetime,
         as_of,
         mut timings,
         warnings: mut kept_warnings,
@@ -481,6 +486,7 @@ pub async fn run(
         timings,
         run_id,
         previous_run,
+        lifetime,
     })
 }
 
@@ -497,7 +503,9 @@ pub async fn explain(
         .frame
         .row_of(customer_id)
         .ok_or_else(|| RunError::UnknownCustomer(customer_id.to_string()))?;
-    Ok((ev.as_of, ev.evaluation.explain(row)))
+    let mut explanation = ev.evaluation.explain(row);
+    explanation.models = ev.lifetime.iter().flat_map(|f| f.describe()).collect();
+    Ok((ev.as_of, explanation))
 }
 
 /// The SQL a run would execute.

@@ -284,7 +284,7 @@ async fn customer_explain(
     ok(json!({
         "customer_id": id, "as_of": as_of, "tags": ex.tags,
         "metrics": ex.metrics.iter().map(|(k, v)| json!({"metric": k, "value": v})).collect::<Vec<_>>(),
-        "placements": placements, "text": ex.to_string(),
+        "placements": placements, "models": ex.models, "text": ex.to_string(),
     }))
 }
 
