@@ -53,6 +53,21 @@ pub enum ClvCommand {
         #[arg(long, default_value_t = 0.01)]
         discount: f64,
     },
+    /// Churn warning: customers whose probability of being alive fell below the policy's
+    /// threshold, or dropped sharply, since the previous run; with value at risk and action
+    Churn {
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Compare with the policy as of this date (default: the previous recorded run's)
+        #[arg(long)]
+        since: Option<String>,
+        /// Show at most this many customers (all are written with --out)
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Write every warning to this CSV file
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn date(text: &str) -> Option<NaiveDate> {
@@ -79,7 +94,23 @@ fn fit_json(fit: &LifetimeFit) -> serde_json::Value {
     out
 }
 
-pub async fn run(cmd: &ClvCommand) -> Result<ExitCode> {
+pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
+    if let ClvCommand::Churn {
+        as_of,
+        since,
+        limit,
+        out,
+    } = cmd
+    {
+        return churn(
+            cli,
+            as_of.as_deref(),
+            since.as_deref(),
+            *limit,
+            out.as_deref(),
+        )
+        .await;
+    }
     let ClvCommand::Clv {
         transactions,
         customer_column,
@@ -91,7 +122,10 @@ pub async fn run(cmd: &ClvCommand) -> Result<ExitCode> {
         out,
         horizon_months,
         discount,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("churn is handled above")
+    };
     let Some(as_of) = date(as_of) else {
         bail!("invalid --as-of `{as_of}`; write YYYY-MM-DD");
     };
@@ -197,6 +231,111 @@ pub async fn run(cmd: &ClvCommand) -> Result<ExitCode> {
             println!("wrote {}", path.display());
             println!("wrote {}", fit_path.display());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn churn(
+    cli: &crate::Cli,
+    as_of: Option<&str>,
+    since: Option<&str>,
+    limit: usize,
+    out: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let since = match since {
+        Some(s) => {
+            Some(date(s).with_context(|| format!("invalid --since `{s}`; write YYYY-MM-DD"))?)
+        }
+        None => None,
+    };
+    let path = crate::policy_path(cli, None);
+    let loaded = stratum_runner::load_policy(&path)?;
+    let options = stratum_runner::RunOptions {
+        as_of: as_of.map(str::to_string),
+        ..Default::default()
+    };
+    let store = crate::open_existing_store(cli).await?;
+    let report = stratum_runner::churn(&loaded, &options, store.as_ref(), since).await?;
+    let rule = &report.rule;
+    match (report.since, report.since_run) {
+        (Some(d), Some(id)) => println!(
+            "churn warning as of {} against run #{id} (as of {d}): {} customers",
+            report.as_of, report.customers
+        ),
+        (Some(d), None) => println!(
+            "churn warning as of {} against {d}: {} customers",
+            report.as_of, report.customers
+        ),
+        _ => println!(
+            "churn warning as of {}: {} customers (no previous run to compare with: threshold only)",
+            report.as_of, report.customers
+        ),
+    }
+    if let Some(fit) = &report.lifetime {
+        for line in fit.describe() {
+            println!("  {line}");
+        }
+    }
+    let at_risk: f64 = report.warnings.iter().filter_map(|w| w.value_at_risk).sum();
+    println!(
+        "{} customers with {} below {} or dropped by more than {}{}",
+        report.warnings.len(),
+        rule.p_alive,
+        rule.below,
+        rule.drop,
+        rule.value
+            .as_ref()
+            .map(|v| format!("; value at risk ({v}): {}", stratum_core::fmt_num(at_risk)))
+            .unwrap_or_default()
+    );
+    if !report.warnings.is_empty() {
+        println!(
+            "\n  {:<14} {:>7} {:>7} {:>12}  {:<20} {:<18} action",
+            "customer", "before", "now", "at risk", "why", "stage"
+        );
+    }
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    for w in report.warnings.iter().take(limit) {
+        println!(
+            "  {:<14} {:>7} {:>7.3} {:>12}  {:<20} {:<18} {}",
+            w.customer_id,
+            opt(w.before, 3),
+            w.now,
+            w.value_at_risk.map_or("-".into(), stratum_core::fmt_num),
+            w.reason.as_str(),
+            w.level.as_deref().unwrap_or("-"),
+            w.action.as_deref().unwrap_or("")
+        );
+    }
+    if report.warnings.len() > limit {
+        println!("  … and {} more", report.warnings.len() - limit);
+    }
+    if let Some(path) = out {
+        let mut w = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record([
+            "customer_id",
+            "p_alive_before",
+            "p_alive_now",
+            "reason",
+            "value_at_risk",
+            "level",
+            "action",
+        ])?;
+        for x in &report.warnings {
+            w.write_record([
+                x.customer_id.clone(),
+                x.before.map_or(String::new(), |v| v.to_string()),
+                x.now.to_string(),
+                x.reason.as_str().to_string(),
+                x.value_at_risk.map_or(String::new(), |v| v.to_string()),
+                x.level.clone().unwrap_or_default(),
+                x.action.clone().unwrap_or_default(),
+            ])?;
+        }
+        w.flush()?;
+        println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

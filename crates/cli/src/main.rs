@@ -414,7 +414,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Kept(k) => kept::run(cli, k).await,
         Command::Service(s) => service::run(cli, s).await,
-        Command::Clv(c) => clv::run(c).await,
+        Command::Clv(c) => clv::run(cli, c).await,
         Command::Gen {
             customers,
             transactions,

@@ -230,6 +230,8 @@ pub struct Policy {
     pub service: Option<Service>,
     /// Present when the policy has `[lifetime]`.
     pub lifetime: Option<Lifetime>,
+    /// Present when the policy has `[churn]`.
+    pub churn: Option<crate::churn::ChurnRule>,
     /// Warnings found while compiling (lint adds more).
     pub warnings: Vec<Diagnostic>,
 }
@@ -664,6 +666,10 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         return Err(Diagnostics(cx.diags));
     }
     let service = compile_service(&raw, &ladders, &metrics, &mut cx);
+    let churn = raw
+        .churn
+        .as_ref()
+        .and_then(|c| crate::churn::compile(c, &ladders, &metrics, &mut |d| cx.push(d)));
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(cx.diags));
     }
@@ -676,6 +682,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         ladders,
         service,
         lifetime,
+        churn,
         warnings,
     })
 }
@@ -1502,6 +1509,70 @@ expr = "revenue / nullif(prev, 0) - 1"
         assert_eq!(d.key, "ladders.v.levels[0].when");
         assert_eq!(d.location.as_ref().unwrap().line, 27);
         assert_eq!(d.help.as_deref(), Some("did you mean `revenue`?"));
+    }
+
+    #[test]
+    fn lifetime_metrics_and_churn_are_checked_where_they_are_written() {
+        let ladder = "[ladders.l]\n[[ladders.l.levels]]\nname = \"all\"\nrest = true\n";
+        let errors = |extra: &str| -> Vec<(&'static str, String, String)> {
+            let text = format!("{BASE}\n{ladder}{extra}");
+            Policy::from_str("p.toml", &text)
+                .unwrap_err()
+                .errors()
+                .map(|d| (d.code, d.key.clone(), d.message.clone()))
+                .collect()
+        };
+        // No [lifetime] table.
+        let e = errors("[metrics.alive]\nlifetime = \"p_alive\"\n");
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            ("missing_lifetime", "metrics.alive.lifetime")
+        );
+        let lifetime = "[lifetime]\nsource = \"tx\"\n";
+        // A misspelt measure gets a did-you-mean; clv without an amount names what is missing.
+        let e = errors(&format!(
+            "{lifetime}[metrics.alive]\nlifetime = \"p_alvie\"\n"
+        ));
+        assert_eq!(e[0].0, "invalid_lifetime");
+        assert!(e[0].2.contains("did you mean `p_alive`?"), "{e:?}");
+        let e = errors(&format!("{lifetime}[metrics.v]\nlifetime = \"clv(12)\"\n"));
+        assert!(e[0].2.contains("clv(MONTHS, MONTHLY_DISCOUNT)"), "{e:?}");
+        let e = errors(&format!(
+            "{lifetime}[metrics.v]\nlifetime = \"clv(12, 0.01)\"\n"
+        ));
+        assert_eq!(e[0].0, "missing_amount");
+        // The source must be an event source; the unit one of three.
+        let e = errors(
+            "[lifetime]\nsource = \"customers\"\nunit = \"fortnight\"\n[metrics.a]\nlifetime = \"p_alive\"\n",
+        );
+        let codes: Vec<_> = e.iter().map(|x| x.0).collect();
+        assert_eq!(codes, ["invalid_unit"]);
+        let e = errors("[lifetime]\nsource = \"customers\"\n[metrics.a]\nlifetime = \"p_alive\"\n");
+        assert_eq!(e[0].0, "lifetime_without_time");
+        // [churn] names metrics and a ladder that exist, and probabilities.
+        let e = errors(&format!(
+            "{lifetime}[metrics.alive]\nlifetime = \"p_alive\"\n[churn]\np_alive = \"alve\"\nbelow = 1.5\nladder = \"m\"\n"
+        ));
+        let codes: Vec<_> = e.iter().map(|x| (x.0, x.1.as_str())).collect();
+        assert_eq!(
+            codes,
+            [
+                ("unknown_metric", "churn.p_alive"),
+                ("invalid_churn", "churn.below"),
+                ("unknown_ladder", "churn.ladder")
+            ]
+        );
+        // And a correct one compiles, with the defaults.
+        let text = format!(
+            "{BASE}\n{ladder}{lifetime}amount = \"amount\"\n[metrics.p_alive]\nlifetime = \"p_alive\"\n[metrics.v]\nlifetime = \"clv(12, 0.01)\"\n[churn]\nvalue = \"v\"\n"
+        );
+        let p = Policy::from_str("p.toml", &text).unwrap();
+        let churn = p.churn.unwrap();
+        assert_eq!(
+            (churn.p_alive.as_str(), churn.below, churn.drop),
+            ("p_alive", 0.5, 0.2)
+        );
+        assert_eq!(p.lifetime.unwrap().unit, crate::clv::TimeUnit::Week);
     }
 
     #[test]

@@ -258,6 +258,10 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
     for s in &policy.scores {
         used.extend(s.inputs());
     }
+    if let Some(c) = &policy.churn {
+        used.insert(&c.p_alive);
+        used.extend(c.value.as_deref());
+    }
     for l in &policy.ladders {
         used.extend(l.rank_by.as_deref());
         if let Some(c) = &l.applies_to {

@@ -30,6 +30,24 @@ pub struct PolicyFile {
     pub benefits: IndexMap<String, BenefitDef>,
     /// The lifetime models (BG/NBD, Gamma-Gamma) behind `lifetime = "…"` metrics.
     pub lifetime: Option<LifetimeDef>,
+    /// The churn warning read by `stratum churn`.
+    pub churn: Option<ChurnDef>,
+}
+
+/// `[churn]`: who `stratum churn` warns about, and what it shows with them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnDef {
+    /// The metric holding each customer's probability of being alive (default `p_alive`).
+    pub p_alive: Option<String>,
+    /// Warn when it falls below this (from at or above it); default 0.5.
+    pub below: Option<f64>,
+    /// Warn when it drops by more than this since the previous run; default 0.2.
+    pub drop: Option<f64>,
+    /// The metric shown as value at risk (e.g. a `clv(12, 0.01)` metric).
+    pub value: Option<String>,
+    /// The ladder whose level's `action` attribute is the recommended action.
+    pub ladder: Option<String>,
 }
 
 /// `[lifetime]`: which purchases the lifetime models are fitted to.

@@ -521,3 +521,80 @@ pub async fn show_sql(loaded: &LoadedPolicy, options: &RunOptions) -> Result<Str
     .await?;
     Ok(engine.explain_sql(&loaded.policy, as_of))
 }
+
+/// What `stratum churn` found.
+#[derive(Debug)]
+pub struct ChurnReport {
+    pub as_of: NaiveDate,
+    /// The date compared with: given, or the previous recorded run's.
+    pub since: Option<NaiveDate>,
+    /// The recorded run `since` came from, when it came from one.
+    pub since_run: Option<i64>,
+    pub rule: stratum_core::churn::ChurnRule,
+    pub customers: usize,
+    pub warnings: Vec<stratum_core::churn::ChurnWarning>,
+    pub lifetime: Option<stratum_core::clv::LifetimeFit>,
+}
+
+/// Evaluates the policy as of its date and as of `since` (default: the as_of of the
+/// previous recorded run of this policy) and lists the customers `[churn]` warns about.
+/// Nothing is recorded.
+pub async fn churn(
+    loaded: &LoadedPolicy,
+    options: &RunOptions,
+    store: Option<&Store>,
+    since: Option<NaiveDate>,
+) -> Result<ChurnReport, RunError> {
+    let rule = loaded.policy.churn.clone().ok_or_else(|| {
+        RunError::Invalid(format!(
+            "{}: the policy has no [churn] table; add one naming the p_alive metric (see docs/POLICY.md, \"Lifetime models\")",
+            loaded.path.display()
+        ))
+    })?;
+    let now = evaluate_policy(loaded, options, store, &mut Quiet).await?;
+    let (since, since_run) = match (since, store) {
+        (Some(d), _) => (Some(d), None),
+        (None, Some(s)) => match s
+            .previous_run(loaded.policy.history_name(), now.as_of)
+            .await?
+        {
+            Some(run) => (Some(run.as_of), Some(run.id)),
+            None => (None, None),
+        },
+        (None, None) => (None, None),
+    };
+    if let Some(d) = since
+        && d >= now.as_of
+    {
+        return Err(RunError::Invalid(format!(
+            "--since {d} must be before the evaluation date {}",
+            now.as_of
+        )));
+    }
+    let before = match since {
+        Some(d) => {
+            let earlier = RunOptions {
+                as_of: Some(d.to_string()),
+                out_dir: None,
+                ..options.clone()
+            };
+            Some(
+                evaluate_policy(loaded, &earlier, store, &mut Quiet)
+                    .await?
+                    .evaluation
+                    .frame,
+            )
+        }
+        None => None,
+    };
+    let warnings = stratum_core::churn::warnings(&rule, &now.evaluation, before.as_ref());
+    Ok(ChurnReport {
+        as_of: now.as_of,
+        since,
+        since_run,
+        rule,
+        customers: now.evaluation.frame.len(),
+        warnings,
+        lifetime: now.lifetime,
+    })
+}

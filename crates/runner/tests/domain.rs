@@ -934,3 +934,223 @@ async fn generated_parquet_data_runs_the_benchmark_policy() {
         .unwrap();
     assert_eq!(tx.stats.read, 20_000);
 }
+
+// ---------------------------------------------------------------------------------------
+// Lifetime models as metrics (BG/NBD, Gamma-Gamma) and the churn warning.
+
+const CDNOW_POLICY: &str = r#"
+[policy]
+as_of = "1997-09-30"
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+[sources.transactions]
+path = "transactions.csv"
+key = "customer_id"
+time = "date"
+[lifetime]
+source = "transactions"
+amount = "amount"
+filter = "amount >= 0"   # CDNOW has purchases of $0; refunds are negative
+[metrics.alive]
+lifetime = "p_alive"
+[metrics.next_39_weeks]
+lifetime = "expected_purchases(39)"
+[metrics.clv_12m]
+lifetime = "clv(12, 0.01)"
+[metrics.repeat_purchases]
+lifetime = "frequency"
+default = 0
+[metrics.twice_clv]
+expr = "clv_12m * 2"
+[ladders.alive]
+rank_by = "alive"
+[[ladders.alive.levels]]
+name = "active"
+when = "alive >= 0.5"
+[[ladders.alive.levels]]
+name = "at_risk"
+when = "alive < 0.5"
+[[ladders.alive.levels]]
+name = "never_bought"
+rest = true
+[ladders.next]
+rank_by = "next_39_weeks"
+[[ladders.next.levels]]
+name = "all"
+rest = true
+[ladders.value]
+rank_by = "twice_clv"
+[[ladders.value.levels]]
+name = "all"
+rest = true
+[churn]
+p_alive = "alive"
+below = 0.5
+drop = 0.2
+value = "clv_12m"
+ladder = "alive"
+"#;
+
+/// The CDNOW sample as a policy's data: 2,357 buyers, one customer who never bought, and a
+/// refund row the `[lifetime] filter` keeps out of the purchases.
+fn cdnow_workspace() -> Ws {
+    let raw = include_str!("../../core/tests/fixtures/cdnow/CDNOW_sample.txt");
+    let mut tx = String::from("customer_id,date,amount\n");
+    let mut customers = String::from("customer_id\nNOBUY\n");
+    let mut seen = std::collections::BTreeSet::new();
+    for l in raw.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let date = format!("{}-{}-{}", &f[2][..4], &f[2][4..6], &f[2][6..]);
+        tx.push_str(&format!("{},{date},{}\n", f[1], f[4]));
+        if seen.insert(f[1].to_string()) {
+            customers.push_str(&format!("{}\n", f[1]));
+        }
+    }
+    // A refund on a day 0001 did not buy: not a purchase.
+    tx.push_str("0001,1997-09-01,-5\n");
+    let ws = Ws::new();
+    ws.file("customers.csv", &customers)
+        .file("transactions.csv", &tx)
+        .file("p.toml", CDNOW_POLICY);
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifetime_metrics_reproduce_the_cdnow_fit_and_predictions() {
+    let ws = cdnow_workspace();
+    let (outcome, levels) = ws.run("p.toml").await;
+    let fit = outcome.lifetime.expect("the run reports the fit");
+    assert_eq!(fit.customers, 2357);
+    let bg = fit.purchases;
+    let near = |got: f64, want: f64| (got - want).abs() <= 0.01;
+    assert!(
+        near(bg.r, 0.243) && near(bg.alpha, 4.414) && near(bg.a, 0.793) && near(bg.b, 2.426),
+        "{bg:?}"
+    );
+    let (gg, _) = fit.spend.expect("clv needs the spend model");
+    assert!(
+        near(gg.p, 6.25) && near(gg.q, 3.74) && near(gg.v, 15.44),
+        "{gg:?}"
+    );
+    // Customer 0001 is the paper's example (x = 2, t_x = 30.43, T = 38.86). lifetimes gives
+    // p_alive 0.72661, 1.22591 purchases in 39 weeks and a 12-month CLV of 36.278 with its
+    // fit (crates/core/tests/fixtures/cdnow/lifetimes_reference.json).
+    let close = |got: f64, want: f64| (got - want).abs() <= 1e-3 * want.abs().max(1.0);
+    let alive = levels.score("alive", "0001");
+    let next = levels.score("next", "0001");
+    let clv = levels.score("value", "0001") / 2.0;
+    assert!(close(alive, 0.726609), "{alive}");
+    assert!(close(next, 1.225910), "{next}");
+    assert!(close(clv, 36.278496), "{clv}");
+    assert_eq!(levels.level("alive", "0001"), "active");
+    // 0002 bought twice early on: lifetimes' p_alive is 0.2122.
+    assert!(close(levels.score("alive", "0002"), 0.212227));
+    assert_eq!(levels.level("alive", "0002"), "at_risk");
+    // No purchases: no prediction (null), so only `rest` takes the customer.
+    assert_eq!(levels.level("alive", "NOBUY"), "never_bought");
+    let members = levels.members("alive");
+    assert_eq!(
+        members.values().map(Vec::len).sum::<usize>(),
+        2358,
+        "one level per customer"
+    );
+
+    // explain shows the models.
+    let loaded = stratum_runner::load_policy(&ws.path("p.toml")).unwrap();
+    let (_, e) = stratum_runner::explain(&loaded, &RunOptions::default(), None, "0001")
+        .await
+        .unwrap();
+    assert!(
+        e.models.len() == 2
+            && e.models[0].starts_with("BG/NBD over 2357 customers (unit: week): r 0.24"),
+        "{:?}",
+        e.models
+    );
+    assert!(e.to_string().contains("lifetime models"), "{e}");
+}
+
+async fn levels_at(ws: &Ws, date: &str) -> Levels {
+    let out = ws.path(&format!("out-{date}"));
+    let options = RunOptions {
+        as_of: Some(date.into()),
+        out_dir: Some(out),
+        ..Default::default()
+    };
+    ws.run_with("p.toml", options).await.unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn churn_lists_who_fell_below_or_dropped_with_value_at_risk() {
+    let ws = cdnow_workspace();
+    let loaded = stratum_runner::load_policy(&ws.path("p.toml")).unwrap();
+    let options = RunOptions::default();
+    let since = chrono::NaiveDate::from_ymd_opt(1997, 6, 30).unwrap();
+    let report = stratum_runner::churn(&loaded, &options, None, Some(since))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.as_of.to_string(), report.since),
+        ("1997-09-30".into(), Some(since))
+    );
+    assert!(!report.warnings.is_empty());
+    // Check every warning against the two evaluations' metrics, computed independently.
+    let (now, before) = (
+        levels_at(&ws, "1997-09-30").await,
+        levels_at(&ws, "1997-06-30").await,
+    );
+    let mut expected = Vec::new();
+    for id in now.members("alive").values().flatten() {
+        let Ok(p) = now.0[&("alive".to_string(), id.clone())].1.parse::<f64>() else {
+            continue; // no purchases: no p_alive
+        };
+        let q = before
+            .0
+            .get(&("alive".to_string(), id.clone()))
+            .and_then(|r| r.1.parse::<f64>().ok());
+        let why = match q {
+            Some(q) if q >= 0.5 && p < 0.5 => "fell below threshold",
+            Some(q) if q - p > 0.2 => "dropped",
+            Some(_) => continue,
+            None if p < 0.5 => "below threshold",
+            None => continue,
+        };
+        expected.push((id.clone(), why));
+    }
+    let mut got: Vec<(String, &str)> = report
+        .warnings
+        .iter()
+        .map(|w| (w.customer_id.clone(), w.reason.as_str()))
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    // Highest value at risk first; every warning carries its level and value.
+    let values: Vec<f64> = report
+        .warnings
+        .iter()
+        .map(|w| w.value_at_risk.unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .all(|w| w.level.as_deref() == Some("at_risk") || w.reason.as_str() == "dropped")
+    );
+
+    // A date that is not before the evaluation is refused, naming it.
+    let err = stratum_runner::churn(
+        &loaded,
+        &options,
+        None,
+        Some(chrono::NaiveDate::from_ymd_opt(1997, 9, 30).unwrap()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("--since 1997-09-30 must be before"),
+        "{err}"
+    );
+}
