@@ -146,8 +146,11 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         time: time_column,
         amount: amount_column,
     };
+    let started = std::time::Instant::now();
     let customers = summarise_file(&file, as_of, unit).await?;
+    let summarised = started.elapsed();
     let fit = tokio::task::block_in_place(|| LifetimeFit::fit(&customers, unit, true))?;
+    let fitted = started.elapsed();
     let summary = fit_json(&fit);
     if *json {
         println!("{summary}");
@@ -232,6 +235,14 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
             println!("wrote {}", fit_path.display());
         }
     }
+    // On stderr, like `run`'s: benchmarks read them.
+    let secs = |d: std::time::Duration| format!("{:.2}s", d.as_secs_f64());
+    eprintln!(
+        "timings: read+summary {}, fit {}, predictions+write {}",
+        secs(summarised),
+        secs(fitted - summarised),
+        secs(started.elapsed() - fitted)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -97,6 +97,10 @@ pub fn generate_bench(dir: &Path, o: &GenOptions) -> Result<Vec<PathBuf>, DemoEr
     let mut cumulative = Vec::with_capacity(n);
     let mut margins = Vec::with_capacity(n);
     let mut reliability = Vec::with_capacity(n);
+    // Days before `as_of` after which a customer no longer buys: a third of the customers
+    // stopped at some point of the two years (0: still active). Without dropouts, lifetime
+    // models have nothing to find (and lifetimes' BG/NBD fit does not converge).
+    let mut stopped_days_ago = Vec::with_capacity(n);
     let mut total = 0.0;
     let mut written = Vec::new();
 
@@ -119,6 +123,11 @@ pub fn generate_bench(dir: &Path, o: &GenOptions) -> Result<Vec<PathBuf>, DemoEr
             cumulative.push(total);
             margins.push(rng.random_range(0.04..0.45f64));
             reliability.push(rng.random_range(0.5..1.0f64));
+            stopped_days_ago.push(if rng.random_bool(1.0 / 3.0) {
+                rng.random_range(1..SPAN_DAYS - 30)
+            } else {
+                0
+            });
             ids.append_value(i as i64 + 1);
             types.append_value(["person", "person", "company", "dealer"][rng.random_range(0..4)]);
             regions.append_value(["north", "south", "east", "west"][rng.random_range(0..4)]);
@@ -162,7 +171,7 @@ pub fn generate_bench(dir: &Path, o: &GenOptions) -> Result<Vec<PathBuf>, DemoEr
                 amount = -amount;
             }
             ids.append_value(c as i64 + 1);
-            dates.append_value(AS_OF_DAYS - rng.random_range(0..SPAN_DAYS));
+            dates.append_value(AS_OF_DAYS - rng.random_range(stopped_days_ago[c]..SPAN_DAYS));
             amounts.append_value(amount);
             costs.append_value((amount * (1.0 - margins[c]) * 100.0).round() / 100.0);
         }
