@@ -50,6 +50,15 @@ for p in bank b2b property retail_members; do
 done
 
 echo
+echo "== stratum -C $ws --policy policies/lifecycle.toml run   (lifecycle stages on BG/NBD + Gamma-Gamma; a July run first)"
+"$stratum" -C "$ws" --policy policies/lifecycle.toml run --as-of 2026-07-31 --out "$ws/out-lifecycle-jul" >/dev/null
+"$stratum" -C "$ws" --policy policies/lifecycle.toml run --out "$ws/out-lifecycle" | sed -n '/^lifetime models/,/Pareto/p'
+
+echo
+echo "== stratum -C $ws --policy policies/lifecycle.toml churn   (who is slipping away since July, by value at risk)"
+"$stratum" -C "$ws" --policy policies/lifecycle.toml churn --limit 8 --out "$ws/out-lifecycle/churn.csv"
+
+echo
 echo "== stratum -C $ws explain C00042"
 "$stratum" -C "$ws" explain C00042
 

@@ -593,7 +593,10 @@ fn chunked_sum<T: Sync>(rows: &[T], f: impl Fn(&T) -> f64 + Sync) -> f64 {
     let mut partial = vec![0.0; chunks.len()];
     let per_thread = chunks.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        for (slots, work) in partial.chunks_mut(per_thread).zip(chunks.chunks(per_thread)) {
+        for (slots, work) in partial
+            .chunks_mut(per_thread)
+            .zip(chunks.chunks(per_thread))
+        {
             let sum_chunk = &sum_chunk;
             scope.spawn(move || {
                 for (slot, chunk) in slots.iter_mut().zip(work) {
