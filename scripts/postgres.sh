@@ -19,12 +19,19 @@ fi
 port=$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')
 if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}' | grep -q online; then
   log "starting cluster $version/main on port $port"
-  as_root pg_ctlcluster "$version" main start >&2
+  # After an unclean stop, recovery first syncs the data directory, which can outlast
+  # pg_ctl's 60 s on a busy disk: keep waiting below instead of failing here.
+  as_root pg_ctlcluster "$version" main start >&2 || log "still starting (recovery?); waiting up to 5 minutes"
 fi
-for _ in $(seq 1 30); do
-  as_root su postgres -c "pg_isready -q -p $port" && break
+ready=no
+for _ in $(seq 1 300); do
+  if as_root su postgres -c "pg_isready -q -p $port"; then ready=yes; break; fi
   sleep 1
 done
+if [ "$ready" != yes ]; then
+  log "PostgreSQL on port $port did not become ready; see /var/log/postgresql/"
+  exit 1
+fi
 as_root su postgres -c "psql -q -p $port -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'stratum'\"" | grep -q 1 \
   || as_root su postgres -c "psql -q -p $port -c \"CREATE ROLE stratum LOGIN CREATEDB PASSWORD 'stratum'\"" >&2
 as_root su postgres -c "psql -q -p $port -tAc \"SELECT 1 FROM pg_database WHERE datname = 'stratum'\"" | grep -q 1 \
