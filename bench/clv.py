@@ -19,13 +19,15 @@ WORK/clv-results.json.
 """
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 import venv
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import timed  # noqa: E402  (one process timer for every benchmark)
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-lifetimes"
@@ -66,18 +68,6 @@ def python_with_lifetimes() -> str:
     if subprocess.run([str(py), "-c", "import lifetimes"], capture_output=True).returncode != 0:
         subprocess.run([str(py), "-m", "pip", "install", "--quiet", "lifetimes==0.11.3"], check=True)
     return str(py)
-
-
-def timed(cmd, log):
-    with open(log, "w") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"command failed ({code}): {' '.join(map(str, cmd))}\n{Path(log).read_text()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024
 
 
 def main():
