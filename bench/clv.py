@@ -20,16 +20,14 @@ WORK/clv-results.json.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import timed  # noqa: E402  (one process timer for every benchmark)
+import run as harness  # noqa: E402  (timed(), python_with(), the data layout)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = harness.ROOT
 VENV = ROOT / "bench" / ".venv-lifetimes"
 AS_OF = "2026-10-31"
 
@@ -61,15 +59,6 @@ print(json.dumps({
 '''
 
 
-def python_with_lifetimes() -> str:
-    py = VENV / "bin" / "python"
-    if not py.exists():
-        venv.create(VENV, with_pip=True)
-    if subprocess.run([str(py), "-c", "import lifetimes"], capture_output=True).returncode != 0:
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "lifetimes==0.11.3"], check=True)
-    return str(py)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -85,12 +74,8 @@ def main():
     stratum = a.stratum
     if not Path(stratum).exists():
         sys.exit(f"{stratum} does not exist: build it with `cargo build --release -p stratum-cli`")
-    py = a.python or python_with_lifetimes()
-    data = work / f"data-{a.customers}-{a.transactions}-{a.invoices}"
-    if not (data / "transactions.parquet").exists():
-        print(f"generating {a.customers:,} customers, {a.transactions:,} transactions ...", flush=True)
-        subprocess.run([stratum, "gen", "--customers", str(a.customers), "--transactions", str(a.transactions),
-                        "--invoices", str(a.invoices), str(data)], check=True, stdout=subprocess.DEVNULL)
+    py = a.python or harness.python_with(VENV, "lifetimes", "lifetimes==0.11.3")
+    data = harness.bench_data(stratum, work, a.customers, a.transactions, a.invoices)
     script = work / "clv_lifetimes.py"
     script.write_text(LIFETIMES)
     out = work / "clv-out"
@@ -99,13 +84,13 @@ def main():
     lifetimes_fit = None
     for i in range(a.repeat):
         log = work / f"clv-stratum-{i}.log"
-        wall, rss = timed([stratum, "clv", "--transactions", str(data / "transactions.parquet"),
+        wall, rss = harness.timed([stratum, "clv", "--transactions", str(data / "transactions.parquet"),
                            "--as-of", AS_OF, "--unit", "week", "--out", str(out)], log)
         stages = [l for l in log.read_text().splitlines() if l.startswith("timings:")]
         runs["stratum"].append({"wall_s": wall, "rss_mib": rss, "stages": stages[-1] if stages else ""})
         print(f"stratum   run {i}: {wall:6.2f} s  {rss:7.0f} MiB  {runs['stratum'][-1]['stages']}", flush=True)
         log = work / f"clv-lifetimes-{i}.log"
-        wall, rss = timed([py, str(script), str(out / "predictions.csv"), str(horizon_weeks),
+        wall, rss = harness.timed([py, str(script), str(out / "predictions.csv"), str(horizon_weeks),
                            str(work / "clv-lifetimes.csv")], log)
         lifetimes_fit = json.loads(log.read_text().strip().splitlines()[-1])
         runs["lifetimes"].append({"wall_s": wall, "rss_mib": rss, "fit_s": lifetimes_fit["fit_s"],

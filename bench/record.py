@@ -39,11 +39,7 @@ def main():
     if not Path(stratum).exists():
         print("building stratum --release (15-20 minutes on two cores) ...", flush=True)
         subprocess.run(["cargo", "build", "--release", "-p", "stratum-cli"], cwd=harness.ROOT, check=True)
-    data = work / f"data-{a.customers}-{a.transactions}-{a.invoices}"
-    if not (data / "bench.toml").exists():
-        print(f"generating {a.customers:,} customers ...", flush=True)
-        subprocess.run([stratum, "gen", "--customers", str(a.customers), "--transactions", str(a.transactions),
-                        "--invoices", str(a.invoices), str(data)], check=True, stdout=subprocess.DEVNULL)
+    data = harness.bench_data(stratum, work, a.customers, a.transactions, a.invoices)
     policy = str(data / "bench.toml")
     out = str(work / "record-out")
     db = work / "record.db"

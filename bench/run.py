@@ -26,14 +26,26 @@ OUT = ROOT / "bench" / "out"  # --work changes it
 VENV = ROOT / "bench" / ".venv"
 
 
-def python_with_duckdb() -> str:
-    py = VENV / "bin" / "python"
+def python_with(venv_dir: Path, module: str, requirement: str) -> str:
+    """A virtual environment's Python that can import `module` (pip-installing `requirement`)."""
+    py = venv_dir / "bin" / "python"
     if not py.exists():
-        venv.create(VENV, with_pip=True)
-    check = subprocess.run([str(py), "-c", "import duckdb"], capture_output=True)
+        venv.create(venv_dir, with_pip=True)
+    check = subprocess.run([str(py), "-c", f"import {module}"], capture_output=True)
     if check.returncode != 0:
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "duckdb"], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", requirement], check=True)
     return str(py)
+
+
+def bench_data(stratum: str, work: Path, customers: int, transactions: int, invoices: int) -> Path:
+    """The benchmark data of this size under `work`, generated with `stratum gen` when missing."""
+    data = work / f"data-{customers}-{transactions}-{invoices}"
+    if not (data / "bench.toml").exists():
+        print(f"generating {customers:,} customers, {transactions:,} transactions, {invoices:,} invoices ...",
+              flush=True)
+        subprocess.run([stratum, "gen", "--customers", str(customers), "--transactions", str(transactions),
+                        "--invoices", str(invoices), str(data)], check=True, stdout=subprocess.DEVNULL)
+    return data
 
 
 def timed(cmd, log):
@@ -70,13 +82,9 @@ def main():
     if not Path(stratum).exists():
         print("building stratum --release (15-20 minutes on two cores) ...", flush=True)
         subprocess.run(["cargo", "build", "--release", "-p", "stratum-cli"], cwd=ROOT, check=True)
-    py = a.python or python_with_duckdb()
+    py = a.python or python_with(VENV, "duckdb", "duckdb")
 
-    data = OUT / f"data-{a.customers}-{a.transactions}-{a.invoices}"
-    if not (data / "bench.toml").exists():
-        print(f"generating {a.customers:,} customers, {a.transactions:,} transactions, {a.invoices:,} invoices ...", flush=True)
-        subprocess.run([stratum, "gen", "--customers", str(a.customers), "--transactions", str(a.transactions),
-                        "--invoices", str(a.invoices), str(data)], check=True, stdout=subprocess.DEVNULL)
+    data = bench_data(stratum, OUT, a.customers, a.transactions, a.invoices)
 
     runs = {"stratum": [], "duckdb": []}
     for i in range(a.repeat):

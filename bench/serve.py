@@ -134,11 +134,7 @@ def main():
     if not (Path(stratum).exists() and Path(client).exists()):
         print("building stratum and stratum-load --release (15-20 minutes on two cores) ...", flush=True)
         sh(["cargo", "build", "--release", "-p", "stratum-cli", "-p", "stratum-load"], cwd=harness.ROOT)
-    data = work / f"data-{a.customers}-{a.transactions}-{a.invoices}"
-    if not (data / "bench.toml").exists():
-        print(f"generating {a.customers:,} customers ...", flush=True)
-        sh([stratum, "gen", "--customers", str(a.customers), "--transactions", str(a.transactions),
-            "--invoices", str(a.invoices), str(data)], stdout=subprocess.DEVNULL)
+    data = harness.bench_data(stratum, work, a.customers, a.transactions, a.invoices)
     policy = data / "serve.toml"
     policy.write_text((data / "bench.toml").read_text().replace(
         'name = "Benchmark: composite + pyramid"', 'name = "Benchmark: service"') + SERVICE)
