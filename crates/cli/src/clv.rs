@@ -34,6 +34,10 @@ pub enum ClvCommand {
         time_column: String,
         #[arg(long, default_value = "amount")]
         amount_column: String,
+        /// SQL predicate choosing the rows that are purchases, e.g. "amount > 0" to keep
+        /// refunds out (default: every row)
+        #[arg(long)]
+        filter: Option<String>,
         /// The end of the observation: later transactions are ignored
         #[arg(long)]
         as_of: String,
@@ -116,6 +120,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         customer_column,
         time_column,
         amount_column,
+        filter,
         as_of,
         unit,
         json,
@@ -145,6 +150,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         customer: customer_column,
         time: time_column,
         amount: amount_column,
+        filter: filter.as_deref(),
     };
     let started = std::time::Instant::now();
     let customers = summarise_file(&file, as_of, unit).await?;

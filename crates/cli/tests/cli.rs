@@ -595,6 +595,9 @@ fn clv_fits_the_cdnow_sample() {
             )
         })
         .collect();
+    // A refund on a day 0001 did not buy: `--filter` keeps it out of the purchases.
+    let jsonl =
+        format!("{jsonl}{{\"customer_id\": \"0001\", \"date\": \"1997-09-01\", \"amount\": -5}}\n");
     std::fs::write(dir.path().join("cdnow.jsonl"), jsonl).unwrap();
     let o = stratum(
         &[
@@ -605,6 +608,8 @@ fn clv_fits_the_cdnow_sample() {
             "1997-09-30",
             "--out",
             "predicted",
+            "--filter",
+            "amount >= 0",
         ],
         dir.path(),
     );
@@ -632,6 +637,26 @@ fn clv_fits_the_cdnow_sample() {
     assert_eq!(
         (fit["customers"].as_u64(), fit["horizon_months"].as_u64()),
         (Some(2357), Some(12))
+    );
+
+    // A filter naming a column the log lacks is the user's mistake, named with the file.
+    let o = stratum(
+        &[
+            "clv",
+            "--transactions",
+            "cdnow.jsonl",
+            "--as-of",
+            "1997-09-30",
+            "--filter",
+            "amout > 0",
+        ],
+        dir.path(),
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cdnow.jsonl: ") && err.contains("amout") && !err.contains("internal"),
+        "{err}"
     );
 
     csv.push_str("0001,1997-13-01,5\n");

@@ -246,6 +246,21 @@ pub struct Lifetime {
 }
 
 impl Policy {
+    /// `[lifetime]` with the metrics that read it (name, measure), when any does: only then
+    /// are the models fitted.
+    pub fn lifetime_metrics(&self) -> Option<(&Lifetime, Vec<(&str, crate::clv::Measure)>)> {
+        let lifetime = self.lifetime.as_ref()?;
+        let metrics: Vec<(&str, crate::clv::Measure)> = self
+            .metrics
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MetricKind::Lifetime { measure, .. } => Some((m.name.as_str(), *measure)),
+                _ => None,
+            })
+            .collect();
+        (!metrics.is_empty()).then_some((lifetime, metrics))
+    }
+
     /// The name runs are kept under: `[policy] name`, else "default".
     pub fn history_name(&self) -> &str {
         self.file.policy.name.as_deref().unwrap_or("default")

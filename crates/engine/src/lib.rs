@@ -482,14 +482,7 @@ impl Engine {
         as_of: NaiveDate,
         types: &SourceTypes<'_>,
     ) -> Option<OwnedSummarySpec> {
-        let l = policy.lifetime.as_ref()?;
-        if !policy
-            .metrics
-            .iter()
-            .any(|m| matches!(m.kind, MetricKind::Lifetime { .. }))
-        {
-            return None;
-        }
+        let (l, _) = policy.lifetime_metrics()?;
         use sql::KeyTypes;
         let src = policy.source(&l.source)?;
         let native = types.same_key_type(&l.source);
@@ -502,8 +495,8 @@ impl Engine {
                 format!("CAST({key} AS VARCHAR)")
             },
             time: sql::ident(src.time.as_deref()?),
-            amount: l.amount.as_ref().map(|a| lifetime::expression(a, as_of)),
-            filter: l.filter.as_ref().map(|f| lifetime::expression(f, as_of)),
+            amount: l.amount.as_ref().map(|a| sql::with_as_of(a, as_of)),
+            filter: l.filter.as_ref().map(|f| sql::with_as_of(f, as_of)),
             end: sql::bound(as_of + chrono::Days::new(1), &types.time_type(&l.source)),
         })
     }

@@ -13,14 +13,14 @@ use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use stratum_core::ColumnType;
 use stratum_core::clv::{CustomerSummary, LifetimeFit, TimeUnit};
-use stratum_core::compile::{MetricKind, Policy};
+use stratum_core::compile::Policy;
 use stratum_core::policy::SourceFormat;
-use stratum_core::{ColumnType, clv::Measure};
 
 use crate::error::{EngineError, UserError};
 use crate::load::{self, BadRows};
-use crate::sql::{ident, with_as_of};
+use crate::sql::ident;
 
 /// The table the lifetime metrics are joined from in stage two.
 pub const TABLE: &str = "__lifetime";
@@ -70,21 +70,19 @@ fn internal(what: &str) -> EngineError {
     EngineError::Internal(format!("lifetime summary: unexpected type of {what}"))
 }
 
-/// Runs the summary query and builds each customer's (frequency, recency, age, spend).
-pub async fn summaries(
-    ctx: &SessionContext,
-    sql: &str,
+/// Builds each customer's (frequency, recency, age, spend) from the summary query's rows.
+pub fn summaries(
+    batches: &[RecordBatch],
     as_of: NaiveDate,
     unit: TimeUnit,
 ) -> Result<Summaries, EngineError> {
-    let batches = ctx.sql(sql).await?.collect().await?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let day = |d: i32| epoch + chrono::Duration::days(i64::from(d));
     let mut out = Summaries {
         keys: Vec::new(),
         customers: Vec::new(),
     };
-    for b in &batches {
+    for b in batches {
         let text = cast(b.column(0), &DataType::Utf8)?;
         let ids = text
             .as_any()
@@ -138,31 +136,17 @@ pub(crate) async fn register_policy_table(
     spec: &SummarySpec<'_>,
     as_of: NaiveDate,
 ) -> Result<Option<LifetimeFit>, EngineError> {
-    let metrics: Vec<(&str, Measure)> = policy
-        .metrics
-        .iter()
-        .filter_map(|m| match &m.kind {
-            MetricKind::Lifetime { measure, .. } => Some((m.name.as_str(), *measure)),
-            _ => None,
-        })
-        .collect();
-    let Some(lifetime) = &policy.lifetime else {
+    let Some((lifetime, metrics)) = policy.lifetime_metrics() else {
         return Ok(None);
     };
-    if metrics.is_empty() {
-        return Ok(None);
-    }
-    let sql = summary_sql(spec);
-    let summaries = match ctx.sql(&sql).await {
-        Ok(_) => summaries(ctx, &sql, as_of, lifetime.unit).await?,
-        Err(e) => {
-            return Err(EngineError::User(UserError::Lifetime(format!(
-                "source `{}`: {}",
-                lifetime.source,
-                crate::clean(&e)
-            ))));
-        }
-    };
+    let df = ctx.sql(&summary_sql(spec)).await.map_err(|e| {
+        EngineError::User(UserError::Lifetime(format!(
+            "source `{}`: {}",
+            lifetime.source,
+            crate::clean(&e)
+        )))
+    })?;
+    let summaries = summaries(&df.collect().await?, as_of, lifetime.unit)?;
     if summaries.customers.is_empty() {
         return Err(EngineError::User(UserError::Lifetime(format!(
             "source `{}` has no purchases through {as_of} to fit the models to",
@@ -175,11 +159,7 @@ pub(crate) async fn register_policy_table(
     })
     .map_err(fit_error)?;
     let key_refs: Vec<&dyn Array> = summaries.keys.iter().map(|k| k.as_ref()).collect();
-    let key = if key_refs.is_empty() {
-        return Ok(Some(fit));
-    } else {
-        concat(&key_refs)?
-    };
+    let key = concat(&key_refs)?;
     let mut fields = vec![Field::new("__k", key.data_type().clone(), true)];
     let mut columns: Vec<ArrayRef> = vec![key];
     for (name, measure) in &metrics {
@@ -213,6 +193,8 @@ pub struct TransactionFile<'a> {
     pub customer: &'a str,
     pub time: &'a str,
     pub amount: &'a str,
+    /// SQL predicate choosing the rows that are purchases (e.g. `amount > 0`).
+    pub filter: Option<&'a str>,
 }
 
 /// Reads a CSV, JSON lines or Parquet log (by extension) and summarises each customer as of
@@ -328,16 +310,19 @@ pub async fn summarise_file(
         key: &key,
         time: &time,
         amount: Some(&amount),
-        filter: None,
+        filter: file.filter,
         end: &end,
     });
-    let mut customers = summaries(&ctx, &sql, as_of, unit).await?.customers;
+    // A planning error here is the user's (a bad --filter, an amount that is not a number).
+    let df = ctx.sql(&sql).await.map_err(|e| {
+        EngineError::User(UserError::Config(format!(
+            "{display}: {}",
+            crate::clean(&e)
+        )))
+    })?;
+    let batches = df.collect().await?;
+    let mut customers = summaries(&batches, as_of, unit)?.customers;
     // Partitions finish in any order; the output is by customer.
     customers.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
     Ok(customers)
-}
-
-/// `$as_of` in a `[lifetime]` expression, as in metrics.
-pub(crate) fn expression(text: &str, as_of: NaiveDate) -> String {
-    with_as_of(text, as_of)
 }

@@ -184,12 +184,7 @@ pub fn frame_query(
             t = ident(&a.table)
         ));
     }
-    if let Some(l) = &policy.lifetime
-        && policy
-            .metrics
-            .iter()
-            .any(|m| matches!(m.kind, MetricKind::Lifetime { .. }))
-    {
+    if let Some((l, _)) = policy.lifetime_metrics() {
         let t = ident(crate::lifetime::TABLE);
         joins.push(format!(
             "LEFT JOIN {t} ON {} = {t}.\"__k\"",
