@@ -4,17 +4,17 @@
 //! per-customer summary (frequency, recency, age T, mean repeat spend).
 //!
 //! Crates: `libm` for the log-gamma function (the Rust project's port of musl's libm, exact to
-//! an ulp or two); `argmin` for the optimiser (Nelder-Mead: the likelihoods are smooth but
-//! their gradients are awkward, and four parameters are few). Parameters are optimised as
-//! logarithms, so they stay positive without bounds. The Gaussian hypergeometric function
+//! an ulp or two), `statrs` for the digamma function, `argmin` for the optimisers (see
+//! [`likelihood`] for how the fits are made fast). The Gaussian hypergeometric function
 //! the conditional expectation needs has no well-kept crate; its series is summed here until
 //! the terms vanish, with an error (not NaN) if it does not converge.
 
+mod likelihood;
+
 use std::collections::BTreeMap;
 
-use argmin::core::{CostFunction, Executor, State, TerminationReason, TerminationStatus};
-use argmin::solver::neldermead::NelderMead;
 use chrono::NaiveDate;
+use likelihood::{BgNbdSample, GammaGammaSample};
 
 /// One customer's purchase history, in the model's time unit.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,44 +172,24 @@ impl BgNbd {
         }
     }
 
-    /// Fits by maximum likelihood.
+    /// Fits by maximum likelihood (see [`likelihood`]).
     pub fn fit(customers: &[CustomerSummary]) -> Result<(BgNbd, FitReport), ClvError> {
         if customers.is_empty() {
             return Err(ClvError::NoCustomers);
         }
-        let data: Vec<(f64, f64, f64)> = customers
-            .iter()
-            .map(|c| (f64::from(c.frequency), c.recency, c.age))
-            .collect();
-        let total = |m: BgNbd| chunked_sum(&data, |&(x, t_x, t)| m.log_likelihood(x, t_x, t));
-        let cost = NegLogLikelihood(|p: &[f64]| total(BgNbd::from_logs(p)));
         // Start at r = 1, α = mean age, a = 1, b = 1 (in logs).
-        let mean_age = data.iter().map(|d| d.2).sum::<f64>() / data.len() as f64;
+        let mean_age = customers.iter().map(|c| c.age).sum::<f64>() / customers.len() as f64;
         let start = [0.0, mean_age.max(1e-3).ln(), 0.0, 0.0];
-        let (p, mut report) = minimise("BG/NBD", cost, &start)?;
-        let fitted = BgNbd::from_logs(&p);
-        report.standard_errors = standard_errors(
-            |q| {
-                total(BgNbd {
-                    r: q[0],
-                    alpha: q[1],
-                    a: q[2],
-                    b: q[3],
-                })
+        let (p, report) = likelihood::fit(&BgNbdSample::new(customers), &start)?;
+        Ok((
+            BgNbd {
+                r: p[0],
+                alpha: p[1],
+                a: p[2],
+                b: p[3],
             },
-            &[fitted.r, fitted.alpha, fitted.a, fitted.b],
-        )?;
-        Ok((fitted, report))
-    }
-
-    /// From the logarithms of (r, α, a, b), as the optimiser sees them.
-    fn from_logs(p: &[f64]) -> BgNbd {
-        BgNbd {
-            r: p[0].exp(),
-            alpha: p[1].exp(),
-            a: p[2].exp(),
-            b: p[3].exp(),
-        }
+            report,
+        ))
     }
 
     /// Probability that a customer with this history is still active.
@@ -275,36 +255,17 @@ impl GammaGamma {
 
     /// Fits on the customers with repeat purchases and positive mean spend.
     pub fn fit(customers: &[CustomerSummary]) -> Result<(GammaGamma, FitReport), ClvError> {
-        let data: Vec<(f64, f64)> = customers
-            .iter()
-            .filter(|c| c.frequency > 0 && c.monetary > 0.0)
-            .map(|c| (f64::from(c.frequency), c.monetary))
-            .collect();
-        if data.is_empty() {
-            return Err(ClvError::NoRepeatBuyers);
-        }
-        let total = |m: GammaGamma| chunked_sum(&data, |&(x, z)| m.log_likelihood(x, z));
-        let from_logs = |p: &[f64]| GammaGamma {
-            p: p[0].exp(),
-            q: p[1].exp(),
-            v: p[2].exp(),
-        };
-        let cost = NegLogLikelihood(|p: &[f64]| total(from_logs(p)));
-        let mean_spend = data.iter().map(|d| d.1).sum::<f64>() / data.len() as f64;
-        let start = [0.0, 0.0, mean_spend.max(1e-3).ln()];
-        let (p, mut report) = minimise("Gamma-Gamma", cost, &start)?;
-        let fitted = from_logs(&p);
-        report.standard_errors = standard_errors(
-            |q| {
-                total(GammaGamma {
-                    p: q[0],
-                    q: q[1],
-                    v: q[2],
-                })
+        let sample = GammaGammaSample::new(customers).ok_or(ClvError::NoRepeatBuyers)?;
+        let start = [0.0, 0.0, sample.mean_spend().max(1e-3).ln()];
+        let (p, report) = likelihood::fit(&sample, &start)?;
+        Ok((
+            GammaGamma {
+                p: p[0],
+                q: p[1],
+                v: p[2],
             },
-            &[fitted.p, fitted.q, fitted.v],
-        )?;
-        Ok((fitted, report))
+            report,
+        ))
     }
 
     /// Expected spend per purchase given `x` repeat purchases averaging `m`.
@@ -573,184 +534,6 @@ impl LifetimeFit {
         }
         out
     }
-}
-
-/// Rows per chunk of [`chunked_sum`]: fixed, so the sum (and so the fit) is the same to the
-/// last bit whatever the number of cores.
-const CHUNK: usize = 32_768;
-
-/// Σ f(row), chunk by chunk on every core for large inputs (a fit evaluates the likelihood
-/// hundreds of times), the chunks' sums then added in order.
-fn chunked_sum<T: Sync>(rows: &[T], f: impl Fn(&T) -> f64 + Sync) -> f64 {
-    let sum_chunk = |chunk: &[T]| chunk.iter().map(&f).sum::<f64>();
-    let chunks: Vec<&[T]> = rows.chunks(CHUNK).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(chunks.len());
-    if threads <= 1 {
-        return chunks.iter().map(|c| sum_chunk(c)).sum();
-    }
-    let mut partial = vec![0.0; chunks.len()];
-    let per_thread = chunks.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (slots, work) in partial
-            .chunks_mut(per_thread)
-            .zip(chunks.chunks(per_thread))
-        {
-            let sum_chunk = &sum_chunk;
-            scope.spawn(move || {
-                for (slot, chunk) in slots.iter_mut().zip(work) {
-                    *slot = sum_chunk(chunk);
-                }
-            });
-        }
-    });
-    partial.iter().sum()
-}
-
-/// The negative log-likelihood, the cost argmin minimises.
-struct NegLogLikelihood<F>(F);
-
-impl<F: Fn(&[f64]) -> f64> CostFunction for NegLogLikelihood<F> {
-    type Param = Vec<f64>;
-    type Output = f64;
-
-    fn cost(&self, p: &Self::Param) -> Result<f64, argmin::core::Error> {
-        let ll = (self.0)(p);
-        // Outside where the likelihood is defined the simplex is sent back.
-        Ok(if ll.is_finite() { -ll } else { f64::INFINITY })
-    }
-}
-
-const MAX_ITERATIONS: u64 = 5_000;
-
-fn minimise<F: Fn(&[f64]) -> f64>(
-    model: &'static str,
-    cost: NegLogLikelihood<F>,
-    start: &[f64],
-) -> Result<(Vec<f64>, FitReport), ClvError> {
-    let mut simplex = vec![start.to_vec()];
-    for i in 0..start.len() {
-        let mut v = start.to_vec();
-        v[i] += 0.5;
-        simplex.push(v);
-    }
-    let not_converged = |iterations: u64, reason: String| ClvError::NotConverged {
-        model,
-        iterations,
-        reason,
-    };
-    let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(1e-10)
-        .map_err(|e| not_converged(0, e.to_string()))?;
-    let result = Executor::new(cost, solver)
-        .configure(|state| state.max_iters(MAX_ITERATIONS))
-        .run()
-        .map_err(|e| not_converged(0, e.to_string()))?;
-    let state = result.state();
-    let iterations = state.get_iter();
-    match state.get_termination_status() {
-        TerminationStatus::Terminated(TerminationReason::SolverConverged) => {}
-        other => return Err(not_converged(iterations, format!("{other:?}"))),
-    }
-    let best = state
-        .get_best_param()
-        .cloned()
-        .ok_or_else(|| not_converged(iterations, "no parameters".into()))?;
-    let log_likelihood = -state.get_best_cost();
-    if !log_likelihood.is_finite() || best.iter().any(|p| !p.is_finite()) {
-        return Err(not_converged(
-            iterations,
-            "the likelihood is not finite".into(),
-        ));
-    }
-    Ok((
-        best,
-        FitReport {
-            log_likelihood,
-            iterations,
-            standard_errors: Vec::new(),
-        },
-    ))
-}
-
-/// Standard errors at the maximum `at` of `log_likelihood`: square roots of the diagonal of
-/// the inverse of the negated Hessian (central differences, steps relative to each value).
-fn standard_errors(
-    log_likelihood: impl Fn(&[f64]) -> f64,
-    at: &[f64],
-) -> Result<Vec<f64>, ClvError> {
-    let n = at.len();
-    let h: Vec<f64> = at.iter().map(|v| 1e-4 * v.abs().max(1e-3)).collect();
-    let f = |steps: &[(usize, f64)]| {
-        let mut p = at.to_vec();
-        for &(i, d) in steps {
-            p[i] += d;
-        }
-        log_likelihood(&p)
-    };
-    let mut info = vec![vec![0.0; n]; n];
-    for i in 0..n {
-        for j in i..n {
-            let second = if i == j {
-                (f(&[(i, h[i])]) - 2.0 * f(&[]) + f(&[(i, -h[i])])) / (h[i] * h[i])
-            } else {
-                (f(&[(i, h[i]), (j, h[j])])
-                    - f(&[(i, h[i]), (j, -h[j])])
-                    - f(&[(i, -h[i]), (j, h[j])])
-                    + f(&[(i, -h[i]), (j, -h[j])]))
-                    / (4.0 * h[i] * h[j])
-            };
-            info[i][j] = -second;
-            info[j][i] = -second;
-        }
-    }
-    let covariance = invert(info).ok_or_else(|| {
-        ClvError::Numeric("the information matrix is singular: standard errors undefined".into())
-    })?;
-    (0..n)
-        .map(|i| {
-            let var = covariance[i][i];
-            if var.is_finite() && var > 0.0 {
-                Ok(var.sqrt())
-            } else {
-                Err(ClvError::Numeric(format!(
-                    "parameter {i} has no positive variance at the optimum ({var})"
-                )))
-            }
-        })
-        .collect()
-}
-
-/// Gauss-Jordan inverse with partial pivoting of a small square matrix.
-fn invert(mut m: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
-    let n = m.len();
-    let mut inv: Vec<Vec<f64>> = (0..n)
-        .map(|i| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
-        .collect();
-    for col in 0..n {
-        let pivot = (col..n).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
-        if m[pivot][col].abs() < 1e-300 {
-            return None;
-        }
-        m.swap(col, pivot);
-        inv.swap(col, pivot);
-        let d = m[col][col];
-        for k in 0..n {
-            m[col][k] /= d;
-            inv[col][k] /= d;
-        }
-        for row in 0..n {
-            if row != col {
-                let factor = m[row][col];
-                for k in 0..n {
-                    m[row][k] -= factor * m[col][k];
-                    inv[row][k] -= factor * inv[col][k];
-                }
-            }
-        }
-    }
-    Some(inv)
 }
 
 /// The Gaussian hypergeometric function ₂F₁(a, b; c; z) for 0 ≤ z < 1, by its series.
