@@ -85,14 +85,14 @@ fn fit_json(fit: &LifetimeFit) -> serde_json::Value {
     let report = &fit.purchases_report;
     let mut out = serde_json::json!({
         "bgnbd": {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b,
-                  "log_likelihood": report.log_likelihood, "iterations": report.iterations,
+                  "log_likelihood": report.log_likelihood, "iterations": report.iterations, "method": report.method,
                   "standard_errors": report.standard_errors},
         "customers": fit.customers,
         "unit": fit.unit.name(),
     });
     if let Some((gg, report)) = &fit.spend {
         out["gamma_gamma"] = serde_json::json!({"p": gg.p, "q": gg.q, "v": gg.v,
-            "log_likelihood": report.log_likelihood, "iterations": report.iterations,
+            "log_likelihood": report.log_likelihood, "iterations": report.iterations, "method": report.method,
             "standard_errors": report.standard_errors});
     }
     out

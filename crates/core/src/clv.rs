@@ -138,6 +138,10 @@ pub fn summarise<'a>(
 pub struct FitReport {
     pub log_likelihood: f64,
     pub iterations: u64,
+    /// How the optimum was found: "L-BFGS", or "Nelder-Mead (…why L-BFGS failed)".
+    pub method: String,
+    /// Evaluations of the likelihood over all the customers, standard errors included.
+    pub passes: u64,
     /// Standard errors of the parameters, in their order (from the inverse of the observed
     /// information: the negated Hessian of the log-likelihood, by central differences).
     pub standard_errors: Vec<f64>,
@@ -520,16 +524,18 @@ impl LifetimeFit {
     pub fn describe(&self) -> Vec<String> {
         let BgNbd { r, alpha, a, b } = self.purchases;
         let mut out = vec![format!(
-            "BG/NBD over {} customers (unit: {}): r {r:.4}, alpha {alpha:.4}, a {a:.4}, b {b:.4}; log-likelihood {:.2}, {} iterations",
+            "BG/NBD over {} customers (unit: {}): r {r:.4}, alpha {alpha:.4}, a {a:.4}, b {b:.4}; log-likelihood {:.2}, {} iterations of {}, {} passes",
             self.customers,
             self.unit.name(),
             self.purchases_report.log_likelihood,
-            self.purchases_report.iterations
+            self.purchases_report.iterations,
+            self.purchases_report.method,
+            self.purchases_report.passes
         )];
         if let Some((GammaGamma { p, q, v }, report)) = &self.spend {
             out.push(format!(
-                "Gamma-Gamma: p {p:.4}, q {q:.4}, v {v:.4}; log-likelihood {:.2}, {} iterations",
-                report.log_likelihood, report.iterations
+                "Gamma-Gamma: p {p:.4}, q {q:.4}, v {v:.4}; log-likelihood {:.2}, {} iterations of {}, {} passes",
+                report.log_likelihood, report.iterations, report.method, report.passes
             ));
         }
         out
