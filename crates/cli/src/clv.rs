@@ -202,20 +202,17 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
             "expected_spend",
             "clv",
         ])?;
-        let rows = tokio::task::block_in_place(|| {
-            customers
+        let columns = tokio::task::block_in_place(|| {
+            measures
                 .iter()
-                .map(|c| {
-                    let values = measures
-                        .iter()
-                        .map(|m| fit.measure(*m, c))
-                        .collect::<Result<Vec<f64>, _>>()
-                        .with_context(|| format!("customer {}", c.customer_id))?;
-                    Ok((c, values))
+                .map(|m| {
+                    fit.measure_all(*m, &customers).map_err(|(i, e)| {
+                        anyhow::anyhow!("customer {}: {e}", customers[i].customer_id)
+                    })
                 })
-                .collect::<Result<Vec<_>>>()
+                .collect::<Result<Vec<Vec<f64>>>>()
         })?;
-        for (c, values) in rows {
+        for (i, c) in customers.iter().enumerate() {
             let mut record = vec![
                 c.customer_id.clone(),
                 c.frequency.to_string(),
@@ -223,7 +220,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
                 c.age.to_string(),
                 c.monetary.to_string(),
             ];
-            record.extend(values.iter().map(f64::to_string));
+            record.extend(columns.iter().map(|column| column[i].to_string()));
             w.write_record(&record)?;
         }
         w.flush()?;

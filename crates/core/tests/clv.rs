@@ -269,18 +269,28 @@ fn the_master_log_matches_lifetimes() {
     }
     let checked = check_predictions(master, &ours, &ours_gg, 1e-3);
     assert_eq!(checked, 26 * 4);
-    // And every customer's predictions are numbers.
-    for c in &customers {
-        for m in [
-            Measure::PAlive,
-            Measure::ExpectedPurchases { horizon: 39.0 },
-            Measure::Clv {
-                months: 12,
-                discount: 0.01,
-            },
-        ] {
-            let v = fit.measure(m, c).unwrap();
+    // And every customer's predictions are numbers, the same whether made one by one or
+    // for everyone at once on every core.
+    for m in [
+        Measure::PAlive,
+        Measure::ExpectedPurchases { horizon: 39.0 },
+        Measure::Clv {
+            months: 12,
+            discount: 0.01,
+        },
+    ] {
+        let all = fit.measure_all(m, &customers).unwrap();
+        assert_eq!(all.len(), customers.len());
+        for (c, &v) in customers.iter().zip(&all) {
+            assert_eq!(v, fit.measure(m, c).unwrap(), "{c:?} {m:?}");
             assert!(v.is_finite() && v >= 0.0, "{c:?} {m:?}: {v}");
         }
     }
+    // A measure that fails names the customer: expected purchases are undefined at a = 1.
+    let mut broken = fit.clone();
+    broken.purchases.a = 1.0;
+    let (index, _) = broken
+        .measure_all(Measure::ExpectedPurchases { horizon: 39.0 }, &customers)
+        .unwrap_err();
+    assert_eq!(index, 0, "the first customer fails first");
 }

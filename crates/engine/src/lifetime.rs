@@ -164,18 +164,13 @@ pub(crate) async fn register_policy_table(
     let mut columns: Vec<ArrayRef> = vec![key];
     for (name, measure) in &metrics {
         let values = tokio::task::block_in_place(|| {
-            summaries
-                .customers
-                .iter()
-                .map(|c| {
-                    fit.measure(*measure, c).map_err(|e| {
-                        EngineError::User(UserError::Metric {
-                            metric: name.to_string(),
-                            message: format!("customer {}: {e}", c.customer_id),
-                        })
+            fit.measure_all(*measure, &summaries.customers)
+                .map_err(|(i, e)| {
+                    EngineError::User(UserError::Metric {
+                        metric: name.to_string(),
+                        message: format!("customer {}: {e}", summaries.customers[i].customer_id),
                     })
                 })
-                .collect::<Result<Vec<f64>, EngineError>>()
         })?;
         fields.push(Field::new(format!("__m_{name}"), DataType::Float64, true));
         columns.push(Arc::new(Float64Array::from(values)));
