@@ -215,6 +215,12 @@ impl LogLikelihood for GammaGammaSample {
 /// Fits a model from `start` (logged parameters): L-BFGS on the exact gradient, and
 /// Nelder-Mead from the same start should L-BFGS fail. Returns the parameters (not logged)
 /// with the fit's report, standard errors included.
+///
+/// The optimisers search over coordinates u with ln θ = B·tanh(u/B), so every parameter
+/// stays within e^±B whatever the data: where the likelihood keeps rising towards 0 or
+/// infinity (BG/NBD's a and b both growing when dropout looks like a constant rate), the fit
+/// settles near the bound instead of overflowing. Inside the usual range the map is nearly
+/// the identity.
 pub(super) fn fit<L: LogLikelihood>(
     likelihood: &L,
     start: &[f64],
@@ -223,13 +229,15 @@ pub(super) fn fit<L: LogLikelihood>(
         likelihood,
         passes: AtomicU64::new(0),
     };
-    let (logs, iterations, method) = match with_gradient(likelihood, start) {
-        Ok((logs, iterations)) => (logs, iterations, "L-BFGS".to_string()),
+    let start: Vec<f64> = start.iter().map(|&l| search_coordinate(l)).collect();
+    let (found, iterations, method) = match with_gradient(likelihood, &start) {
+        Ok((found, iterations)) => (found, iterations, "L-BFGS".to_string()),
         Err(failed) => {
-            let (logs, iterations) = without_gradient(likelihood, start)?;
-            (logs, iterations, format!("Nelder-Mead ({failed})"))
+            let (found, iterations) = without_gradient(likelihood, &start)?;
+            (found, iterations, format!("Nelder-Mead ({failed})"))
         }
     };
+    let logs: Vec<f64> = found.iter().map(|&u| bounded_log(u)).collect();
     let params: Vec<f64> = logs.iter().map(|p| p.exp()).collect();
     let log_likelihood = likelihood.value(&params);
     if !log_likelihood.is_finite() || params.iter().any(|p| !p.is_finite()) {
@@ -271,6 +279,19 @@ impl<L: LogLikelihood> LogLikelihood for Counted<'_, L> {
     }
 }
 
+/// B above: parameters within e^±30, about 1e-13 to 1e13.
+const LOG_BOUND: f64 = 30.0;
+
+fn bounded_log(u: f64) -> f64 {
+    LOG_BOUND * (u / LOG_BOUND).tanh()
+}
+
+/// The inverse of [`bounded_log`] (a start inside the bounds).
+fn search_coordinate(log: f64) -> f64 {
+    let t = (log / LOG_BOUND).clamp(-0.999_999, 0.999_999);
+    LOG_BOUND * t.atanh()
+}
+
 const MAX_ITERATIONS: u64 = 5_000;
 
 /// When L-BFGS stops: the gradient norm (of the mean log-likelihood over the logged
@@ -305,22 +326,29 @@ struct Evaluation {
 }
 
 impl<L: LogLikelihood> Problem<'_, L> {
-    fn evaluate(&self, logs: &[f64]) -> (f64, Vec<f64>) {
+    /// The cost and its gradient at search coordinates `at`.
+    fn evaluate(&self, at: &[f64]) -> (f64, Vec<f64>) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(done) = last.as_ref().filter(|done| done.at == logs) {
+        if let Some(done) = last.as_ref().filter(|done| done.at == at) {
             return (done.cost, done.gradient.clone());
         }
         let n = self.likelihood.customers() as f64;
-        let (value, grad) = self.likelihood.value_and_gradient(logs);
-        let grad: Vec<f64> = grad.iter().map(|g| -g / n).collect();
+        let logs: Vec<f64> = at.iter().map(|&u| bounded_log(u)).collect();
+        let (value, grad) = self.likelihood.value_and_gradient(&logs);
+        // d ln θ / du = 1 − tanh²(u/B).
+        let grad: Vec<f64> = grad
+            .iter()
+            .zip(at)
+            .map(|(g, u)| -g / n * (1.0 - (u / LOG_BOUND).tanh().powi(2)))
+            .collect();
         // Outside where the likelihood is defined the search is sent back.
         let (cost, grad) = if value.is_finite() && grad.iter().all(|g| g.is_finite()) {
             (-value / n, grad)
         } else {
-            (f64::INFINITY, vec![f64::NAN; logs.len()])
+            (f64::INFINITY, vec![f64::NAN; at.len()])
         };
         *last = Some(Evaluation {
-            at: logs.to_vec(),
+            at: at.to_vec(),
             cost,
             gradient: grad.clone(),
         });
@@ -332,8 +360,8 @@ impl<L: LogLikelihood> CostFunction for Problem<'_, L> {
     type Param = Vec<f64>;
     type Output = f64;
 
-    fn cost(&self, logs: &Self::Param) -> Result<f64, argmin::core::Error> {
-        Ok(self.evaluate(logs).0)
+    fn cost(&self, at: &Self::Param) -> Result<f64, argmin::core::Error> {
+        Ok(self.evaluate(at).0)
     }
 }
 
@@ -341,8 +369,8 @@ impl<L: LogLikelihood> Gradient for Problem<'_, L> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
 
-    fn gradient(&self, logs: &Self::Param) -> Result<Vec<f64>, argmin::core::Error> {
-        Ok(self.evaluate(logs).1)
+    fn gradient(&self, at: &Self::Param) -> Result<Vec<f64>, argmin::core::Error> {
+        Ok(self.evaluate(at).1)
     }
 }
 
@@ -363,8 +391,8 @@ fn not_converged<L: LogLikelihood>(iterations: u64, reason: String) -> ClvError 
     }
 }
 
-/// L-BFGS, restarted from where it stopped while the gradient is not flat: the logged
-/// parameters it reached and its iterations.
+/// L-BFGS, restarted from where it stopped while the gradient is not flat: the search
+/// coordinates it reached and its iterations.
 fn with_gradient<L: LogLikelihood>(
     likelihood: &L,
     start: &[f64],
@@ -412,7 +440,7 @@ fn with_gradient<L: LogLikelihood>(
     Err(not_converged::<L>(iterations, why))
 }
 
-/// Nelder-Mead on the cost alone, from a simplex around `start`.
+/// Nelder-Mead on the cost alone, from a simplex around `start` (search coordinates).
 fn without_gradient<L: LogLikelihood>(
     likelihood: &L,
     start: &[f64],
@@ -665,7 +693,8 @@ mod tests {
         let agree = |a: &[f64], b: &[f64]| {
             a.iter()
                 .zip(b)
-                .all(|(x, y)| (x.exp() - y.exp()).abs() <= 1e-4 * x.exp())
+                .map(|(&x, &y)| (bounded_log(x).exp(), bounded_log(y).exp()))
+                .all(|(x, y)| (x - y).abs() <= 1e-4 * x)
         };
         let (fast, iterations) = with_gradient(&bgnbd, &start).unwrap();
         let (slow, slow_iterations) = without_gradient(&bgnbd, &start).unwrap();
@@ -677,5 +706,30 @@ mod tests {
         let (fast, _) = with_gradient(&spend, &spend_start).unwrap();
         let (slow, _) = without_gradient(&spend, &spend_start).unwrap();
         assert!(agree(&fast, &slow), "{fast:?} vs {slow:?}");
+    }
+
+    #[test]
+    fn a_likelihood_rising_towards_infinity_stops_at_the_bounds() {
+        // Repeat purchases spread evenly whatever the frequency: nothing tells dropout from a
+        // constant rate, and unbounded a and b grow past 1e13 (e^30.4 and e^32.6 before).
+        let customers: Vec<CustomerSummary> = (0..600u32)
+            .map(|i| {
+                let age = 10.0 + f64::from(i % 40);
+                let x = if i % 3 == 0 { 0 } else { (i * 7) % 13 };
+                let recency = if x == 0 {
+                    0.0
+                } else {
+                    age * f64::from((i * 31) % 100) / 100.0
+                };
+                customer(x, recency, age, 0.0)
+            })
+            .collect();
+        let (params, report) = fit(&BgNbdSample::new(&customers), &[0.0, 3.0, 0.0, 0.0]).unwrap();
+        assert!(report.log_likelihood.is_finite());
+        for p in &params {
+            assert!(p.is_finite() && p.ln().abs() < LOG_BOUND, "{params:?}");
+        }
+        // Both dropout parameters went far up: the fit says "a constant dropout rate".
+        assert!(params[2] > 1e6 && params[3] > 1e6, "{params:?}");
     }
 }
