@@ -232,13 +232,11 @@ impl Store {
             (rows[a].ladder, rows[a].customer_id).cmp(&(rows[b].ladder, rows[b].customer_id))
         });
         let full_sql = insert_sql(ROWS_PER_INSERT, self.backend());
-        let mut written = 0;
-        for chunk in order.chunks(ROWS_PER_INSERT) {
-            let tail_sql;
+        let tail_sql = insert_sql(order.len() % ROWS_PER_INSERT, self.backend());
+        let bind = |chunk: &[usize]| {
             let sql = if chunk.len() == ROWS_PER_INSERT {
                 full_sql.as_str()
             } else {
-                tail_sql = insert_sql(chunk.len(), self.backend());
                 tail_sql.as_str()
             };
             let mut q = sqlx::query(sql);
@@ -263,8 +261,22 @@ impl Store {
                     .bind(st.map(|s| i64::from(s.above_runs)))
                     .bind(r.explanation);
             }
-            q.execute(&mut *tx).await?;
-            written += chunk.len();
+            q
+        };
+        // The database executes one batch while the next one's values are bound here: on
+        // SQLite the statement runs on sqlx's worker thread, so the two overlap.
+        let mut chunks = order.chunks(ROWS_PER_INSERT);
+        let mut next = chunks.next().map(|chunk| (chunk.len(), bind(chunk)));
+        let mut written = 0;
+        while let Some((len, q)) = next.take() {
+            let upcoming = chunks.next();
+            let (done, built) = futures_util::future::join(q.execute(&mut *tx), async {
+                upcoming.map(|chunk| (chunk.len(), bind(chunk)))
+            })
+            .await;
+            done?;
+            next = built;
+            written += len;
             tracing::debug!(run = id, rows = written, "recorded rows");
             progress(written);
         }
