@@ -91,7 +91,7 @@ def main():
         s_out = OUT / "stratum-out"
         d_out = OUT / "duckdb-assignments.parquet"
         runs["stratum"].append(timed([stratum, "--policy", str(data / "bench.toml"), "run", "--out", str(s_out),
-                                      "--threads", str(a.threads)], OUT / f"stratum-{i}.log"))
+                                      "--no-record", "--threads", str(a.threads)], OUT / f"stratum-{i}.log"))
         runs["duckdb"].append(timed([py, str(ROOT / "bench" / "duckdb_pyramid.py"), str(data), str(d_out),
                                      str(a.threads)], OUT / f"duckdb-{i}.log"))
         print(f"run {i + 1}: stratum {runs['stratum'][-1][0]:.2f}s {runs['stratum'][-1][1]:.0f} MiB | "
