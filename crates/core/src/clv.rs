@@ -182,9 +182,9 @@ impl BgNbd {
             return Err(ClvError::NoCustomers);
         }
         // Start at r = 1, α = mean age, a = 1, b = 1 (in logs).
-        let mean_age = customers.iter().map(|c| c.age).sum::<f64>() / customers.len() as f64;
-        let start = [0.0, mean_age.max(1e-3).ln(), 0.0, 0.0];
-        let (p, report) = likelihood::fit(&BgNbdSample::new(customers), &start)?;
+        let sample = BgNbdSample::new(customers);
+        let start = [0.0, sample.mean_age().max(1e-3).ln(), 0.0, 0.0];
+        let (p, report) = likelihood::fit(&sample, &start)?;
         Ok((
             BgNbd {
                 r: p[0],

@@ -780,7 +780,7 @@ fn is_numeric(t: &DataType) -> bool {
 /// Metrics are rounded to 6 decimal places. Parallel aggregation adds partial sums in whatever
 /// order partitions finish, so two customers whose totals are equal can differ in the last
 /// bits, and percentile ties would then break differently from run to run.
-fn round_metric(v: f64) -> f64 {
+pub(crate) fn round_metric(v: f64) -> f64 {
     if v.abs() < 1e12 {
         (v * 1e6).round() / 1e6
     } else {

@@ -113,8 +113,9 @@ pub fn summaries(
                 u32::try_from(days.value(i)).unwrap_or(u32::MAX),
                 day(first.value(i)),
                 day(last.value(i)),
-                total.value(i),
-                first_amount.value(i),
+                // Rounded like metrics: the parallel sums' last bits vary from run to run.
+                crate::round_metric(total.value(i)),
+                crate::round_metric(first_amount.value(i)),
                 as_of,
                 unit,
             ));

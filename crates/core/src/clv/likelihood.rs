@@ -47,16 +47,31 @@ pub(super) struct BgNbdSample {
 
 impl BgNbdSample {
     pub(super) fn new(customers: &[CustomerSummary]) -> BgNbdSample {
-        let rows: Vec<(u32, f64, f64)> = customers
+        let mut rows: Vec<(u32, f64, f64)> = customers
             .iter()
             .map(|c| (c.frequency, c.recency, c.age))
             .collect();
+        // In a canonical order, so the sums (and the fit) do not depend on the order the
+        // customers came in (a parallel GROUP BY returns them in any order).
+        rows.sort_unstable_by(|a, b| {
+            (a.0.cmp(&b.0))
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.total_cmp(&b.2))
+        });
         let max = rows.iter().map(|r| r.0).max().unwrap_or(0) as usize;
         let mut by_frequency = vec![0.0; max + 1];
         for &(x, _, _) in &rows {
             by_frequency[x as usize] += 1.0;
         }
         BgNbdSample { rows, by_frequency }
+    }
+}
+
+impl BgNbdSample {
+    /// The customers' mean age T (in the canonical order: the same to the last bit however
+    /// they came in), the start for the scale α.
+    pub(super) fn mean_age(&self) -> f64 {
+        self.rows.iter().map(|r| r.2).sum::<f64>() / self.rows.len() as f64
     }
 }
 
@@ -156,13 +171,15 @@ impl GammaGammaSample {
         for c in &buyers {
             *counts.entry(c.frequency).or_default() += 1.0;
         }
-        let rows = buyers
+        let mut rows: Vec<(f64, f64, f64, f64)> = buyers
             .iter()
             .map(|c| {
                 let x = f64::from(c.frequency);
                 (x, c.monetary.ln(), x * x.ln(), c.monetary * x)
             })
             .collect();
+        // Canonical order, as for BG/NBD.
+        rows.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let by_frequency = counts.into_iter().map(|(x, n)| (f64::from(x), n)).collect();
         Some(GammaGammaSample { rows, by_frequency })
     }
@@ -731,5 +748,29 @@ mod tests {
         }
         // Both dropout parameters went far up: the fit says "a constant dropout rate".
         assert!(params[2] > 1e6 && params[3] > 1e6, "{params:?}");
+    }
+
+    #[test]
+    fn the_fit_does_not_depend_on_the_customers_order() {
+        let mut customers: Vec<CustomerSummary> = (0..3000u32)
+            .map(|i| {
+                let age = 20.0 + f64::from(i % 50);
+                let x = (i * 7) % 9;
+                let recency = if x == 0 {
+                    0.0
+                } else {
+                    age * f64::from((i * 37) % 100) / 100.0
+                };
+                customer(x, recency, age, 5.0 + f64::from((i * 13) % 40))
+            })
+            .collect();
+        let forward = BgNbd::fit(&customers).unwrap();
+        let spend_forward = GammaGamma::fit(&customers).unwrap();
+        customers.reverse();
+        customers.rotate_left(1234);
+        let backward = BgNbd::fit(&customers).unwrap();
+        let spend_backward = GammaGamma::fit(&customers).unwrap();
+        assert_eq!(forward, backward, "to the last bit");
+        assert_eq!(spend_forward, spend_backward, "to the last bit");
     }
 }
