@@ -61,11 +61,7 @@ print(json.dumps({
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--transactions", type=int, default=20_000_000)
-    ap.add_argument("--invoices", type=int, default=2_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
+    harness.data_arguments(ap)
     ap.add_argument("--python", help="a Python that already has lifetimes (default: bench/.venv-lifetimes)")
     ap.add_argument("--work", default=str(ROOT / "bench" / "out"))
     a = ap.parse_args()

@@ -26,11 +26,7 @@ import run as harness  # noqa: E402  (timed(), the data layout)
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--transactions", type=int, default=20_000_000)
-    ap.add_argument("--invoices", type=int, default=2_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--stratum", default=str(harness.ROOT / "target" / "release" / "stratum"))
+    harness.data_arguments(ap)
     ap.add_argument("--work", default=str(harness.ROOT / "bench" / "out"))
     a = ap.parse_args()
     work = Path(a.work).resolve()

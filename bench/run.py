@@ -26,6 +26,16 @@ OUT = ROOT / "bench" / "out"  # --work changes it
 VENV = ROOT / "bench" / ".venv"
 
 
+def data_arguments(ap, repeat=True):
+    """The options every benchmark shares: the data size, the binary, and (if repeated) how often."""
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--transactions", type=int, default=20_000_000)
+    ap.add_argument("--invoices", type=int, default=2_000_000)
+    ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
+    if repeat:
+        ap.add_argument("--repeat", type=int, default=3)
+
+
 def python_with(venv_dir: Path, module: str, requirement: str) -> str:
     """A virtual environment's Python that can import `module` (pip-installing `requirement`)."""
     py = venv_dir / "bin" / "python"
@@ -64,12 +74,8 @@ def timed(cmd, log):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--transactions", type=int, default=20_000_000)
-    ap.add_argument("--invoices", type=int, default=2_000_000)
+    data_arguments(ap)
     ap.add_argument("--threads", type=int, default=0, help="0: all cores, for both engines")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
     ap.add_argument("--python", help="a Python that already has duckdb (default: bench/.venv, created)")
     ap.add_argument("--work", help="folder for data, outputs and results.json (default: bench/out)")
     a = ap.parse_args()

@@ -115,15 +115,12 @@ def over_redemptions(url: str, run_id: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--transactions", type=int, default=20_000_000)
-    ap.add_argument("--invoices", type=int, default=2_000_000)
+    harness.data_arguments(ap, repeat=False)
     ap.add_argument("--databases", default="sqlite,postgres")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--port", type=int, default=18080)
-    ap.add_argument("--stratum", default=str(harness.ROOT / "target" / "release" / "stratum"))
     ap.add_argument("--load", default=None, help="the load client (default: next to --stratum)")
     ap.add_argument("--work", default=str(harness.ROOT / "bench" / "out"))
     a = ap.parse_args()

@@ -5,9 +5,9 @@
 //! through its whole-number frequency x, so they are computed once per frequency (weighted
 //! by how many customers have it), leaving a few logarithms per customer; and each
 //! evaluation also gives the exact gradient, so L-BFGS (argmin) needs a few dozen of them
-//! where Nelder-Mead needed hundreds. Parameters are optimised as logarithms, so they stay
-//! positive without bounds. Nelder-Mead stays as the fallback for a likelihood L-BFGS cannot
-//! climb.
+//! where Nelder-Mead needed hundreds. Parameters are optimised as bounded logarithms (see
+//! [`fit`]), so they stay positive and finite. Nelder-Mead stays as the fallback for a
+//! likelihood L-BFGS cannot climb.
 
 use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, TerminationStatus};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -65,9 +65,7 @@ impl BgNbdSample {
         }
         BgNbdSample { rows, by_frequency }
     }
-}
 
-impl BgNbdSample {
     /// The customers' mean age T (in the canonical order: the same to the last bit however
     /// they came in), the start for the scale α.
     pub(super) fn mean_age(&self) -> f64 {
