@@ -541,7 +541,7 @@ async fn a_run_that_fails_to_record_leaves_the_previous_files() {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
         sqlx::query(
-            "CREATE TRIGGER refuse BEFORE INSERT ON assignments \
+            "CREATE TRIGGER refuse BEFORE INSERT ON assignment_chunks \
              BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END",
         )
         .execute(&mut conn)

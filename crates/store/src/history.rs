@@ -1,7 +1,10 @@
 //! Runs and their per-customer results: recording a run in one transaction, and the reads
 //! that history, diffs, reports and the next run's holds need.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use arrow_array::StringArray;
+use futures_util::TryStreamExt;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -10,6 +13,7 @@ use sqlx::any::AnyRow;
 
 use stratum_core::{PriorState, Standing};
 
+use crate::chunks::{self, CHUNK_ROWS, StandingsChunk};
 use crate::{Backend, Store, StoreError};
 
 /// A run about to be recorded.
@@ -120,39 +124,9 @@ pub struct LevelStat {
     pub repeat: i64,
 }
 
-const COLUMNS: usize = 16;
-/// Rows per INSERT statement: 16 parameters each stays under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bind parameters. (Carrying a batch as one JSON array unpacked by
-/// `json_each` was tried and was slower on SQLite.)
-const ROWS_PER_INSERT: usize = 1000;
-
-/// SQLite gets anonymous `?` placeholders: it looks each named `$N` up in a list while
-/// parsing, which is quadratic in a 16,000-parameter statement.
-fn insert_sql(rows: usize, backend: Backend) -> String {
-    let mut sql = String::with_capacity(300 + rows * COLUMNS * 6);
-    sql.push_str(
-        "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, rank, \
-         value, activity, held_level, since, last_qualified, below_runs, below_since, above_runs, \
-         explanation) VALUES ",
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..COLUMNS {
-            if c > 0 {
-                sql.push(',');
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => sql.push_str(&format!("${}", r * COLUMNS + c + 1)),
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
+/// Customer facts per INSERT: 4 parameters each stays under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters.
+const FACTS_PER_INSERT: usize = 1000;
 
 fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -226,61 +200,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        // In key order, so the primary key is appended to rather than updated all over.
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_unstable_by(|&a, &b| {
-            (rows[a].ladder, rows[a].customer_id).cmp(&(rows[b].ladder, rows[b].customer_id))
-        });
-        let full_sql = insert_sql(ROWS_PER_INSERT, self.backend());
-        let tail_sql = insert_sql(order.len() % ROWS_PER_INSERT, self.backend());
-        let bind = |chunk: &[usize]| {
-            let sql = if chunk.len() == ROWS_PER_INSERT {
-                full_sql.as_str()
-            } else {
-                tail_sql.as_str()
-            };
-            let mut q = sqlx::query(sql);
-            for &i in chunk {
-                let r = &rows[i];
-                let st = r.state.as_ref();
-                q = q
-                    .bind(id)
-                    .bind(r.ladder)
-                    .bind(r.customer_id)
-                    .bind(r.level)
-                    .bind(r.rule_level)
-                    .bind(r.score)
-                    .bind(r.rank)
-                    .bind(r.value)
-                    .bind(r.activity)
-                    .bind(st.map(|s| s.level))
-                    .bind(st.map(|s| s.since.to_string()))
-                    .bind(st.map(|s| s.last_qualified.to_string()))
-                    .bind(st.map(|s| i64::from(s.below_runs)))
-                    .bind(st.and_then(|s| s.below_since).map(|d| d.to_string()))
-                    .bind(st.map(|s| i64::from(s.above_runs)))
-                    .bind(r.explanation);
-            }
-            q
-        };
-        // The database executes one batch while the next one's values are bound here: on
-        // SQLite the statement runs on sqlx's worker thread, so the two overlap.
-        let mut chunks = order.chunks(ROWS_PER_INSERT);
-        let mut next = chunks.next().map(|chunk| (chunk.len(), bind(chunk)));
-        let mut written = 0;
-        while let Some((len, q)) = next.take() {
-            let upcoming = chunks.next();
-            let (done, built) = futures_util::future::join(q.execute(&mut *tx), async {
-                upcoming.map(|chunk| (chunk.len(), bind(chunk)))
-            })
-            .await;
-            done?;
-            next = built;
-            written += len;
-            tracing::debug!(run = id, rows = written, "recorded rows");
-            progress(written);
-        }
-        for chunk in run.facts.chunks(ROWS_PER_INSERT) {
+        self.write_chunks(&mut tx, id, rows, progress).await?;
+        for chunk in run.facts.chunks(FACTS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO customer_facts (customer_id, owner, tags, run_id) VALUES ",
             );
@@ -369,104 +290,302 @@ impl Store {
         row.as_ref().map(run_info).transpose()
     }
 
+    /// Writes a run's rows as chunks of [`CHUNK_ROWS`] customers per ladder, in customer-id
+    /// order; `progress` is told after each chunk.
+    async fn write_chunks(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        run_id: i64,
+        rows: &[AssignmentRow<'_>],
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<(), StoreError> {
+        let mut order: Vec<&AssignmentRow> = rows.iter().collect();
+        order.sort_unstable_by(|a, b| (a.ladder, a.customer_id).cmp(&(b.ladder, b.customer_id)));
+        let mut pieces = order
+            .chunk_by(|a, b| a.ladder == b.ladder)
+            .flat_map(|ladder| ladder.chunks(CHUNK_ROWS));
+        // The database executes one chunk's INSERT while the next chunk is encoded here: on
+        // SQLite the statement runs on sqlx's worker thread, so the two overlap.
+        let mut next = pieces.next().map(encode_piece).transpose()?;
+        let mut written = 0;
+        let mut previous: Option<&AssignmentRow> = None;
+        while let Some((piece, chunk)) = next.take() {
+            // Lookups binary-search a chunk, so its customers must be unique; checked as the
+            // chunks go in, so a duplicate fails the transaction like a database error would.
+            let keys = previous.into_iter().chain(piece.iter().copied());
+            if let Some(dup) = keys
+                .clone()
+                .zip(keys.skip(1))
+                .find(|(a, b)| (a.ladder, a.customer_id) == (b.ladder, b.customer_id))
+            {
+                return Err(StoreError::Internal(format!(
+                    "customer {} appears twice on ladder {}",
+                    dup.0.customer_id, dup.0.ladder
+                )));
+            }
+            previous = piece.last().copied();
+            let upcoming = pieces.next();
+            written += chunk.customers;
+            let insert = sqlx::query(
+                "INSERT INTO assignment_chunks (run_id, ladder, first_customer, customers, \
+                 standings, explanations) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(run_id)
+            .bind(chunk.ladder)
+            .bind(chunk.first_customer)
+            .bind(chunk.customers as i64)
+            .bind(chunk.standings)
+            .bind(chunk.explanations);
+            let (done, encoded) = futures_util::future::join(insert.execute(&mut *conn), async {
+                upcoming.map(encode_piece).transpose()
+            })
+            .await;
+            done?;
+            next = encoded?;
+            tracing::debug!(run = run_id, rows = written, "recorded rows");
+            progress(written);
+        }
+        Ok(())
+    }
+
+    /// Moves the rows of the `assignments` table (schema before migration 5) into chunks,
+    /// one transaction per run, so an interrupted conversion resumes where it stopped.
+    pub(crate) async fn convert_row_assignments(&self) -> Result<(), StoreError> {
+        let runs: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT run_id FROM assignments ORDER BY run_id")
+                .fetch_all(self.pool())
+                .await?;
+        for run_id in runs {
+            let mut tx = self.pool().begin().await?;
+            let stored = sqlx::query(
+                "SELECT ladder, customer_id, level, rule_level, score, rank, value, activity, \
+                 held_level, since, last_qualified, below_runs, below_since, above_runs, \
+                 explanation FROM assignments WHERE run_id = $1",
+            )
+            .bind(run_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            struct Owned {
+                ladder: String,
+                customer_id: String,
+                level: String,
+                rule_level: String,
+                score: Option<f64>,
+                rank: Option<i64>,
+                value: Option<f64>,
+                activity: Option<f64>,
+                state: Option<PriorState>,
+                explanation: String,
+            }
+            let mut owned = Vec::with_capacity(stored.len());
+            for row in &stored {
+                let held: Option<String> = row.try_get("held_level")?;
+                let state = match held {
+                    None => None,
+                    Some(level) => Some(PriorState {
+                        level,
+                        since: date(&row.try_get::<String, _>("since")?, "since")?,
+                        last_qualified: date(
+                            &row.try_get::<String, _>("last_qualified")?,
+                            "last_qualified",
+                        )?,
+                        below_runs: row.try_get::<Option<i64>, _>("below_runs")?.unwrap_or(0)
+                            as u32,
+                        below_since: opt_date(row.try_get("below_since")?, "below_since")?,
+                        above_runs: row.try_get::<Option<i64>, _>("above_runs")?.unwrap_or(0)
+                            as u32,
+                    }),
+                };
+                owned.push(Owned {
+                    ladder: row.try_get("ladder")?,
+                    customer_id: row.try_get("customer_id")?,
+                    level: row.try_get("level")?,
+                    rule_level: row.try_get("rule_level")?,
+                    score: row.try_get("score")?,
+                    rank: row.try_get("rank")?,
+                    value: row.try_get("value")?,
+                    activity: row.try_get("activity")?,
+                    state,
+                    explanation: row.try_get("explanation")?,
+                });
+            }
+            let rows: Vec<AssignmentRow> = owned
+                .iter()
+                .map(|o| AssignmentRow {
+                    ladder: &o.ladder,
+                    customer_id: &o.customer_id,
+                    level: &o.level,
+                    rule_level: &o.rule_level,
+                    score: o.score,
+                    rank: o.rank,
+                    value: o.value,
+                    activity: o.activity,
+                    state: o.state.as_ref().map(|s| s.with_level(s.level.as_str())),
+                    explanation: &o.explanation,
+                })
+                .collect();
+            self.write_chunks(&mut tx, run_id, &rows, &mut |_| {})
+                .await?;
+            sqlx::query("DELETE FROM assignments WHERE run_id = $1")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(
+                run = run_id,
+                rows = rows.len(),
+                "converted a run's rows to chunks"
+            );
+        }
+        Ok(())
+    }
+
+    /// Every chunk of a run, decoded, grouped by ladder (in name order); explanations only
+    /// when asked for.
+    pub(crate) async fn run_rows(
+        &self,
+        run_id: i64,
+        with_explanations: bool,
+    ) -> Result<Vec<LadderRows>, StoreError> {
+        let sql = if with_explanations {
+            "SELECT ladder, standings, explanations FROM assignment_chunks WHERE run_id = $1 \
+             ORDER BY ladder, first_customer"
+        } else {
+            "SELECT ladder, standings FROM assignment_chunks WHERE run_id = $1 \
+             ORDER BY ladder, first_customer"
+        };
+        let mut stream = sqlx::query(sql).bind(run_id).fetch(self.pool());
+        let mut out: Vec<LadderRows> = Vec::new();
+        while let Some(row) = stream.try_next().await? {
+            let ladder: String = row.try_get("ladder")?;
+            let standings = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
+            let explanations = if with_explanations {
+                Some(chunks::decode_explanations(
+                    row.try_get::<&[u8], _>("explanations")?,
+                )?)
+            } else {
+                None
+            };
+            if out.last().is_none_or(|l| l.ladder != ladder) {
+                out.push(LadderRows {
+                    ladder,
+                    chunks: Vec::new(),
+                });
+            }
+            let last = out.last_mut().expect("pushed above");
+            last.chunks.push((standings, explanations));
+        }
+        out.sort_by(|a, b| a.ladder.cmp(&b.ladder));
+        Ok(out)
+    }
+
     /// Standings after a run: ladder → customer → state.
     pub async fn states(
         &self,
         run_id: i64,
     ) -> Result<HashMap<String, HashMap<String, PriorState>>, StoreError> {
-        // One JSON document instead of a million rows: decoding rows one by one through
-        // sqlx cost ten times more than the query.
-        let sql = match self.backend() {
-            Backend::Sqlite => {
-                "SELECT json_group_array(json_array(ladder, customer_id, held_level, since, \
-                 last_qualified, below_runs, below_since, above_runs)) FROM assignments \
-                 WHERE run_id = ?1 AND held_level IS NOT NULL"
-            }
-            Backend::Postgres => {
-                "SELECT CAST(coalesce(json_agg(json_build_array(ladder, customer_id, held_level, \
-                 since, last_qualified, below_runs, below_since, above_runs)), '[]') AS TEXT) \
-                 FROM assignments WHERE run_id = $1 AND held_level IS NOT NULL"
-            }
-        };
-        let doc: Option<String> = sqlx::query_scalar(sql)
-            .bind(run_id)
-            .fetch_one(self.pool())
-            .await?;
-        type Raw = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<u32>,
-            Option<String>,
-            Option<u32>,
-        );
-        let raw: Vec<Raw> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
-            .map_err(|e| StoreError::Invalid(format!("stored standings of run {run_id}: {e}")))?;
         let mut out: HashMap<String, HashMap<String, PriorState>> = HashMap::new();
-        for (ladder, customer, held_level, since, last_qualified, below, below_since, above) in raw
-        {
-            let state = PriorState {
-                level: held_level,
-                since: date(&since, "since")?,
-                last_qualified: date(&last_qualified, "last_qualified")?,
-                below_runs: below.unwrap_or(0),
-                below_since: opt_date(below_since, "below_since")?,
-                above_runs: above.unwrap_or(0),
-            };
-            out.entry(ladder).or_default().insert(customer, state);
+        for ladder in self.run_rows(run_id, false).await? {
+            let states = out.entry(ladder.ladder.clone()).or_default();
+            for (chunk, i) in ladder.rows() {
+                if let Some(state) = chunk.state(i) {
+                    states.insert(
+                        chunk.customer(i).to_string(),
+                        state.with_level(state.level.to_string()),
+                    );
+                }
+            }
         }
         Ok(out)
     }
 
     /// Every customer's level on every ladder of a run: (ladder, customer, level).
     pub async fn levels(&self, run_id: i64) -> Result<Vec<(String, String, String)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT ladder, customer_id, level FROM assignments WHERE run_id = $1")
-                .bind(run_id)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("ladder")?,
-                    r.try_get("customer_id")?,
-                    r.try_get("level")?,
-                ))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for ladder in self.run_rows(run_id, false).await? {
+            for (chunk, i) in ladder.rows() {
+                out.push((
+                    ladder.ladder.clone(),
+                    chunk.customer(i).to_string(),
+                    chunk.level(i).to_string(),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// A customer's level on every ladder at every run, oldest first.
     pub async fn history(&self, customer_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        // CROSS JOIN fixes SQLite's join order (runs, their ladders, then one primary-key
-        // probe each); left to itself it scanned every assignment (0.1 s per million rows).
-        // PostgreSQL plans it as the inner join it is.
+        // For each run and ladder, the one chunk that can hold the customer: the greatest
+        // first customer not after its id, found through the primary key. CROSS JOIN fixes
+        // SQLite's join order (runs, their ladders, then one probe each).
         let rows = sqlx::query(
-            "SELECT a.run_id, r.as_of, r.policy_name, a.ladder, a.level, a.rule_level, a.score, \
-             a.rank, a.explanation FROM runs r CROSS JOIN run_ladders l CROSS JOIN assignments a \
-             WHERE l.run_id = r.id AND a.run_id = l.run_id AND a.ladder = l.ladder \
-             AND a.customer_id = $1 ORDER BY a.ladder, r.as_of, a.run_id",
+            "SELECT r.id, r.as_of, r.policy_name, l.ladder, c.standings, c.explanations \
+             FROM runs r CROSS JOIN run_ladders l CROSS JOIN assignment_chunks c \
+             WHERE l.run_id = r.id AND c.run_id = l.run_id AND c.ladder = l.ladder \
+             AND c.first_customer = (SELECT max(x.first_customer) FROM assignment_chunks x \
+             WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= $1) \
+             ORDER BY l.ladder, r.as_of, r.id",
         )
         .bind(customer_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(HistoryRow {
-                    run_id: row.try_get("run_id")?,
-                    as_of: date(&row.try_get::<String, _>("as_of")?, "as_of")?,
-                    policy_name: row.try_get("policy_name")?,
-                    ladder: row.try_get("ladder")?,
-                    level: row.try_get("level")?,
-                    rule_level: row.try_get("rule_level")?,
-                    score: row.try_get("score")?,
-                    rank: row.try_get("rank")?,
-                    explanation: row.try_get("explanation")?,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for row in &rows {
+            let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
+            let Some(i) = chunk.find(customer_id) else {
+                continue;
+            };
+            let explanations =
+                chunks::decode_explanations(row.try_get::<&[u8], _>("explanations")?)?;
+            out.push(HistoryRow {
+                run_id: row.try_get("id")?,
+                as_of: date(&row.try_get::<String, _>("as_of")?, "as_of")?,
+                policy_name: row.try_get("policy_name")?,
+                ladder: row.try_get("ladder")?,
+                level: chunk.level(i).to_string(),
+                rule_level: chunk.rule_level(i).to_string(),
+                score: chunk.score(i),
+                rank: chunk.rank(i),
+                explanation: explanations.value(i).to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One customer's rows on every ladder of a run, with their explanations: (ladder,
+    /// chunk, row, explanation).
+    pub(crate) async fn customer_in_run(
+        &self,
+        run_id: i64,
+        customer_id: &str,
+    ) -> Result<Vec<(String, StandingsChunk, usize, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.ladder, c.standings, c.explanations \
+             FROM run_ladders l CROSS JOIN assignment_chunks c \
+             WHERE l.run_id = $1 AND c.run_id = l.run_id AND c.ladder = l.ladder \
+             AND c.first_customer = (SELECT max(x.first_customer) FROM assignment_chunks x \
+             WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= $2)",
+        )
+        .bind(run_id)
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
+            if let Some(i) = chunk.find(customer_id) {
+                let why = chunks::decode_explanations(row.try_get::<&[u8], _>("explanations")?)?;
+                out.push((
+                    row.try_get::<String, _>("ladder")?,
+                    chunk,
+                    i,
+                    why.value(i).to_string(),
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// From-level × to-level counts between two runs, per ladder, with the later run's value.
@@ -476,107 +595,87 @@ impl Store {
         from_run: i64,
         to_run: i64,
     ) -> Result<Vec<MatrixCell>, StoreError> {
-        let both = sqlx::query(
-            "SELECT b.ladder, a.level AS from_level, b.level AS to_level, count(*) AS customers, \
-             sum(b.value) AS value FROM assignments b JOIN assignments a \
-             ON a.run_id = $1 AND a.ladder = b.ladder AND a.customer_id = b.customer_id \
-             WHERE b.run_id = $2 GROUP BY b.ladder, a.level, b.level",
-        )
-        .bind(from_run)
-        .bind(to_run)
-        .fetch_all(self.pool())
-        .await?;
-        let only = |run: i64, other: i64| {
-            sqlx::query(
-                "SELECT x.ladder, x.level, count(*) AS customers, sum(x.value) AS value \
-                 FROM assignments x WHERE x.run_id = $1 AND NOT EXISTS (SELECT 1 FROM \
-                 assignments y WHERE y.run_id = $2 AND y.ladder = x.ladder \
-                 AND y.customer_id = x.customer_id) GROUP BY x.ladder, x.level",
-            )
-            .bind(run)
-            .bind(other)
-            .fetch_all(self.pool())
-        };
-        let arrived = only(to_run, from_run).await?;
-        let left = only(from_run, to_run).await?;
-        let mut out = Vec::new();
-        for row in &both {
-            out.push(MatrixCell {
-                ladder: row.try_get("ladder")?,
-                from_level: Some(row.try_get("from_level")?),
-                to_level: Some(row.try_get("to_level")?),
-                customers: row.try_get("customers")?,
-                value: row.try_get::<Option<f64>, _>("value")?.unwrap_or(0.0),
+        let before = self.run_rows(from_run, false).await?;
+        let after = self.run_rows(to_run, false).await?;
+        type Key = (String, Option<String>, Option<String>);
+        let mut cells: BTreeMap<Key, (i64, f64)> = BTreeMap::new();
+        for (ladder, a, b) in pair_ladders(&before, &after) {
+            merge_join(a, b, |a, b| {
+                let key = (
+                    ladder.to_string(),
+                    a.map(|(c, i)| c.level(i).to_string()),
+                    b.map(|(c, i)| c.level(i).to_string()),
+                );
+                let cell = cells.entry(key).or_insert((0, 0.0));
+                cell.0 += 1;
+                cell.1 += b.and_then(|(c, i)| c.value(i)).unwrap_or(0.0);
             });
         }
-        for (rows, arrived) in [(&arrived, true), (&left, false)] {
-            for row in rows {
-                let level: String = row.try_get("level")?;
-                out.push(MatrixCell {
-                    ladder: row.try_get("ladder")?,
-                    from_level: (!arrived).then(|| level.clone()),
-                    to_level: arrived.then_some(level),
-                    customers: row.try_get("customers")?,
-                    value: if arrived {
-                        row.try_get::<Option<f64>, _>("value")?.unwrap_or(0.0)
-                    } else {
-                        0.0
-                    },
-                });
-            }
-        }
-        Ok(out)
+        Ok(cells
+            .into_iter()
+            .map(
+                |((ladder, from_level, to_level), (customers, value))| MatrixCell {
+                    ladder,
+                    from_level,
+                    to_level,
+                    customers,
+                    value,
+                },
+            )
+            .collect())
     }
 
     /// Customers whose level differs between two runs, per ladder, by customer id.
     pub async fn moves(&self, from_run: i64, to_run: i64) -> Result<Vec<Move>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT b.ladder, b.customer_id, a.level AS from_level, b.level AS to_level, \
-             b.value, b.explanation FROM assignments b JOIN assignments a \
-             ON a.run_id = $1 AND a.ladder = b.ladder AND a.customer_id = b.customer_id \
-             WHERE b.run_id = $2 AND a.level <> b.level ORDER BY b.ladder, b.customer_id",
-        )
-        .bind(from_run)
-        .bind(to_run)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Move {
-                    ladder: row.try_get("ladder")?,
-                    customer_id: row.try_get("customer_id")?,
-                    from_level: row.try_get("from_level")?,
-                    to_level: row.try_get("to_level")?,
-                    value: row.try_get("value")?,
-                    explanation: row.try_get("explanation")?,
-                })
-            })
-            .collect()
+        let before = self.run_rows(from_run, false).await?;
+        let after = self.run_rows(to_run, true).await?;
+        let mut out = Vec::new();
+        for (ladder, a, b) in pair_ladders(&before, &after) {
+            let (Some(a), Some(b)) = (a, b) else {
+                continue;
+            };
+            let mut rows = b.rows_with_explanations();
+            merge_join(Some(a), Some(b), |a, b| {
+                let why = b.map(|_| rows.next().expect("one explanation per row"));
+                if let (Some((ca, ia)), Some((cb, ib)), Some(why)) = (a, b, why)
+                    && ca.level(ia) != cb.level(ib)
+                {
+                    out.push(Move {
+                        ladder: ladder.to_string(),
+                        customer_id: cb.customer(ib).to_string(),
+                        from_level: ca.level(ia).to_string(),
+                        to_level: cb.level(ib).to_string(),
+                        value: cb.value(ib),
+                        explanation: why.to_string(),
+                    });
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// Counts, value, active and repeat customers per level of one run.
     pub async fn level_stats(&self, run_id: i64) -> Result<Vec<LevelStat>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT ladder, level, count(*) AS customers, sum(value) AS value, \
-             count(*) FILTER (WHERE activity > 0) AS active, \
-             count(*) FILTER (WHERE activity >= 2) AS repeaters \
-             FROM assignments WHERE run_id = $1 GROUP BY ladder, level",
-        )
-        .bind(run_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LevelStat {
-                    ladder: row.try_get("ladder")?,
-                    level: row.try_get("level")?,
-                    customers: row.try_get("customers")?,
-                    value: row.try_get::<Option<f64>, _>("value")?.unwrap_or(0.0),
-                    active: row.try_get("active")?,
-                    repeat: row.try_get("repeaters")?,
-                })
-            })
-            .collect()
+        let mut stats: BTreeMap<(String, String), LevelStat> = BTreeMap::new();
+        for ladder in self.run_rows(run_id, false).await? {
+            for (chunk, i) in ladder.rows() {
+                let key = (ladder.ladder.clone(), chunk.level(i).to_string());
+                let stat = stats.entry(key).or_insert_with(|| LevelStat {
+                    ladder: ladder.ladder.clone(),
+                    level: chunk.level(i).to_string(),
+                    customers: 0,
+                    value: 0.0,
+                    active: 0,
+                    repeat: 0,
+                });
+                stat.customers += 1;
+                stat.value += chunk.value(i).unwrap_or(0.0);
+                let activity = chunk.activity(i).unwrap_or(0.0);
+                stat.active += i64::from(activity > 0.0);
+                stat.repeat += i64::from(activity >= 2.0);
+            }
+        }
+        Ok(stats.into_values().collect())
     }
 
     /// Per ladder and level at the earlier run: customers active then (activity > 0), and
@@ -586,26 +685,105 @@ impl Store {
         from_run: i64,
         to_run: i64,
     ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT a.ladder, a.level, count(*) AS active, \
-             count(*) FILTER (WHERE b.activity IS NULL OR b.activity <= 0) AS churned \
-             FROM assignments a LEFT JOIN assignments b ON b.run_id = $2 \
-             AND b.ladder = a.ladder AND b.customer_id = a.customer_id \
-             WHERE a.run_id = $1 AND a.activity > 0 GROUP BY a.ladder, a.level",
-        )
-        .bind(from_run)
-        .bind(to_run)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("ladder")?,
-                    row.try_get("level")?,
-                    row.try_get("active")?,
-                    row.try_get("churned")?,
-                ))
-            })
-            .collect()
+        let before = self.run_rows(from_run, false).await?;
+        let after = self.run_rows(to_run, false).await?;
+        let mut counts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+        for (ladder, a, b) in pair_ladders(&before, &after) {
+            merge_join(a, b, |a, b| {
+                let Some((ca, ia)) = a else { return };
+                if ca.activity(ia).is_none_or(|x| x <= 0.0) {
+                    return;
+                }
+                let count = counts
+                    .entry((ladder.to_string(), ca.level(ia).to_string()))
+                    .or_insert((0, 0));
+                count.0 += 1;
+                count.1 += i64::from(b.and_then(|(c, i)| c.activity(i)).is_none_or(|x| x <= 0.0));
+            });
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((ladder, level), (active, churned))| (ladder, level, active, churned))
+            .collect())
+    }
+}
+
+/// A piece of a run's rows with its encoding.
+fn encode_piece<'p, 'a>(
+    piece: &'p [&'p AssignmentRow<'a>],
+) -> Result<(&'p [&'p AssignmentRow<'a>], chunks::EncodedChunk<'a>), StoreError> {
+    chunks::encode(piece).map(|chunk| (piece, chunk))
+}
+
+/// One ladder of a decoded run: its chunks in customer-id order, each with its
+/// explanations when they were asked for.
+pub(crate) struct LadderRows {
+    pub ladder: String,
+    pub chunks: Vec<(StandingsChunk, Option<StringArray>)>,
+}
+
+impl LadderRows {
+    /// Every row: (chunk, index in the chunk), in customer-id order.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&StandingsChunk, usize)> {
+        self.chunks
+            .iter()
+            .flat_map(|(c, _)| (0..c.len()).map(move |i| (c, i)))
+    }
+
+    fn rows_with_explanations(&self) -> impl Iterator<Item = &str> {
+        self.chunks
+            .iter()
+            .flat_map(|(c, why)| (0..c.len()).map(move |i| why.as_ref().map_or("", |w| w.value(i))))
+    }
+}
+
+/// The ladders of two runs side by side, in name order; a ladder in only one run is paired
+/// with `None`.
+fn pair_ladders<'x>(
+    before: &'x [LadderRows],
+    after: &'x [LadderRows],
+) -> Vec<(&'x str, Option<&'x LadderRows>, Option<&'x LadderRows>)> {
+    let mut names: Vec<&str> = before
+        .iter()
+        .chain(after)
+        .map(|l| l.ladder.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            (
+                name,
+                before.iter().find(|l| l.ladder == name),
+                after.iter().find(|l| l.ladder == name),
+            )
+        })
+        .collect()
+}
+
+type RowRef<'x> = (&'x StandingsChunk, usize);
+
+/// Walks two ladders' rows in customer-id order together, calling `f` once per customer with
+/// its row in each (`None` where the customer is missing from that run).
+fn merge_join<'x>(
+    a: Option<&'x LadderRows>,
+    b: Option<&'x LadderRows>,
+    mut f: impl FnMut(Option<RowRef<'x>>, Option<RowRef<'x>>),
+) {
+    let mut a = a.into_iter().flat_map(|l| l.rows()).peekable();
+    let mut b = b.into_iter().flat_map(|l| l.rows()).peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((ca, ia)), Some((cb, ib))) => ca.customer(*ia).cmp(cb.customer(*ib)),
+        };
+        match order {
+            std::cmp::Ordering::Less => f(a.next(), None),
+            std::cmp::Ordering::Greater => f(None, b.next()),
+            std::cmp::Ordering::Equal => f(a.next(), b.next()),
+        }
     }
 }

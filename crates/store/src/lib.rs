@@ -9,6 +9,7 @@
 //! A run is written in one transaction: a process killed at any moment leaves the earlier
 //! runs intact and no half run visible.
 
+mod chunks;
 mod history;
 mod manual;
 mod service;
@@ -54,6 +55,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "service",
         include_str!("../migrations/sqlite/0004_service.sql"),
     ),
+    (
+        5,
+        "assignment chunks",
+        include_str!("../migrations/sqlite/0005_assignment_chunks.sql"),
+    ),
+    (
+        CONVERTED_ROWS_DROPPED,
+        "drop row assignments",
+        include_str!("../migrations/sqlite/0006_drop_row_assignments.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -76,7 +87,21 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "service",
         include_str!("../migrations/postgres/0004_service.sql"),
     ),
+    (
+        5,
+        "assignment chunks",
+        include_str!("../migrations/postgres/0005_assignment_chunks.sql"),
+    ),
+    (
+        CONVERTED_ROWS_DROPPED,
+        "drop row assignments",
+        include_str!("../migrations/postgres/0006_drop_row_assignments.sql"),
+    ),
 ];
+
+/// The migration that drops the row-per-customer `assignments` table; `migrate` converts
+/// those rows into chunks just before it.
+const CONVERTED_ROWS_DROPPED: i64 = 6;
 
 fn build_migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = list
@@ -121,6 +146,9 @@ pub enum StoreError {
     },
     #[error("{0}")]
     IdempotencyConflict(String),
+    /// A caller broke the store's contract (e.g. the same customer twice on a ladder).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Stored data the store itself wrote cannot be read back.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
@@ -307,6 +335,23 @@ impl Store {
         }
     }
 
+    /// The migrations up to the one that drops the row table.
+    fn migrator_before_drop(&self) -> &'static Migrator {
+        static SQLITE: OnceLock<Migrator> = OnceLock::new();
+        static POSTGRES: OnceLock<Migrator> = OnceLock::new();
+        let before = |list: &'static [(i64, &'static str, &'static str)]| {
+            let end = list
+                .iter()
+                .position(|m| m.0 == CONVERTED_ROWS_DROPPED)
+                .unwrap_or(list.len());
+            build_migrator(&list[..end])
+        };
+        match self.backend {
+            Backend::Sqlite => SQLITE.get_or_init(|| before(SQLITE_MIGRATIONS)),
+            Backend::Postgres => POSTGRES.get_or_init(|| before(POSTGRES_MIGRATIONS)),
+        }
+    }
+
     /// Applies pending migrations; returns the versions applied now.
     pub async fn migrate(&self) -> Result<Vec<(i64, String)>, StoreError> {
         let before = self.schema_status().await?;
@@ -318,6 +363,14 @@ impl Store {
                     before.unknown
                 ),
             });
+        }
+        if before
+            .pending
+            .iter()
+            .any(|(v, _)| *v == CONVERTED_ROWS_DROPPED)
+        {
+            self.migrator_before_drop().run(&self.pool).await?;
+            self.convert_row_assignments().await?;
         }
         self.migrator().run(&self.pool).await?;
         Ok(before.pending)
@@ -413,7 +466,266 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    /// A history recorded one row per customer (schema 4) keeps every run through the
+    /// conversion to chunks: levels, scores, hold states and explanations.
+    async fn rows_recorded_before_chunks_are_converted_by_migrate(url: String) {
+        let old = Store::connect(&url).await.unwrap();
+        let list = match old.backend() {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        build_migrator(&list[..4]).run(old.pool()).await.unwrap();
+        for as_of in ["2026-01-31", "2026-02-28"] {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO runs (policy_name, policy_file, policy_text, policy_hash, as_of, \
+                 started_at, finished_at, customers, inputs, recorded_by) \
+                 VALUES ('p', 'p.toml', '', 'h', $1, 't0', 't1', 2, '[]', 'mei') RETURNING id",
+            )
+            .bind(as_of)
+            .fetch_one(old.pool())
+            .await
+            .unwrap();
+            for ladder in ["tier", "life"] {
+                sqlx::query("INSERT INTO run_ladders (run_id, ladder) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(ladder)
+                    .execute(old.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+        type Old<'a> = (
+            i64,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+            Option<f64>,
+            Option<i64>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<i64>,
+            Option<&'a str>,
+            &'a str,
+        );
+        let rows: [Old; 5] = [
+            (
+                1,
+                "tier",
+                "A",
+                "gold",
+                "gold",
+                Some(91.5),
+                Some(1),
+                Some("gold"),
+                Some("2026-01-31"),
+                Some(0),
+                None,
+                "rank 1",
+            ),
+            (
+                1,
+                "tier",
+                "B",
+                "silver",
+                "silver",
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "B was silver",
+            ),
+            (
+                1,
+                "life",
+                "A",
+                "new",
+                "new",
+                None,
+                None,
+                Some("new"),
+                Some("2026-01-31"),
+                Some(0),
+                None,
+                "first order",
+            ),
+            (
+                2,
+                "tier",
+                "A",
+                "gold",
+                "silver",
+                Some(70.25),
+                Some(2),
+                Some("gold"),
+                Some("2026-01-31"),
+                Some(1),
+                Some("2026-02-28"),
+                "held in gold",
+            ),
+            (
+                2,
+                "tier",
+                "B",
+                "gold",
+                "gold",
+                Some(95.0),
+                Some(1),
+                Some("gold"),
+                Some("2026-02-28"),
+                Some(0),
+                None,
+                "B rose",
+            ),
+        ];
+        for (
+            run,
+            ladder,
+            customer,
+            level,
+            rule_level,
+            score,
+            rank,
+            held,
+            since,
+            below,
+            below_since,
+            why,
+        ) in rows
+        {
+            // Literals, not parameters: the fixture's NULLs need no types on either backend.
+            let text = |v: Option<&str>| v.map_or("NULL".to_string(), |v| format!("'{v}'"));
+            let num = |v: Option<String>| v.unwrap_or_else(|| "NULL".into());
+            let sql = format!(
+                "INSERT INTO assignments (run_id, ladder, customer_id, level, rule_level, score, \
+                 rank, value, activity, held_level, since, last_qualified, below_runs, \
+                 below_since, above_runs, explanation) VALUES ({run}, '{ladder}', '{customer}', \
+                 '{level}', '{rule_level}', {}, {}, 10.0, 2.0, {}, {}, {}, {}, {}, {}, '{why}')",
+                num(score.map(|x| x.to_string())),
+                num(rank.map(|x| x.to_string())),
+                text(held),
+                text(since),
+                text(since),
+                num(below.map(|x| x.to_string())),
+                text(below_since),
+                num(below.map(|_| "0".into())),
+            );
+            sqlx::query(&sql).execute(old.pool()).await.unwrap();
+        }
+        let refused = Store::open(&url).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("needs 2 migration(s) (5 assignment chunks, 6 drop row assignments)"),
+            "{refused}"
+        );
+        let applied: Vec<i64> = old
+            .migrate()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
+        assert_eq!(applied, vec![5, 6]);
+        let store = Store::open(&url).await.unwrap();
+        let d = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let row = |run_id, as_of, ladder: &str, level: &str, rule: &str, score, rank, why: &str| {
+            HistoryRow {
+                run_id,
+                as_of: d(as_of),
+                policy_name: "p".into(),
+                ladder: ladder.into(),
+                level: level.into(),
+                rule_level: rule.into(),
+                score,
+                rank,
+                explanation: why.into(),
+            }
+        };
+        assert_eq!(
+            store.history("A").await.unwrap(),
+            vec![
+                row(
+                    1,
+                    "2026-01-31",
+                    "life",
+                    "new",
+                    "new",
+                    None,
+                    None,
+                    "first order"
+                ),
+                row(
+                    1,
+                    "2026-01-31",
+                    "tier",
+                    "gold",
+                    "gold",
+                    Some(91.5),
+                    Some(1),
+                    "rank 1"
+                ),
+                row(
+                    2,
+                    "2026-02-28",
+                    "tier",
+                    "gold",
+                    "silver",
+                    Some(70.25),
+                    Some(2),
+                    "held in gold"
+                ),
+            ]
+        );
+        let states = store.states(2).await.unwrap();
+        assert_eq!(
+            states["tier"]["A"],
+            stratum_core::PriorState {
+                level: "gold".into(),
+                since: d("2026-01-31"),
+                last_qualified: d("2026-01-31"),
+                below_runs: 1,
+                below_since: Some(d("2026-02-28")),
+                above_runs: 0,
+            }
+        );
+        assert!(
+            !store.states(1).await.unwrap()["tier"].contains_key("B"),
+            "B had no hold state"
+        );
+        let moves = store.moves(1, 2).await.unwrap();
+        assert_eq!(moves.len(), 1);
+        assert_eq!(
+            (
+                moves[0].customer_id.as_str(),
+                moves[0].from_level.as_str(),
+                moves[0].to_level.as_str()
+            ),
+            ("B", "silver", "gold")
+        );
+        assert_eq!(moves[0].explanation, "B rose");
+        let gone = sqlx::query("SELECT count(*) FROM assignments")
+            .fetch_one(store.pool())
+            .await;
+        assert!(gone.is_err(), "the row table is dropped");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_rows_are_converted_by_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        rows_recorded_before_chunks_are_converted_by_migrate(testing::sqlite_in(dir.path())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_rows_are_converted_by_migrate() {
+        let Some(admin) = testing::postgres_admin_url() else {
+            return;
+        };
+        rows_recorded_before_chunks_are_converted_by_migrate(testing::fresh_postgres(&admin).await)
+            .await;
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

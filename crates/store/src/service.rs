@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::chunks::StandingsChunk;
 use crate::{Actor, Backend, Store, StoreError, now};
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
@@ -105,27 +106,6 @@ pub struct CurrentLevel {
     pub score: Option<f64>,
     pub rank: Option<i64>,
     pub explanation: String,
-}
-
-/// One assignment in `run_standings`' document: ladder, customer, level, score, rank.
-type StandingJson = (String, String, String, Option<Real>, Option<i64>);
-
-/// A real number in a JSON document: a number (PostgreSQL) or its 17-digit text (SQLite).
-struct Real(f64);
-
-impl<'de> serde::Deserialize<'de> for Real {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Real, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Number(f64),
-            Text(String),
-        }
-        match Either::deserialize(d)? {
-            Either::Number(x) => Ok(Real(x)),
-            Either::Text(t) => t.parse().map(Real).map_err(serde::de::Error::custom),
-        }
-    }
 }
 
 /// A run's results in bulk ([`Store::run_standings`]).
@@ -571,85 +551,63 @@ impl Store {
         .await?)
     }
 
-    /// A customer's level on every ladder of a run (read through the primary key).
+    /// A customer's level on every ladder of a run (one chunk read per ladder).
     pub async fn levels_of(
         &self,
         run_id: i64,
         customer_id: &str,
     ) -> Result<Vec<CurrentLevel>, StoreError> {
-        let rows = sqlx::query(
-            // `ladder IN (…)` lets SQLite probe the primary key per ladder; a join let it
-            // scan the whole run (0.1 s per million customers).
-            "SELECT a.run_id, r.as_of, a.ladder, a.level, a.score, a.rank, a.explanation \
-             FROM assignments a JOIN runs r ON r.id = a.run_id \
-             WHERE a.run_id = $1 AND a.customer_id = $2 \
-             AND a.ladder IN (SELECT ladder FROM run_ladders WHERE run_id = $1) \
-             ORDER BY a.ladder",
-        )
-        .bind(run_id)
-        .bind(customer_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CurrentLevel {
-                    run_id: r.try_get("run_id")?,
-                    as_of: r.try_get("as_of")?,
-                    ladder: r.try_get("ladder")?,
-                    level: r.try_get("level")?,
-                    score: r.try_get("score")?,
-                    rank: r.try_get("rank")?,
-                    explanation: r.try_get("explanation")?,
-                })
+        let rows = self.customer_in_run(run_id, customer_id).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let as_of = self.run(run_id).await?.as_of.to_string();
+        Ok(rows
+            .into_iter()
+            .map(|(ladder, chunk, i, explanation)| CurrentLevel {
+                run_id,
+                as_of: as_of.clone(),
+                ladder,
+                level: chunk.level(i).to_string(),
+                score: chunk.score(i),
+                rank: chunk.rank(i),
+                explanation,
             })
-            .collect()
+            .collect())
     }
 
     /// Every customer's level, score and rank on every ladder of a run, with the owner
     /// recorded for the customer: what the API's in-memory lookup table is built from.
     pub async fn run_standings(&self, run_id: i64) -> Result<RunStandings, StoreError> {
-        // One JSON document per query instead of a million rows: decoding rows one by one
-        // through sqlx costs ten times more than the query (see `states`).
-        let (assignments, owners) = match self.backend() {
-            Backend::Sqlite => (
-                // SQLite's JSON keeps 15 digits of a real; printf with `!` keeps 17, which
-                // read back give the same f64.
-                "SELECT json_group_array(json_array(ladder, customer_id, level, \
-                 iif(score IS NULL, NULL, printf('%!.17g', score)), rank)) FROM assignments \
-                 WHERE run_id = ?1",
+        let run = self.run(run_id).await?;
+        let mut rows = Vec::new();
+        for ladder in self.run_rows(run_id, false).await? {
+            for (chunk, i) in ladder.rows() {
+                rows.push(StandingRow {
+                    ladder: ladder.ladder.clone(),
+                    customer_id: chunk.customer(i).to_string(),
+                    level: chunk.level(i).to_string(),
+                    score: chunk.score(i),
+                    rank: chunk.rank(i),
+                });
+            }
+        }
+        // One JSON document instead of a million rows: decoding rows one by one through
+        // sqlx costs ten times more than the query.
+        let owners = match self.backend() {
+            Backend::Sqlite => {
                 "SELECT json_group_array(json_array(customer_id, owner)) FROM customer_facts \
-                 WHERE owner IS NOT NULL",
-            ),
-            Backend::Postgres => (
-                "SELECT CAST(coalesce(json_agg(json_build_array(ladder, customer_id, level, \
-                 score, rank)), '[]') AS TEXT) FROM assignments WHERE run_id = $1",
+                 WHERE owner IS NOT NULL"
+            }
+            Backend::Postgres => {
                 "SELECT CAST(coalesce(json_agg(json_build_array(customer_id, owner)), '[]') \
-                 AS TEXT) FROM customer_facts WHERE owner IS NOT NULL",
-            ),
+                 AS TEXT) FROM customer_facts WHERE owner IS NOT NULL"
+            }
         };
-        let doc: Option<String> = sqlx::query_scalar(assignments)
-            .bind(run_id)
-            .fetch_one(self.pool())
-            .await?;
-        let rows: Vec<StandingJson> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
-            .map_err(|e| StoreError::Corrupt(format!("stored assignments of run {run_id}: {e}")))?;
         let doc: Option<String> = sqlx::query_scalar(owners).fetch_one(self.pool()).await?;
         let owners: Vec<(String, String)> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
             .map_err(|e| StoreError::Corrupt(format!("stored customer owners: {e}")))?;
-        Ok(RunStandings {
-            run: self.run(run_id).await?,
-            rows: rows
-                .into_iter()
-                .map(|(ladder, customer_id, level, score, rank)| StandingRow {
-                    ladder,
-                    customer_id,
-                    level,
-                    score: score.map(|Real(x)| x),
-                    rank,
-                })
-                .collect(),
-            owners,
-        })
+        Ok(RunStandings { run, rows, owners })
     }
 
     /// Customers of a run whose id starts with `prefix`, in id order, with their level on
@@ -661,21 +619,56 @@ impl Store {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let upper = format!("{prefix}\u{10FFFF}");
-        let rows = sqlx::query(
-            "SELECT customer_id, level FROM assignments WHERE run_id = $1 AND ladder = $2 \
-             AND customer_id >= $3 AND customer_id < $4 ORDER BY customer_id LIMIT $5",
-        )
-        .bind(run_id)
-        .bind(ladder)
-        .bind(prefix)
-        .bind(upper)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("customer_id")?, r.try_get("level")?)))
-            .collect()
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let mut out = Vec::new();
+        // From the chunk that can hold `prefix` onwards, one chunk at a time, until the ids
+        // no longer start with it.
+        let mut after: Option<String> = None;
+        while out.len() < limit {
+            let row = match &after {
+                None => sqlx::query(
+                    "SELECT first_customer, standings FROM assignment_chunks \
+                     WHERE run_id = $1 AND ladder = $2 AND first_customer = coalesce(\
+                     (SELECT max(first_customer) FROM assignment_chunks WHERE run_id = $1 \
+                     AND ladder = $2 AND first_customer <= $3), \
+                     (SELECT min(first_customer) FROM assignment_chunks WHERE run_id = $1 \
+                     AND ladder = $2))",
+                )
+                .bind(run_id)
+                .bind(ladder)
+                .bind(prefix),
+                Some(last) => sqlx::query(
+                    "SELECT first_customer, standings FROM assignment_chunks \
+                     WHERE run_id = $1 AND ladder = $2 AND first_customer > $3 \
+                     ORDER BY first_customer LIMIT 1",
+                )
+                .bind(run_id)
+                .bind(ladder)
+                .bind(last.as_str()),
+            }
+            .fetch_optional(self.pool())
+            .await?;
+            let Some(row) = row else { break };
+            let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
+            let mut past = false;
+            for i in 0..chunk.len() {
+                let id = chunk.customer(i);
+                if id.starts_with(prefix) {
+                    out.push((id.to_string(), chunk.level(i).to_string()));
+                    if out.len() == limit {
+                        break;
+                    }
+                } else if id > prefix {
+                    past = true;
+                    break;
+                }
+            }
+            if past {
+                break;
+            }
+            after = Some(row.try_get("first_customer")?);
+        }
+        Ok(out)
     }
 
     pub async fn add_callback(
