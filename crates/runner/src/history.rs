@@ -196,6 +196,82 @@ pub async fn diff(store: &Store, a: Option<i64>, b: Option<i64>) -> Result<DiffR
     Ok(DiffReport { from, to, ladders })
 }
 
+/// Writes every customer's recorded result on every ladder of a run (default: the latest)
+/// to `path`, Parquet or CSV by its extension, for SQL tools (the history keeps results as
+/// compressed chunks, see docs/ARCHITECTURE.md). Written as `FILE.partial`, then renamed.
+/// Returns the run and the number of rows.
+pub async fn export_run(
+    store: &Store,
+    run: Option<i64>,
+    path: &Path,
+) -> Result<(RunInfo, usize), RunError> {
+    let run = match run {
+        Some(id) => store.run(id).await?,
+        None => store.runs(None).await?.pop().ok_or_else(|| {
+            RunError::Invalid("the history is empty: `stratum run` records a run".into())
+        })?,
+    };
+    let batches = store.run_batches(run.id).await?;
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let written = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        write_batches_parquet(&partial, &batches)
+    } else {
+        write_batches_csv(&partial, &batches)
+    };
+    if let Err(e) = written.and_then(|()| std::fs::rename(&partial, path).map_err(|e| e.to_string())) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(out_err(path, e));
+    }
+    Ok((run, rows))
+}
+
+fn write_batches_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), String> {
+    let Some(first) = batches.first() else {
+        return Err("the run has no results".into());
+    };
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)
+        .map_err(|e| e.to_string())?;
+    for b in batches {
+        w.write(b).map_err(|e| e.to_string())?;
+    }
+    w.close().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn write_batches_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), String> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let Some(first) = batches.first() else {
+        return Err("the run has no results".into());
+    };
+    let mut w = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
+    w.write_record(first.schema().fields().iter().map(|f| f.name().as_str()))
+        .map_err(|e| e.to_string())?;
+    let options = FormatOptions::default();
+    let mut record: Vec<String> = Vec::new();
+    for b in batches {
+        let columns = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        for row in 0..b.num_rows() {
+            record.clear();
+            record.extend(columns.iter().map(|c| c.value(row).to_string()));
+            w.write_record(&record).map_err(|e| e.to_string())?;
+        }
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn out_err(path: &Path, e: impl std::fmt::Display) -> RunError {
     RunError::Output {
         path: path.display().to_string(),

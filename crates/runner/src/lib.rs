@@ -23,8 +23,8 @@ use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orp
 use stratum_store::{Store, StoreError};
 
 pub use history::{
-    DiffReport, KpiRow, LadderDiff, Simulation, diff, history, report, simulate, write_kpis,
-    write_moves,
+    DiffReport, KpiRow, LadderDiff, Simulation, diff, export_run, history, report, simulate,
+    write_kpis, write_moves,
 };
 pub use output::OutputFiles;
 

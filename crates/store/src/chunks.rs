@@ -282,6 +282,28 @@ impl StandingsChunk {
     }
 }
 
+/// A chunk as one record batch for export: `ladder`, the standings columns (dates as
+/// dates), then `explanation`.
+pub(crate) fn export_batch(
+    ladder: &str,
+    standings: &[u8],
+    explanations: &[u8],
+) -> Result<RecordBatch, StoreError> {
+    let standings = read_batch(standings, &standings_schema(), "stored standings")?;
+    let why = read_batch(explanations, &explanations_schema(), "stored explanations")?;
+    let n = standings.num_rows();
+    let mut fields = vec![Field::new("ladder", DataType::Utf8, false)];
+    fields.extend(standings.schema().fields().iter().map(|f| f.as_ref().clone()));
+    fields.push(Field::new("explanation", DataType::Utf8, false));
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n(ladder, n),
+    ))];
+    columns.extend(standings.columns().iter().cloned());
+    columns.push(why.column(0).clone());
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| internal("stored chunk", e))
+}
+
 /// The explanations of a chunk, row for row.
 pub(crate) fn decode_explanations(blob: &[u8]) -> Result<StringArray, StoreError> {
     let b = read_batch(blob, &explanations_schema(), "stored explanations")?;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow_array::StringArray;
+use arrow_array::{RecordBatch, StringArray};
 use futures_util::TryStreamExt;
 
 use chrono::NaiveDate;
@@ -477,6 +477,35 @@ impl Store {
         }
         out.sort_by(|a, b| a.ladder.cmp(&b.ladder));
         Ok(out)
+    }
+
+    /// A run's results for export, one record batch per chunk, ladders in name order and
+    /// customers in id order: `ladder`, `customer_id`, `level`, `rule_level`, `score`,
+    /// `rank`, `value`, `activity`, the hold state (`held_level`, `since`,
+    /// `last_qualified`, `below_runs`, `below_since`, `above_runs`) and `explanation`.
+    pub async fn run_batches(&self, run_id: i64) -> Result<Vec<RecordBatch>, StoreError> {
+        self.run(run_id).await?;
+        let mut stream = sqlx::query(
+            "SELECT ladder, standings, explanations FROM assignment_chunks WHERE run_id = $1 \
+             ORDER BY ladder, first_customer",
+        )
+        .bind(run_id)
+        .fetch(self.pool());
+        let mut out = Vec::new();
+        while let Some(row) = stream.try_next().await? {
+            let ladder: String = row.try_get("ladder")?;
+            out.push((
+                ladder.clone(),
+                chunks::export_batch(
+                    &ladder,
+                    row.try_get::<&[u8], _>("standings")?,
+                    row.try_get::<&[u8], _>("explanations")?,
+                )?,
+            ));
+        }
+        // Stable: each ladder's chunks stay in id order.
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out.into_iter().map(|(_, batch)| batch).collect())
     }
 
     /// Standings after a run: ladder → customer → state.
