@@ -30,6 +30,13 @@ pub enum KeptCommand {
         #[arg(long, value_name = "FILE")]
         export: Option<PathBuf>,
     },
+    /// Write every customer's recorded result on every ladder of a run (default: the latest)
+    /// to FILE, Parquet or CSV by its extension, for SQL tools
+    ExportRun {
+        run: Option<i64>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Evaluate a draft policy (--policy) against today's data and the latest run; records
     /// nothing
     Simulate {
@@ -275,6 +282,16 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 let n = stratum_runner::write_moves(path, &report)?;
                 println!("\nwrote {} ({} customers who moved)", path.display(), n);
             }
+        }
+        KeptCommand::ExportRun { run, out } => {
+            let (run, rows) = stratum_runner::export_run(&store, *run, out).await?;
+            println!(
+                "wrote {} ({rows} rows: run #{}, {}, as of {})",
+                out.display(),
+                run.id,
+                run.policy_name,
+                run.as_of
+            );
         }
         KeptCommand::Simulate { as_of } => {
             let path = policy_path(cli, None);

@@ -224,7 +224,9 @@ pub async fn export_run(
     } else {
         write_batches_csv(&partial, &batches)
     };
-    if let Err(e) = written.and_then(|()| std::fs::rename(&partial, path).map_err(|e| e.to_string())) {
+    if let Err(e) =
+        written.and_then(|()| std::fs::rename(&partial, path).map_err(|e| e.to_string()))
+    {
         let _ = std::fs::remove_file(&partial);
         return Err(out_err(path, e));
     }

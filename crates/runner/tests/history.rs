@@ -234,6 +234,56 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
         feb_club.explanation
     );
 
+    // The February run exported for SQL tools: every customer on both ladders, with the
+    // rule level and hold state the store keeps; the Parquet file holds the same rows.
+    let csv_path = ws.path("february.csv");
+    let (run, rows) = stratum_runner::export_run(&store, Some(r2), &csv_path)
+        .await
+        .unwrap();
+    assert_eq!((run.id, rows), (r2, 12));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "ladder,customer_id,level,rule_level,score,rank,value,activity,held_level,since,\
+         last_qualified,below_runs,below_since,above_runs,explanation"
+    );
+    let c1_card: Vec<&str> = lines
+        .clone()
+        .find(|l| l.starts_with("card,C1,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(&c1_card[..4], ["card", "C1", "gold", "silver"]);
+    assert_eq!(
+        (c1_card[8], c1_card[11], c1_card[12]),
+        ("gold", "1", "2026-02-28")
+    );
+    assert!(
+        c1_card[14].starts_with("held at gold by grace"),
+        "{c1_card:?}"
+    );
+    assert_eq!(lines.count(), 12);
+    let parquet_path = ws.path("february.parquet");
+    stratum_runner::export_run(&store, Some(r2), &parquet_path)
+        .await
+        .unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&parquet_path).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 12);
+    assert_eq!(batches[0].schema().field(14).name(), "explanation");
+    let missing = stratum_runner::export_run(&store, Some(999), &ws.path("x.csv")).await;
+    assert!(
+        missing.unwrap_err().to_string().contains("no run 999"),
+        "an unknown run is an error"
+    );
+    assert!(!ws.path("x.csv").exists());
+
     // Diff 1 -> 2 on card: gold->gold C1 C5, gold->basic C3, silver->silver C2 C6, basic->basic C4.
     let d = stratum_runner::diff(&store, None, None).await.unwrap();
     assert_eq!((d.from.id, d.to.id), (r1, r2));

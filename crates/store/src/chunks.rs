@@ -293,7 +293,13 @@ pub(crate) fn export_batch(
     let why = read_batch(explanations, &explanations_schema(), "stored explanations")?;
     let n = standings.num_rows();
     let mut fields = vec![Field::new("ladder", DataType::Utf8, false)];
-    fields.extend(standings.schema().fields().iter().map(|f| f.as_ref().clone()));
+    fields.extend(
+        standings
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone()),
+    );
     fields.push(Field::new("explanation", DataType::Utf8, false));
     let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
         std::iter::repeat_n(ladder, n),
