@@ -26,6 +26,7 @@ The load client is bench/load (Rust; no wrk or oha on the machine image), one th
 server has the other core. Results go to WORK/serve-results.json.
 """
 import argparse
+import csv
 import json
 import os
 import signal
@@ -95,13 +96,18 @@ def load(client: str, key: str, port: int, mode: str, a, **extra) -> dict:
     return result
 
 
-def over_redemptions(url: str, run_id: int) -> dict:
-    rows = sql(url, f"""
-        SELECT a.level, r.customer_id, SUM(r.quantity)
-        FROM redemptions r JOIN assignments a
-          ON a.run_id = {run_id} AND a.ladder = 'pyramid' AND a.customer_id = r.customer_id
-        WHERE r.status = 'active' AND r.benefit = 'lounge'
-        GROUP BY a.level, r.customer_id""")
+def over_redemptions(url: str, assignments_csv: Path) -> dict:
+    """Units redeemed per customer (from the ledger) against the quota of the customer's
+    pyramid level in the recorded run (from that run's assignments.csv)."""
+    used_by = {customer: int(used) for customer, used in sql(url, """
+        SELECT customer_id, SUM(quantity) FROM redemptions
+        WHERE status = 'active' AND benefit = 'lounge' GROUP BY customer_id""")}
+    level_of = {}
+    with open(assignments_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["ladder"] == "pyramid" and row["customer_id"] in used_by:
+                level_of[row["customer_id"]] = row["level"]
+    rows = [(level_of[c], c, used) for c, used in used_by.items()]
     over, units, customers = 0, 0, 0
     for level, _customer, used in rows:
         used = int(used)
@@ -179,7 +185,7 @@ def main():
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
             log.close()
-        r["ledger"] = over_redemptions(url, run_id)
+        r["ledger"] = over_redemptions(url, work / "serve-out" / "assignments.csv")
         created = r["redeem_closed"]["statuses"].get("201", 0)
         print(f"  ledger: {r['ledger']}; 201 answers {created}; server peak RSS "
               f"{r['server_peak_rss_mib']:.0f} MiB", flush=True)

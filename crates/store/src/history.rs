@@ -545,17 +545,14 @@ impl Store {
 
     /// A customer's level on every ladder at every run, oldest first.
     pub async fn history(&self, customer_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        // For each run and ladder, the one chunk that can hold the customer: the greatest
-        // first customer not after its id, found through the primary key. CROSS JOIN fixes
-        // SQLite's join order (runs, their ladders, then one probe each).
-        let rows = sqlx::query(
+        // For each run and ladder, the one chunk that can hold the customer
+        // (`holding_chunk`).
+        let rows = sqlx::query(&format!(
             "SELECT r.id, r.as_of, r.policy_name, l.ladder, c.standings, c.explanations \
-             FROM runs r CROSS JOIN run_ladders l CROSS JOIN assignment_chunks c \
-             WHERE l.run_id = r.id AND c.run_id = l.run_id AND c.ladder = l.ladder \
-             AND c.first_customer = (SELECT max(x.first_customer) FROM assignment_chunks x \
-             WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= $1) \
+             FROM runs r CROSS JOIN run_ladders l {} WHERE l.run_id = r.id \
              ORDER BY l.ladder, r.as_of, r.id",
-        )
+            holding_chunk(self.backend(), "$1")
+        ))
         .bind(customer_id)
         .fetch_all(self.pool())
         .await?;
@@ -589,15 +586,13 @@ impl Store {
         run_id: i64,
         customer_id: &str,
     ) -> Result<Vec<(String, StandingsChunk, usize, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT l.ladder, c.standings, c.explanations \
-             FROM run_ladders l CROSS JOIN assignment_chunks c \
-             WHERE l.run_id = $1 AND c.run_id = l.run_id AND c.ladder = l.ladder \
-             AND c.first_customer = (SELECT max(x.first_customer) FROM assignment_chunks x \
-             WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= $2)",
-        )
-        .bind(run_id)
+        let rows = sqlx::query(&format!(
+            "SELECT l.ladder, c.standings, c.explanations FROM run_ladders l {} \
+             WHERE l.run_id = $2",
+            holding_chunk(self.backend(), "$1")
+        ))
         .bind(customer_id)
+        .bind(run_id)
         .fetch_all(self.pool())
         .await?;
         let mut out = Vec::new();
@@ -734,6 +729,26 @@ impl Store {
             .into_iter()
             .map(|((ladder, level), (active, churned))| (ladder, level, active, churned))
             .collect())
+    }
+}
+
+/// Joins `c`, the chunk of run `l.run_id` and ladder `l.ladder` that can hold the customer
+/// id in parameter `customer`: the one with the greatest first customer not after the id,
+/// one probe of the primary key. PostgreSQL gets a LATERAL subquery (given the correlated
+/// `max()` below it hash-joined every chunk of the run); SQLite has no LATERAL and probes
+/// the index for the `max()` on its own.
+fn holding_chunk(backend: Backend, customer: &str) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            "CROSS JOIN LATERAL (SELECT x.standings, x.explanations FROM assignment_chunks x \
+             WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= {customer} \
+             ORDER BY x.first_customer DESC LIMIT 1) c"
+        ),
+        Backend::Sqlite => format!(
+            "CROSS JOIN assignment_chunks c ON c.run_id = l.run_id AND c.ladder = l.ladder \
+             AND c.first_customer = (SELECT max(x.first_customer) FROM assignment_chunks x \
+             WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= {customer})"
+        ),
     }
 }
 
