@@ -39,6 +39,10 @@ echo "== stratum -C $ws history C00031     (ranked lower this month: held by the
 "$stratum" -C "$ws" history C00031 | sed -n '1,4p'
 
 echo
+echo "== stratum -C $ws export-run --out $ws/out/run.parquet   (the latest run's rows, for SQL tools)"
+"$stratum" -C "$ws" export-run --out "$ws/out/run.parquet"
+
+echo
 echo "== stratum -C $ws --policy draft.toml simulate   (what if the key tier were 2%?)"
 sed 's/top_share = 0.01/top_share = 0.02/' "$ws/stratum.toml" > "$ws/draft.toml"
 "$stratum" -C "$ws" --policy draft.toml simulate 2>/dev/null | sed -n '1,/benefit cost/p'

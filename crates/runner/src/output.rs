@@ -96,8 +96,11 @@ impl Drop for StagedOutputs {
 fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
+    // Row groups of 128Ki rows: the writer holds a whole row group encoded in memory, so
+    // the default (1Mi rows) kept all of a million-customer file until the end.
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(128 * 1024))
         .build();
     let schema = batches
         .first()
