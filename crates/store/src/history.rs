@@ -558,12 +558,9 @@ impl Store {
         .await?;
         let mut out = Vec::new();
         for row in &rows {
-            let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
-            let Some(i) = chunk.find(customer_id) else {
+            let Some((chunk, i, explanation)) = customer_row(row, customer_id)? else {
                 continue;
             };
-            let explanations =
-                chunks::decode_explanations(row.try_get::<&[u8], _>("explanations")?)?;
             out.push(HistoryRow {
                 run_id: row.try_get("id")?,
                 as_of: date(&row.try_get::<String, _>("as_of")?, "as_of")?,
@@ -573,7 +570,7 @@ impl Store {
                 rule_level: chunk.rule_level(i).to_string(),
                 score: chunk.score(i),
                 rank: chunk.rank(i),
-                explanation: explanations.value(i).to_string(),
+                explanation,
             });
         }
         Ok(out)
@@ -597,15 +594,8 @@ impl Store {
         .await?;
         let mut out = Vec::new();
         for row in &rows {
-            let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
-            if let Some(i) = chunk.find(customer_id) {
-                let why = chunks::decode_explanations(row.try_get::<&[u8], _>("explanations")?)?;
-                out.push((
-                    row.try_get::<String, _>("ladder")?,
-                    chunk,
-                    i,
-                    why.value(i).to_string(),
-                ));
+            if let Some((chunk, i, explanation)) = customer_row(row, customer_id)? {
+                out.push((row.try_get::<String, _>("ladder")?, chunk, i, explanation));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -750,6 +740,21 @@ fn holding_chunk(backend: Backend, customer: &str) -> String {
              WHERE x.run_id = l.run_id AND x.ladder = l.ladder AND x.first_customer <= {customer})"
         ),
     }
+}
+
+/// The customer's row in a fetched chunk (`standings`, `explanations` columns), with its
+/// explanation; `None` when the chunk does not hold it (not in that run).
+fn customer_row(
+    row: &AnyRow,
+    customer_id: &str,
+) -> Result<Option<(StandingsChunk, usize, String)>, StoreError> {
+    let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
+    let Some(i) = chunk.find(customer_id) else {
+        return Ok(None);
+    };
+    let why = chunks::decode_explanations(row.try_get::<&[u8], _>("explanations")?)?;
+    let explanation = why.value(i).to_string();
+    Ok(Some((chunk, i, explanation)))
 }
 
 /// A piece of a run's rows with its encoding.
