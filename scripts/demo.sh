@@ -16,6 +16,8 @@ ws=${1:-demo-workspace}
 
 echo "== stratum init $ws"
 "$stratum" init "$ws" --force
+# A workspace kept from an earlier demo keeps its history; bring its schema up to date.
+"$stratum" -C "$ws" migrate >/dev/null
 
 echo
 echo "== stratum -C $ws run --as-of 2026-09-30   (last month's run, kept in $ws/stratum.db)"
