@@ -14,6 +14,7 @@ use stratum_core::evaluate::NOT_APPLICABLE;
 use stratum_core::{LadderSummary, Policy, UNPLACED};
 use stratum_store::{HistoryRow, MatrixCell, Move, RunInfo, Store};
 
+use crate::output::io_err;
 use crate::{LoadedPolicy, Progress, RunError, RunOptions, evaluate_policy};
 
 /// Levels of a ladder, best first, then "(unplaced)" and "(not applicable)".
@@ -213,72 +214,8 @@ pub async fn export_run(
     };
     let batches = store.run_batches(run.id).await?;
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    let written = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-    {
-        write_batches_parquet(&partial, &batches)
-    } else {
-        write_batches_csv(&partial, &batches)
-    };
-    if let Err(e) =
-        written.and_then(|()| std::fs::rename(&partial, path).map_err(|e| e.to_string()))
-    {
-        let _ = std::fs::remove_file(&partial);
-        return Err(out_err(path, e));
-    }
+    crate::output::write_export(path, &batches)?;
     Ok((run, rows))
-}
-
-fn write_batches_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), String> {
-    let Some(first) = batches.first() else {
-        return Err("the run has no results".into());
-    };
-    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)
-        .map_err(|e| e.to_string())?;
-    for b in batches {
-        w.write(b).map_err(|e| e.to_string())?;
-    }
-    w.close().map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-fn write_batches_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), String> {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let Some(first) = batches.first() else {
-        return Err("the run has no results".into());
-    };
-    let mut w = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
-    w.write_record(first.schema().fields().iter().map(|f| f.name().as_str()))
-        .map_err(|e| e.to_string())?;
-    let options = FormatOptions::default();
-    let mut record: Vec<String> = Vec::new();
-    for b in batches {
-        let columns = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        for row in 0..b.num_rows() {
-            record.clear();
-            record.extend(columns.iter().map(|c| c.value(row).to_string()));
-            w.write_record(&record).map_err(|e| e.to_string())?;
-        }
-    }
-    w.flush().map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-fn out_err(path: &Path, e: impl std::fmt::Display) -> RunError {
-    RunError::Output {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
 }
 
 /// Writes the changed customers as CSV or Parquet (by the file's extension).
@@ -314,14 +251,14 @@ pub fn write_moves(path: &Path, report: &DiffReport) -> Result<usize, RunError> 
             Field::new("value", DataType::Float64, true),
             Field::new("explanation", DataType::Utf8, false),
         ]));
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| out_err(path, e))?;
-        let file = std::fs::File::create(path).map_err(|e| out_err(path, e))?;
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| io_err(path, e))?;
+        let file = std::fs::File::create(path).map_err(|e| io_err(path, e))?;
         let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None)
-            .map_err(|e| out_err(path, e))?;
-        w.write(&batch).map_err(|e| out_err(path, e))?;
-        w.close().map_err(|e| out_err(path, e))?;
+            .map_err(|e| io_err(path, e))?;
+        w.write(&batch).map_err(|e| io_err(path, e))?;
+        w.close().map_err(|e| io_err(path, e))?;
     } else {
-        let mut w = csv::Writer::from_path(path).map_err(|e| out_err(path, e))?;
+        let mut w = csv::Writer::from_path(path).map_err(|e| io_err(path, e))?;
         w.write_record([
             "ladder",
             "customer_id",
@@ -331,7 +268,7 @@ pub fn write_moves(path: &Path, report: &DiffReport) -> Result<usize, RunError> 
             "value",
             "explanation",
         ])
-        .map_err(|e| out_err(path, e))?;
+        .map_err(|e| io_err(path, e))?;
         for (m, d) in &rows {
             w.write_record([
                 m.ladder.as_str(),
@@ -342,9 +279,9 @@ pub fn write_moves(path: &Path, report: &DiffReport) -> Result<usize, RunError> 
                 &m.value.map(|v| v.to_string()).unwrap_or_default(),
                 &m.explanation,
             ])
-            .map_err(|e| out_err(path, e))?;
+            .map_err(|e| io_err(path, e))?;
         }
-        w.flush().map_err(|e| out_err(path, e))?;
+        w.flush().map_err(|e| io_err(path, e))?;
     }
     Ok(rows.len())
 }
@@ -486,7 +423,7 @@ pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiR
 
 /// Writes the effect report as CSV.
 pub fn write_kpis(path: &Path, rows: &[KpiRow]) -> Result<(), RunError> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| out_err(path, e))?;
+    let mut w = csv::Writer::from_path(path).map_err(|e| io_err(path, e))?;
     w.write_record([
         "run_id",
         "as_of",
@@ -501,7 +438,7 @@ pub fn write_kpis(path: &Path, rows: &[KpiRow]) -> Result<(), RunError> {
         "upgrades",
         "downgrades",
     ])
-    .map_err(|e| out_err(path, e))?;
+    .map_err(|e| io_err(path, e))?;
     let f = |v: Option<f64>| v.map(|x| format!("{:.6}", x)).unwrap_or_default();
     let i = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
     for r in rows {
@@ -519,9 +456,9 @@ pub fn write_kpis(path: &Path, rows: &[KpiRow]) -> Result<(), RunError> {
             i(r.upgrades),
             i(r.downgrades),
         ])
-        .map_err(|e| out_err(path, e))?;
+        .map_err(|e| io_err(path, e))?;
     }
-    w.flush().map_err(|e| out_err(path, e))
+    w.flush().map_err(|e| io_err(path, e))
 }
 
 /// One ladder of a simulation: how the draft would move customers from the latest run.

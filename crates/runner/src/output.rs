@@ -31,7 +31,7 @@ pub struct OutputFiles {
     pub summary_json: PathBuf,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> RunError {
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> RunError {
     RunError::Output {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -112,6 +112,55 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
         writer.write(batch).map_err(|e| io_err(path, e))?;
     }
     writer.close().map_err(|e| io_err(path, e))?;
+    Ok(())
+}
+
+/// Writes batches of any shape to `path`, Parquet or CSV by its extension, under its
+/// `.partial` name first and renamed when complete (what `stratum export-run` writes).
+pub(crate) fn write_export(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
+    if batches.is_empty() {
+        return Err(io_err(path, "the run has no results"));
+    }
+    let is_parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let written = if is_parquet {
+        write_parquet(path, batches)
+    } else {
+        write_any_csv(path, batches)
+    };
+    let done =
+        written.and_then(|()| std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(tmp_path(path));
+    }
+    done
+}
+
+/// A CSV file with the batches' column names as header and arrow's display of each value
+/// (empty for null).
+fn write_any_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut w = csv::Writer::from_path(tmp_path(path)).map_err(|e| io_err(path, e))?;
+    let schema = batches[0].schema();
+    w.write_record(schema.fields().iter().map(|f| f.name().as_str()))
+        .map_err(|e| io_err(path, e))?;
+    let options = FormatOptions::default();
+    let mut record: Vec<String> = Vec::new();
+    for b in batches {
+        let columns = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| io_err(path, e))?;
+        for row in 0..b.num_rows() {
+            record.clear();
+            record.extend(columns.iter().map(|c| c.value(row).to_string()));
+            w.write_record(&record).map_err(|e| io_err(path, e))?;
+        }
+    }
+    w.flush().map_err(|e| io_err(path, e))?;
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //! the next run read) and `explanations` (the text, read only when asked for).
 //!
 //! The blobs are standard formats on purpose: outside Stratum, `zstd -d` and any Arrow
-//! reader (`pyarrow.ipc.open_stream`) decode them.
+//! reader (`pyarrow.ipc.open_stream`) decode them; `stratum export-run` writes a whole run as
+//! Parquet or CSV.
 
 use std::sync::{Arc, OnceLock};
 
@@ -17,7 +18,7 @@ use arrow_array::builder::{
     Date32Builder, Float64Builder, Int64Builder, StringBuilder, UInt32Builder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int64Type, UInt32Type};
+use arrow_array::types::{ArrowPrimitiveType, Date32Type, Float64Type, Int64Type, UInt32Type};
 use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, StringArray};
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
@@ -193,8 +194,9 @@ pub(crate) struct StandingsChunk {
     above_runs: PrimitiveArray<UInt32Type>,
 }
 
-fn opt<T: Array>(array: &T, i: usize) -> bool {
-    array.is_valid(i)
+/// Row `i` of a nullable column.
+fn nullable<T: ArrowPrimitiveType>(array: &PrimitiveArray<T>, i: usize) -> Option<T::Native> {
+    array.is_valid(i).then(|| array.value(i))
 }
 
 impl StandingsChunk {
@@ -246,38 +248,30 @@ impl StandingsChunk {
         self.rule_level.value(i)
     }
     pub(crate) fn score(&self, i: usize) -> Option<f64> {
-        opt(&self.score, i).then(|| self.score.value(i))
+        nullable(&self.score, i)
     }
     pub(crate) fn rank(&self, i: usize) -> Option<i64> {
-        opt(&self.rank, i).then(|| self.rank.value(i))
+        nullable(&self.rank, i)
     }
     pub(crate) fn value(&self, i: usize) -> Option<f64> {
-        opt(&self.value, i).then(|| self.value.value(i))
+        nullable(&self.value, i)
     }
     pub(crate) fn activity(&self, i: usize) -> Option<f64> {
-        opt(&self.activity, i).then(|| self.activity.value(i))
+        nullable(&self.activity, i)
     }
 
     /// The standing kept for the next run's holds, if the customer has one.
     pub(crate) fn state(&self, i: usize) -> Option<Standing<&str>> {
-        if !opt(&self.held_level, i) || !opt(&self.since, i) || !opt(&self.last_qualified, i) {
+        if self.held_level.is_null(i) {
             return None;
         }
         Some(Standing {
             level: self.held_level.value(i),
-            since: from_days(self.since.value(i)),
-            last_qualified: from_days(self.last_qualified.value(i)),
-            below_runs: if opt(&self.below_runs, i) {
-                self.below_runs.value(i)
-            } else {
-                0
-            },
-            below_since: opt(&self.below_since, i).then(|| from_days(self.below_since.value(i))),
-            above_runs: if opt(&self.above_runs, i) {
-                self.above_runs.value(i)
-            } else {
-                0
-            },
+            since: from_days(nullable(&self.since, i)?),
+            last_qualified: from_days(nullable(&self.last_qualified, i)?),
+            below_runs: nullable(&self.below_runs, i).unwrap_or(0),
+            below_since: nullable(&self.below_since, i).map(from_days),
+            above_runs: nullable(&self.above_runs, i).unwrap_or(0),
         })
     }
 }

@@ -440,13 +440,14 @@ impl Store {
         Ok(())
     }
 
-    /// Every chunk of a run, decoded, grouped by ladder (in name order); explanations only
-    /// when asked for.
-    pub(crate) async fn run_rows(
+    /// Streams a run's chunks, by ladder then first customer, to `each` as (ladder, standings
+    /// blob, explanations blob when asked for), one at a time.
+    async fn for_each_chunk(
         &self,
         run_id: i64,
         with_explanations: bool,
-    ) -> Result<Vec<LadderRows>, StoreError> {
+        mut each: impl FnMut(String, &[u8], Option<&[u8]>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let sql = if with_explanations {
             "SELECT ladder, standings, explanations FROM assignment_chunks WHERE run_id = $1 \
              ORDER BY ladder, first_customer"
@@ -455,26 +456,47 @@ impl Store {
              ORDER BY ladder, first_customer"
         };
         let mut stream = sqlx::query(sql).bind(run_id).fetch(self.pool());
-        let mut out: Vec<LadderRows> = Vec::new();
         while let Some(row) = stream.try_next().await? {
-            let ladder: String = row.try_get("ladder")?;
-            let standings = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
             let explanations = if with_explanations {
-                Some(chunks::decode_explanations(
-                    row.try_get::<&[u8], _>("explanations")?,
-                )?)
+                Some(row.try_get::<&[u8], _>("explanations")?)
             } else {
                 None
             };
-            if out.last().is_none_or(|l| l.ladder != ladder) {
-                out.push(LadderRows {
-                    ladder,
-                    chunks: Vec::new(),
-                });
-            }
-            let last = out.last_mut().expect("pushed above");
-            last.chunks.push((standings, explanations));
+            each(
+                row.try_get("ladder")?,
+                row.try_get::<&[u8], _>("standings")?,
+                explanations,
+            )?;
         }
+        Ok(())
+    }
+
+    /// Every chunk of a run, decoded, grouped by ladder (in name order); explanations only
+    /// when asked for.
+    pub(crate) async fn run_rows(
+        &self,
+        run_id: i64,
+        with_explanations: bool,
+    ) -> Result<Vec<LadderRows>, StoreError> {
+        let mut out: Vec<LadderRows> = Vec::new();
+        self.for_each_chunk(
+            run_id,
+            with_explanations,
+            |ladder, standings, explanations| {
+                let standings = StandingsChunk::decode(standings)?;
+                let explanations = explanations.map(chunks::decode_explanations).transpose()?;
+                if out.last().is_none_or(|l| l.ladder != ladder) {
+                    out.push(LadderRows {
+                        ladder,
+                        chunks: Vec::new(),
+                    });
+                }
+                let last = out.last_mut().expect("pushed above");
+                last.chunks.push((standings, explanations));
+                Ok(())
+            },
+        )
+        .await?;
         out.sort_by(|a, b| a.ladder.cmp(&b.ladder));
         Ok(out)
     }
@@ -485,24 +507,13 @@ impl Store {
     /// `last_qualified`, `below_runs`, `below_since`, `above_runs`) and `explanation`.
     pub async fn run_batches(&self, run_id: i64) -> Result<Vec<RecordBatch>, StoreError> {
         self.run(run_id).await?;
-        let mut stream = sqlx::query(
-            "SELECT ladder, standings, explanations FROM assignment_chunks WHERE run_id = $1 \
-             ORDER BY ladder, first_customer",
-        )
-        .bind(run_id)
-        .fetch(self.pool());
         let mut out = Vec::new();
-        while let Some(row) = stream.try_next().await? {
-            let ladder: String = row.try_get("ladder")?;
-            out.push((
-                ladder.clone(),
-                chunks::export_batch(
-                    &ladder,
-                    row.try_get::<&[u8], _>("standings")?,
-                    row.try_get::<&[u8], _>("explanations")?,
-                )?,
-            ));
-        }
+        self.for_each_chunk(run_id, true, |ladder, standings, explanations| {
+            let batch = chunks::export_batch(&ladder, standings, explanations.unwrap_or(&[]))?;
+            out.push((ladder, batch));
+            Ok(())
+        })
+        .await?;
         // Stable: each ladder's chunks stay in id order.
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out.into_iter().map(|(_, batch)| batch).collect())
