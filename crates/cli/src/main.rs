@@ -21,6 +21,7 @@ use stratum_store::{Store, StoreError};
 
 mod clv;
 mod kept;
+mod malloc;
 mod service;
 
 #[derive(Parser, Debug)]
@@ -464,6 +465,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Service(service::ServiceCommand::Serve { .. })
+    ) {
+        malloc::one_arena();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -405,9 +405,18 @@ pub async fn run(
         .out_dir
         .clone()
         .unwrap_or_else(|| loaded.base_dir.join("out"));
-    let t = Instant::now();
-    let batches = tokio::task::block_in_place(|| output::assignments(&evaluation));
-    timings.push(("explain".to_string(), t.elapsed()));
+    // Recording needs every explanation at once (the store sorts and chunks them), so they
+    // are built up front; without a store the writers take them as they are built.
+    let batches = match store {
+        Some(_) => {
+            let t = Instant::now();
+            let batches: Vec<_> =
+                tokio::task::block_in_place(|| output::assignments(&evaluation).collect());
+            timings.push(("explain".to_string(), t.elapsed()));
+            Some(batches)
+        }
+        None => None,
+    };
     // The files are written on a thread of their own while the store records the run (the
     // two take similar time); they are renamed into place only once the run is committed.
     progress.stage(&match store {
@@ -422,12 +431,26 @@ pub async fn run(
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| {
                 let t = Instant::now();
-                let staged =
-                    output::write_all(&out_dir, &evaluation, &batches, &engine.rejects, as_of);
+                let staged = match &batches {
+                    Some(batches) => output::write_all(
+                        &out_dir,
+                        &evaluation,
+                        batches.iter().cloned(),
+                        &engine.rejects,
+                        as_of,
+                    ),
+                    None => output::write_all(
+                        &out_dir,
+                        &evaluation,
+                        output::assignments(&evaluation),
+                        &engine.rejects,
+                        as_of,
+                    ),
+                };
                 (staged, t.elapsed())
             });
-            let recorded = match (store, fingerprints) {
-                (Some(store), Some(fingerprints)) => {
+            let recorded = match (store, fingerprints, &batches) {
+                (Some(store), Some(fingerprints), Some(batches)) => {
                     let t = Instant::now();
                     let result = fingerprints
                         .join()
@@ -437,7 +460,7 @@ pub async fn run(
                                 store,
                                 loaded,
                                 &evaluation,
-                                &batches,
+                                batches,
                                 as_of,
                                 started_at,
                                 inputs?,
@@ -459,7 +482,13 @@ pub async fn run(
         }
         None => None,
     };
-    timings.push(("write".to_string(), write_time));
+    // Without a store the explanations are built as the files are written.
+    let write_stage = if store.is_some() {
+        "write"
+    } else {
+        "explain+write"
+    };
+    timings.push((write_stage.to_string(), write_time));
     let files = staged?.commit()?;
     let ladders = (0..evaluation.ladders.len())
         .map(|i| evaluation.summary(i))

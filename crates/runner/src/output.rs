@@ -93,7 +93,16 @@ impl Drop for StagedOutputs {
     }
 }
 
-fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
+/// Writes batches (all of one schema) to `path`'s `.partial` file as they come, so the
+/// caller need not hold them all.
+fn write_parquet(
+    path: &Path,
+    batches: impl IntoIterator<Item = RecordBatch>,
+) -> Result<(), RunError> {
+    let mut batches = batches.into_iter();
+    let first = batches
+        .next()
+        .ok_or_else(|| io_err(path, "nothing to write"))?;
     let tmp = tmp_path(path);
     let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
     // Row groups of 128Ki rows: the writer holds a whole row group encoded in memory, so
@@ -102,14 +111,10 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(128 * 1024))
         .build();
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .expect("at least one batch");
     let mut writer =
-        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| io_err(path, e))?;
-    for batch in batches {
-        writer.write(batch).map_err(|e| io_err(path, e))?;
+        ArrowWriter::try_new(file, first.schema(), Some(props)).map_err(|e| io_err(path, e))?;
+    for batch in std::iter::once(first).chain(batches) {
+        writer.write(&batch).map_err(|e| io_err(path, e))?;
     }
     writer.close().map_err(|e| io_err(path, e))?;
     Ok(())
@@ -125,7 +130,7 @@ pub(crate) fn write_export(path: &Path, batches: &[RecordBatch]) -> Result<(), R
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
     let written = if is_parquet {
-        write_parquet(path, batches)
+        write_parquet(path, batches.iter().cloned())
     } else {
         write_any_csv(path, batches)
     };
@@ -165,11 +170,13 @@ fn write_any_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
 }
 
 /// Writes every output file under its `.partial` name; the caller commits them once the run
-/// is recorded.
+/// is recorded. `assignments` are consumed as they come (see [`assignments`]): both
+/// assignment files are written side by side from each batch, and `metrics.parquet` beside
+/// them, so a million-customer run holds a few batches at a time, not its whole output.
 pub fn write_all(
     dir: &Path,
     ev: &Evaluation<'_>,
-    batches: &[RecordBatch],
+    assignments: impl Iterator<Item = RecordBatch>,
     rejects: &[Reject],
     as_of: NaiveDate,
 ) -> Result<StagedOutputs, RunError> {
@@ -186,14 +193,24 @@ pub fn write_all(
         committed: false,
     };
     let files = &staged.files;
-    // The three files are independent: write them side by side.
     std::thread::scope(|scope| -> Result<(), RunError> {
-        let parquet = scope.spawn(|| write_parquet(&files.assignments_parquet, batches));
-        let csv = scope.spawn(|| write_assignments_csv(&files.assignments_csv, batches));
-        let metrics_file = write_parquet(&files.metrics_parquet, &[metrics(ev)]);
-        parquet.join().expect("parquet writer thread")?;
-        csv.join().expect("csv writer thread")?;
-        metrics_file
+        // Two batches in flight per writer: enough to keep both busy, little to hold.
+        let (to_parquet, parquet_rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let (to_csv, csv_rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let parquet = scope.spawn(move || write_parquet(&files.assignments_parquet, parquet_rx));
+        let csv = scope.spawn(move || write_assignments_csv(&files.assignments_csv, csv_rx));
+        let metrics_file = scope.spawn(|| write_parquet(&files.metrics_parquet, metrics(ev)));
+        for batch in assignments {
+            // A writer that stopped has failed: stop feeding; its error is returned below.
+            if to_parquet.send(batch.clone()).is_err() || to_csv.send(batch).is_err() {
+                break;
+            }
+        }
+        drop((to_parquet, to_csv));
+        let parquet = parquet.join().expect("parquet writer thread");
+        let csv = csv.join().expect("csv writer thread");
+        let metrics_file = metrics_file.join().expect("metrics writer thread");
+        parquet.and(csv).and(metrics_file)
     })?;
     if let Some(path) = &files.rejects_csv {
         write_rejects(path, rejects)?;
@@ -202,35 +219,41 @@ pub fn write_all(
     Ok(staged)
 }
 
-/// One row per customer per ladder, customers in id order within each ladder.
-/// Rows are built in parallel chunks (the explanations are most of the work); each chunk is
-/// one batch, in ladder order then customer order.
-pub fn assignments(ev: &Evaluation<'_>) -> Vec<RecordBatch> {
+/// Rows per output batch: what a writer holds at a time.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// One row per customer per ladder, ladder by ladder, customers in id order within each,
+/// built lazily BATCH_ROWS customers at a time: the explanations are most of a run's output
+/// work and memory. All cores build each BATCH_ROWS, a batch each.
+pub fn assignments<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> + 'a {
     let n = ev.frame.len();
     let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
-    let chunk = n.div_ceil(workers).max(1);
-    let mut batches = Vec::new();
-    for li in 0..ev.ladders.len() {
-        let ranges: Vec<(usize, usize)> = (0..n)
-            .step_by(chunk)
-            .map(|s| (s, (s + chunk).min(n)))
-            .collect();
-        let built: Vec<RecordBatch> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ranges
-                .iter()
-                .map(|&(start, end)| scope.spawn(move || assignment_rows(ev, li, start, end)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("assignment thread"))
-                .collect()
-        });
-        batches.extend(built);
-    }
-    if batches.is_empty() {
-        batches.push(assignment_rows(ev, usize::MAX, 0, 0));
-    }
-    batches
+    let slices: Vec<(usize, usize, usize)> = (0..ev.ladders.len())
+        .flat_map(|li| {
+            (0..n)
+                .step_by(BATCH_ROWS)
+                .map(move |s| (li, s, (s + BATCH_ROWS).min(n)))
+        })
+        .collect();
+    let empty = slices
+        .is_empty()
+        .then(|| assignment_rows(ev, usize::MAX, 0, 0));
+    slices
+        .into_iter()
+        .flat_map(move |(li, start, end)| {
+            let part = (end - start).div_ceil(workers).max(1);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (start..end)
+                    .step_by(part)
+                    .map(|s| scope.spawn(move || assignment_rows(ev, li, s, (s + part).min(end))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("assignment thread"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .chain(empty)
 }
 
 fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> RecordBatch {
@@ -273,7 +296,10 @@ fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> 
     RecordBatch::try_new(schema, columns).expect("columns match the schema")
 }
 
-fn write_assignments_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
+fn write_assignments_csv(
+    path: &Path,
+    batches: impl IntoIterator<Item = RecordBatch>,
+) -> Result<(), RunError> {
     let tmp = tmp_path(path);
     let mut w = csv::Writer::from_path(&tmp).map_err(|e| io_err(path, e))?;
     w.write_record([
@@ -286,7 +312,7 @@ fn write_assignments_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), Run
     ])
     .map_err(|e| io_err(path, e))?;
     for batch in batches {
-        write_csv_rows(&mut w, path, batch)?;
+        write_csv_rows(&mut w, path, &batch)?;
     }
     w.flush().map_err(|e| io_err(path, e))?;
     drop(w);
@@ -340,25 +366,40 @@ fn write_csv_rows(
     Ok(())
 }
 
-/// Every metric and score per customer, plus tags.
-pub fn metrics(ev: &Evaluation<'_>) -> RecordBatch {
+/// Every metric and score per customer, plus tags, a batch of customers at a time.
+pub fn metrics<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> + 'a {
+    let n = ev.frame.len();
+    // One (empty) batch even for no customers: the file still gets its columns.
+    (0..n.max(1))
+        .step_by(BATCH_ROWS)
+        .map(move |start| metrics_rows(ev, start, (start + BATCH_ROWS).min(n)))
+}
+
+fn metrics_rows(ev: &Evaluation<'_>, start: usize, end: usize) -> RecordBatch {
     let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(ev.frame.ids()))];
-    let tags: Vec<String> = (0..ev.frame.len())
-        .map(|r| ev.frame.tags(r).join(";"))
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+        &ev.frame.ids()[start..end],
+    ))];
+    let tags: StringArray = (start..end)
+        .map(|r| Some(ev.frame.tags(r).join(";")))
         .collect();
     fields.push(Field::new("tags", DataType::Utf8, false));
-    columns.push(Arc::new(StringArray::from(tags)));
+    columns.push(Arc::new(tags));
     for (name, col) in ev.frame.columns() {
         match col {
             Column::Num(v) => {
                 fields.push(Field::new(name, DataType::Float64, true));
-                columns.push(Arc::new(v.iter().copied().collect::<Float64Array>()));
+                columns.push(Arc::new(
+                    v[start..end].iter().copied().collect::<Float64Array>(),
+                ));
             }
             Column::Text(v) => {
                 fields.push(Field::new(name, DataType::Utf8, true));
                 columns.push(Arc::new(
-                    v.iter().map(|x| x.as_deref()).collect::<StringArray>(),
+                    v[start..end]
+                        .iter()
+                        .map(|x| x.as_deref())
+                        .collect::<StringArray>(),
                 ));
             }
         }
