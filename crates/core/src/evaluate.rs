@@ -228,7 +228,7 @@ fn apply_holds(
             result.level[row] = out.level;
             let rule_reason = std::mem::replace(&mut result.reason[row], Reason::Rest);
             result.reason[row] = Reason::Held {
-                hold: h,
+                hold: Box::new(h),
                 rule_reason: Box::new(rule_reason),
             };
         }
@@ -448,7 +448,7 @@ impl Evaluation<'_> {
                     OverrideMode::Floor => "raised to its floor",
                     OverrideMode::Ceiling => "held at its ceiling",
                 };
-                let by = match source {
+                let by = match source.as_ref() {
                     OverrideSource::Tag(t) => format!("by tag '{t}'"),
                     OverrideSource::Manual { reason } => format!("by manual override ({reason})"),
                 };

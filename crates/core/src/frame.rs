@@ -80,11 +80,13 @@ pub enum FrameError {
 }
 
 impl Frame {
+    /// `tags` holds a list per customer, or none at all when no customer has tags (a
+    /// million empty lists would cost 24 MB).
     pub fn new(ids: Vec<String>, tags: Vec<Vec<String>>) -> Self {
         let tags = if tags.len() == ids.len() {
             tags
         } else {
-            vec![Vec::new(); ids.len()]
+            Vec::new()
         };
         Self {
             ids,
@@ -121,7 +123,7 @@ impl Frame {
         &self.ids
     }
     pub fn tags(&self, row: usize) -> &[String] {
-        &self.tags[row]
+        self.tags.get(row).map_or(&[], Vec::as_slice)
     }
     pub fn names(&self) -> &[String] {
         &self.names
@@ -146,6 +148,9 @@ impl Frame {
     }
     /// Adds a tag kept outside the data (e.g. in the store); no duplicates.
     pub fn add_tag(&mut self, row: usize, tag: &str) {
+        if self.tags.is_empty() {
+            self.tags = vec![Vec::new(); self.ids.len()];
+        }
         if !self.tags[row].iter().any(|t| t == tag) {
             self.tags[row].push(tag.to_string());
         }

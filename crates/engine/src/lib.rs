@@ -74,6 +74,16 @@ pub struct MetricsOutput {
     pub lifetime: Option<stratum_core::clv::LifetimeFit>,
 }
 
+/// Event rows per customer below which stage one skips partial aggregation.
+const FEW_ROWS_PER_CUSTOMER: u64 = 64;
+/// Customers from which a whole-base hash table no longer fits a core's cache.
+const MANY_CUSTOMERS: u64 = 100_000;
+/// Final aggregations per thread that stage one splits the customers into when it skips
+/// partial aggregation. More would be faster still, but each partition also scans: every
+/// one holds a row group of the input in memory (4 per thread: metrics 10% faster, peak
+/// memory 10% higher at 1M customers).
+const STAGE_ONE_PARTITIONS_PER_THREAD: usize = 2;
+
 pub struct Engine {
     ctx: SessionContext,
     pub sources: Vec<LoadedSource>,
@@ -308,6 +318,32 @@ impl Engine {
         })
     }
 
+    /// The session a stage-one aggregate of `source` runs in. It groups every event row by
+    /// customer, and event logs hold few rows per customer: a partial aggregation per input
+    /// partition then reduces little and builds a hash table the size of the customer base in
+    /// each, most of it out of cache. Below [`FEW_ROWS_PER_CUSTOMER`] the rows go straight
+    /// to final aggregations by customer hash, [`STAGE_ONE_PARTITIONS_PER_THREAD`] per thread,
+    /// each table a fraction of the size. The window filter is evaluated after the scan, not
+    /// pushed into it: windows keep a large share of the rows, and selecting them during
+    /// decoding cost more than it saved. `DATAFUSION_*` settings in the environment still win.
+    fn stage_one_context(&self, source: &str) -> Result<SessionContext, EngineError> {
+        let rows = |name: &str| self.source(name).map_or(0, |s| s.stats.accepted);
+        let customers = rows(CUSTOMERS).max(1);
+        if rows(source) / customers >= FEW_ROWS_PER_CUSTOMER || customers < MANY_CUSTOMERS {
+            return Ok(self.ctx.clone());
+        }
+        let mut state = self.ctx.state();
+        let config = state.config_mut();
+        let options = config.options_mut();
+        options
+            .execution
+            .skip_partial_aggregation_probe_ratio_threshold = 0.0;
+        options.execution.parquet.pushdown_filters = false;
+        options.execution.target_partitions *= STAGE_ONE_PARTITIONS_PER_THREAD;
+        apply_datafusion_env(config)?;
+        Ok(SessionContext::new_with_state(state))
+    }
+
     pub fn source(&self, name: &str) -> Option<&LoadedSource> {
         self.sources.iter().find(|s| s.name == name)
     }
@@ -424,12 +460,16 @@ impl Engine {
         // Stage one: each aggregate is computed once and kept; it is small (a row per customer).
         let mut registered = Vec::new();
         for a in &aggs {
-            let df = self.ctx.sql(&a.sql).await.map_err(|e| {
-                user(UserError::Metric {
-                    metric: a.metrics.join(", "),
-                    message: clean(&e),
-                })
-            })?;
+            let df = self
+                .stage_one_context(&a.source)?
+                .sql(&a.sql)
+                .await
+                .map_err(|e| {
+                    user(UserError::Metric {
+                        metric: a.metrics.join(", "),
+                        message: clean(&e),
+                    })
+                })?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let started = std::time::Instant::now();
             let batches = df.collect().await?;
@@ -829,7 +869,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
             })
             .collect()
     } else {
-        vec![Vec::new(); ids.len()]
+        Vec::new()
     };
     let mut frame = Frame::new(ids, tags);
     for m in &policy.metrics {
