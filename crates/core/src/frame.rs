@@ -159,33 +159,49 @@ impl Frame {
 
 /// Formats a number for people: thousands separators, at most two decimals.
 pub fn fmt_num(n: f64) -> String {
+    let mut out = String::with_capacity(16);
+    push_num(&mut out, n);
+    out
+}
+
+/// Appends `n` as [`fmt_num`] formats it. Explanations format several numbers for each of
+/// a million customers, so this writes in place instead of building strings.
+pub fn push_num(out: &mut String, n: f64) {
     if !n.is_finite() {
-        return n.to_string();
+        out.push_str(&n.to_string());
+        return;
     }
     let rounded = (n * 100.0).round() / 100.0;
-    let negative = rounded < 0.0;
-    let abs = rounded.abs();
-    let int_part = abs.trunc() as u128;
-    let frac = ((abs - abs.trunc()) * 100.0).round() as u32;
-    let digits = int_part.to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    let mut out = String::new();
-    if negative {
+    if rounded < 0.0 {
         out.push('-');
     }
-    out.push_str(&grouped);
-    if frac > 0 {
-        let f = format!("{frac:02}");
-        out.push('.');
-        out.push_str(f.trim_end_matches('0'));
+    let abs = rounded.abs();
+    let mut int_part = abs.trunc() as u128;
+    // Below 0.995 before rounding, so at most 99.
+    let hundredths = ((abs - abs.trunc()) * 100.0).round() as u8;
+    let mut digits = [0u8; 40];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (int_part % 10) as u8;
+        len += 1;
+        int_part /= 10;
+        if int_part == 0 {
+            break;
+        }
     }
-    out
+    for i in (0..len).rev() {
+        out.push(char::from(digits[i]));
+        if i > 0 && i % 3 == 0 {
+            out.push(',');
+        }
+    }
+    if hundredths > 0 {
+        out.push('.');
+        out.push(char::from(b'0' + hundredths / 10));
+        if hundredths % 10 != 0 {
+            out.push(char::from(b'0' + hundredths % 10));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +216,11 @@ mod tests {
         assert_eq!(fmt_num(12.3456), "12.35");
         assert_eq!(fmt_num(-1200.1), "-1,200.1");
         assert_eq!(fmt_num(999.999), "1,000");
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(0.05), "0.05");
+        assert_eq!(fmt_num(-0.001), "0");
+        assert_eq!(fmt_num(100.0), "100");
+        assert_eq!(fmt_num(1e20), "100,000,000,000,000,000,000");
+        assert_eq!(fmt_num(f64::NAN), "NaN");
     }
 }

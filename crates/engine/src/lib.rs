@@ -124,9 +124,10 @@ impl Engine {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Engine, EngineError> {
         let mut config = SessionConfig::new().with_information_schema(false);
-        // Decode the time column first and skip rows outside every window.
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
+        // Window filters are not pushed into the Parquet decoder: row groups outside a window
+        // are still skipped by their statistics (time-ordered exports), and over unordered
+        // data a window keeps a large share of the rows, where selecting them while decoding
+        // cost more than filtering after (BENCHMARKS.md, "Where the time goes").
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
@@ -323,9 +324,7 @@ impl Engine {
     /// partition then reduces little and builds a hash table the size of the customer base in
     /// each, most of it out of cache. Below [`FEW_ROWS_PER_CUSTOMER`] the rows go straight
     /// to final aggregations by customer hash, [`STAGE_ONE_PARTITIONS_PER_THREAD`] per thread,
-    /// each table a fraction of the size. The window filter is evaluated after the scan, not
-    /// pushed into it: windows keep a large share of the rows, and selecting them during
-    /// decoding cost more than it saved. `DATAFUSION_*` settings in the environment still win.
+    /// each table a fraction of the size. `DATAFUSION_*` settings in the environment still win.
     fn stage_one_context(&self, source: &str) -> Result<SessionContext, EngineError> {
         let rows = |name: &str| self.source(name).map_or(0, |s| s.stats.accepted);
         let customers = rows(CUSTOMERS).max(1);
@@ -338,7 +337,6 @@ impl Engine {
         options
             .execution
             .skip_partial_aggregation_probe_ratio_threshold = 0.0;
-        options.execution.parquet.pushdown_filters = false;
         options.execution.target_partitions *= STAGE_ONE_PARTITIONS_PER_THREAD;
         apply_datafusion_env(config)?;
         Ok(SessionContext::new_with_state(state))
