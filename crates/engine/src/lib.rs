@@ -84,6 +84,12 @@ const MANY_CUSTOMERS: u64 = 100_000;
 /// memory 10% higher at 1M customers).
 const STAGE_ONE_PARTITIONS_PER_THREAD: usize = 2;
 
+/// Whether stage one groups `rows` event rows straight into final aggregations: when the
+/// customers are too many for one hash table to stay in cache and each has few rows.
+fn skips_partial_aggregation(customers: u64, rows: u64) -> bool {
+    customers >= MANY_CUSTOMERS && rows / customers < FEW_ROWS_PER_CUSTOMER
+}
+
 pub struct Engine {
     ctx: SessionContext,
     pub sources: Vec<LoadedSource>,
@@ -327,8 +333,7 @@ impl Engine {
     /// each table a fraction of the size. `DATAFUSION_*` settings in the environment still win.
     fn stage_one_context(&self, source: &str) -> Result<SessionContext, EngineError> {
         let rows = |name: &str| self.source(name).map_or(0, |s| s.stats.accepted);
-        let customers = rows(CUSTOMERS).max(1);
-        if rows(source) / customers >= FEW_ROWS_PER_CUSTOMER || customers < MANY_CUSTOMERS {
+        if !skips_partial_aggregation(rows(CUSTOMERS), rows(source)) {
             return Ok(self.ctx.clone());
         }
         let mut state = self.ctx.state();
@@ -895,4 +900,21 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
             .map_err(|e| EngineError::Internal(e.to_string()))?;
     }
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skips_partial_aggregation;
+
+    #[test]
+    fn partial_aggregation_is_skipped_for_many_customers_with_few_rows_each() {
+        // The benchmark's shape: a million customers, twenty transactions each.
+        assert!(skips_partial_aggregation(1_000_000, 20_000_000));
+        assert!(skips_partial_aggregation(100_000, 6_399_999));
+        // Many rows per customer: partial aggregation shrinks the rows a lot.
+        assert!(!skips_partial_aggregation(100_000, 6_400_000));
+        // Few customers: one hash table per partition is small anyway.
+        assert!(!skips_partial_aggregation(99_999, 100_000));
+        assert!(!skips_partial_aggregation(0, 0));
+    }
 }

@@ -116,7 +116,8 @@ fn write_parquet(
     // are nearly all distinct, and trying it interned every one of them before falling back.
     for field in first.schema().fields() {
         if field.name() == "customer_id" || field.data_type().is_numeric() {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            props =
+                props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
     }
     let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props.build()))
