@@ -198,7 +198,7 @@ pub fn push_num(out: &mut String, n: f64) {
     if hundredths > 0 {
         out.push('.');
         out.push(char::from(b'0' + hundredths / 10));
-        if hundredths % 10 != 0 {
+        if !hundredths.is_multiple_of(10) {
             out.push(char::from(b'0' + hundredths % 10));
         }
     }
