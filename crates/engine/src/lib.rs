@@ -133,7 +133,7 @@ impl Engine {
         // Window filters are not pushed into the Parquet decoder: row groups outside a window
         // are still skipped by their statistics (time-ordered exports), and over unordered
         // data a window keeps a large share of the rows, where selecting them while decoding
-        // cost more than filtering after (BENCHMARKS.md, "Where the time goes").
+        // cost more than filtering after (BENCHMARKS.md, "Memory and wall time").
         if options.target_partitions > 0 {
             config = config.with_target_partitions(options.target_partitions);
         }
@@ -328,8 +328,9 @@ impl Engine {
     /// The session a stage-one aggregate of `source` runs in. It groups every event row by
     /// customer, and event logs hold few rows per customer: a partial aggregation per input
     /// partition then reduces little and builds a hash table the size of the customer base in
-    /// each, most of it out of cache. Below [`FEW_ROWS_PER_CUSTOMER`] the rows go straight
-    /// to final aggregations by customer hash, [`STAGE_ONE_PARTITIONS_PER_THREAD`] per thread,
+    /// each, most of it out of cache. From [`MANY_CUSTOMERS`] customers with under
+    /// [`FEW_ROWS_PER_CUSTOMER`] rows each, the rows go straight to final aggregations by
+    /// customer hash, [`STAGE_ONE_PARTITIONS_PER_THREAD`] per thread,
     /// each table a fraction of the size. `DATAFUSION_*` settings in the environment still win.
     fn stage_one_context(&self, source: &str) -> Result<SessionContext, EngineError> {
         let rows = |name: &str| self.source(name).map_or(0, |s| s.stats.accepted);
