@@ -410,6 +410,22 @@ fn history_diff_override_simulate_report() {
         ups, pyramid_ups,
         "the export lists every upgrade the matrix counts"
     );
+    // The same moves as Parquet, written under a temporary name and renamed.
+    let export = dir.join("moves.parquet");
+    let o = stratum(
+        &["-C", "demo", "diff", "--export", export.to_str().unwrap()],
+        dir,
+    );
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    let moved = moves.lines().count() - 1;
+    assert!(
+        out.contains(&format!("({moved} customers who moved)")),
+        "{out}"
+    );
+    let bytes = std::fs::read(&export).unwrap();
+    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+    assert!(!dir.join("moves.parquet.partial").exists());
 
     let o = stratum(&["-C", "demo", "runs"], dir);
     assert_eq!(text(&o).0.lines().count(), 2, "{:?}", text(&o));

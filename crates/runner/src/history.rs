@@ -251,12 +251,8 @@ pub fn write_moves(path: &Path, report: &DiffReport) -> Result<usize, RunError> 
             Field::new("value", DataType::Float64, true),
             Field::new("explanation", DataType::Utf8, false),
         ]));
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| io_err(path, e))?;
-        let file = std::fs::File::create(path).map_err(|e| io_err(path, e))?;
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None)
-            .map_err(|e| io_err(path, e))?;
-        w.write(&batch).map_err(|e| io_err(path, e))?;
-        w.close().map_err(|e| io_err(path, e))?;
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| io_err(path, e))?;
+        crate::output::write_export(path, &[batch])?;
     } else {
         let mut w = csv::Writer::from_path(path).map_err(|e| io_err(path, e))?;
         w.write_record([

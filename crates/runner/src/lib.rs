@@ -431,22 +431,12 @@ pub async fn run(
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| {
                 let t = Instant::now();
-                let staged = match &batches {
-                    Some(batches) => output::write_all(
-                        &out_dir,
-                        &evaluation,
-                        batches.iter().cloned(),
-                        &engine.rejects,
-                        as_of,
-                    ),
-                    None => output::write_all(
-                        &out_dir,
-                        &evaluation,
-                        output::assignments(&evaluation),
-                        &engine.rejects,
-                        as_of,
-                    ),
+                let assignments: Box<dyn Iterator<Item = _>> = match &batches {
+                    Some(batches) => Box::new(batches.iter().cloned()),
+                    None => Box::new(output::assignments(&evaluation)),
                 };
+                let staged =
+                    output::write_all(&out_dir, &evaluation, assignments, &engine.rejects, as_of);
                 (staged, t.elapsed())
             });
             let recorded = match (store, fingerprints, &batches) {

@@ -130,7 +130,8 @@ fn write_parquet(
 }
 
 /// Writes batches of any shape to `path`, Parquet or CSV by its extension, under its
-/// `.partial` name first and renamed when complete (what `stratum export-run` writes).
+/// `.partial` name first and renamed when complete (`stratum export-run`, and the Parquet
+/// form of `diff --export`).
 pub(crate) fn write_export(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
     if batches.is_empty() {
         return Err(io_err(path, "the run has no results"));
@@ -232,8 +233,8 @@ pub fn write_all(
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// One row per customer per ladder, ladder by ladder, customers in id order within each,
-/// built lazily BATCH_ROWS customers at a time: the explanations are most of a run's output
-/// work and memory. All cores build each BATCH_ROWS, a batch each.
+/// built lazily [`BATCH_ROWS`] customers at a time (the explanations are most of a run's
+/// output work and memory), each step split across all cores, a batch per core.
 pub fn assignments<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> + 'a {
     let n = ev.frame.len();
     let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
