@@ -2,12 +2,13 @@
 //! applied; then summaries and explanations read from the result.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 
 use crate::compile::{Ladder, Policy, Rule};
 use crate::diagnostic::did_you_mean;
-use crate::frame::{Frame, fmt_num};
+use crate::frame::{Frame, Value, fmt_num, push_num};
 use crate::hold::{self, HoldState, PriorState};
 use crate::ladder::{
     LadderResult, ManualPin, OverrideSource, Reason, apply_override, apply_tag_overrides, place,
@@ -316,10 +317,15 @@ impl Evaluation<'_> {
                 .filter(|&r| result.level[r] <= ladder.levels.len())
                 .map(value_of)
                 .collect();
-            let n = v.len();
-            v.sort_by(|a, b| b.total_cmp(a));
-            let top = ((n as f64) * 0.2).round() as usize;
-            (total > 0.0).then(|| v[..top].iter().sum::<f64>() / total)
+            let top = ((v.len() as f64) * 0.2).round() as usize;
+            // Only the top fifth is ordered (it is summed largest first): a selection, then
+            // a sort of a fifth, instead of sorting everyone.
+            if top < v.len() {
+                v.select_nth_unstable_by(top, |a, b| b.total_cmp(a));
+            }
+            let top = &mut v[..top];
+            top.sort_unstable_by(|a, b| b.total_cmp(a));
+            (total > 0.0).then(|| top.iter().sum::<f64>() / total)
         });
         LadderSummary {
             ladder: ladder.name.clone(),
@@ -332,40 +338,52 @@ impl Evaluation<'_> {
 
     /// One line saying why the customer is on its level.
     pub fn explanation(&self, li: usize, row: usize) -> String {
+        let mut text = String::new();
+        self.write_explanation(li, row, &mut text);
+        text
+    }
+
+    /// Appends [`Self::explanation`] to `out`. The output files explain every customer, so
+    /// the pieces go straight into one reused buffer rather than through a string each.
+    pub fn write_explanation(&self, li: usize, row: usize, out: &mut String) {
         let result = &self.results[li];
-        let mut text = self.reason_text(li, row, result.level[row], &result.reason[row]);
+        self.write_reason(li, row, result.level[row], &result.reason[row], out);
         let ladder = &self.ladders[li];
         if let Some(state) = result.state.get(row).and_then(Option::as_ref)
             && let Some(days) = ladder.levels.get(state.level).and_then(|l| l.valid_days)
         {
-            text.push_str(&format!(
+            let _ = write!(
+                out,
                 "; {} valid until {}",
                 self.level_name(li, state.level),
                 state.since + chrono::Days::new(u64::from(days) - 1)
-            ));
+            );
         }
-        text
     }
 
-    fn reason_text(&self, li: usize, row: usize, level: usize, reason: &Reason) -> String {
-        let ladder = &self.ladders[li];
-        let result = &self.results[li];
-        let n = result.graded;
-        let rank_text = || match (&result.rank, &ladder.rank_by) {
-            (Some(r), Some(by)) => {
-                let v = self
-                    .frame
-                    .column(by)
-                    .map(|c| c.value(row).to_string())
-                    .unwrap_or_default();
-                format!(
-                    "rank {} of {} by {by} ({v})",
-                    fmt_num(f64::from(r[row])),
-                    fmt_num(n as f64)
-                )
-            }
-            _ => String::new(),
+    /// "rank 12 of 1,000 by score (87.5)", when the ladder ranks.
+    fn write_rank(&self, li: usize, row: usize, out: &mut String) {
+        let (result, ladder) = (&self.results[li], &self.ladders[li]);
+        let (Some(rank), Some(by)) = (&result.rank, &ladder.rank_by) else {
+            return;
         };
+        out.push_str("rank ");
+        push_num(out, f64::from(rank[row]));
+        out.push_str(" of ");
+        push_num(out, result.graded as f64);
+        let _ = write!(out, " by {by} (");
+        match self.frame.column(by).map(|c| c.value(row)) {
+            Some(Value::Num(v)) => push_num(out, v),
+            Some(other) => {
+                let _ = write!(out, "{other}");
+            }
+            None => {}
+        }
+        out.push(')');
+    }
+
+    fn write_reason(&self, li: usize, row: usize, level: usize, reason: &Reason, out: &mut String) {
+        let ladder = &self.ladders[li];
         match reason {
             Reason::Held { hold, rule_reason } => {
                 let here = self.level_name(li, level);
@@ -378,65 +396,80 @@ impl Evaluation<'_> {
                         if r == 1 { "" } else { "s" }
                     ),
                 };
-                let why = self.reason_text(li, row, hold.rule_level, rule_reason);
                 if hold.upgrade {
-                    format!("upgrade to {there} pending {wait}; stays {here} (rules: {why})")
+                    let _ = write!(
+                        out,
+                        "upgrade to {there} pending {wait}; stays {here} (rules: "
+                    );
                 } else {
-                    format!("held at {here} by grace {wait}; the rules give {there} ({why})")
+                    let _ = write!(
+                        out,
+                        "held at {here} by grace {wait}; the rules give {there} ("
+                    );
+                }
+                self.write_reason(li, row, hold.rule_level, rule_reason, out);
+                out.push(')');
+            }
+            Reason::Condition => {
+                if let Rule::When(c) = &ladder.levels[level].rule {
+                    out.push_str(&c.reasons(&self.frame, row).join(" and "));
                 }
             }
-            Reason::Condition => match &ladder.levels[level].rule {
-                Rule::When(c) => c.reasons(&self.frame, row).join(" and "),
-                _ => String::new(),
-            },
-            Reason::Quota => match &ladder.levels[level].rule {
-                Rule::TopShare { share, .. } => format!(
-                    "{}: within the next {}% by rank",
-                    rank_text(),
-                    fmt_num(share * 100.0)
-                ),
-                Rule::TopN { n: top, .. } => {
-                    format!("{}: within the next {top} by rank", rank_text())
+            Reason::Quota => {
+                self.write_rank(li, row, out);
+                match &ladder.levels[level].rule {
+                    Rule::TopShare { share, .. } => {
+                        out.push_str(": within the next ");
+                        push_num(out, share * 100.0);
+                        out.push_str("% by rank");
+                    }
+                    Rule::TopN { n: top, .. } => {
+                        let _ = write!(out, ": within the next {top} by rank");
+                    }
+                    _ => {}
                 }
-                _ => rank_text(),
-            },
+            }
             Reason::ValueShare {
                 value_before,
                 total,
             } => {
-                let share = match &ladder.levels[level].rule {
-                    Rule::ValueShare { .. } => {
-                        let upto: f64 = ladder.levels[..=level]
-                            .iter()
-                            .filter_map(|l| match l.rule {
-                                Rule::ValueShare { share, .. } => Some(share),
-                                _ => None,
-                            })
-                            .sum();
-                        upto
-                    }
+                let share: f64 = match &ladder.levels[level].rule {
+                    Rule::ValueShare { .. } => ladder.levels[..=level]
+                        .iter()
+                        .filter_map(|l| match l.rule {
+                            Rule::ValueShare { share, .. } => Some(share),
+                            _ => None,
+                        })
+                        .sum(),
                     _ => 0.0,
                 };
-                format!(
-                    "{}: customers ranked above hold {:.1}% of {}, under the {}% mark",
-                    rank_text(),
+                self.write_rank(li, row, out);
+                let _ = write!(
+                    out,
+                    ": customers ranked above hold {:.1}% of {}, under the ",
                     if *total > 0.0 {
                         value_before / total * 100.0
                     } else {
                         0.0
                     },
                     ladder.value_measure().unwrap_or("value"),
-                    fmt_num(share * 100.0)
-                )
+                );
+                push_num(out, share * 100.0);
+                out.push_str("% mark");
             }
-            Reason::Rest => "matched no level above".to_string(),
-            Reason::Unplaced => "matched no level, and the ladder has no `rest` level".to_string(),
+            Reason::Rest => out.push_str("matched no level above"),
+            Reason::Unplaced => {
+                out.push_str("matched no level, and the ladder has no `rest` level");
+            }
             Reason::NotApplicable => match &ladder.applies_to {
-                Some(c) => format!(
-                    "not graded by this ladder: {} does not hold",
-                    c.render(Some((&self.frame, row)))
-                ),
-                None => "not graded by this ladder".to_string(),
+                Some(c) => {
+                    let _ = write!(
+                        out,
+                        "not graded by this ladder: {} does not hold",
+                        c.render(Some((&self.frame, row)))
+                    );
+                }
+                None => out.push_str("not graded by this ladder"),
             },
             Reason::Override {
                 source,
@@ -448,14 +481,17 @@ impl Evaluation<'_> {
                     OverrideMode::Floor => "raised to its floor",
                     OverrideMode::Ceiling => "held at its ceiling",
                 };
-                let by = match source.as_ref() {
-                    OverrideSource::Tag(t) => format!("by tag '{t}'"),
-                    OverrideSource::Manual { reason } => format!("by manual override ({reason})"),
+                let _ = match source.as_ref() {
+                    OverrideSource::Tag(t) => write!(out, "{what} by tag '{t}'"),
+                    OverrideSource::Manual { reason } => {
+                        write!(out, "{what} by manual override ({reason})")
+                    }
                 };
-                format!(
-                    "{what} {by}; the rules alone gave {}",
+                let _ = write!(
+                    out,
+                    "; the rules alone gave {}",
                     self.level_name(li, *rule_level)
-                )
+                );
             }
         }
     }

@@ -3,7 +3,7 @@
 //! values last, ties broken by customer id ascending (text order), so results never depend
 //! on input order or thread count.
 
-use std::cmp::Ordering;
+use rayon::slice::ParallelSliceMut;
 
 use crate::compile::{Ladder, Rule};
 use crate::cond::Cond;
@@ -88,21 +88,52 @@ impl LadderResult {
 pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
     let column = frame.column_at(col);
     let ids = frame.ids();
-    // Sorting compact (value, row) pairs is far kinder to the cache than sorting row numbers
-    // through the column; missing values are NaN here and sort last.
-    let mut keyed: Vec<(f64, u32)> = (0..frame.len())
-        .map(|r| (column.num(r).unwrap_or(f64::NAN), r as u32))
+    // Compact (key, row) pairs sorted on every core: the key puts values in descending order
+    // with missing ones last, so a comparison is one integer compare. Runs of equal values
+    // are then put in id order; most runs are single customers, but customers with no
+    // activity can tie by the hundred thousand.
+    let mut keyed: Vec<(u64, u32)> = (0..frame.len())
+        .map(|r| (descending_key(column.num(r)), r as u32))
         .collect();
-    keyed.sort_unstable_by(|a, b| {
-        let by_value = match (a.0.is_nan(), b.0.is_nan()) {
-            (false, false) => b.0.total_cmp(&a.0),
-            (false, true) => Ordering::Less,
-            (true, false) => Ordering::Greater,
-            (true, true) => Ordering::Equal,
-        };
-        by_value.then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
-    });
+    keyed.par_sort_unstable_by_key(|p| p.0);
+    let by_id = |a: &(u64, u32), b: &(u64, u32)| ids[a.1 as usize].cmp(&ids[b.1 as usize]);
+    let mut start = 0;
+    while start < keyed.len() {
+        let key = keyed[start].0;
+        let mut end = start + 1;
+        while end < keyed.len() && keyed[end].0 == key {
+            end += 1;
+        }
+        let run = &mut keyed[start..end];
+        if run.len() > LARGE_TIE {
+            run.par_sort_unstable_by(by_id);
+        } else if run.len() > 1 {
+            run.sort_unstable_by(by_id);
+        }
+        start = end;
+    }
     keyed.into_iter().map(|(_, r)| r as usize).collect()
+}
+
+/// Tied customers beyond which their id order is sorted on every core.
+const LARGE_TIE: usize = 4096;
+
+/// An integer whose ascending order is `value`'s descending order (as `f64::total_cmp`),
+/// with missing values and NaN after every number.
+fn descending_key(value: Option<f64>) -> u64 {
+    match value {
+        Some(v) if !v.is_nan() => {
+            let bits = v.to_bits();
+            // Negative numbers count down from zero, positive ones up from the middle.
+            let ascending = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | 1 << 63
+            };
+            !ascending
+        }
+        _ => u64::MAX,
+    }
 }
 
 /// Places everyone. `conds` are the ladder's conditions already resolved against `frame`
@@ -289,6 +320,29 @@ pub fn apply_override(
 
 #[cfg(test)]
 mod tests {
+    use super::descending_key;
+
+    #[test]
+    fn descending_keys_order_values_high_to_low_with_missing_last() {
+        let values = [
+            Some(f64::INFINITY),
+            Some(1e300),
+            Some(2.5),
+            Some(1.0),
+            Some(f64::MIN_POSITIVE),
+            Some(0.0),
+            Some(-0.0),
+            Some(-1.0),
+            Some(-1e300),
+            Some(f64::NEG_INFINITY),
+            Some(f64::NAN),
+        ];
+        let keys: Vec<u64> = values.iter().map(|v| descending_key(*v)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_eq!(descending_key(None), descending_key(Some(f64::NAN)));
+        assert_eq!(descending_key(Some(-f64::NAN)), u64::MAX);
+    }
+
     #[test]
     fn a_reason_is_three_words() {
         // A million customers hold one per ladder: keep the rare variants boxed.

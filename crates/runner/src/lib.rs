@@ -147,7 +147,10 @@ pub async fn check(path: &Path, options: &EngineOptions) -> Result<CheckReport, 
     let as_of = resolve_as_of(&loaded.policy, None)?;
     let engine = Engine::load(&loaded.policy, &loaded.base_dir, options, &mut |_| {}).await;
     let problem = match engine {
-        Ok(engine) => engine.validate(&loaded.policy, as_of).await.err(),
+        Ok(engine) => match engine.check_unique_keys().await {
+            Ok(()) => engine.validate(&loaded.policy, as_of).await.err(),
+            Err(e) => Some(e),
+        },
         Err(e) => Some(e),
     };
     match problem {
@@ -417,6 +420,9 @@ pub async fn run(
         }
         None => None,
     };
+    let ladders: Vec<LadderSummary> = (0..evaluation.ladders.len())
+        .map(|i| evaluation.summary(i))
+        .collect();
     // The files are written on a thread of their own while the store records the run (the
     // two take similar time); they are renamed into place only once the run is committed.
     progress.stage(&match store {
@@ -435,8 +441,14 @@ pub async fn run(
                     Some(batches) => Box::new(batches.iter().cloned()),
                     None => Box::new(output::assignments(&evaluation)),
                 };
-                let staged =
-                    output::write_all(&out_dir, &evaluation, assignments, &engine.rejects, as_of);
+                let staged = output::write_all(
+                    &out_dir,
+                    &evaluation,
+                    assignments,
+                    &ladders,
+                    &engine.rejects,
+                    as_of,
+                );
                 (staged, t.elapsed())
             });
             let recorded = match (store, fingerprints, &batches) {
@@ -480,9 +492,6 @@ pub async fn run(
     };
     timings.push((write_stage.to_string(), write_time));
     let files = staged?.commit()?;
-    let ladders = (0..evaluation.ladders.len())
-        .map(|i| evaluation.summary(i))
-        .collect();
     let sources = engine
         .sources
         .iter()

@@ -18,7 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
-use stratum_core::{Column, Evaluation};
+use stratum_core::{Column, Evaluation, LadderSummary};
 use stratum_engine::Reject;
 
 use crate::RunError;
@@ -187,6 +187,7 @@ pub fn write_all(
     dir: &Path,
     ev: &Evaluation<'_>,
     assignments: impl Iterator<Item = RecordBatch>,
+    summaries: &[LadderSummary],
     rejects: &[Reject],
     as_of: NaiveDate,
 ) -> Result<StagedOutputs, RunError> {
@@ -225,7 +226,7 @@ pub fn write_all(
     if let Some(path) = &files.rejects_csv {
         write_rejects(path, rejects)?;
     }
-    write_summary(&files.summary_json, ev, as_of, rejects.len())?;
+    write_summary(&files.summary_json, ev, summaries, as_of, rejects.len())?;
     Ok(staged)
 }
 
@@ -273,7 +274,10 @@ fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> 
     let mut levels = StringBuilder::with_capacity(rows, rows * 8);
     let mut scores: Vec<Option<f64>> = Vec::with_capacity(rows);
     let mut ranks: Vec<Option<u32>> = Vec::with_capacity(rows);
-    let mut why = StringBuilder::with_capacity(rows, rows * 48);
+    // Explanations run to about 80 bytes ("rank 446,628 of 1,000,000 by composite (50.71):
+    // within the next 30% by rank").
+    let mut why = StringBuilder::with_capacity(rows, rows * 96);
+    let mut text = String::with_capacity(128);
     if let Some(ladder) = ev.ladders.get(li) {
         let result = &ev.results[li];
         let score_col = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
@@ -284,7 +288,9 @@ fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> 
             scores.push(score_col.and_then(|c| c.num(row)));
             let in_scope = result.level[row] <= ladder.levels.len();
             ranks.push(result.rank.as_ref().filter(|_| in_scope).map(|r| r[row]));
-            why.append_value(ev.explanation(li, row));
+            text.clear();
+            ev.write_explanation(li, row, &mut text);
+            why.append_value(&text);
         }
     }
     let schema = Arc::new(Schema::new(vec![
@@ -442,12 +448,13 @@ fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {
 fn write_summary(
     path: &Path,
     ev: &Evaluation<'_>,
+    summaries: &[LadderSummary],
     as_of: NaiveDate,
     rejected: usize,
 ) -> Result<(), RunError> {
-    let ladders: Vec<serde_json::Value> = (0..ev.ladders.len())
-        .map(|li| {
-            let s = ev.summary(li);
+    let ladders: Vec<serde_json::Value> = summaries
+        .iter()
+        .map(|s| {
             serde_json::json!({
                 "ladder": s.ladder,
                 "value": s.value_name,

@@ -935,6 +935,72 @@ async fn generated_parquet_data_runs_the_benchmark_policy() {
     assert_eq!(tx.stats.read, 20_000);
 }
 
+/// A Parquet customers file with a key listed twice: the run stops naming the file and the
+/// key (found in stage two, where a duplicate customer is two neighbouring rows), writes
+/// nothing, and `check` reports the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_customer_in_parquet_is_named_by_run_and_check() {
+    use datafusion::dataframe::DataFrameWriteOptions;
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+    let ws = Ws::new();
+    let options = stratum_demo::GenOptions {
+        customers: 200,
+        transactions: 2_000,
+        invoices: 200,
+        parquet: true,
+        seed: 7,
+    };
+    stratum_demo::generate_bench(&ws.path("bench"), &options).unwrap();
+    let customers = ws.path("bench/customers.parquet");
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "c",
+        customers.to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let doubled = ctx
+        .sql("SELECT * FROM c UNION ALL SELECT * FROM c WHERE customer_id = 117")
+        .await
+        .unwrap();
+    let rewritten = ws.path("bench/doubled.parquet");
+    doubled
+        .write_parquet(
+            rewritten.to_str().unwrap(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await
+        .unwrap();
+    std::fs::rename(&rewritten, &customers).unwrap();
+
+    let loaded = stratum_runner::load_policy(&ws.path("bench/bench.toml")).unwrap();
+    let options = RunOptions {
+        out_dir: Some(ws.path("out")),
+        ..Default::default()
+    };
+    let err = stratum_runner::run(&loaded, &options, None, &mut Quiet)
+        .await
+        .unwrap_err();
+    let expected = "customers.parquet: key '117' appears more than once in source `customers`, \
+                    which must have one row per customer";
+    assert_eq!(err.to_string(), expected);
+    assert!(!ws.path("out/assignments.csv").exists(), "nothing written");
+
+    let report = stratum_runner::check(&ws.path("bench/bench.toml"), &Default::default())
+        .await
+        .unwrap();
+    assert!(report.has_errors());
+    let messages: Vec<&str> = report
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert!(messages.contains(&expected), "{messages:?}");
+}
+
 /// From 100,000 customers with few rows each, stage one skips DataFusion's partial
 /// aggregation (rows go straight to hash-partitioned final aggregations). Its metrics must
 /// equal a plain GROUP BY over the same files, customer by customer.
