@@ -891,7 +891,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
             })
             .collect()
     };
-    let order = frame_order(&column("__sort")?)?;
+    let (order, ids) = frame_order(&column("__key")?)?;
     let text = |name: &str| text_in_order(&column(name)?, &order);
     let sep = policy
         .source(CUSTOMERS)
@@ -899,14 +899,10 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
         .unwrap_or_else(|| ";".to_string());
     let has_tags = policy.source(CUSTOMERS).is_some_and(|c| c.tags.is_some());
     // Every column is put in order on its own core.
-    let (ids_and_tags, metrics) = rayon::join(
-        || -> Result<(Vec<String>, Vec<Vec<String>>), EngineError> {
-            let ids: Vec<String> = text("__id")?
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect();
+    let (tags, metrics) = rayon::join(
+        || -> Result<Vec<Vec<String>>, EngineError> {
             if !has_tags {
-                return Ok((ids, Vec::new()));
+                return Ok(Vec::new());
             }
             let tags = text("__tags")?
                 .into_iter()
@@ -921,7 +917,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                     .unwrap_or_default()
                 })
                 .collect();
-            Ok((ids, tags))
+            Ok(tags)
         },
         || {
             policy
@@ -955,8 +951,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                 .collect::<Result<Vec<Column>, EngineError>>()
         },
     );
-    let (ids, tags) = ids_and_tags?;
-    let mut frame = Frame::new(ids, tags);
+    let mut frame = Frame::new(ids, tags?);
     for (m, values) in policy.metrics.iter().zip(metrics?) {
         frame
             .push(m.name.clone(), values)
@@ -966,33 +961,43 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
 }
 
 /// The stage-two rows in customer key order (nulls last; ties, which only a duplicate key
-/// makes, in arrival order): the frame's order, whatever order the partitions finished in.
-fn frame_order(keys: &[&ArrayRef]) -> Result<Vec<u32>, EngineError> {
+/// makes, in arrival order), whatever order the partitions finished in, and each customer's
+/// id (the key as text) in that order.
+fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Vec<String>), EngineError> {
     use datafusion::arrow::array::{AsArray, UInt32Array};
-    use datafusion::arrow::compute::{SortOptions, concat, sort_to_indices};
+    use datafusion::arrow::compute::{SortOptions, concat, sort_to_indices, take};
     use datafusion::arrow::datatypes::Int64Type;
+    use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
     use rayon::slice::ParallelSliceMut;
 
     let parts: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
     let keys = if parts.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     } else {
         concat(&parts)?
     };
-    // Integer keys, the common case, are sorted on every core.
+    // Integer keys, the common case, are sorted on every core and written out from the
+    // sorted pairs, without going back to the rows.
     if let Some(ints) = keys.as_primitive_opt::<Int64Type>()
         && ints.null_count() == 0
     {
         let mut pairs: Vec<(i64, u32)> = ints.values().iter().copied().zip(0u32..).collect();
         pairs.par_sort_unstable();
-        return Ok(pairs.into_iter().map(|(_, row)| row).collect());
+        let ids = pairs.par_iter().map(|(key, _)| key.to_string()).collect();
+        return Ok((pairs.into_iter().map(|(_, row)| row).collect(), ids));
     }
     let options = SortOptions {
         descending: false,
         nulls_first: false,
     };
     let indices: UInt32Array = sort_to_indices(&keys, Some(options), None)?;
-    Ok(indices.values().to_vec())
+    let ids = cast(&take(&keys, &indices, None)?, &DataType::Utf8)?;
+    let ids = ids
+        .as_string::<i32>()
+        .iter()
+        .map(|id| id.unwrap_or_default().to_string())
+        .collect();
+    Ok((indices.values().to_vec(), ids))
 }
 
 /// A text column's values in [`frame_order`]. They are copied out in that order so that the
@@ -1029,19 +1034,32 @@ mod tests {
     fn frame_rows_follow_the_customer_key_across_batches() {
         let first: ArrayRef = Arc::new(Int64Array::from(vec![30, 10, 40]));
         let second: ArrayRef = Arc::new(Int64Array::from(vec![20, 5]));
-        let order = frame_order(&[&first, &second]).unwrap();
+        let (order, ids) = frame_order(&[&first, &second]).unwrap();
         assert_eq!(order, [4, 1, 3, 0, 2]);
-        let ids: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(vec!["30", "10", "40"])),
-            Arc::new(StringArray::from(vec!["20", "5"])),
-        ];
-        let ids = text_in_order(&[&ids[0], &ids[1]], &order).unwrap();
-        let ids: Vec<&str> = ids.iter().map(|id| id.as_deref().unwrap()).collect();
         assert_eq!(ids, ["5", "10", "20", "30", "40"]);
+        let names: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["thirty", "ten", "forty"])),
+            Arc::new(StringArray::from(vec!["twenty", "five"])),
+        ];
+        let names = text_in_order(&[&names[0], &names[1]], &order).unwrap();
+        let names: Vec<&str> = names.iter().map(|n| n.as_deref().unwrap()).collect();
+        assert_eq!(names, ["five", "ten", "twenty", "thirty", "forty"]);
         // Text keys (and any other type) go through Arrow's sort, missing keys last.
         let text: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), None, Some("a")]));
-        assert_eq!(frame_order(&[&text]).unwrap(), [2, 0, 1]);
-        assert!(frame_order(&[]).unwrap().is_empty());
+        let (order, ids) = frame_order(&[&text]).unwrap();
+        assert_eq!(order, [2, 0, 1]);
+        assert_eq!(ids, ["a", "b", ""]);
+        // Parquet text reads as string views.
+        let views: ArrayRef = Arc::new(datafusion::arrow::array::StringViewArray::from(vec![
+            "C2", "C10", "C1",
+        ]));
+        assert_eq!(frame_order(&[&views]).unwrap().1, ["C1", "C10", "C2"]);
+        let dates: ArrayRef = Arc::new(datafusion::arrow::array::Date32Array::from(vec![1, 0]));
+        assert_eq!(
+            frame_order(&[&dates]).unwrap().1,
+            ["1970-01-01", "1970-01-02"]
+        );
+        assert!(frame_order(&[]).unwrap().0.is_empty());
     }
 
     #[test]

@@ -140,8 +140,8 @@ pub fn aggregates(policy: &Policy, as_of: NaiveDate, types: &dyn KeyTypes) -> Ve
     out
 }
 
-/// Stage two: one row per customer with every metric, and the native key `__sort` the rows
-/// are put in order by afterwards (in Rust, on every core: cheaper than a sort and a
+/// Stage two: one row per customer with every metric and its native key `__key`, by which
+/// the rows are put in order afterwards (in Rust, on every core: cheaper than a sort and a
 /// one-thread merge of every column in the query). `upto` limits
 /// the derived layers to the metrics before and including that one (used to find which
 /// derived metric a planning error belongs to).
@@ -157,9 +157,8 @@ pub fn frame_query(
         .expect("compiled policy has customers");
     let ckey = format!("c.{}", ident(&customers.key));
     let mut select = vec![
-        format!("CAST({ckey} AS VARCHAR) AS \"__id\""),
-        // Sorting on the native key is much cheaper than on its text form.
-        format!("{ckey} AS \"__sort\""),
+        // The native key: ordered and turned into text in Rust, cheaper than in the query.
+        format!("{ckey} AS \"__key\""),
     ];
     for (i, a) in aggs.iter().enumerate() {
         select.push(format!("{}.\"__rows\" AS \"__rows_{i}\"", ident(&a.table)));
@@ -353,7 +352,7 @@ pub fn frame_query(
         };
         ctes.push(format!("\"__l{level}\" AS ({body})"));
     }
-    let mut out_cols = vec!["\"__id\"".to_string(), "\"__sort\"".to_string()];
+    let mut out_cols = vec!["\"__key\"".to_string()];
     if customers.tags.is_some() {
         out_cols.push("\"__tags\"".into());
     }
