@@ -167,7 +167,7 @@ pub fn warnings(
             None => (None, None),
         };
         out.push(ChurnWarning {
-            customer_id: id.clone(),
+            customer_id: id.to_string(),
             before: prior,
             now: p,
             reason,

@@ -717,10 +717,7 @@ mod tests {
     use crate::frame::Column;
 
     fn frame() -> Frame {
-        let mut f = Frame::new(
-            vec!["a".into(), "b".into()],
-            vec![vec!["family_card".into()], vec![]],
-        );
+        let mut f = Frame::new(vec!["a", "b"], vec![vec!["family_card".into()], vec![]]);
         f.push(
             "assets",
             Column::Num(vec![Some(1_200_000.0), Some(265_000.0)]),

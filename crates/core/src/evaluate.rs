@@ -148,7 +148,7 @@ pub fn evaluate_with<'p>(
             .ids()
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
+            .map(|(i, id)| (id, i))
             .collect();
         for pin in pins {
             let user = |message: String| EvalError::User {
@@ -222,7 +222,7 @@ fn apply_holds(
             continue;
         }
         let before: Option<HoldState> = prior
-            .and_then(|p| p.get(frame.ids()[row].as_str()))
+            .and_then(|p| p.get(&frame.ids()[row]))
             .and_then(|p| Some(p.with_level(index_of(&p.level)?)));
         let out = hold::decide(ladder, rule_level, before.as_ref(), as_of);
         if let Some(h) = out.hold {
@@ -614,7 +614,7 @@ impl Evaluation<'_> {
             })
             .collect();
         CustomerExplanation {
-            customer_id: self.frame.ids()[row].clone(),
+            customer_id: self.frame.ids()[row].to_string(),
             tags: self.frame.tags(row).to_vec(),
             metrics,
             scores,

@@ -57,9 +57,73 @@ impl std::fmt::Display for Value<'_> {
     }
 }
 
+/// Customer ids in frame order, kept as one text buffer with an end offset per id: a million
+/// ids as separate strings cost a million allocations to build and a million to free.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ids {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Ids {
+    /// Room for `ids` ids of `bytes` bytes in all.
+    pub fn with_capacity(ids: usize, bytes: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(ids),
+        }
+    }
+    pub fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+    /// Appends the id that `write` appends to the buffer (a number formatted in place).
+    pub fn push_with(&mut self, write: impl FnOnce(&mut String)) {
+        write(&mut self.text);
+        self.ends.push(self.text.len());
+    }
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    /// The id on `row`; panics past the end, as slices do.
+    pub fn get(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.text[start..self.ends[row]]
+    }
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|row| self.get(row))
+    }
+}
+
+impl std::ops::Index<usize> for Ids {
+    type Output = str;
+    fn index(&self, row: usize) -> &str {
+        self.get(row)
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Ids {
+    fn from_iter<I: IntoIterator<Item = S>>(ids: I) -> Self {
+        let mut out = Ids::default();
+        for id in ids {
+            out.push(id.as_ref());
+        }
+        out
+    }
+}
+
+impl<S: AsRef<str>> From<Vec<S>> for Ids {
+    fn from(ids: Vec<S>) -> Self {
+        ids.into_iter().collect()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Frame {
-    ids: Vec<String>,
+    ids: Ids,
     tags: Vec<Vec<String>>,
     names: Vec<String>,
     columns: Vec<Column>,
@@ -82,7 +146,8 @@ pub enum FrameError {
 impl Frame {
     /// `tags` holds a list per customer, or none at all when no customer has tags (a
     /// million empty lists would cost 24 MB).
-    pub fn new(ids: Vec<String>, tags: Vec<Vec<String>>) -> Self {
+    pub fn new(ids: impl Into<Ids>, tags: Vec<Vec<String>>) -> Self {
+        let ids = ids.into();
         let tags = if tags.len() == ids.len() {
             tags
         } else {
@@ -119,7 +184,7 @@ impl Frame {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
-    pub fn ids(&self) -> &[String] {
+    pub fn ids(&self) -> &Ids {
         &self.ids
     }
     pub fn tags(&self, row: usize) -> &[String] {
@@ -206,7 +271,20 @@ pub fn push_num(out: &mut String, n: f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_num;
+    use super::{Ids, fmt_num};
+
+    #[test]
+    fn ids_share_one_buffer_and_read_back_one_by_one() {
+        let mut ids = Ids::with_capacity(3, 8);
+        ids.push("C1");
+        ids.push("");
+        ids.push_with(|text| text.push_str("C300"));
+        assert_eq!(ids.len(), 3);
+        assert_eq!((&ids[0], &ids[1], &ids[2]), ("C1", "", "C300"));
+        assert_eq!(ids.iter().collect::<Vec<_>>(), ["C1", "", "C300"]);
+        assert_eq!(ids, Ids::from(vec!["C1", "", "C300"]));
+        assert!(Ids::default().is_empty());
+    }
 
     #[test]
     fn formats_numbers_for_people() {

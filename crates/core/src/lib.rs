@@ -27,7 +27,7 @@ pub use evaluate::{
     CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelRow, Prior, UNPLACED,
     evaluate, evaluate_with,
 };
-pub use frame::{Column, Frame, Value, fmt_num};
+pub use frame::{Column, Frame, Ids, Value, fmt_num};
 pub use hold::{Hold, HoldState, PriorState, Standing};
 pub use ladder::{LadderResult, ManualPin, Reason};
 pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};

@@ -235,7 +235,7 @@ impl ScoreModel {
                             {
                                 return Err(format!(
                                     "customer `{}`: `{}` = {} is outside 0..{} points of dimension `{}`",
-                                    frame.ids()[r],
+                                    &frame.ids()[r],
                                     d.metric,
                                     fmt_num(v),
                                     d.max_points.map_or("∞".to_string(), fmt_num),

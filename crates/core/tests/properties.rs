@@ -27,7 +27,7 @@ fn policy(shares: &[f64]) -> Policy {
 }
 
 fn frame(rows: &[(u32, Option<f64>, bool)]) -> Frame {
-    let ids = rows.iter().map(|(id, ..)| format!("c{id:04}")).collect();
+    let ids: Vec<String> = rows.iter().map(|(id, ..)| format!("c{id:04}")).collect();
     let mut f = Frame::new(ids, vec![Vec::new(); rows.len()]);
     f.push("value", Column::Num(rows.iter().map(|r| r.1).collect()))
         .unwrap();
@@ -89,7 +89,7 @@ fn placements(
                 .enumerate()
                 .map(|(row, id)| {
                     (
-                        id.clone(),
+                        id.to_string(),
                         ev.level_name(li, ev.results[li].level[row]).to_string(),
                     )
                 })

@@ -23,7 +23,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use stratum_core::compile::{MetricKind, Policy};
 use stratum_core::policy::{CUSTOMERS, SourceFormat};
-use stratum_core::{Column, Frame};
+use stratum_core::{Column, Frame, Ids};
 
 pub use error::{EngineError, UserError};
 pub use load::{BadRows, LoadStats, Reject};
@@ -557,11 +557,12 @@ impl Engine {
         let totals = totals?;
         let frame = to_frame(policy, &batches)?;
         // Rows are in key order, so a customer listed twice is two neighbours.
-        if let Some(twice) = frame.ids().windows(2).find(|w| w[0] == w[1]) {
+        let ids = frame.ids();
+        if let Some(row) = (1..ids.len()).find(|&row| ids[row] == ids[row - 1]) {
             self.check_unique_keys().await?;
             return Err(EngineError::Internal(format!(
                 "customer `{}` has two rows of metrics",
-                twice[0]
+                &ids[row]
             )));
         }
         let orphans = orphans(&aggs, &totals, &batches)?;
@@ -963,16 +964,16 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
 /// The stage-two rows in customer key order (nulls last; ties, which only a duplicate key
 /// makes, in arrival order), whatever order the partitions finished in, and each customer's
 /// id (the key as text) in that order.
-fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Vec<String>), EngineError> {
+fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Ids), EngineError> {
     use datafusion::arrow::array::{AsArray, UInt32Array};
     use datafusion::arrow::compute::{SortOptions, concat, sort_to_indices, take};
     use datafusion::arrow::datatypes::Int64Type;
-    use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
     use rayon::slice::ParallelSliceMut;
+    use std::fmt::Write as _;
 
     let parts: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
     let keys = if parts.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Ids::default()));
     } else {
         concat(&parts)?
     };
@@ -983,7 +984,12 @@ fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Vec<String>), EngineErro
     {
         let mut pairs: Vec<(i64, u32)> = ints.values().iter().copied().zip(0u32..).collect();
         pairs.par_sort_unstable();
-        let ids = pairs.par_iter().map(|(key, _)| key.to_string()).collect();
+        let mut ids = Ids::with_capacity(pairs.len(), pairs.len() * 8);
+        for (key, _) in &pairs {
+            ids.push_with(|text| {
+                let _ = write!(text, "{key}");
+            });
+        }
         return Ok((pairs.into_iter().map(|(_, row)| row).collect(), ids));
     }
     let options = SortOptions {
@@ -995,7 +1001,7 @@ fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Vec<String>), EngineErro
     let ids = ids
         .as_string::<i32>()
         .iter()
-        .map(|id| id.unwrap_or_default().to_string())
+        .map(Option::unwrap_or_default)
         .collect();
     Ok((indices.values().to_vec(), ids))
 }
@@ -1028,6 +1034,8 @@ mod tests {
 
     use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 
+    use stratum_core::Ids;
+
     use super::{frame_order, skips_partial_aggregation, text_in_order};
 
     #[test]
@@ -1036,7 +1044,7 @@ mod tests {
         let second: ArrayRef = Arc::new(Int64Array::from(vec![20, 5]));
         let (order, ids) = frame_order(&[&first, &second]).unwrap();
         assert_eq!(order, [4, 1, 3, 0, 2]);
-        assert_eq!(ids, ["5", "10", "20", "30", "40"]);
+        assert_eq!(ids, Ids::from(vec!["5", "10", "20", "30", "40"]));
         let names: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec!["thirty", "ten", "forty"])),
             Arc::new(StringArray::from(vec!["twenty", "five"])),
@@ -1048,16 +1056,19 @@ mod tests {
         let text: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), None, Some("a")]));
         let (order, ids) = frame_order(&[&text]).unwrap();
         assert_eq!(order, [2, 0, 1]);
-        assert_eq!(ids, ["a", "b", ""]);
+        assert_eq!(ids, Ids::from(vec!["a", "b", ""]));
         // Parquet text reads as string views.
         let views: ArrayRef = Arc::new(datafusion::arrow::array::StringViewArray::from(vec![
             "C2", "C10", "C1",
         ]));
-        assert_eq!(frame_order(&[&views]).unwrap().1, ["C1", "C10", "C2"]);
+        assert_eq!(
+            frame_order(&[&views]).unwrap().1,
+            Ids::from(vec!["C1", "C10", "C2"])
+        );
         let dates: ArrayRef = Arc::new(datafusion::arrow::array::Date32Array::from(vec![1, 0]));
         assert_eq!(
             frame_order(&[&dates]).unwrap().1,
-            ["1970-01-01", "1970-01-02"]
+            Ids::from(vec!["1970-01-01", "1970-01-02"])
         );
         assert!(frame_order(&[]).unwrap().0.is_empty());
     }

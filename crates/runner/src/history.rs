@@ -542,7 +542,7 @@ pub async fn simulate(
         for row in 0..evaluation.frame.len() {
             let to = evaluation.level_name(li, evaluation.results[li].level[row]);
             let from = before
-                .get(&(ladder.name.as_str(), evaluation.frame.ids()[row].as_str()))
+                .get(&(ladder.name.as_str(), &evaluation.frame.ids()[row]))
                 .copied();
             if let Some(f) = from {
                 match direction(&levels, f, to) {

@@ -337,7 +337,7 @@ async fn evaluate_policy<'p>(
             .ids()
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
+            .map(|(i, id)| (id, i))
             .collect();
         let tag_rows: Vec<(usize, &str)> = k
             .tags

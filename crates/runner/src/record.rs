@@ -167,7 +167,7 @@ pub(crate) async fn record(
             };
             (0..n)
                 .map(|row| stratum_store::CustomerFacts {
-                    customer_id: ev.frame.ids()[row].clone(),
+                    customer_id: ev.frame.ids()[row].to_string(),
                     owner: owners.and_then(|o| o[row].clone()),
                     tags: ev.frame.tags(row).join(","),
                 })
