@@ -896,7 +896,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
         .and_then(|c| c.tag_separator.clone())
         .unwrap_or_else(|| ";".to_string());
     let has_tags = policy.source(CUSTOMERS).is_some_and(|c| c.tags.is_some());
-    // Every column is put in order on its own core.
+    // Tags and metrics are put in key order side by side.
     let (tags, metrics) = rayon::join(
         || -> Result<Vec<Vec<String>>, EngineError> {
             if !has_tags {
