@@ -880,17 +880,28 @@ pub(crate) fn round_metric(v: f64) -> f64 {
 fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineError> {
     use datafusion::arrow::compute::concat;
 
-    let column = |name: &str| -> Result<Vec<&ArrayRef>, EngineError> {
-        batches
+    if batches.is_empty() {
+        let mut frame = Frame::new(Ids::default(), Vec::new());
+        for m in &policy.metrics {
+            frame
+                .push(m.name.clone(), Column::Num(Vec::new()))
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        }
+        return Ok(frame);
+    }
+    // A column across every batch, once: everything below reads it in key order.
+    let column = |name: &str| -> Result<ArrayRef, EngineError> {
+        let parts = batches
             .iter()
             .map(|b| {
                 b.column_by_name(name)
+                    .map(|c| c.as_ref())
                     .ok_or_else(|| EngineError::Internal(format!("`{name}` missing from result")))
             })
-            .collect()
+            .collect::<Result<Vec<&dyn Array>, EngineError>>()?;
+        Ok(concat(&parts)?)
     };
     let (order, ids) = frame_order(&column("__key")?)?;
-    let text = |name: &str| text_in_order(&column(name)?, &order);
     let sep = policy
         .source(CUSTOMERS)
         .and_then(|c| c.tag_separator.clone())
@@ -902,7 +913,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
             if !has_tags {
                 return Ok(Vec::new());
             }
-            let tags = text("__tags")?
+            let tags = text_in_order(&column("__tags")?, &order)?
                 .into_iter()
                 .map(|t| {
                     t.map(|s| {
@@ -921,14 +932,11 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
             let mut columns: Vec<Option<Column>> = vec![None; policy.metrics.len()];
             let mut numeric: Vec<(usize, ArrayRef)> = Vec::new();
             for (i, m) in policy.metrics.iter().enumerate() {
-                let parts = column(&m.name)?;
-                if !parts.first().is_none_or(|c| is_numeric(c.data_type())) {
-                    columns[i] = Some(Column::Text(text(&m.name)?));
-                } else if parts.is_empty() {
-                    columns[i] = Some(Column::Num(Vec::new()));
+                let values = column(&m.name)?;
+                if is_numeric(values.data_type()) {
+                    numeric.push((i, cast(&values, &DataType::Float64)?));
                 } else {
-                    let parts: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
-                    numeric.push((i, cast(&concat(&parts)?, &DataType::Float64)?));
+                    columns[i] = Some(Column::Text(text_in_order(&values, &order)?));
                 }
             }
             let (at, values): (Vec<usize>, Vec<ArrayRef>) = numeric.into_iter().unzip();
@@ -953,19 +961,13 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
 /// The stage-two rows in customer key order (nulls last; ties, which only a duplicate key
 /// makes, in arrival order), whatever order the partitions finished in, and each customer's
 /// id (the key as text) in that order.
-fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Ids), EngineError> {
+fn frame_order(keys: &ArrayRef) -> Result<(Vec<u32>, Ids), EngineError> {
     use datafusion::arrow::array::{AsArray, UInt32Array};
-    use datafusion::arrow::compute::{SortOptions, concat, sort_to_indices, take};
+    use datafusion::arrow::compute::{SortOptions, sort_to_indices, take};
     use datafusion::arrow::datatypes::Int64Type;
     use rayon::slice::ParallelSliceMut;
     use std::fmt::Write as _;
 
-    let parts: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
-    let keys = if parts.is_empty() {
-        return Ok((Vec::new(), Ids::default()));
-    } else {
-        concat(&parts)?
-    };
     // Integer keys, the common case, are sorted on every core and written out from the
     // sorted pairs, without going back to the rows.
     if let Some(ints) = keys.as_primitive_opt::<Int64Type>()
@@ -985,8 +987,8 @@ fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Ids), EngineError> {
         descending: false,
         nulls_first: false,
     };
-    let indices: UInt32Array = sort_to_indices(&keys, Some(options), None)?;
-    let ids = cast(&take(&keys, &indices, None)?, &DataType::Utf8)?;
+    let indices: UInt32Array = sort_to_indices(keys, Some(options), None)?;
+    let ids = cast(&take(keys, &indices, None)?, &DataType::Utf8)?;
     let ids = ids
         .as_string::<i32>()
         .iter()
@@ -999,8 +1001,8 @@ fn frame_order(keys: &[&ArrayRef]) -> Result<(Vec<u32>, Ids), EngineError> {
 /// or not finite. The join's row order is unrelated to the key's, so each value is a random
 /// read, and over arrays of megabytes in a virtual machine most of its cost is a TLB miss:
 /// the columns are first copied side by side (a row of every metric in arrival order), then
-/// read once per customer for all of them, then split into columns again.
-/// `columns` are Float64 arrays; each is dropped once copied.
+/// read once per customer for all of them, then split into columns again. `columns` are
+/// Float64 arrays; each is dropped once copied.
 fn numbers_in_order(columns: Vec<ArrayRef>, order: &[u32]) -> Vec<Vec<Option<f64>>> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Float64Type;
@@ -1054,15 +1056,10 @@ fn numbers_in_order(columns: Vec<ArrayRef>, order: &[u32]) -> Vec<Vec<Option<f64
 /// A text column's values in [`frame_order`]. They are copied out in that order so that the
 /// strings lie in memory as they are read and freed: a million freed in random order took a
 /// third of a second at the end of a run.
-fn text_in_order(parts: &[&ArrayRef], order: &[u32]) -> Result<Vec<Option<String>>, EngineError> {
+fn text_in_order(values: &ArrayRef, order: &[u32]) -> Result<Vec<Option<String>>, EngineError> {
     use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::compute::concat;
 
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let parts: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
-    let all = cast(&concat(&parts)?, &DataType::Utf8)?;
+    let all = cast(values, &DataType::Utf8)?;
     let all = all.as_string::<i32>();
     Ok(order
         .iter()
@@ -1078,6 +1075,7 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::arrow::compute::concat;
 
     use stratum_core::Ids;
 
@@ -1085,21 +1083,24 @@ mod tests {
 
     #[test]
     fn frame_rows_follow_the_customer_key_across_batches() {
+        // Two batches, as `to_frame` joins them.
         let first: ArrayRef = Arc::new(Int64Array::from(vec![30, 10, 40]));
         let second: ArrayRef = Arc::new(Int64Array::from(vec![20, 5]));
-        let (order, ids) = frame_order(&[&first, &second]).unwrap();
+        let (order, ids) =
+            frame_order(&concat(&[first.as_ref(), second.as_ref()]).unwrap()).unwrap();
         assert_eq!(order, [4, 1, 3, 0, 2]);
         assert_eq!(ids, Ids::from(vec!["5", "10", "20", "30", "40"]));
         let names: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec!["thirty", "ten", "forty"])),
             Arc::new(StringArray::from(vec!["twenty", "five"])),
         ];
-        let names = text_in_order(&[&names[0], &names[1]], &order).unwrap();
+        let names = concat(&[names[0].as_ref(), names[1].as_ref()]).unwrap();
+        let names = text_in_order(&names, &order).unwrap();
         let names: Vec<&str> = names.iter().map(|n| n.as_deref().unwrap()).collect();
         assert_eq!(names, ["five", "ten", "twenty", "thirty", "forty"]);
         // Text keys (and any other type) go through Arrow's sort, missing keys last.
         let text: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), None, Some("a")]));
-        let (order, ids) = frame_order(&[&text]).unwrap();
+        let (order, ids) = frame_order(&text).unwrap();
         assert_eq!(order, [2, 0, 1]);
         assert_eq!(ids, Ids::from(vec!["a", "b", ""]));
         // Parquet text reads as string views.
@@ -1107,15 +1108,16 @@ mod tests {
             "C2", "C10", "C1",
         ]));
         assert_eq!(
-            frame_order(&[&views]).unwrap().1,
+            frame_order(&views).unwrap().1,
             Ids::from(vec!["C1", "C10", "C2"])
         );
         let dates: ArrayRef = Arc::new(datafusion::arrow::array::Date32Array::from(vec![1, 0]));
         assert_eq!(
-            frame_order(&[&dates]).unwrap().1,
+            frame_order(&dates).unwrap().1,
             Ids::from(vec!["1970-01-01", "1970-01-02"])
         );
-        assert!(frame_order(&[]).unwrap().0.is_empty());
+        let none: ArrayRef = Arc::new(Int64Array::from(Vec::<i64>::new()));
+        assert!(frame_order(&none).unwrap().0.is_empty());
     }
 
     #[test]
