@@ -36,6 +36,18 @@ impl Ws {
             .1;
         self.file(name, text)
     }
+    /// `stratum gen` benchmark data (Parquet) and its policy under `bench/`.
+    fn bench(&self, customers: usize, transactions: usize, invoices: usize, seed: u64) -> &Self {
+        let options = stratum_demo::GenOptions {
+            customers,
+            transactions,
+            invoices,
+            parquet: true,
+            seed,
+        };
+        stratum_demo::generate_bench(&self.path("bench"), &options).unwrap();
+        self
+    }
     async fn run_with(
         &self,
         policy: &str,
@@ -916,14 +928,7 @@ async fn run_demo(ws: &Ws, threads: usize, out: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_parquet_data_runs_the_benchmark_policy() {
     let ws = Ws::new();
-    let options = stratum_demo::GenOptions {
-        customers: 1000,
-        transactions: 20_000,
-        invoices: 2_000,
-        parquet: true,
-        seed: 3,
-    };
-    stratum_demo::generate_bench(&ws.path("bench"), &options).unwrap();
+    ws.bench(1000, 20_000, 2_000, 3);
     let (outcome, _) = ws.run("bench/bench.toml").await;
     let counts: Vec<usize> = outcome.ladders[0].rows.iter().map(|r| r.count).collect();
     assert_eq!(counts, [10, 190, 300, 500]);
@@ -944,14 +949,7 @@ async fn a_duplicate_customer_in_parquet_is_named_by_run_and_check() {
     use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
     let ws = Ws::new();
-    let options = stratum_demo::GenOptions {
-        customers: 200,
-        transactions: 2_000,
-        invoices: 200,
-        parquet: true,
-        seed: 7,
-    };
-    stratum_demo::generate_bench(&ws.path("bench"), &options).unwrap();
+    ws.bench(200, 2_000, 200, 7);
     let customers = ws.path("bench/customers.parquet");
     let ctx = SessionContext::new();
     ctx.register_parquet(
@@ -976,12 +974,8 @@ async fn a_duplicate_customer_in_parquet_is_named_by_run_and_check() {
         .unwrap();
     std::fs::rename(&rewritten, &customers).unwrap();
 
-    let loaded = stratum_runner::load_policy(&ws.path("bench/bench.toml")).unwrap();
-    let options = RunOptions {
-        out_dir: Some(ws.path("out")),
-        ..Default::default()
-    };
-    let err = stratum_runner::run(&loaded, &options, None, &mut Quiet)
+    let err = ws
+        .run_with("bench/bench.toml", RunOptions::default())
         .await
         .unwrap_err();
     let expected = "customers.parquet: key '117' appears more than once in source `customers`, \
@@ -1010,14 +1004,7 @@ async fn many_customers_with_few_rows_each_aggregate_like_a_plain_group_by() {
     use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
     let ws = Ws::new();
-    let options = stratum_demo::GenOptions {
-        customers: 100_000,
-        transactions: 300_000,
-        invoices: 50_000,
-        parquet: true,
-        seed: 5,
-    };
-    stratum_demo::generate_bench(&ws.path("bench"), &options).unwrap();
+    ws.bench(100_000, 300_000, 50_000, 5);
     let (outcome, levels) = ws.run("bench/bench.toml").await;
     assert_eq!(outcome.customers, 100_000);
     let counts: Vec<usize> = outcome.ladders[0].rows.iter().map(|r| r.count).collect();
