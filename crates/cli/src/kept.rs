@@ -18,8 +18,11 @@ use crate::{Cli, Reporter, actor_name, database_url, open_store, policy_path, pr
 pub enum KeptCommand {
     /// Apply pending schema migrations to the history database
     Migrate,
-    /// List the recorded runs
-    Runs,
+    /// List the recorded runs; retire one, or pin the one served
+    Runs {
+        #[command(subcommand)]
+        action: Option<RunsCommand>,
+    },
     /// A customer's level timeline on every ladder, with the reasons
     History { customer_id: String },
     /// Migration matrix between two runs (default: the last two runs of the latest policy)
@@ -67,6 +70,26 @@ pub enum KeptCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List the recorded runs (the default)
+    List,
+    /// Take a run out of serving, default diffs and holds; its history stays
+    Retire {
+        /// The run's number (#N in `stratum runs`)
+        run: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Serve this run of its policy instead of the latest recorded one
+    Pin {
+        /// The run's number (#N in `stratum runs`)
+        run: i64,
+    },
+    /// Serve the latest recorded run again
+    Unpin,
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,14 +247,23 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
     let store = open_store(cli).await?;
     match cmd {
         KeptCommand::Migrate => unreachable!("handled above"),
-        KeptCommand::Runs => {
+        KeptCommand::Runs {
+            action: None | Some(RunsCommand::List),
+        } => {
             let runs = store.runs(None).await?;
             if runs.is_empty() {
                 println!("no runs recorded in {}", store.url());
             }
             for r in runs {
+                let retired = match (&r.retired_at, &r.retired_by) {
+                    (Some(at), by) => format!(
+                        "  retired by {} at {at}",
+                        by.as_deref().unwrap_or("unknown")
+                    ),
+                    (None, _) => String::new(),
+                };
                 println!(
-                    "#{:<4} {}  as of {}  {:>10} customers  policy {} ({}, {})  by {} at {}",
+                    "#{:<4} {}  as of {}  {:>10} customers  policy {} ({}, {})  by {} at {}{retired}",
                     r.id,
                     r.policy_name,
                     r.as_of,
@@ -243,6 +275,35 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     r.finished_at
                 );
             }
+        }
+        KeptCommand::Runs {
+            action: Some(RunsCommand::Retire { run, reason }),
+        } => {
+            let r = store.retire_run(*run, reason, &actor(cli)).await?;
+            println!(
+                "retired run #{} ({}, as of {}): no longer served, compared with by default or held from; its history stays",
+                r.id, r.policy_name, r.as_of
+            );
+        }
+        KeptCommand::Runs {
+            action: Some(RunsCommand::Pin { run }),
+        } => {
+            let r = store.run(*run).await?;
+            store
+                .pin_served_run(&r.policy_name, Some(r.id), &actor(cli))
+                .await?;
+            println!(
+                "run #{} ({}, as of {}) is served until `stratum runs unpin`",
+                r.id, r.policy_name, r.as_of
+            );
+        }
+        KeptCommand::Runs {
+            action: Some(RunsCommand::Unpin),
+        } => {
+            let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
+            let name = loaded.policy.history_name();
+            store.pin_served_run(name, None, &actor(cli)).await?;
+            println!("policy `{name}`: the latest recorded run is served again");
         }
         KeptCommand::History { customer_id } => {
             let rows = stratum_runner::history(&store, customer_id).await?;

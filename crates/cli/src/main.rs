@@ -89,6 +89,18 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "fail")]
         on_bad_rows: OnBadRows,
+        /// Rows of a source that may be rejected in quarantine before the run stops: a share
+        /// ("1%", the default, or the policy's max_rejects) or a number of rows
+        #[arg(long, value_name = "LIMIT", value_parser = parse_reject_limit)]
+        max_rejects: Option<stratum_core::RejectLimit>,
+        /// Run although a source has no rows or far fewer than at the last recorded run
+        /// (more than the policy's max_shrink, default 50%); recorded with the run
+        #[arg(long)]
+        allow_shrink: bool,
+        /// Accept an as-of date more than a day after today (a run dated ahead is compared
+        /// and held against as if it were the latest)
+        #[arg(long)]
+        allow_future_as_of: bool,
         /// Query threads (default: one per core)
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -207,6 +219,29 @@ async fn open_existing_store(cli: &Cli) -> Result<Option<Store>> {
     Ok(Some(open_store(cli).await?))
 }
 
+/// An error and its causes, each cause once: library errors that wrap another usually
+/// repeat its text already (`#[error("{0}")]`), and anyhow's `{:#}` would print it twice.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+/// Stack of every runtime thread (tokio's default is 2 MiB).
+const THREAD_STACK_BYTES: usize = 16 << 20;
+
+fn parse_reject_limit(s: &str) -> Result<stratum_core::RejectLimit, String> {
+    s.parse()
+}
+
 fn bad_rows(v: OnBadRows) -> BadRows {
     match v {
         OnBadRows::Fail => BadRows::Fail,
@@ -307,6 +342,9 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             as_of,
             out,
             on_bad_rows,
+            max_rejects,
+            allow_shrink,
+            allow_future_as_of,
             threads,
             show_sql,
             no_record,
@@ -319,6 +357,11 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 on_bad_rows: bad_rows(*on_bad_rows),
                 target_partitions: *threads,
                 recorded_by: actor_name(cli),
+                guard: stratum_runner::GuardOptions {
+                    max_rejects: *max_rejects,
+                    allow_shrink: *allow_shrink,
+                },
+                allow_future_as_of: *allow_future_as_of,
             };
             if *show_sql {
                 println!("{}", stratum_runner::show_sql(&loaded, &options).await?);
@@ -471,8 +514,11 @@ fn main() -> ExitCode {
     ) {
         malloc::one_arena();
     }
+    // Deep (but within the policy's limits) expressions are planned recursively by
+    // DataFusion; a roomy stack keeps every thread well clear of an overflow.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,
@@ -491,7 +537,7 @@ fn main() -> ExitCode {
                     err.downcast_ref::<StoreError>()
                         .map(StoreError::is_user_error)
                 });
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             match user {
                 Some(false) => ExitCode::from(3),
                 _ => ExitCode::from(1),

@@ -17,6 +17,19 @@ pub enum ServiceCommand {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Seconds a client has to send a request's headers (also an idle connection's next
+        /// request) before the connection is closed
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        header_timeout: u64,
+        /// Seconds a request may take before it is answered 503 (runs excepted)
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        request_timeout: u64,
+        /// Seconds a simulation or recomputed explanation may evaluate before it is stopped
+        #[arg(long, default_value_t = 50, value_name = "SECONDS")]
+        evaluation_timeout: u64,
+        /// Connections served at once; more wait in the listen backlog
+        #[arg(long, default_value_t = 512, value_name = "N")]
+        max_connections: usize,
     },
     /// API users and their roles (admin, analyst, agent, service)
     #[command(subcommand)]
@@ -66,14 +79,27 @@ fn load(cli: &Cli) -> Result<stratum_runner::LoadedPolicy> {
 pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
     let store = open_store(cli).await?;
     match cmd {
-        ServiceCommand::Serve { listen } => {
+        ServiceCommand::Serve {
+            listen,
+            header_timeout,
+            request_timeout,
+            evaluation_timeout,
+            max_connections,
+        } => {
             let policy = load(cli)?;
             eprintln!(
                 "stratum: serving {} on http://{listen} (history: {})",
                 policy.path.display(),
                 store.url()
             );
-            let state = stratum_server::AppState::new(store, policy);
+            let seconds = std::time::Duration::from_secs;
+            let limits = stratum_server::Limits {
+                header_read_timeout: seconds(*header_timeout),
+                request_timeout: seconds(*request_timeout),
+                evaluation_timeout: seconds(*evaluation_timeout),
+                max_connections: *max_connections,
+            };
+            let state = stratum_server::AppState::new(store, policy).with_limits(limits);
             stratum_server::serve(state, *listen)
                 .await
                 .with_context(|| format!("cannot serve on {listen}"))?;

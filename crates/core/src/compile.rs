@@ -19,6 +19,9 @@ pub enum TimeUnit {
     Year,
 }
 
+/// The longest period a window or offset may span.
+pub const MAX_WINDOW_YEARS: u32 = 200;
+
 /// A distance back in time, e.g. "12 months".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offset {
@@ -48,6 +51,19 @@ impl Offset {
                 ));
             }
         };
+        // Dates are computed back from as_of; a window past this reaches before any data
+        // (and past what a calendar date can hold).
+        let limit = match unit {
+            TimeUnit::Day => MAX_WINDOW_YEARS * 366,
+            TimeUnit::Week => MAX_WINDOW_YEARS * 53,
+            TimeUnit::Month => MAX_WINDOW_YEARS * 12,
+            TimeUnit::Year => MAX_WINDOW_YEARS,
+        };
+        if amount > limit {
+            return Err(format!(
+                "`{text}` is longer than {MAX_WINDOW_YEARS} years; write a shorter period"
+            ));
+        }
         Ok(Self { amount, unit })
     }
 
@@ -234,6 +250,8 @@ pub struct Policy {
     pub churn: Option<crate::churn::ChurnRule>,
     /// Warnings found while compiling (lint adds more).
     pub warnings: Vec<Diagnostic>,
+    /// `[policy] max_rejects` and `max_shrink`.
+    pub guards: crate::guard::Guards,
 }
 
 /// `[lifetime]`, checked: the purchases the lifetime models are fitted to.
@@ -469,6 +487,20 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             });
             continue;
         }
+        let mut too_large = false;
+        for (field, text) in [("expr", &def.expr), ("filter", &def.filter)] {
+            if let Some(Err(e)) = text.as_deref().map(crate::cond::check_size) {
+                cx.push(Diagnostic::error(
+                    "expression_too_large",
+                    format!("{key}.{field}"),
+                    e,
+                ));
+                too_large = true;
+            }
+        }
+        if too_large {
+            continue;
+        }
         let kind = match (&def.source, &def.expr, &def.rollup) {
             (Some(source), Some(expr), None) => {
                 let Some(src) = raw.sources.get(source) else {
@@ -669,6 +701,16 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             .suggest(a, metrics.iter().map(|m| m.name.as_str())),
         );
     }
+    let guards = crate::guard::compile(
+        raw.policy
+            .max_rejects
+            .as_ref()
+            .map(crate::policy::LimitDef::as_text)
+            .as_deref(),
+        raw.policy.max_shrink.as_deref(),
+        raw.policy.non_finite.as_deref(),
+        &mut |d| cx.push(d),
+    );
     if raw.ladders.is_empty() {
         cx.push(Diagnostic::warning(
             "no_ladders",
@@ -699,6 +741,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         lifetime,
         churn,
         warnings,
+        guards,
     })
 }
 

@@ -89,8 +89,75 @@ pub enum Cond {
     HasTag(String),
 }
 
+/// The largest expression or condition a policy may hold, in bytes.
+pub const MAX_EXPRESSION_BYTES: usize = 8 * 1024;
+/// The most operators (`+`, `AND`, `=`, …) in one expression: each is a level of the tree
+/// the query planner walks recursively, so a longer chain could overflow its stack.
+pub const MAX_EXPRESSION_OPERATORS: usize = 256;
+/// The deepest nesting of parentheses in one expression.
+pub const MAX_EXPRESSION_NESTING: usize = 32;
+
+/// Refuses an expression too large or too deep to plan safely (limits above); runs before
+/// anything parses it into a tree, and never recurses.
+pub fn check_size(text: &str) -> Result<(), String> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if text.len() > MAX_EXPRESSION_BYTES {
+        return Err(format!(
+            "the expression is {} bytes long; at most {MAX_EXPRESSION_BYTES} are allowed (split it into metrics that build on each other)",
+            text.len()
+        ));
+    }
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize()
+        .map_err(|e| format!("cannot read expression: {e}"))?;
+    let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
+    for t in &tokens {
+        match t {
+            Token::LParen => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq => operators += 1,
+            Token::Word(w)
+                if matches!(
+                    w.keyword,
+                    Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::WHEN
+                ) =>
+            {
+                operators += 1
+            }
+            _ => {}
+        }
+    }
+    if operators > MAX_EXPRESSION_OPERATORS {
+        return Err(format!(
+            "the expression has {operators} operators; at most {MAX_EXPRESSION_OPERATORS} are allowed (split it into metrics that build on each other)"
+        ));
+    }
+    if deepest > MAX_EXPRESSION_NESTING {
+        return Err(format!(
+            "the expression nests parentheses {deepest} deep; at most {MAX_EXPRESSION_NESTING} are allowed"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a condition. Errors are messages for people, without location (the caller adds it).
 pub fn parse_condition(text: &str) -> Result<Cond, String> {
+    check_size(text)?;
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(text)
@@ -685,6 +752,7 @@ fn compare(cell: Value<'_>, lit: &Literal) -> Option<std::cmp::Ordering> {
 /// Identifiers in a SQL expression that are not function names: the metrics a derived metric
 /// reads. Keywords are skipped unless they are known names.
 pub fn sql_identifiers(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Vec<String>, String> {
+    check_size(sql)?;
     use sqlparser::keywords::Keyword;
     use sqlparser::tokenizer::{Token, Tokenizer};
     let dialect = GenericDialect {};
@@ -715,6 +783,26 @@ pub fn sql_identifiers(sql: &str, known: &dyn Fn(&str) -> bool) -> Result<Vec<St
 mod tests {
     use super::*;
     use crate::frame::Column;
+
+    #[test]
+    fn huge_or_deep_expressions_are_refused_without_recursing() {
+        let long = format!("sum(amount){}", " + sum(amount)".repeat(1_000));
+        assert!(
+            check_size(&long).unwrap_err().contains("bytes long"),
+            "{long:.20}"
+        );
+        let many = format!("a{}", "+a".repeat(300));
+        assert_eq!(
+            check_size(&many).unwrap_err(),
+            "the expression has 300 operators; at most 256 are allowed (split it into metrics that build on each other)"
+        );
+        let or = format!("x = 1{}", " OR x = 1".repeat(30_000));
+        assert!(parse_condition(&or).is_err());
+        let deep = format!("{}1{}", "(".repeat(40), ")".repeat(40));
+        assert!(check_size(&deep).unwrap_err().contains("40 deep"));
+        let fine = format!("a{}", "+a".repeat(100));
+        assert!(check_size(&fine).is_ok());
+    }
 
     fn frame() -> Frame {
         let mut f = Frame::new(vec!["a", "b"], vec![vec!["family_card".into()], vec![]]);

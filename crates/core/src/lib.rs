@@ -13,6 +13,7 @@ pub mod cond;
 pub mod diagnostic;
 pub mod evaluate;
 pub mod frame;
+pub mod guard;
 pub mod hold;
 pub mod ladder;
 pub mod lint;
@@ -28,6 +29,7 @@ pub use evaluate::{
     evaluate, evaluate_with,
 };
 pub use frame::{Column, Frame, Ids, Value, fmt_num};
+pub use guard::{Guards, RejectLimit};
 pub use hold::{Hold, HoldState, PriorState, Standing};
 pub use ladder::{LadderResult, ManualPin, Reason};
 pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};

@@ -124,6 +124,32 @@ pub struct PolicyMeta {
     /// The metric counting a customer's purchases (events) in the current window; the run
     /// history's repeat-purchase and churn rates are read from it.
     pub activity: Option<String>,
+    /// Rows of a source that may be rejected (`--on-bad-rows quarantine`) before a run
+    /// stops: `"1%"` of the rows read (default) or a number of rows.
+    pub max_rejects: Option<LimitDef>,
+    /// How far a source's rows may drop from the last recorded run before a run stops
+    /// (default `"50%"`); `--allow-shrink` lets one run through.
+    pub max_shrink: Option<String>,
+    /// A metric infinite or NaN for some customers (an overflowing sum, a division by
+    /// zero): `"warn"` (default; the value counts as missing) or `"error"` (the run stops).
+    pub non_finite: Option<String>,
+}
+
+/// A limit written as a number (`50`) or text (`"1%"`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum LimitDef {
+    Rows(u64),
+    Text(String),
+}
+
+impl LimitDef {
+    pub fn as_text(&self) -> String {
+        match self {
+            LimitDef::Rows(n) => n.to_string(),
+            LimitDef::Text(s) => s.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -69,10 +69,17 @@ pub enum EngineError {
     User(#[from] UserError),
     #[error("internal engine error: {0}")]
     Internal(String),
+    /// An integer division by zero while computing metrics; the caller names the metrics
+    /// (it becomes a [`UserError`] before it leaves the engine).
+    #[error("a metric divides a whole number by zero: {0}")]
+    Division(String),
 }
 
 impl From<datafusion::error::DataFusionError> for EngineError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
+        if crate::divides_by_zero(&e) {
+            return EngineError::Division(e.to_string());
+        }
         EngineError::Internal(e.to_string())
     }
 }

@@ -26,7 +26,7 @@ use stratum_core::policy::{CUSTOMERS, SourceFormat};
 use stratum_core::{Column, Frame, Ids};
 
 pub use error::{EngineError, UserError};
-pub use load::{BadRows, LoadStats, Reject};
+pub use load::{BadRows, LoadStats, Reject, TextSpec, load_csv, load_jsonl};
 
 /// How the engine runs.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +72,22 @@ pub struct MetricsOutput {
     pub orphans: Vec<Orphans>,
     /// The lifetime models, when the policy has lifetime metrics.
     pub lifetime: Option<stratum_core::clv::LifetimeFit>,
+    /// Metrics that came out infinite or not a number (an overflowing sum, a division by
+    /// zero) for some customers: such values are missing in the frame, and said so here.
+    pub non_finite: Vec<NonFinite>,
 }
+
+/// A metric's values that were not finite numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    pub metric: String,
+    pub customers: u64,
+    /// A few of the customers, in key order.
+    pub examples: Vec<String>,
+}
+
+/// Customers named per metric in a [`NonFinite`].
+const NON_FINITE_EXAMPLES: usize = 3;
 
 /// Event rows per customer below which stage one skips partial aggregation.
 const FEW_ROWS_PER_CUSTOMER: u64 = 64;
@@ -144,6 +159,57 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("sources", &self.sources)
             .finish()
+    }
+}
+
+/// Whether a DataFusion error is, at its root, an integer division by zero.
+fn divides_by_zero(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if matches!(
+            err.downcast_ref::<ArrowError>(),
+            Some(ArrowError::DivideByZero)
+        ) {
+            return true;
+        }
+        if let Some(DataFusionError::ArrowError(a, _)) = err.downcast_ref::<DataFusionError>()
+            && matches!(**a, ArrowError::DivideByZero)
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// A division by zero in `metrics` as the user error it is; any other error as it was.
+fn division_error(e: datafusion::error::DataFusionError, metrics: &[String]) -> EngineError {
+    if divides_by_zero(&e) {
+        division_user_error(metrics)
+    } else {
+        e.into()
+    }
+}
+
+fn division_user_error(metrics: &[String]) -> EngineError {
+    let message = "divides a whole number by zero for some customer; write the divisor as \
+                   nullif(…, 0) (the metric is then missing there) or divide by a decimal"
+        .to_string();
+    match metrics {
+        [one] => user(UserError::Metric {
+            metric: one.clone(),
+            message,
+        }),
+        _ => user(UserError::Config(format!(
+            "one of the metrics {} {message}",
+            metrics
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 
@@ -521,7 +587,10 @@ impl Engine {
                 })?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let started = std::time::Instant::now();
-            let batches = df.collect().await?;
+            let batches = df
+                .collect()
+                .await
+                .map_err(|e| division_error(e, &a.metrics))?;
             tracing::debug!(table = %a.table, elapsed = ?started.elapsed(), "stage one aggregate");
             let table = MemTable::try_new(schema, vec![batches])?;
             self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
@@ -545,7 +614,22 @@ impl Engine {
         if lifetime.is_some() {
             registered.push(lifetime::TABLE.to_string());
         }
-        let result = self.stage_two(policy, &aggs, as_of, &types).await;
+        let result = self
+            .stage_two(policy, &aggs, as_of, &types)
+            .await
+            .map_err(|e| match e {
+                EngineError::Division(_) => {
+                    // Stage two computes the derived metrics: name those that divide.
+                    let dividing: Vec<String> = policy
+                        .metrics
+                        .iter()
+                        .filter(|m| matches!(&m.kind, stratum_core::MetricKind::Derived { expr, .. } if expr.contains('/')))
+                        .map(|m| m.name.clone())
+                        .collect();
+                    division_user_error(&dividing)
+                }
+                e => e,
+            });
         let totals = match &result {
             Ok(_) => self.aggregate_totals(&aggs).await,
             Err(_) => Ok(Vec::new()),
@@ -555,7 +639,7 @@ impl Engine {
         }
         let batches = result?;
         let totals = totals?;
-        let frame = to_frame(policy, &batches)?;
+        let (frame, non_finite) = to_frame(policy, &batches)?;
         // Rows are in key order, so a customer listed twice is two neighbours.
         let ids = frame.ids();
         if let Some(row) = (1..ids.len()).find(|&row| ids[row] == ids[row - 1]) {
@@ -570,6 +654,7 @@ impl Engine {
             frame,
             orphans,
             lifetime,
+            non_finite,
         })
     }
 
@@ -877,7 +962,10 @@ pub(crate) fn round_metric(v: f64) -> f64 {
     }
 }
 
-fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineError> {
+fn to_frame(
+    policy: &Policy,
+    batches: &[RecordBatch],
+) -> Result<(Frame, Vec<NonFinite>), EngineError> {
     use datafusion::arrow::compute::concat;
 
     if batches.is_empty() {
@@ -887,7 +975,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                 .push(m.name.clone(), Column::Num(Vec::new()))
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
         }
-        return Ok(frame);
+        return Ok((frame, Vec::new()));
     }
     // A column across every batch, once: everything below reads it in key order.
     let column = |name: &str| -> Result<ArrayRef, EngineError> {
@@ -928,7 +1016,7 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                 .collect();
             Ok(tags)
         },
-        || -> Result<Vec<Column>, EngineError> {
+        || -> Result<(Vec<Column>, NonFiniteRows), EngineError> {
             let mut columns: Vec<Option<Column>> = vec![None; policy.metrics.len()];
             let mut numeric: Vec<(usize, ArrayRef)> = Vec::new();
             for (i, m) in policy.metrics.iter().enumerate() {
@@ -940,22 +1028,75 @@ fn to_frame(policy: &Policy, batches: &[RecordBatch]) -> Result<Frame, EngineErr
                 }
             }
             let (at, values): (Vec<usize>, Vec<ArrayRef>) = numeric.into_iter().unzip();
+            let non_finite: NonFiniteRows = at
+                .iter()
+                .zip(&values)
+                .filter_map(|(&i, v)| {
+                    let (count, rows) = non_finite_rows(v);
+                    (count > 0).then_some((i, count, rows))
+                })
+                .collect();
             for (i, gathered) in at.into_iter().zip(numbers_in_order(values, &order)) {
                 columns[i] = Some(Column::Num(gathered));
             }
-            Ok(columns
-                .into_iter()
-                .map(|c| c.expect("every metric has a column"))
-                .collect())
+            Ok((
+                columns
+                    .into_iter()
+                    .map(|c| c.expect("every metric has a column"))
+                    .collect(),
+                non_finite,
+            ))
         },
     );
+    let (metrics, non_finite) = metrics?;
     let mut frame = Frame::new(ids, tags?);
-    for (m, values) in policy.metrics.iter().zip(metrics?) {
+    for (m, values) in policy.metrics.iter().zip(metrics) {
         frame
             .push(m.name.clone(), values)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
     }
-    Ok(frame)
+    // Arrival rows to customers: `order` maps key order to arrival order.
+    let non_finite = non_finite
+        .into_iter()
+        .map(|(i, customers, rows)| {
+            let mut examples: Vec<usize> = rows
+                .iter()
+                .filter_map(|r| order.iter().position(|&o| o as usize == *r))
+                .collect();
+            examples.sort_unstable();
+            NonFinite {
+                metric: policy.metrics[i].name.clone(),
+                customers,
+                examples: examples
+                    .into_iter()
+                    .map(|p| frame.ids()[p].to_string())
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok((frame, non_finite))
+}
+
+/// Per numeric metric (by index) with non-finite values: how many, and a few arrival rows.
+type NonFiniteRows = Vec<(usize, u64, Vec<usize>)>;
+
+/// How many valid values of a Float64 column are infinite or NaN, and the arrival rows of
+/// the first few.
+fn non_finite_rows(values: &ArrayRef) -> (u64, Vec<usize>) {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float64Type;
+    let values = values.as_primitive::<Float64Type>();
+    let mut count = 0u64;
+    let mut rows = Vec::new();
+    for (row, v) in values.iter().enumerate() {
+        if v.is_some_and(|v| !v.is_finite()) {
+            count += 1;
+            if rows.len() < NON_FINITE_EXAMPLES {
+                rows.push(row);
+            }
+        }
+    }
+    (count, rows)
 }
 
 /// The stage-two rows in customer key order (nulls last; ties, which only a duplicate key

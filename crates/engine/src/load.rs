@@ -237,13 +237,166 @@ fn append(b: &mut Builder, c: &Cell<'_>) {
     }
 }
 
-/// One text row: its line and fields, or its line and why it cannot be split into fields.
-type TextRow = Result<(u64, Vec<String>), (u64, String)>;
+/// A line that could not be split into fields: where it is, why, and its text as the file
+/// holds it (for rejects.csv).
+pub(crate) struct BadText {
+    pub line: u64,
+    pub reason: String,
+    pub record: String,
+}
+
+/// One text row: its line and fields, or why it cannot be split into fields.
+type TextRow = Result<(u64, Vec<String>), BadText>;
 
 /// Rows as lists of text fields, with their line numbers: the common shape of CSV and JSONL.
 pub(crate) struct TextRows {
     pub header: Vec<String>,
     pub rows: Box<dyn Iterator<Item = TextRow>>,
+}
+
+/// A quoted field may hold line breaks (an address, a note), but never more than this many:
+/// a stray quote otherwise turns the rest of the file into one field of one record.
+pub const MAX_RECORD_LINES: u64 = 32;
+
+/// CSV records with exact lines. The csv crate reads a quote that is never closed as a field
+/// running to the end of the file; here a record that spans lines is kept only when it has
+/// the header's width and at most [`MAX_RECORD_LINES`] lines. Otherwise its first line is a
+/// bad row (with its text) and reading starts again on the line after it, so every line of
+/// the file is either accepted or rejected.
+struct CsvRows {
+    reader: csv::Reader<std::fs::File>,
+    /// A second handle on the file, to read a bad record's raw text and find line ends.
+    raw: std::fs::File,
+    width: usize,
+    record: csv::StringRecord,
+    done: bool,
+}
+
+impl CsvRows {
+    /// The bytes from `from` up to `to` (exclusive), or to the end of the line at `from`
+    /// when `to` is `None`; and the offset just past that line.
+    fn raw_text(&mut self, from: u64, to: Option<u64>) -> std::io::Result<(String, u64)> {
+        use std::io::{BufRead, Seek, SeekFrom};
+        self.raw.seek(SeekFrom::Start(from))?;
+        let mut buf = Vec::new();
+        match to {
+            Some(to) => {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut self.raw, to.saturating_sub(from)),
+                    &mut buf,
+                )?;
+            }
+            None => {
+                std::io::BufReader::new(&mut self.raw).read_until(b'\n', &mut buf)?;
+            }
+        }
+        let next = from + buf.len() as u64;
+        let text = String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
+        Ok((text, next))
+    }
+
+    fn bad(&mut self, line: u64, from: u64, to: Option<u64>, reason: String) -> TextRow {
+        let record = self.raw_text(from, to).map(|(t, _)| t).unwrap_or_default();
+        Err(BadText {
+            line,
+            reason,
+            record,
+        })
+    }
+}
+
+impl Iterator for CsvRows {
+    type Item = TextRow;
+
+    fn next(&mut self) -> Option<TextRow> {
+        if self.done {
+            return None;
+        }
+        let read = self.reader.read_record(&mut self.record);
+        let end = self.reader.position().clone();
+        match read {
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Ok(true) => {
+                let start = self
+                    .record
+                    .position()
+                    .cloned()
+                    .unwrap_or_else(|| end.clone());
+                // Lines this record covers: its own and one per line break inside its fields.
+                let spanned = 1 + self
+                    .record
+                    .iter()
+                    .map(|f| f.bytes().filter(|b| *b == b'\n').count() as u64)
+                    .sum::<u64>();
+                let multi_line = spanned > 1;
+                if multi_line && (self.record.len() != self.width || spanned > MAX_RECORD_LINES) {
+                    // Start again on the line after this record's first line.
+                    let row = match self.raw_text(start.byte(), None) {
+                        Ok((text, next)) => {
+                            let mut resume = csv::Position::new();
+                            resume.set_byte(next).set_line(start.line() + 1);
+                            if let Err(e) = self.reader.seek(resume) {
+                                self.done = true;
+                                return Some(Err(BadText {
+                                    line: start.line(),
+                                    reason: format!("cannot read on: {e}"),
+                                    record: text,
+                                }));
+                            }
+                            Err(BadText {
+                                line: start.line(),
+                                reason: "has a quoted field that is never closed (a quote opens a field on this line and no record ends within the next lines)".to_string(),
+                                record: text,
+                            })
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            Err(BadText {
+                                line: start.line(),
+                                reason: format!("cannot be read: {e}"),
+                                record: String::new(),
+                            })
+                        }
+                    };
+                    return Some(row);
+                }
+                if self.record.len() != self.width {
+                    let len = self.record.len();
+                    let width = self.width;
+                    return Some(self.bad(
+                        start.line(),
+                        start.byte(),
+                        Some(end.byte()),
+                        format!("has {len} fields, the header has {width}"),
+                    ));
+                }
+                Some(Ok((
+                    start.line(),
+                    self.record.iter().map(|f| f.trim().to_string()).collect(),
+                )))
+            }
+            Err(e) => {
+                let start = e.position().cloned().unwrap_or_else(|| end.clone());
+                let reason = match e.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => format!(
+                        "is not valid UTF-8 (field {}); save the export as UTF-8",
+                        err.field() + 1
+                    ),
+                    _ => e.to_string(),
+                };
+                if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
+                    // An I/O error: nothing more can be read.
+                    self.done = true;
+                }
+                Some(self.bad(start.line(), start.byte(), Some(end.byte()), reason))
+            }
+        }
+    }
 }
 
 fn open_csv(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
@@ -258,49 +411,88 @@ fn open_csv(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
-    let width = header.len();
-    let rows = reader.into_records().map(move |r| match r {
-        Ok(rec) => {
-            let line = rec.position().map_or(0, |p| p.line());
-            if rec.len() != width {
-                Err((
-                    line,
-                    format!("has {} fields, the header has {width}", rec.len()),
-                ))
-            } else {
-                Ok((line, rec.iter().map(|f| f.trim().to_string()).collect()))
-            }
-        }
-        Err(e) => {
-            let line = e.position().map_or(0, |p| p.line());
-            Err((line, e.to_string()))
-        }
-    });
+    let raw = std::fs::File::open(spec.path).map_err(|e| io_error(spec, e))?;
     Ok(TextRows {
+        rows: Box::new(CsvRows {
+            reader,
+            raw,
+            width: header.len(),
+            record: csv::StringRecord::new(),
+            done: false,
+        }),
         header,
-        rows: Box::new(rows),
     })
 }
 
+/// A JSON object's members in the order written, duplicates kept, so a key given twice is
+/// a bad row instead of silently keeping the last value.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// One JSON line as its members, or why it is not a row.
+fn json_members(line: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
+    match serde_json::from_str::<Members>(line) {
+        Ok(Members(members)) => {
+            for (i, (k, _)) in members.iter().enumerate() {
+                if members[..i].iter().any(|(seen, _)| seen == k) {
+                    return Err(format!("has the key \"{k}\" twice"));
+                }
+            }
+            Ok(members)
+        }
+        Err(e) if e.is_data() => match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(_) => Err("is not a JSON object".to_string()),
+            Err(e) => Err(format!("is not valid JSON: {e}")),
+        },
+        Err(e) => Err(format!("is not valid JSON: {e}")),
+    }
+}
+
 fn open_jsonl(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(spec.path).map_err(|e| io_error(spec, e))?;
-    let lines: Vec<String> = std::io::BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| io_error(spec, e))?;
+    let bytes = std::fs::read(spec.path).map_err(|e| io_error(spec, e))?;
+    // Lines are split as bytes: one line that is not UTF-8 is a bad row, not a bad file.
+    let lines: Vec<Result<String, String>> = bytes
+        .split(|b| *b == b'\n')
+        .map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            String::from_utf8(l.to_vec()).map_err(|_| String::from_utf8_lossy(l).into_owned())
+        })
+        .collect();
+    drop(bytes);
     // The header is every key seen in the first rows, in order of appearance.
     let mut header: Vec<String> = Vec::new();
     for line in lines
         .iter()
+        .filter_map(|l| l.as_ref().ok())
         .filter(|l| !l.trim().is_empty())
         .take(JSON_HEADER_ROWS)
     {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line)
-        {
-            for k in map.keys() {
-                if !header.contains(k) {
-                    header.push(k.clone());
+        if let Ok(members) = json_members(line) {
+            for (k, _) in members {
+                if !header.contains(&k) {
+                    header.push(k);
                 }
             }
         }
@@ -309,22 +501,37 @@ fn open_jsonl(spec: &TextSpec<'_>) -> Result<TextRows, EngineError> {
     let rows = lines
         .into_iter()
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
         .map(move |(i, line)| {
             let n = i as u64 + 1;
-            match serde_json::from_str::<serde_json::Value>(&line) {
-                Ok(serde_json::Value::Object(map)) => Ok((
+            let line = match line {
+                Ok(line) => line,
+                Err(lossy) => {
+                    return Err(BadText {
+                        line: n,
+                        reason: "is not valid UTF-8; save the export as UTF-8".to_string(),
+                        record: lossy,
+                    });
+                }
+            };
+            match json_members(&line) {
+                Ok(members) => Ok((
                     n,
                     cols.iter()
-                        .map(|c| match map.get(c) {
-                            None | Some(serde_json::Value::Null) => String::new(),
-                            Some(serde_json::Value::String(s)) => s.trim().to_string(),
-                            Some(other) => other.to_string(),
-                        })
+                        .map(
+                            |c| match members.iter().find(|(k, _)| k == c).map(|(_, v)| v) {
+                                None | Some(serde_json::Value::Null) => String::new(),
+                                Some(serde_json::Value::String(s)) => s.trim().to_string(),
+                                Some(other) => other.to_string(),
+                            },
+                        )
                         .collect(),
                 )),
-                Ok(_) => Err((n, "is not a JSON object".to_string())),
-                Err(e) => Err((n, format!("is not valid JSON: {e}"))),
+                Err(reason) => Err(BadText {
+                    line: n,
+                    reason,
+                    record: line,
+                }),
             }
         });
     Ok(TextRows {
@@ -453,7 +660,12 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
         stats.read += 1;
         let mut cells: Vec<Cell<'_>> = Vec::with_capacity(header.len());
         let problem: Option<(u64, Option<String>, String, String)> = match &row {
-            Err((line, msg)) => Some((*line, None, format!("row {msg}"), String::new())),
+            Err(bad) => Some((
+                bad.line,
+                None,
+                format!("row {}", bad.reason),
+                bad.record.clone(),
+            )),
             Ok((line, fields)) => {
                 let mut bad = None;
                 for (i, (value, ty)) in fields.iter().zip(&types).enumerate() {
@@ -472,7 +684,12 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
                                     head_len
                                 ),
                             };
-                            bad = Some((*line, Some(header[i].clone()), reason, fields.join(",")));
+                            bad = Some((
+                                *line,
+                                Some(header[i].clone()),
+                                reason,
+                                record_text(fields, spec.delimiter),
+                            ));
                             break;
                         }
                     }
@@ -482,7 +699,7 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
                         *line,
                         Some(spec.key.to_string()),
                         "customer key is empty".into(),
-                        fields.join(","),
+                        record_text(fields, spec.delimiter),
                     ));
                 }
                 if bad.is_none()
@@ -493,7 +710,7 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
                         *line,
                         Some(header[t].clone()),
                         "time is empty".into(),
-                        fields.join(","),
+                        record_text(fields, spec.delimiter),
                     ));
                 }
                 if bad.is_none() && spec.unique_key {
@@ -505,7 +722,7 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
                                 "duplicate key '{}' (first seen on line {first})",
                                 fields[key_idx]
                             ),
-                            fields.join(","),
+                            record_text(fields, spec.delimiter),
                         ));
                     } else {
                         seen_keys.insert(fields[key_idx].clone(), *line);
@@ -556,6 +773,21 @@ fn load_rows(spec: &TextSpec<'_>, text: TextRows, mode: BadRows) -> Result<Loade
         stats,
         rejects,
     })
+}
+
+/// A row's fields as one line of its file's format (quoted where needed), for rejects.csv.
+fn record_text(fields: &[String], delimiter: u8) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    if writer.write_record(fields).is_err() {
+        return fields.join(",");
+    }
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\n')
+        .to_string()
 }
 
 fn finish_batch(schema: &SchemaRef, builders: &mut [Builder]) -> Result<RecordBatch, EngineError> {

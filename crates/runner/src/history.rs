@@ -104,6 +104,17 @@ pub struct DiffReport {
     pub ladders: Vec<LadderDiff>,
 }
 
+/// The recorded runs that are not retired, in recording order: what default choices
+/// ("the latest run", "the last two runs") pick from.
+async fn serving_runs(store: &Store) -> Result<Vec<RunInfo>, RunError> {
+    Ok(store
+        .runs(None)
+        .await?
+        .into_iter()
+        .filter(|r| !r.is_retired())
+        .collect())
+}
+
 /// Runs to compare: both given; one given (against the latest run); none (the last two runs
 /// of the policy of the latest run).
 async fn pick_runs(
@@ -114,7 +125,7 @@ async fn pick_runs(
     match (a, b) {
         (Some(a), Some(b)) => Ok((store.run(a).await?, store.run(b).await?)),
         (a, _) => {
-            let all = store.runs(None).await?;
+            let all = serving_runs(store).await?;
             let Some(latest) = all.last().cloned() else {
                 return Err(RunError::Invalid(
                     "the history is empty: `stratum run` records a run".into(),
@@ -208,7 +219,7 @@ pub async fn export_run(
 ) -> Result<(RunInfo, usize), RunError> {
     let run = match run {
         Some(id) => store.run(id).await?,
-        None => store.runs(None).await?.pop().ok_or_else(|| {
+        None => serving_runs(store).await?.pop().ok_or_else(|| {
             RunError::Invalid("the history is empty: `stratum run` records a run".into())
         })?,
     };
@@ -305,7 +316,7 @@ pub struct KpiRow {
 
 /// The effect report over every run of a policy (`None`: the policy of the latest run).
 pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiRow>, RunError> {
-    let all = store.runs(None).await?;
+    let all = serving_runs(store).await?;
     let Some(name) = policy_name
         .map(str::to_string)
         .or_else(|| all.last().map(|r| r.policy_name.clone()))
@@ -515,7 +526,7 @@ pub async fn simulate(
     progress: &mut dyn Progress,
 ) -> Result<Simulation, RunError> {
     let ev = evaluate_policy(draft, options, Some(store), progress).await?;
-    let all = store.runs(None).await?;
+    let all = serving_runs(store).await?;
     let base = all
         .iter()
         .rev()

@@ -5,7 +5,9 @@
 //! outputs. The CLI and, later, the server call these functions; neither needs to know how a
 //! run is put together.
 
+mod guard;
 mod history;
+mod lock;
 mod output;
 mod pins;
 mod record;
@@ -22,6 +24,7 @@ use stratum_core::{
 use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orphans};
 use stratum_store::{Store, StoreError};
 
+pub use guard::GuardOptions;
 pub use history::{
     DiffReport, KpiRow, LadderDiff, Simulation, diff, export_run, history, report, simulate,
     write_kpis, write_moves,
@@ -47,6 +50,14 @@ pub enum RunError {
     },
     #[error("invalid as_of date `{0}`; write YYYY-MM-DD")]
     AsOf(String),
+    #[error(
+        "another run is going on in this workspace ({holder}); wait for it to finish (lock {path})"
+    )]
+    Locked { path: String, holder: String },
+    #[error("{0}")]
+    NonFinite(String),
+    #[error("as_of {as_of} {why}")]
+    AsOfOutOfRange { as_of: NaiveDate, why: String },
     #[error("customer `{0}` is not in the customers source")]
     UnknownCustomer(String),
     #[error("cannot write {path}: {message}")]
@@ -55,6 +66,78 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "source `{source_name}` ({file}): {rejected} of {read} rows rejected, more than the limit of {limit}; \
+         the run stops so a mostly unreadable export does not become history (see rejects in the output, \
+         or raise `--max-rejects` / `[policy] max_rejects`)"
+    )]
+    TooManyRejects {
+        source_name: String,
+        file: String,
+        read: u64,
+        rejected: u64,
+        limit: stratum_core::RejectLimit,
+    },
+    #[error("{}", shrunk_message(.source_name, .file, *.rows, *.before, *.max_shrink))]
+    Shrunk {
+        source_name: String,
+        file: String,
+        rows: u64,
+        before: Option<u64>,
+        max_shrink: f64,
+    },
+}
+
+fn shrunk_message(
+    source: &str,
+    file: &str,
+    rows: u64,
+    before: Option<u64>,
+    max_shrink: f64,
+) -> String {
+    let what = match before {
+        Some(b) if rows > 0 => format!(
+            "has {} rows, {} at the last recorded run (down more than {}%)",
+            fmt_count(rows),
+            fmt_count(b),
+            stratum_core::fmt_num(max_shrink * 100.0)
+        ),
+        Some(b) => format!("has no rows ({} at the last recorded run)", fmt_count(b)),
+        None => "has no rows".to_string(),
+    };
+    format!(
+        "source `{source}` ({file}) {what}; the run stops in case the export was cut short. \
+         If the data really shrank, run again with `--allow-shrink` (recorded with the run)"
+    )
+}
+
+/// "metric `x` is infinite or not a number for 2 customers (C1, C2)".
+fn non_finite_text(n: &stratum_engine::NonFinite) -> String {
+    format!(
+        "metric `{}` is infinite or not a number (an overflow, or a division by zero) for {} customer{} ({}{})",
+        n.metric,
+        fmt_count(n.customers),
+        if n.customers == 1 { "" } else { "s" },
+        n.examples.join(", "),
+        if n.customers as usize > n.examples.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )
+}
+
+/// 16548 -> "16,548".
+fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl RunError {
@@ -123,6 +206,32 @@ pub fn resolve_as_of(policy: &Policy, flag: Option<&str>) -> Result<NaiveDate, R
     }
 }
 
+/// The earliest `as_of` a run takes: an earlier date is a typo, not a customer base.
+pub const EARLIEST_AS_OF: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+/// Days past today an `as_of` may be without `allow_future_as_of` (time zones, a run
+/// started just before midnight).
+pub const FUTURE_GRACE_DAYS: u64 = 1;
+
+/// Refuses an `as_of` before 1970 or, unless allowed, more than a day after today.
+pub fn check_as_of(as_of: NaiveDate, allow_future: bool) -> Result<(), RunError> {
+    let today = chrono::Local::now().date_naive();
+    if as_of < EARLIEST_AS_OF {
+        return Err(RunError::AsOfOutOfRange {
+            as_of,
+            why: format!("is before {EARLIEST_AS_OF}; check the date"),
+        });
+    }
+    if !allow_future && as_of > today + chrono::Days::new(FUTURE_GRACE_DAYS) {
+        return Err(RunError::AsOfOutOfRange {
+            as_of,
+            why: format!(
+                "is in the future (today is {today}); a run dated ahead would be compared and held against as if it were the latest. Pass --allow-future-as-of (API: \"allow_future_as_of\": true) if you mean it"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What `check` found.
 #[derive(Debug)]
 pub struct CheckReport {
@@ -173,6 +282,10 @@ pub struct RunOptions {
     pub target_partitions: usize,
     /// Who starts the run, recorded with it.
     pub recorded_by: String,
+    /// Beyond the policy's input guards.
+    pub guard: GuardOptions,
+    /// Accept an `as_of` more than a day after today.
+    pub allow_future_as_of: bool,
 }
 
 /// The embedded default history database of a workspace folder.
@@ -229,6 +342,9 @@ struct Evaluated<'p> {
     timings: Vec<(String, Duration)>,
     warnings: Vec<Diagnostic>,
     previous_run: Option<i64>,
+    /// Sources let through by `--allow-shrink`.
+    shrink_allowed: Vec<String>,
+    non_finite: Vec<stratum_engine::NonFinite>,
 }
 
 /// What the store adds to an evaluation: overrides and tags people entered, and the standing
@@ -239,6 +355,8 @@ struct Kept {
     tags: Vec<(String, String)>,
     prior: Prior,
     previous_run: Option<i64>,
+    /// Rows per source at the last recorded run of the policy.
+    recorded_rows: std::collections::HashMap<String, u64>,
 }
 
 async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, RunError> {
@@ -284,12 +402,18 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
             value: i.value,
         })
         .collect();
+    let recorded_rows = store
+        .last_recorded_run(policy.history_name())
+        .await?
+        .map(|r| guard::recorded_rows(&r.inputs))
+        .unwrap_or_default();
     Ok(Kept {
         inputs,
         pins,
         tags,
         prior,
         previous_run: previous.map(|r| r.id),
+        recorded_rows,
     })
 }
 
@@ -301,6 +425,7 @@ async fn evaluate_policy<'p>(
 ) -> Result<Evaluated<'p>, RunError> {
     let policy = &loaded.policy;
     let as_of = resolve_as_of(policy, options.as_of.as_deref())?;
+    check_as_of(as_of, options.allow_future_as_of)?;
     let mut timings = Vec::new();
     let t = Instant::now();
     let mut kept = match store {
@@ -320,7 +445,14 @@ async fn evaluate_policy<'p>(
     })
     .await?;
     timings.push(("load".to_string(), t.elapsed()));
-    let mut pins = match &policy.file.policy.overrides_file {
+    let no_history = std::collections::HashMap::new();
+    let shrink_allowed = guard::check(
+        &engine,
+        &policy.guards,
+        options.guard,
+        kept.as_ref().map_or(&no_history, |k| &k.recorded_rows),
+    )?;
+    let pins = match &policy.file.policy.overrides_file {
         Some(f) => pins::read(&loaded.base_dir.join(f), f)?,
         None => Vec::new(),
     };
@@ -328,10 +460,69 @@ async fn evaluate_policy<'p>(
     let t = Instant::now();
     let out = engine.metrics(policy, as_of).await?;
     timings.push(("metrics".to_string(), t.elapsed()));
+    if let Some(n) = out.non_finite.first()
+        && policy.guards.non_finite_is_error
+    {
+        return Err(RunError::NonFinite(non_finite_text(n)));
+    }
     progress.stage("scoring and placing");
     let t = Instant::now();
     let mut frame = out.frame;
-    let mut warnings = Vec::new();
+    // A row of the overrides file naming a customer the data does not have: the file's
+    // line in fail mode; in quarantine a reject like any other bad row.
+    let mut file_pins = Vec::with_capacity(pins.len());
+    let mut engine = engine;
+    for pin in pins {
+        if frame.row_of(&pin.customer_id).is_some() {
+            file_pins.push(pin);
+            continue;
+        }
+        let (file, line) = pin
+            .origin
+            .rsplit_once(':')
+            .map(|(f, l)| (f.to_string(), l.parse().unwrap_or(0)))
+            .unwrap_or((pin.origin.clone(), 0));
+        let reason = format!(
+            "customer `{}` is not in the customers source",
+            pin.customer_id
+        );
+        if options.on_bad_rows == BadRows::Fail {
+            return Err(RunError::Overrides {
+                file,
+                line,
+                message: reason,
+            });
+        }
+        engine.rejects.push(stratum_engine::Reject {
+            source: "overrides_file".into(),
+            file,
+            line,
+            column: Some("customer_id".into()),
+            reason,
+            record: format!("{},{},{}", pin.customer_id, pin.ladder, pin.level),
+        });
+    }
+    let mut pins = file_pins;
+    let mut warnings: Vec<Diagnostic> = out
+        .non_finite
+        .iter()
+        .map(|n| {
+            Diagnostic::warning(
+                "non_finite_metric",
+                &format!("metrics.{}", n.metric),
+                format!("{}; they count as missing (`[policy] non_finite = \"error\"` stops the run instead)", non_finite_text(n)),
+            )
+        })
+        .collect();
+    warnings.extend(shrink_allowed
+        .iter()
+        .map(|name| {
+            Diagnostic::warning(
+                "shrink_allowed",
+                &format!("sources.{name}"),
+                format!("source `{name}` has far fewer rows than at the last recorded run (or none); let through by --allow-shrink"),
+            )
+        }));
     if let Some(k) = &kept {
         let rows: std::collections::HashMap<&str, usize> = frame
             .ids()
@@ -379,6 +570,8 @@ async fn evaluate_policy<'p>(
         timings,
         warnings,
         previous_run: kept.and_then(|k| k.previous_run),
+        shrink_allowed,
+        non_finite: out.non_finite,
     })
 }
 
@@ -393,6 +586,19 @@ pub async fn run(
     progress: &mut dyn Progress,
 ) -> Result<RunOutcome, RunError> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let _lock = lock::RunLock::acquire(
+        &loaded.base_dir,
+        &format!(
+            "policy {}, started by {}",
+            loaded.path.display(),
+            options.recorded_by
+        ),
+    )?;
+    let out_dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| loaded.base_dir.join("out"));
+    output::prepare_dir(&out_dir)?;
     let fingerprints = store.map(|_| record::spawn_fingerprints(loaded));
     let Evaluated {
         evaluation,
@@ -403,11 +609,9 @@ pub async fn run(
         mut timings,
         warnings: mut kept_warnings,
         previous_run,
+        shrink_allowed,
+        non_finite,
     } = evaluate_policy(loaded, options, store, progress).await?;
-    let out_dir = options
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| loaded.base_dir.join("out"));
     // Recording needs every explanation at once (the store sorts and chunks them), so they
     // are built up front; without a store the writers take them as they are built.
     let batches = match store {
@@ -433,6 +637,11 @@ pub async fn run(
         ),
         None => format!("writing {}", out_dir.display()),
     });
+    // Both halves meet before the commit: the run is committed only once its files are
+    // staged, and the files are renamed into place only after the commit. A failure to
+    // write the files therefore records nothing; a failure to record leaves the previous
+    // files. The one window left is a rename failing after the commit (same folder, so
+    // rare); the error then says the run is recorded and where its staged files are.
     let (recorded, staged) = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| {
@@ -447,10 +656,27 @@ pub async fn run(
                     assignments,
                     &ladders,
                     &engine.rejects,
+                    &non_finite,
                     as_of,
                 );
                 (staged, t.elapsed())
             });
+            let mut writer = Some(writer);
+            let mut staged = None;
+            let mut files_ready = || -> Result<(), String> {
+                let result = writer
+                    .take()
+                    .map(|w| w.join().expect("output writer thread"));
+                let outcome = match &result {
+                    Some((Ok(_), _)) => Ok(()),
+                    Some((Err(e), _)) => Err(format!("the output files could not be written: {e}")),
+                    None => Ok(()),
+                };
+                if result.is_some() {
+                    staged = result;
+                }
+                outcome
+            };
             let recorded = match (store, fingerprints, &batches) {
                 (Some(store), Some(fingerprints), Some(batches)) => {
                     let t = Instant::now();
@@ -465,18 +691,23 @@ pub async fn run(
                                 batches,
                                 as_of,
                                 started_at,
-                                inputs?,
+                                guard::with_rows(&inputs?, &engine, &shrink_allowed),
                                 &options.recorded_by,
+                                &mut files_ready,
                             ))
                         });
                     Some((result, t.elapsed()))
                 }
                 _ => None,
             };
-            (recorded, writer.join().expect("output writer thread"))
+            // Without a store, or when recording stopped before asking: wait for the files.
+            let _ = files_ready();
+            (recorded, staged.expect("the writer was joined"))
         })
     });
     let (staged, write_time) = staged;
+    // A write failure is the error to report, whether or not recording got to ask.
+    let staged = staged?;
     let run_id = match recorded {
         Some((result, record_time)) => {
             timings.push(("record".to_string(), record_time));
@@ -491,7 +722,15 @@ pub async fn run(
         "explain+write"
     };
     timings.push((write_stage.to_string(), write_time));
-    let files = staged?.commit()?;
+    let files = staged.commit().map_err(|e| match (run_id, e) {
+        (Some(id), RunError::Output { path, message }) => RunError::Output {
+            path,
+            message: format!(
+                "{message}; run #{id} is recorded, and its files are staged beside it as .partial files"
+            ),
+        },
+        (_, e) => e,
+    })?;
     let sources = engine
         .sources
         .iter()

@@ -45,8 +45,17 @@ fn tmp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".partial");
+    // The process id keeps two writers (say, an export and a run) off each other's files.
+    name.push(format!(".{}.partial", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Creates the output folder and checks that files can be made in it, before any work.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let probe = dir.join(format!(".stratum-probe.{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| io_err(dir, e))?;
+    std::fs::remove_file(&probe).map_err(|e| io_err(&probe, e))
 }
 
 /// A run's output files written under their `.partial` names. `commit` renames them into
@@ -71,8 +80,13 @@ impl StagedOutputs {
     }
 
     pub fn commit(mut self) -> Result<OutputFiles, RunError> {
-        for path in self.paths() {
-            std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e))?;
+        let renamed: Result<(), RunError> = self.paths().try_for_each(|path| {
+            std::fs::rename(tmp_path(path), path).map_err(|e| io_err(path, e))
+        });
+        if let Err(e) = renamed {
+            // The run may be recorded by now: keep what is staged for the operator.
+            self.committed = true;
+            return Err(e);
         }
         if self.files.rejects_csv.is_none() {
             let stale = self.files.summary_json.with_file_name("rejects.csv");
@@ -193,6 +207,7 @@ pub fn write_all(
     assignments: impl Iterator<Item = RecordBatch>,
     summaries: &[LadderSummary],
     rejects: &[Reject],
+    non_finite: &[stratum_engine::NonFinite],
     as_of: NaiveDate,
 ) -> Result<StagedOutputs, RunError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
@@ -230,7 +245,14 @@ pub fn write_all(
     if let Some(path) = &files.rejects_csv {
         write_rejects(path, rejects)?;
     }
-    write_summary(&files.summary_json, ev, summaries, as_of, rejects.len())?;
+    write_summary(
+        &files.summary_json,
+        ev,
+        summaries,
+        as_of,
+        rejects.len(),
+        non_finite,
+    )?;
     Ok(staged)
 }
 
@@ -485,6 +507,7 @@ fn write_summary(
     summaries: &[LadderSummary],
     as_of: NaiveDate,
     rejected: usize,
+    non_finite: &[stratum_engine::NonFinite],
 ) -> Result<(), RunError> {
     let ladders: Vec<serde_json::Value> = summaries
         .iter()
@@ -500,13 +523,23 @@ fn write_summary(
             })
         })
         .collect();
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "as_of": as_of.to_string(),
         "policy": ev.policy.map.file(),
         "customers": ev.frame.len(),
         "rejected_rows": rejected,
         "ladders": ladders,
     });
+    if !non_finite.is_empty() {
+        doc["non_finite_metrics"] = non_finite
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "metric": n.metric, "customers": n.customers, "examples": n.examples,
+                })
+            })
+            .collect();
+    }
     let tmp = tmp_path(path);
     std::fs::write(&tmp, serde_json::to_string_pretty(&doc).expect("json"))
         .map_err(|e| io_err(path, e))?;

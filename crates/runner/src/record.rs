@@ -95,6 +95,7 @@ pub(crate) async fn record(
     started_at: String,
     inputs: String,
     recorded_by: &str,
+    ready: &mut (dyn FnMut() -> Result<(), String> + Send),
 ) -> Result<i64, RunError> {
     let policy = &loaded.policy;
     let n = ev.frame.len();
@@ -185,5 +186,5 @@ pub(crate) async fn record(
         recorded_by: recorded_by.to_string(),
         facts,
     };
-    Ok(store.record_run(&run, &rows, &mut |_| {}).await?)
+    Ok(store.record_run_if(&run, &rows, &mut |_| {}, ready).await?)
 }

@@ -750,6 +750,11 @@ async fn quarantine_keeps_going_and_accounts_for_every_row() {
             "p.toml",
             RunOptions {
                 on_bad_rows: BadRows::Quarantine,
+                // Two of five rows are bad: far past the default 1% (guards.rs tests it).
+                guard: stratum_runner::GuardOptions {
+                    max_rejects: Some(stratum_core::RejectLimit::Rows(2)),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -771,7 +776,7 @@ async fn quarantine_keeps_going_and_accounts_for_every_row() {
         rejects,
         "source,file,line,column,reason,record\n\
          transactions,transactions.csv,3,amount,value 'abc' is not a valid float,\"B,2026-01-01,abc\"\n\
-         transactions,transactions.csv,5,,\"row has 2 fields, the header has 3\",\n"
+         transactions,transactions.csv,5,,\"row has 2 fields, the header has 3\",\"C,2026-01-01\"\n"
     );
 }
 

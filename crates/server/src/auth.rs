@@ -1,7 +1,11 @@
 //! API keys and roles. A key reads `stk_<id>_<secret>`: the id finds the stored row, the
-//! secret is checked against its argon2 hash. A verified key is remembered for a minute so
-//! that argon2's deliberate slowness is paid once per key, not per request; a revoked key
-//! stops working within that minute.
+//! secret (192 random bits) is checked against its stored SHA-256 digest in constant time.
+//! A random secret that long cannot be guessed, so a slow password hash buys nothing and
+//! would let anyone who knows a key id (it is not secret: the audit log shows it) make the
+//! server burn memory and CPU with wrong secrets. Keys made before digests were used hold an
+//! argon2 hash: those are checked one at a time and replaced by the digest on first success.
+//! Failed attempts are counted per key id and per client address; past a limit further
+//! attempts are refused (429) until the window ends, before any hash is computed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
 use stratum_store::{Actor, Store, StoreError};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -85,86 +91,192 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Makes a key: a random id and secret, the secret hashed with argon2id.
-pub fn new_key() -> Result<NewKey, argon2::password_hash::Error> {
+/// How a stored SHA-256 digest is written (legacy argon2 hashes start with `$argon2`).
+const DIGEST_PREFIX: &str = "sha256:";
+
+/// The stored form of a secret.
+fn digest(secret: &str) -> String {
+    let hash = Sha256::digest(secret.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{DIGEST_PREFIX}{hex}")
+}
+
+/// Makes a key: a random id and a 192-bit secret, stored as its SHA-256 digest.
+pub fn new_key() -> NewKey {
     let id = random_hex(6);
     let secret = random_hex(24);
-    let salt = SaltString::generate(&mut OsRng);
-    let secret_hash = Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)?
-        .to_string();
-    Ok(NewKey {
+    NewKey {
         token: format!("stk_{id}_{secret}"),
+        secret_hash: digest(&secret),
         id,
-        secret_hash,
-    })
+    }
 }
 
 /// Creates a key for an existing user and returns the token to hand over.
 pub async fn create_key(store: &Store, user: &str, actor: &Actor) -> Result<String, StoreError> {
-    let key = new_key().map_err(|e| StoreError::Invalid(format!("cannot hash the key: {e}")))?;
+    let key = new_key();
     store
         .add_api_key(&key.id, user, &key.secret_hash, actor)
         .await?;
     Ok(key.token)
 }
 
-/// Verified tokens, for a minute.
-#[derive(Debug, Default)]
+/// Verified tokens (by digest, never the token itself), for a minute; and the failed
+/// attempts per key id and per client address.
+#[derive(Debug)]
 pub struct KeyCache {
     verified: Mutex<HashMap<String, (String, Role, Instant)>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Legacy argon2 checks run one at a time (each needs ~19 MiB).
+    legacy: tokio::sync::Semaphore,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            verified: Mutex::default(),
+            failures: Mutex::default(),
+            legacy: tokio::sync::Semaphore::new(1),
+        }
+    }
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(60);
+/// The window failed attempts are counted in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Failed attempts per key id within the window before its next attempts are refused.
+pub const MAX_FAILURES_PER_KEY: u32 = 10;
+/// Failed attempts per client address within the window.
+pub const MAX_FAILURES_PER_ADDRESS: u32 = 50;
+/// Entries kept in each map before the oldest half is dropped (bounds memory under a flood
+/// of made-up ids or addresses).
+const MAX_ENTRIES: usize = 10_000;
 
 impl KeyCache {
-    fn get(&self, token: &str) -> Option<(String, Role)> {
+    fn get(&self, token_digest: &str) -> Option<(String, Role)> {
         let map = self.verified.lock().expect("key cache lock");
-        map.get(token)
+        map.get(token_digest)
             .filter(|(_, _, at)| at.elapsed() < CACHE_FOR)
             .map(|(u, r, _)| (u.clone(), *r))
     }
-    fn put(&self, token: &str, user: &str, role: Role) {
+    fn put(&self, token_digest: &str, user: &str, role: Role) {
         let mut map = self.verified.lock().expect("key cache lock");
-        if map.len() > 10_000 {
-            map.clear();
+        if map.len() > MAX_ENTRIES {
+            map.retain(|_, (_, _, at)| at.elapsed() < CACHE_FOR);
+            if map.len() > MAX_ENTRIES {
+                map.clear();
+            }
         }
-        map.insert(token.to_string(), (user.to_string(), role, Instant::now()));
+        map.insert(
+            token_digest.to_string(),
+            (user.to_string(), role, Instant::now()),
+        );
+    }
+
+    /// Whether `who` (a key id or an address) failed `limit` times within the window.
+    fn blocked(&self, who: &str, limit: u32) -> bool {
+        let map = self.failures.lock().expect("failure lock");
+        map.get(who)
+            .is_some_and(|(n, since)| *n >= limit && since.elapsed() < FAILURE_WINDOW)
+    }
+
+    fn failed(&self, who: &str) {
+        let mut map = self.failures.lock().expect("failure lock");
+        if map.len() > MAX_ENTRIES {
+            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = map.entry(who.to_string()).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
     }
 }
 
-async fn verify(state: &AppState, token: &str) -> Result<(String, Role), ApiError> {
-    if let Some(hit) = state.keys.get(token) {
+fn too_many() -> ApiError {
+    ApiError::new(
+        "too_many_attempts",
+        format!(
+            "too many failed attempts with this key or from this address; try again in {} seconds",
+            FAILURE_WINDOW.as_secs()
+        ),
+    )
+}
+
+async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, Role), ApiError> {
+    let token_digest = digest(token);
+    if let Some(hit) = state.keys.get(&token_digest) {
         return Ok(hit);
     }
+    let address = format!("address {origin}");
+    if state.keys.blocked(&address, MAX_FAILURES_PER_ADDRESS) {
+        return Err(too_many());
+    }
     let invalid = || ApiError::new("invalid_api_key", "the API key is not valid");
-    let rest = token.strip_prefix("stk_").ok_or_else(invalid)?;
-    let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-    let row = state.store.api_key(id).await?.ok_or_else(invalid)?;
+    let failed = |who: &str| {
+        state.keys.failed(who);
+        state.keys.failed(&address);
+    };
+    let Some((id, secret)) = token
+        .strip_prefix("stk_")
+        .and_then(|rest| rest.split_once('_'))
+    else {
+        failed(&address);
+        return Err(invalid());
+    };
+    let key_id = format!("key {id}");
+    if state.keys.blocked(&key_id, MAX_FAILURES_PER_KEY) {
+        return Err(too_many());
+    }
+    let Some(row) = state.store.api_key(id).await? else {
+        failed(&key_id);
+        return Err(invalid());
+    };
     if !row.usable {
+        failed(&key_id);
         return Err(ApiError::new(
             "invalid_api_key",
             "the API key was revoked or its user disabled",
         ));
     }
     let role = Role::parse(&row.role).ok_or_else(invalid)?;
-    let secret = secret.to_string();
-    let hash = row.secret_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(secret.as_bytes(), &h)
-                    .is_ok()
+    let ok = match row.secret_hash.strip_prefix(DIGEST_PREFIX) {
+        Some(_) => bool::from(digest(secret).as_bytes().ct_eq(row.secret_hash.as_bytes())),
+        None => {
+            // A legacy argon2 hash: one check at a time, then the digest replaces it.
+            let _turn = state
+                .keys
+                .legacy
+                .acquire()
+                .await
+                .map_err(ApiError::internal)?;
+            let secret_owned = secret.to_string();
+            let hash = row.secret_hash.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                PasswordHash::new(&hash)
+                    .map(|h| {
+                        Argon2::default()
+                            .verify_password(secret_owned.as_bytes(), &h)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
             })
-            .unwrap_or(false)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+            .await
+            .map_err(ApiError::internal)?;
+            if ok {
+                state
+                    .store
+                    .rehash_api_key(id, &row.secret_hash, &digest(secret))
+                    .await?;
+            }
+            ok
+        }
+    };
     if !ok {
+        failed(&key_id);
         return Err(invalid());
     }
-    state.keys.put(token, &row.user_name, role);
+    state.keys.put(&token_digest, &row.user_name, role);
     Ok((row.user_name, role))
 }
 
@@ -186,12 +298,12 @@ impl FromRequestParts<AppState> for Principal {
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::new("missing_api_key", "use `Authorization: Bearer KEY`"))?
             .trim();
-        let (user, role) = verify(state, token).await?;
         let origin = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip().to_string())
             .unwrap_or_else(|| "api".to_string());
+        let (user, role) = verify(state, token, &origin).await?;
         Ok(Principal { user, role, origin })
     }
 }

@@ -27,6 +27,12 @@ pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
         "auth",
         "the key's role may not do this, or an agent asked for another agent's customer",
     ),
+    (
+        "too_many_attempts",
+        429,
+        "auth",
+        "too many failed key checks for this key id or client address within a minute",
+    ),
     ("route_not_found", 404, "invalid_request", "no such route"),
     (
         "method_not_allowed",
@@ -125,6 +131,18 @@ pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
         "the run stopped on the data (a bad row, a missing file or column); nothing was recorded",
     ),
     (
+        "busy",
+        503,
+        "invalid_request",
+        "another simulation or recomputed explanation is running; try again shortly",
+    ),
+    (
+        "timeout",
+        503,
+        "invalid_request",
+        "the request or its evaluation took longer than the server's limit",
+    ),
+    (
         "internal",
         500,
         "internal",
@@ -203,7 +221,11 @@ impl From<stratum_runner::RunError> for ApiError {
         match e {
             stratum_runner::RunError::Store(e) => e.into(),
             stratum_runner::RunError::Policy(d) => ApiError::new("invalid_policy", d.to_string()),
-            e @ stratum_runner::RunError::AsOf(_) => ApiError::invalid(e.to_string()),
+            e @ (stratum_runner::RunError::AsOf(_)
+            | stratum_runner::RunError::AsOfOutOfRange { .. }) => ApiError::invalid(e.to_string()),
+            e @ stratum_runner::RunError::Locked { .. } => {
+                ApiError::new("run_in_progress", e.to_string())
+            }
             e if e.is_user_error() => ApiError::new("run_failed", e.to_string()),
             e => ApiError::internal(e),
         }
@@ -219,6 +241,19 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             )
         } else {
             ApiError::new("invalid_json", r.body_text())
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                "payload_too_large",
+                "the request body is larger than 64 KiB",
+            )
+        } else {
+            ApiError::invalid(r.body_text())
         }
     }
 }

@@ -9,6 +9,7 @@
 //! [`app`] builds the router from a state, separate from binding a socket, so tests drive it
 //! with `oneshot`.
 
+mod access;
 pub mod auth;
 pub mod error;
 mod lookup;
@@ -32,6 +33,32 @@ pub use openapi::{ROUTES, openapi_document};
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// How the server bounds what clients can make it do (`stratum serve` flags; defaults here).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A client must send a request's headers within this time, or the connection is closed
+    /// (also an idle kept-alive connection's next request).
+    pub header_read_timeout: std::time::Duration,
+    /// A request must be answered within this time (503 `timeout`); runs started through
+    /// the API are exempt (they are one at a time, and stopping one half-way helps no one).
+    pub request_timeout: std::time::Duration,
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// The longest a draft simulation or a recomputed explanation may evaluate.
+    pub evaluation_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(60),
+            max_connections: 512,
+            evaluation_timeout: std::time::Duration::from_secs(50),
+        }
+    }
+}
+
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -41,6 +68,10 @@ pub struct AppState {
     lookup: Arc<lookup::Lookup>,
     /// Held while a run started through the API goes on: one at a time.
     running: Arc<tokio::sync::Mutex<()>>,
+    /// Held while a draft is simulated or an explanation recomputed: one at a time, since
+    /// each reads every source.
+    evaluating: Arc<tokio::sync::Semaphore>,
+    pub(crate) limits: Limits,
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
 }
 
@@ -61,8 +92,28 @@ impl AppState {
             keys: Arc::default(),
             lookup: Arc::default(),
             running: Arc::default(),
+            evaluating: Arc::new(tokio::sync::Semaphore::new(1)),
+            limits: Limits::default(),
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// Replaces the default limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A turn to evaluate a policy (simulate, recomputed explain), or `busy` while another
+    /// is going on. The permit moves into the evaluation, so it is held until the work
+    /// stops even if the client has gone.
+    pub(crate) fn evaluation_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.evaluating.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                "busy",
+                "another simulation or recomputed explanation is running; try again shortly",
+            )
+        })
     }
 
     /// Fixes "now" (quota periods, queue waits), for tests.
@@ -111,13 +162,40 @@ impl AppState {
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
+    let timeout = state.limits.request_timeout;
     routes::router()
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            request_timeout(timeout, req, next)
+        }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-/// Serves the API on `listen` until the process is stopped.
+/// Answers `503 timeout` when a request takes longer than the limit (runs excepted).
+async fn request_timeout(
+    limit: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let exempt = req.method() == axum::http::Method::POST && req.uri().path() == "/api/runs";
+    if exempt {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            "timeout",
+            format!("the request took longer than {} seconds", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+/// Serves the API on `listen` until the process is stopped: at most `max_connections` at
+/// once, each closed when a request's headers do not arrive within the header timeout.
 pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     // Load the latest run before the first request, then watch for newer ones.
@@ -134,10 +212,45 @@ pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> std::io::Re
             }
         }
     });
-    tracing::info!(%listen, "serving the API");
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
+    let limits = state.limits;
+    tracing::info!(%listen, ?limits, "serving the API");
+    let router = app(state);
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        // Wait for a free slot before accepting: clients beyond the limit queue in the
+        // kernel's backlog instead of costing memory here.
+        let permit = connections
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let router = router.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
+                },
+            );
+            let result = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection closed: {e}");
+            }
+            drop(permit);
+        });
+    }
 }

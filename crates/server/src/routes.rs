@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use stratum_core::{Call, Quota, Waiting};
 use stratum_store::{CurrentLevel, NewOverride, NewRedemption};
 
+use crate::access::{Customer, authorize};
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::{AppState, openapi};
@@ -72,6 +73,13 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new("route_not_found", "no such route; see /openapi.json")
 }
 
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        "method_not_allowed",
+        "the route exists with another method; see /openapi.json",
+    )
+}
+
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -87,20 +95,6 @@ async fn latest_run(state: &AppState) -> Result<i64, ApiError> {
         .latest_run_id(state.policy.policy.history_name())
         .await?
         .ok_or_else(|| ApiError::new("run_not_found", "no run recorded yet: run `stratum run`"))
-}
-
-/// Refuses an agent a customer it does not own (the same answer whether or not the customer
-/// exists).
-async fn may_see(state: &AppState, who: &Principal, customer: &str) -> Result<(), ApiError> {
-    if who.role != Agent {
-        return Ok(());
-    }
-    match state.level_table().await?.owner(customer) {
-        Some(owner) if owner == who.user => Ok(()),
-        _ => Err(ApiError::forbidden(format!(
-            "customer {customer} is not one of yours"
-        ))),
-    }
 }
 
 async fn current_levels(state: &AppState, customer: &str) -> Result<Vec<CurrentLevel>, ApiError> {
@@ -152,7 +146,7 @@ async fn search_customers(
         .await?;
     let mut out = Vec::new();
     for (customer, level) in found {
-        if who.role == Agent && may_see(&state, &who, &customer).await.is_err() {
+        if who.role == Agent && authorize(&state, &who, &customer).await.is_err() {
             continue;
         }
         out.push(json!({"customer_id": customer, "ladder": ladder, "level": level}));
@@ -160,16 +154,12 @@ async fn search_customers(
     ok(json!({"run_id": run, "customers": out}))
 }
 
-async fn customer_card(
-    State(state): State<AppState>,
-    who: Principal,
-    id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let Path(id) = id?;
-    may_see(&state, &who, &id).await?;
+async fn customer_card(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
     let levels = current_levels(&state, &id).await?;
-    let owner = state.store.owner_of(&id).await?;
-    let tags = state.store.tags_of(&id).await?;
+    let policy_name = state.policy.policy.history_name();
+    let owner = state.store.owner_of(policy_name, &id).await?;
+    let tags = state.store.tags_of(policy_name, &id).await?;
     let mut benefits = Vec::new();
     if let Some(service) = state.policy.policy.service.as_ref() {
         let level = service_level(&state, &levels)?;
@@ -200,19 +190,10 @@ async fn customer_card(
 
 /// The tier lookup: the customer's level, score and rank on every ladder of the latest run,
 /// from memory (see `lookup`).
-async fn customer_levels(
-    State(state): State<AppState>,
-    who: Principal,
-    id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let Path(id) = id?;
+async fn customer_levels(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
     let table = state.level_table().await?;
     let owner = table.owner(&id);
-    if who.role == Agent && owner != Some(who.user.as_str()) {
-        return Err(ApiError::forbidden(format!(
-            "customer {id} is not one of yours"
-        )));
-    }
     let levels = table.levels(&id).ok_or_else(|| {
         ApiError::new(
             "customer_not_found",
@@ -225,13 +206,8 @@ async fn customer_levels(
     }))
 }
 
-async fn customer_history(
-    State(state): State<AppState>,
-    who: Principal,
-    id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let Path(id) = id?;
-    may_see(&state, &who, &id).await?;
+async fn customer_history(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
     let rows = state.store.history(&id).await?;
     if rows.is_empty() {
         return Err(ApiError::new(
@@ -242,27 +218,58 @@ async fn customer_history(
     ok(json!({"customer_id": id, "history": rows}))
 }
 
-/// Recomputes the policy for one customer: metrics, score contributions, placements and
-/// what it takes to reach the next level.
+#[derive(Deserialize)]
+struct ExplainQuery {
+    /// Recompute the policy over today's data instead of reading the served run.
+    #[serde(default)]
+    recompute: bool,
+}
+
+/// Why a customer is where it is: by default what the served run recorded (level, score,
+/// rank and explanation per ladder; milliseconds, the same level every other view shows).
+/// `?recompute=true` (admins and analysts) evaluates the policy afresh for the metrics,
+/// score contributions and gaps to the next level; one at a time, with a time limit.
 async fn customer_explain(
     State(state): State<AppState>,
-    who: Principal,
-    id: Result<Path<String>, PathRejection>,
+    customer: Customer,
+    query: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let Customer { id, who } = customer;
     who.require(&[Admin, Analyst, Agent], "explain placements")?;
-    may_see(&state, &who, &id).await?;
+    let Query(query) = query?;
+    if !query.recompute {
+        let levels = current_levels(&state, &id).await?;
+        let (run_id, as_of) = (levels[0].run_id, levels[0].as_of.clone());
+        let text: Vec<String> = levels
+            .iter()
+            .map(|l| format!("{}: {} — {}", l.ladder, l.level, l.explanation))
+            .collect();
+        let placements: Vec<Value> = levels
+            .iter()
+            .map(|l| {
+                json!({"ladder": l.ladder, "level": l.level, "rank": l.rank,
+                       "score": l.score, "because": l.explanation})
+            })
+            .collect();
+        return ok(json!({
+            "customer_id": id, "run_id": run_id, "as_of": as_of, "recorded": true,
+            "placements": placements, "text": text.join("\n"),
+        }));
+    }
+    who.require(&[Admin, Analyst], "recompute explanations")?;
+    let turn = state.evaluation_turn()?;
+    let limit = state.limits.evaluation_timeout;
     let (policy, store, customer) = (state.policy.clone(), state.store.clone(), id.clone());
     let explained = on_blocking_thread(move |handle| {
+        let _turn = turn;
         let options = stratum_runner::RunOptions::default();
-        handle.block_on(stratum_runner::explain(
-            &policy,
-            &options,
-            Some(&store),
-            &customer,
+        handle.block_on(tokio::time::timeout(
+            limit,
+            stratum_runner::explain(&policy, &options, Some(&store), &customer),
         ))
     })
-    .await?;
+    .await?
+    .map_err(|_| evaluation_timed_out(limit))?;
     let (as_of, ex) = match explained {
         Ok(x) => x,
         Err(stratum_runner::RunError::UnknownCustomer(_)) => {
@@ -282,13 +289,14 @@ async fn customer_explain(
         })
         .collect();
     ok(json!({
-        "customer_id": id, "as_of": as_of, "tags": ex.tags,
+        "customer_id": id, "as_of": as_of, "recorded": false, "tags": ex.tags,
         "metrics": ex.metrics.iter().map(|(k, v)| json!({"metric": k, "value": v})).collect::<Vec<_>>(),
         "placements": placements, "models": ex.models, "text": ex.to_string(),
     }))
 }
 
-async fn benefits(State(state): State<AppState>, _who: Principal) -> ApiResult {
+async fn benefits(State(state): State<AppState>, who: Principal) -> ApiResult {
+    who.require(&[Admin, Analyst, Agent, Svc], "read the benefits catalog")?;
     let service = state.service()?;
     let out: Vec<Value> = service
         .benefits
@@ -311,13 +319,8 @@ async fn benefits(State(state): State<AppState>, _who: Principal) -> ApiResult {
     ok(json!({"ladder": service.ladder_name, "timezone": service.timezone.name(), "benefits": out}))
 }
 
-async fn list_redemptions(
-    State(state): State<AppState>,
-    who: Principal,
-    id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let Path(id) = id?;
-    may_see(&state, &who, &id).await?;
+async fn list_redemptions(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
     ok(json!({"customer_id": id, "redemptions": state.store.redemptions(&id).await?}))
 }
 
@@ -330,14 +333,12 @@ struct RedeemBody {
 
 async fn redeem(
     State(state): State<AppState>,
-    who: Principal,
+    customer: Customer,
     headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
     body: Result<Json<RedeemBody>, JsonRejection>,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let Customer { id, who } = customer;
     who.require(&[Admin, Agent, Svc], "redeem benefits")?;
-    may_see(&state, &who, &id).await?;
     let Json(body) = body?;
     let quantity = body.quantity.unwrap_or(1);
     if !(1..=1000).contains(&quantity) {
@@ -425,7 +426,7 @@ async fn cancel_redemption(
         .redemption(id)
         .await
         .map_err(not_found_as("redemption_not_found"))?;
-    may_see(&state, &who, &existing.customer_id).await?;
+    authorize(&state, &who, &existing.customer_id).await?;
     ok(state.store.cancel_redemption(id, &who.actor()).await?)
 }
 
@@ -438,6 +439,9 @@ async fn runs(State(state): State<AppState>, who: Principal) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct RunBody {
     as_of: Option<String>,
+    /// Accept an `as_of` more than a day after today.
+    #[serde(default)]
+    allow_future_as_of: bool,
 }
 
 /// A body that may be left out: empty means the defaults.
@@ -446,6 +450,16 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| ApiError::new("invalid_json", e.to_string()))
+}
+
+fn evaluation_timed_out(limit: std::time::Duration) -> ApiError {
+    ApiError::new(
+        "timeout",
+        format!(
+            "the evaluation took longer than {} seconds and was stopped",
+            limit.as_secs()
+        ),
+    )
 }
 
 /// Runs a policy evaluation future on a blocking thread of its own: evaluations are not
@@ -461,9 +475,13 @@ async fn on_blocking_thread<T: Send + 'static>(
 
 /// Runs the served policy over its data and records the run, like `stratum run`; one at a
 /// time. The lookup table switches to the new run before the answer.
-async fn start_run(State(state): State<AppState>, who: Principal, body: Bytes) -> ApiResult {
+async fn start_run(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     who.require(&[Admin, Analyst], "start runs")?;
-    let body: RunBody = optional_json(&body)?;
+    let body: RunBody = optional_json(&body?)?;
     let _running = state.running.try_lock().map_err(|_| {
         ApiError::new(
             "run_in_progress",
@@ -472,6 +490,7 @@ async fn start_run(State(state): State<AppState>, who: Principal, body: Bytes) -
     })?;
     let options = stratum_runner::RunOptions {
         as_of: body.as_of,
+        allow_future_as_of: body.allow_future_as_of,
         recorded_by: who.user.clone(),
         ..Default::default()
     };
@@ -569,15 +588,17 @@ async fn simulate(
         ..Default::default()
     };
     let store = state.store.clone();
+    let turn = state.evaluation_turn()?;
+    let limit = state.limits.evaluation_timeout;
     let sim = on_blocking_thread(move |handle| {
-        handle.block_on(stratum_runner::simulate(
-            &draft,
-            &options,
-            &store,
-            &mut stratum_runner::Quiet,
+        let _turn = turn;
+        handle.block_on(tokio::time::timeout(
+            limit,
+            stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet),
         ))
     })
-    .await??;
+    .await?
+    .map_err(|_| evaluation_timed_out(limit))??;
     let ladders: Vec<Value> = sim
         .ladders
         .iter()
@@ -672,16 +693,20 @@ async fn customer_standing(
     let run = latest_run(state).await?;
     let levels = state.store.levels_of(run, customer).await?;
     let level = service_level(state, &levels)?;
-    let tags = state.store.tags_of(customer).await?;
+    let tags = state
+        .store
+        .tags_of(state.policy.policy.history_name(), customer)
+        .await?;
     let last = tags.iter().any(|t| service.last_tags.contains(t));
     Ok((level, last))
 }
 
 async fn queue_order(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     body: Result<Json<QueueBody>, JsonRejection>,
 ) -> ApiResult {
+    who.require(&[Admin, Agent, Svc], "order the queue")?;
     let Json(body) = body?;
     if body.waiting.len() > 1000 {
         return Err(ApiError::invalid(
@@ -690,6 +715,9 @@ async fn queue_order(
     }
     let service = state.service()?;
     let mut waiting = Vec::with_capacity(body.waiting.len());
+    for w in &body.waiting {
+        authorize(&state, &who, &w.customer_id).await?;
+    }
     for w in &body.waiting {
         let (level, last) = customer_standing(&state, &w.customer_id).await?;
         waiting.push(Waiting {
@@ -718,6 +746,7 @@ async fn missed_call(
 ) -> ApiResult {
     who.require(&[Admin, Agent, Svc], "log missed calls")?;
     let Json(body) = body?;
+    authorize(&state, &who, &body.customer_id).await?;
     let service = state.service()?;
     let levels = current_levels(&state, &body.customer_id).await?;
     let level = service_level(&state, &levels)?;
@@ -747,7 +776,7 @@ async fn callbacks(State(state): State<AppState>, who: Principal) -> ApiResult {
     if who.role == Agent {
         let mut mine = Vec::new();
         for c in open {
-            if may_see(&state, &who, &c.customer_id).await.is_ok() {
+            if authorize(&state, &who, &c.customer_id).await.is_ok() {
                 mine.push(c);
             }
         }
@@ -765,7 +794,7 @@ async fn callback_done(
     who.require(&[Admin, Agent, Svc], "complete call-backs")?;
     let open = state.store.open_callbacks().await?;
     if let Some(c) = open.iter().find(|c| c.id == id) {
-        may_see(&state, &who, &c.customer_id).await?;
+        authorize(&state, &who, &c.customer_id).await?;
     }
     ok(state.store.complete_callback(id, &who.actor()).await?)
 }
@@ -793,6 +822,9 @@ async fn sla_report(
     let Json(body) = body?;
     let service = state.service()?;
     let run = latest_run(&state).await?;
+    for c in &body.calls {
+        authorize(&state, &who, &c.customer_id).await?;
+    }
     let mut calls = Vec::with_capacity(body.calls.len());
     for (i, c) in body.calls.iter().enumerate() {
         if c.answered_at.is_some_and(|a| a < c.queued_at) {
@@ -902,11 +934,12 @@ struct InputBody {
 
 async fn set_input(
     State(state): State<AppState>,
-    who: Principal,
+    target: Customer,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Result<Json<InputBody>, JsonRejection>,
 ) -> ApiResult {
     let Path((customer, field)) = path?;
+    let who = target.who;
     who.require(&[Admin], "change manual inputs")?;
     let Json(b) = body?;
     state

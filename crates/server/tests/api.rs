@@ -365,7 +365,12 @@ async fn customer_card_levels_and_benefits(url: String) {
         .collect();
     assert_eq!(levels, ["supreme", "gold", "diamond", "silver", "gold"]);
     let (status, ex) = f
-        .call("GET", "/api/customers/C3/explain", Some(&f.analyst), None)
+        .call(
+            "GET",
+            "/api/customers/C3/explain?recompute=true",
+            Some(&f.analyst),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{ex}");
     assert_eq!(ex["placements"][0]["level"], "diamond");
@@ -1079,7 +1084,241 @@ async fn disabled_users_keys_stop_working(url: String) {
     assert!(audit.to_string().contains("user.disable"), "{audit}");
 }
 
+/// Issue 16, defect 6: every route that names a customer refuses an agent any customer not
+/// its own, existing (C3, li's) or not (C99), the same way; its own (C1) goes through.
+async fn every_customer_route_applies_one_ownership_rule(url: String) {
+    let f = fixture(url).await;
+    let waiting = |c: &str| {
+        format!(r#"{{"waiting":[{{"customer_id":"{c}","arrived_at":"2026-11-24T01:00:00Z"}}]}}"#)
+    };
+    let missed = |c: &str| format!(r#"{{"customer_id":"{c}"}}"#);
+    let redeem = r#"{"benefit":"sim_replacement"}"#.to_string();
+    let routes: Vec<(&str, String, Option<String>)> = ["C3", "C99", "C1"]
+        .iter()
+        .flat_map(|c| {
+            vec![
+                ("GET", format!("/api/customers/{c}"), None),
+                ("GET", format!("/api/customers/{c}/levels"), None),
+                ("GET", format!("/api/customers/{c}/history"), None),
+                ("GET", format!("/api/customers/{c}/explain"), None),
+                ("GET", format!("/api/customers/{c}/redemptions"), None),
+                (
+                    "POST",
+                    format!("/api/customers/{c}/redemptions"),
+                    Some(redeem.clone()),
+                ),
+                ("POST", "/api/queue/order".to_string(), Some(waiting(c))),
+                ("POST", "/api/calls/missed".to_string(), Some(missed(c))),
+            ]
+        })
+        .collect();
+    for (method, uri, body) in &routes {
+        let got = f.call(method, uri, Some(&f.wang), body.as_deref()).await;
+        let own = uri.contains("C1") || body.as_deref().is_some_and(|b| b.contains("C1"));
+        if own {
+            assert_ne!(
+                got.0,
+                StatusCode::FORBIDDEN,
+                "{method} {uri} {body:?}: {}",
+                got.1
+            );
+            assert!(
+                got.0.is_success(),
+                "{method} {uri} {body:?}: {} {}",
+                got.0,
+                got.1
+            );
+        } else {
+            assert_error(&got, 403, "forbidden");
+            assert!(!got.1.to_string().contains("diamond"), "{}", got.1);
+        }
+    }
+    // Nothing was written for the refused customers.
+    assert!(f.state.store.redemptions("C3").await.unwrap().is_empty());
+    let open = f.state.store.open_callbacks().await.unwrap();
+    assert!(open.iter().all(|c| c.customer_id != "C3"), "{open:?}");
+    // Other roles see every customer.
+    for key in [&f.admin, &f.analyst, &f.service] {
+        let (status, _) = f
+            .call("GET", "/api/customers/C3/levels", Some(key), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+/// Issue 16, defects 3, 4, 8, 9, 11: a draft too deep to plan is a 422 and the server keeps
+/// answering; wrong secrets for a known key id are refused before any hash after ten tries;
+/// a run dated far ahead is refused; 405 and 413 answer the JSON error body; explain reads
+/// the served run unless an analyst asks to recompute.
+async fn the_server_stays_up_and_bounded(url: String) {
+    let f = fixture(url).await;
+    let policy = std::fs::read_to_string(&f.state.policy.path).unwrap();
+    let huge = format!("sum(amount){}", " + sum(amount)".repeat(1_000));
+    let draft = policy.replace("expr = \"sum(amount)\"", &format!("expr = \"{huge}\""));
+    let body = json!({ "policy": draft }).to_string();
+    let got = f
+        .call("POST", "/api/simulate", Some(&f.analyst), Some(&body))
+        .await;
+    assert_error(&got, 422, "invalid_policy");
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("metrics.spend.expr"),
+        "{}",
+        got.1
+    );
+    let deep = format!("x = 1{}", " OR x = 1".repeat(30_000));
+    let draft = policy.replace("when = \"spend >= 1000\"", &format!("when = \"{deep}\""));
+    let body = json!({ "policy": draft }).to_string();
+    let got = f
+        .call("POST", "/api/simulate", Some(&f.analyst), Some(&body))
+        .await;
+    // Over 64 KiB: refused before it is read.
+    assert_error(&got, 413, "payload_too_large");
+    let (status, _) = f.call("GET", "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Ten wrong secrets for the admin's key id, then refusals without a check, even for
+    // the right secret, until the window ends.
+    let id = f.admin.split('_').nth(1).unwrap();
+    let wrong = format!("stk_{id}_{}", "0".repeat(48));
+    for _ in 0..stratum_server::auth::MAX_FAILURES_PER_KEY {
+        assert_error(
+            &f.call("GET", "/api/runs", Some(&wrong), None).await,
+            401,
+            "invalid_api_key",
+        );
+    }
+    assert_error(
+        &f.call("GET", "/api/runs", Some(&wrong), None).await,
+        429,
+        "too_many_attempts",
+    );
+    assert_error(
+        &f.call("GET", "/api/benefits", Some(&f.admin), None).await,
+        429,
+        "too_many_attempts",
+    );
+    // Other keys are unaffected.
+    let (status, _) = f.call("GET", "/api/runs", Some(&f.analyst), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    for date in ["2999-12-31", "1900-01-01"] {
+        let body = format!(r#"{{"as_of":"{date}"}}"#);
+        let got = f
+            .call("POST", "/api/runs", Some(&f.analyst), Some(&body))
+            .await;
+        assert_error(&got, 400, "invalid_request");
+    }
+    assert_eq!(f.state.store.runs(None).await.unwrap().len(), 1);
+    assert_error(
+        &f.call("DELETE", "/api/benefits", Some(&f.analyst), None)
+            .await,
+        405,
+        "method_not_allowed",
+    );
+    let big = format!(r#"{{"as_of":"{}"}}"#, "x".repeat(70_000));
+    assert_error(
+        &f.call("POST", "/api/runs", Some(&f.analyst), Some(&big))
+            .await,
+        413,
+        "payload_too_large",
+    );
+
+    let (status, ex) = f
+        .call("GET", "/api/customers/C1/explain", Some(&f.wang), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ex}");
+    assert_eq!(ex["recorded"], true);
+    assert_eq!(ex["run_id"], 1);
+    assert_eq!(ex["placements"][0]["level"], "supreme");
+    assert_error(
+        &f.call(
+            "GET",
+            "/api/customers/C1/explain?recompute=true",
+            Some(&f.wang),
+            None,
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+    let (status, ex) = f
+        .call(
+            "GET",
+            "/api/customers/C1/explain?recompute=true",
+            Some(&f.analyst),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ex}");
+    assert_eq!(ex["recorded"], false);
+    assert_eq!(ex["placements"][0]["level"], "supreme");
+}
+
+/// Issue 16, defect 5: a second policy's run over the same store does not change who owns
+/// a customer under the first.
+async fn another_policys_run_leaves_owners_alone(url: String) {
+    let f = fixture(url).await;
+    let dir = f.state.policy.path.parent().unwrap().to_path_buf();
+    let second = POLICY
+        .replace("name = \"vip\"", "name = \"regions\"")
+        .replace("expr = \"owner\"", "expr = \"'north'\"");
+    std::fs::write(dir.join("second.toml"), second).unwrap();
+    let loaded = stratum_runner::load_policy(&dir.join("second.toml")).unwrap();
+    let options = stratum_runner::RunOptions {
+        as_of: Some("2026-10-31".into()),
+        out_dir: Some(dir.join("out-second")),
+        ..Default::default()
+    };
+    stratum_runner::run(
+        &loaded,
+        &options,
+        Some(&f.state.store),
+        &mut stratum_runner::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        f.state
+            .store
+            .owner_of("regions", "C1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("north")
+    );
+    // A server for the first policy, started afresh, still has wang owning C1.
+    let restarted = AppState::new(
+        f.state.store.clone(),
+        stratum_runner::load_policy(&f.state.policy.path).unwrap(),
+    );
+    let g = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        state: restarted,
+        admin: f.admin.clone(),
+        analyst: f.analyst.clone(),
+        wang: f.wang.clone(),
+        li: f.li.clone(),
+        service: f.service.clone(),
+    };
+    let (status, card) = g
+        .call("GET", "/api/customers/C1", Some(&g.wang), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{card}");
+    assert_eq!(card["owner"], "wang");
+    let (status, levels) = g
+        .call("GET", "/api/customers/C1/levels", Some(&g.wang), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{levels}");
+    assert_eq!(levels["owner"], "wang");
+}
+
 stratum_store::on_both!(
+    every_customer_route_applies_one_ownership_rule,
+    the_server_stays_up_and_bounded,
+    another_policys_run_leaves_owners_alone,
     only_health_is_open_and_keys_are_checked,
     every_documented_route_is_routed,
     customer_card_levels_and_benefits,

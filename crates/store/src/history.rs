@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use stratum_core::{PriorState, Standing};
 
 use crate::chunks::{self, CHUNK_ROWS, StandingsChunk};
-use crate::{Backend, Store, StoreError};
+use crate::{Actor, Backend, Store, StoreError};
 
 /// A run about to be recorded.
 #[derive(Debug, Clone)]
@@ -55,6 +55,16 @@ pub struct RunInfo {
     pub customers: i64,
     pub inputs: String,
     pub recorded_by: String,
+    /// When and by whom the run was retired (`stratum runs retire`): kept in the history,
+    /// no longer served, diffed against by default, or held from.
+    pub retired_at: Option<String>,
+    pub retired_by: Option<String>,
+}
+
+impl RunInfo {
+    pub fn is_retired(&self) -> bool {
+        self.retired_at.is_some()
+    }
 }
 
 /// One customer's result on one ladder, as recorded. Borrowed, so a million rows cost no
@@ -149,11 +159,13 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, StoreError> {
         customers: row.try_get("customers")?,
         inputs: row.try_get("inputs")?,
         recorded_by: row.try_get("recorded_by")?,
+        retired_at: row.try_get("retired_at")?,
+        retired_by: row.try_get("retired_by")?,
     })
 }
 
 const RUN_COLUMNS: &str = "id, policy_name, policy_file, policy_hash, as_of, started_at, \
-                           finished_at, customers, inputs, recorded_by";
+                           finished_at, customers, inputs, recorded_by, retired_at, retired_by";
 
 /// SHA-256 of a policy's text, hex.
 pub fn policy_hash(text: &str) -> String {
@@ -171,6 +183,20 @@ impl Store {
         run: &NewRun,
         rows: &[AssignmentRow<'_>],
         progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<i64, StoreError> {
+        self.record_run_if(run, rows, progress, &mut || Ok(()))
+            .await
+    }
+
+    /// Like [`Store::record_run`], but `ready` is asked just before the commit: an `Err`
+    /// rolls everything back (`StoreError::Aborted`). The runner uses it to commit a run only
+    /// once its output files are written.
+    pub async fn record_run_if(
+        &self,
+        run: &NewRun,
+        rows: &[AssignmentRow<'_>],
+        progress: &mut (dyn FnMut(usize) + Send),
+        ready: &mut (dyn FnMut() -> Result<(), String> + Send),
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -203,33 +229,43 @@ impl Store {
         self.write_chunks(&mut tx, id, rows, progress).await?;
         for chunk in run.facts.chunks(FACTS_PER_INSERT) {
             let mut sql = String::from(
-                "INSERT INTO customer_facts (customer_id, owner, tags, run_id) VALUES ",
+                "INSERT INTO customer_facts (policy_name, customer_id, owner, tags, run_id) VALUES ",
             );
             for (i, _) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(',');
                 }
                 match self.backend() {
-                    Backend::Sqlite => sql.push_str("(?, ?, ?, ?)"),
-                    Backend::Postgres => sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${})",
-                        4 * i + 1,
-                        4 * i + 2,
-                        4 * i + 3,
-                        4 * i + 4
-                    )),
+                    Backend::Sqlite => sql.push_str("(?, ?, ?, ?, ?)"),
+                    Backend::Postgres => {
+                        let n = 5 * i;
+                        sql.push_str(&format!(
+                            "(${}, ${}, ${}, ${}, ${})",
+                            n + 1,
+                            n + 2,
+                            n + 3,
+                            n + 4,
+                            n + 5
+                        ))
+                    }
                 }
             }
             sql.push_str(
-                " ON CONFLICT (customer_id) DO UPDATE SET owner = excluded.owner, \
+                " ON CONFLICT (policy_name, customer_id) DO UPDATE SET owner = excluded.owner, \
                  tags = excluded.tags, run_id = excluded.run_id",
             );
             let mut q = sqlx::query(&sql);
             for f in chunk {
-                q = q.bind(&f.customer_id).bind(&f.owner).bind(&f.tags).bind(id);
+                q = q
+                    .bind(&run.policy_name)
+                    .bind(&f.customer_id)
+                    .bind(&f.owner)
+                    .bind(&f.tags)
+                    .bind(id);
             }
             q.execute(&mut *tx).await?;
         }
+        ready().map_err(StoreError::Aborted)?;
         tx.commit().await?;
         Ok(id)
     }
@@ -272,6 +308,123 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no run {id} in the history")))
     }
 
+    /// Retires a run: it stays in the history (and `history`, `export-run` still show it)
+    /// but is no longer served, compared with by default, or held from. Audited.
+    pub async fn retire_run(
+        &self,
+        id: i64,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<RunInfo, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE runs SET retired_at = $1, retired_by = $2 WHERE id = $3 AND retired_at IS NULL",
+        )
+        .bind(crate::now())
+        .bind(&actor.name)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Err(if exists == 0 {
+                StoreError::NotFound(format!("no run {id} in the history"))
+            } else {
+                StoreError::Invalid(format!("run {id} is retired already"))
+            });
+        }
+        sqlx::query("DELETE FROM served_runs WHERE run_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.audit(&mut tx, actor, "run.retire", &id.to_string(), reason)
+            .await?;
+        tx.commit().await?;
+        self.run(id).await
+    }
+
+    /// Pins the run served for its policy (`None`: serve the latest recorded run again).
+    /// Audited.
+    pub async fn pin_served_run(
+        &self,
+        policy_name: &str,
+        run: Option<i64>,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM served_runs WHERE policy_name = $1")
+            .bind(policy_name)
+            .execute(&mut *tx)
+            .await?;
+        match run {
+            Some(id) => {
+                let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("no run {id} in the history")))?;
+                let info = run_info(&row)?;
+                if info.policy_name != policy_name {
+                    return Err(StoreError::Invalid(format!(
+                        "run {id} is a run of policy `{}`, not `{policy_name}`",
+                        info.policy_name
+                    )));
+                }
+                if info.is_retired() {
+                    return Err(StoreError::Invalid(format!("run {id} is retired")));
+                }
+                sqlx::query(
+                    "INSERT INTO served_runs (policy_name, run_id, pinned_by, pinned_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(policy_name)
+                .bind(id)
+                .bind(&actor.name)
+                .bind(crate::now())
+                .execute(&mut *tx)
+                .await?;
+                self.audit(&mut tx, actor, "run.pin", &id.to_string(), policy_name)
+                    .await?;
+            }
+            None => {
+                self.audit(&mut tx, actor, "run.unpin", policy_name, "")
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The run of a policy pinned for serving, if one is.
+    pub async fn pinned_run(&self, policy_name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT run_id FROM served_runs WHERE policy_name = $1")
+                .bind(policy_name)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// The run of a policy recorded last, whatever its date: the inputs a new run's are
+    /// compared with (a source that shrank since then stops the run).
+    pub async fn last_recorded_run(
+        &self,
+        policy_name: &str,
+    ) -> Result<Option<RunInfo>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE policy_name = $1 AND retired_at IS NULL \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(policy_name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(run_info).transpose()
+    }
+
     /// The latest run of a policy dated strictly before `as_of`: the one a new run's holds
     /// continue from. Re-running a date therefore gives the same result.
     pub async fn previous_run(
@@ -281,7 +434,7 @@ impl Store {
     ) -> Result<Option<RunInfo>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE policy_name = $1 AND as_of < $2 \
-             ORDER BY as_of DESC, id DESC LIMIT 1"
+             AND retired_at IS NULL ORDER BY as_of DESC, id DESC LIMIT 1"
         ))
         .bind(policy_name)
         .bind(as_of.to_string())

@@ -65,6 +65,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "drop row assignments",
         include_str!("../migrations/sqlite/0006_drop_row_assignments.sql"),
     ),
+    (
+        7,
+        "policy facts and serving",
+        include_str!("../migrations/sqlite/0007_policy_facts_and_serving.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -96,6 +101,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         CONVERTED_ROWS_DROPPED,
         "drop row assignments",
         include_str!("../migrations/postgres/0006_drop_row_assignments.sql"),
+    ),
+    (
+        7,
+        "policy facts and serving",
+        include_str!("../migrations/postgres/0007_policy_facts_and_serving.sql"),
     ),
 ];
 
@@ -146,6 +156,10 @@ pub enum StoreError {
     },
     #[error("{0}")]
     IdempotencyConflict(String),
+    /// The caller's check before the commit failed (a run whose output files could not be
+    /// written); nothing was recorded.
+    #[error("not recorded: {0}")]
+    Aborted(String),
     /// A caller broke the store's contract (e.g. the same customer twice on a ladder).
     #[error("internal error: {0}")]
     Internal(String),
@@ -168,6 +182,7 @@ impl StoreError {
                 | StoreError::Schema { .. }
                 | StoreError::QuotaExceeded { .. }
                 | StoreError::IdempotencyConflict(_)
+                | StoreError::Aborted(_)
         )
     }
 }

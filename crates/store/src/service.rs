@@ -255,7 +255,20 @@ impl Store {
         .bind(&actor.name)
         .bind(&actor.origin)
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| match (&e, &r.idempotency_key) {
+            // The same key for another customer or benefit at the same moment: the two
+            // requests did not queue on one lock row, and the second insert hits the key's
+            // unique index. It is the client's conflict, not a fault.
+            (sqlx::Error::Database(db), Some(key))
+                if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            {
+                StoreError::IdempotencyConflict(format!(
+                    "idempotency key `{key}` was used for a different redemption at the same moment"
+                ))
+            }
+            _ => StoreError::Database(e),
+        })?;
         self.audit(
             &mut tx,
             actor,
@@ -490,6 +503,19 @@ impl Store {
         .transpose()
     }
 
+    /// Replaces a key's stored hash (a legacy argon2 hash by its SHA-256 digest, once the
+    /// secret was verified); only while it still holds `old`, so a concurrent revoke or
+    /// upgrade is never undone.
+    pub async fn rehash_api_key(&self, id: &str, old: &str, new: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET secret_hash = $1 WHERE id = $2 AND secret_hash = $3")
+            .bind(new)
+            .bind(id)
+            .bind(old)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn revoke_api_key(&self, id: &str, actor: &Actor) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         let n =
@@ -507,23 +533,37 @@ impl Store {
         Ok(())
     }
 
-    /// The agent owning a customer, as of the latest run with a `[service] owner`.
-    pub async fn owner_of(&self, customer_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT owner FROM customer_facts WHERE customer_id = $1")
-                .bind(customer_id)
-                .fetch_optional(self.pool())
-                .await?,
+    /// The agent owning a customer under a policy, as of its latest run with a
+    /// `[service] owner`.
+    pub async fn owner_of(
+        &self,
+        policy_name: &str,
+        customer_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT owner FROM customer_facts WHERE policy_name = $1 AND customer_id = $2",
         )
+        .bind(policy_name)
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await?
+        .flatten())
     }
 
-    /// A customer's tags as of the latest run (from the data and from the store).
-    pub async fn tags_of(&self, customer_id: &str) -> Result<Vec<String>, StoreError> {
-        let from_run: Option<String> =
-            sqlx::query_scalar("SELECT tags FROM customer_facts WHERE customer_id = $1")
-                .bind(customer_id)
-                .fetch_optional(self.pool())
-                .await?;
+    /// A customer's tags under a policy as of its latest run (from the data), and from the
+    /// store.
+    pub async fn tags_of(
+        &self,
+        policy_name: &str,
+        customer_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let from_run: Option<String> = sqlx::query_scalar(
+            "SELECT tags FROM customer_facts WHERE policy_name = $1 AND customer_id = $2",
+        )
+        .bind(policy_name)
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await?;
         let mut tags: Vec<String> = from_run
             .unwrap_or_default()
             .split(',')
@@ -541,10 +581,16 @@ impl Store {
         Ok(tags)
     }
 
-    /// The latest run of a policy, if any.
+    /// The run served for a policy: the one an operator pinned (`stratum runs pin`), else
+    /// the one recorded last that is not retired. Recording order, not `as_of`: a run dated
+    /// far ahead must not take over serving for good.
     pub async fn latest_run_id(&self, policy_name: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(pinned) = self.pinned_run(policy_name).await? {
+            return Ok(Some(pinned));
+        }
         Ok(sqlx::query_scalar(
-            "SELECT id FROM runs WHERE policy_name = $1 ORDER BY as_of DESC, id DESC LIMIT 1",
+            "SELECT id FROM runs WHERE policy_name = $1 AND retired_at IS NULL \
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(policy_name)
         .fetch_optional(self.pool())
@@ -597,14 +643,17 @@ impl Store {
         let owners = match self.backend() {
             Backend::Sqlite => {
                 "SELECT json_group_array(json_array(customer_id, owner)) FROM customer_facts \
-                 WHERE owner IS NOT NULL"
+                 WHERE policy_name = $1 AND owner IS NOT NULL"
             }
             Backend::Postgres => {
                 "SELECT CAST(coalesce(json_agg(json_build_array(customer_id, owner)), '[]') \
-                 AS TEXT) FROM customer_facts WHERE owner IS NOT NULL"
+                 AS TEXT) FROM customer_facts WHERE policy_name = $1 AND owner IS NOT NULL"
             }
         };
-        let doc: Option<String> = sqlx::query_scalar(owners).fetch_one(self.pool()).await?;
+        let doc: Option<String> = sqlx::query_scalar(owners)
+            .bind(&run.policy_name)
+            .fetch_one(self.pool())
+            .await?;
         let owners: Vec<(String, String)> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
             .map_err(|e| StoreError::Corrupt(format!("stored customer owners: {e}")))?;
         Ok(RunStandings { run, rows, owners })
