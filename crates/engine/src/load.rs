@@ -333,8 +333,15 @@ impl Iterator for CsvRows {
                     .iter()
                     .map(|f| f.bytes().filter(|b| *b == b'\n').count() as u64)
                     .sum::<u64>();
-                let multi_line = spanned > 1;
-                if multi_line && (self.record.len() != self.width || spanned > MAX_RECORD_LINES) {
+                // A quote never closed runs to the end of the file, and the csv crate hands
+                // that back as a record; its raw text then holds an odd number of quotes.
+                let runaway = spanned > 1
+                    && (self.record.len() != self.width
+                        || spanned > MAX_RECORD_LINES
+                        || self
+                            .raw_text(start.byte(), Some(end.byte()))
+                            .map_or(true, |(text, _)| text.matches('"').count() % 2 == 1));
+                if runaway {
                     // Start again on the line after this record's first line.
                     let row = match self.raw_text(start.byte(), None) {
                         Ok((text, next)) => {

@@ -157,6 +157,49 @@ async fn retries_with_the_same_key_count_once(url: String) {
     assert!(store.redemptions("C9").await.unwrap().is_empty());
 }
 
+/// One key sent for sixteen different customers at the same moment: one redemption, and
+/// fifteen `IdempotencyConflict`s (the requests do not share a lock row, so the key's unique
+/// index decides; that must not surface as a database fault).
+async fn one_key_for_many_customers_at_once_is_a_conflict_not_a_fault(url: String) {
+    let store = Arc::new(Store::open(&url).await.unwrap());
+    let start = Arc::new(tokio::sync::Barrier::new(16));
+    let mut clients = Vec::new();
+    for i in 0..16 {
+        let (store, start) = (store.clone(), start.clone());
+        clients.push(tokio::spawn(async move {
+            start.wait().await;
+            store
+                .redeem(
+                    &sim(
+                        &format!("K{i}"),
+                        "2026-03-01T08:00:00Z",
+                        Some("same"),
+                        Some(2),
+                    ),
+                    &agent(),
+                )
+                .await
+        }));
+    }
+    let (mut won, mut conflicts) = (0, 0);
+    for c in clients {
+        match c.await.unwrap() {
+            Ok(r) => {
+                assert!(!r.replayed);
+                won += 1;
+            }
+            Err(StoreError::IdempotencyConflict(_)) => conflicts += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((won, conflicts), (1, 15));
+    let mut written = 0;
+    for i in 0..16 {
+        written += store.redemptions(&format!("K{i}")).await.unwrap().len();
+    }
+    assert_eq!(written, 1);
+}
+
 async fn cancelling_restores_the_quota(url: String) {
     let store = Store::open(&url).await.unwrap();
     let a = store
@@ -319,6 +362,7 @@ async fn users_keys_and_callbacks(url: String) {
 }
 
 stratum_store::on_both!(
+    one_key_for_many_customers_at_once_is_a_conflict_not_a_fault,
     sixty_four_clients_never_exceed_the_quota,
     retries_with_the_same_key_count_once,
     cancelling_restores_the_quota,
