@@ -152,6 +152,27 @@ fn errors_exit_1_and_name_the_place() {
         ],
         dir,
     );
+    // One of three rows is bad: more than the default 1% stops the run, naming the limit.
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains(
+            "error: source `tx` (tx.csv): 1 of 3 rows rejected, more than the limit of 1%;"
+        ),
+        "{:?}",
+        text(&o)
+    );
+    let o = stratum(
+        &[
+            "run",
+            "--as-of",
+            "2026-10-31",
+            "--on-bad-rows",
+            "quarantine",
+            "--max-rejects",
+            "1",
+        ],
+        dir,
+    );
     let (out, _) = text(&o);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(out.contains("read 3 = accepted 2 + rejected 1"), "{out}");
@@ -159,6 +180,41 @@ fn errors_exit_1_and_name_the_place() {
         out.contains("rejects.csv (rejected rows with reasons)"),
         "{out}"
     );
+
+    // Errors are printed once, not as "X: X".
+    let o = stratum(&["diff", "99", "98"], dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(text(&o).1, "error: no run 99 in the history\n");
+    // Outputs that cannot be written record nothing; a far-future date is refused.
+    let runs = || text(&stratum(&["runs"], dir)).0.lines().count();
+    let recorded = runs();
+    std::fs::write(dir.join("blocked"), "x").unwrap();
+    let o = stratum(
+        &[
+            "run",
+            "--as-of",
+            "2026-10-31",
+            "--out",
+            "blocked",
+            "--on-bad-rows",
+            "quarantine",
+            "--max-rejects",
+            "1",
+        ],
+        dir,
+    );
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    assert_eq!(runs(), recorded);
+    let o = stratum(&["run", "--as-of", "2999-12-31"], dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o)
+            .1
+            .contains("error: as_of 2999-12-31 is in the future"),
+        "{:?}",
+        text(&o)
+    );
+    assert_eq!(runs(), recorded);
 
     let o = stratum(&["run", "--as-of", "31/10/2026"], dir);
     assert_eq!(o.status.code(), Some(1));
