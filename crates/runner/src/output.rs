@@ -448,7 +448,7 @@ pub fn metrics<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> 
         .map(move |start| metrics_rows(ev, start, (start + BATCH_ROWS).min(n)))
 }
 
-fn metrics_rows(ev: &Evaluation<'_>, start: usize, end: usize) -> RecordBatch {
+pub(crate) fn metrics_rows(ev: &Evaluation<'_>, start: usize, end: usize) -> RecordBatch {
     let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
     let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
         (start..end).map(|row| &ev.frame.ids()[row]),

@@ -76,6 +76,30 @@ pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<Str
     })
 }
 
+/// Every customer's metrics and scores (no tags), in byte order of the customer id, as the
+/// store keeps them for explanations. Frames of integer keys are in numeric order, so
+/// those are sorted (on every core).
+fn recorded_metrics(ev: &Evaluation<'_>) -> Result<RecordBatch, RunError> {
+    use rayon::slice::ParallelSliceMut;
+    let n = ev.frame.len();
+    let all = crate::output::metrics_rows(ev, 0, n);
+    let keep: Vec<usize> = (0..all.num_columns()).filter(|&i| i != 1).collect();
+    let batch = all
+        .project(&keep)
+        .map_err(|e| RunError::Invalid(format!("metrics for the store: {e}")))?;
+    let ids = ev.frame.ids();
+    if (1..n).all(|i| ids[i - 1] < ids[i]) {
+        return Ok(batch);
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.par_sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+    datafusion::arrow::compute::take_record_batch(
+        &batch,
+        &datafusion::arrow::array::UInt32Array::from(order),
+    )
+    .map_err(|e| RunError::Invalid(format!("metrics for the store: {e}")))
+}
+
 /// Where the rules alone placed a customer, before holds and overrides.
 fn rule_level(reason: &Reason, level: usize) -> usize {
     match reason {
@@ -185,6 +209,7 @@ pub(crate) async fn record(
         inputs,
         recorded_by: recorded_by.to_string(),
         facts,
+        metrics: Some(recorded_metrics(ev)?),
     };
     Ok(store.record_run_if(&run, &rows, &mut |_| {}, ready).await?)
 }

@@ -251,9 +251,17 @@ async fn customer_explain(
                        "score": l.score, "because": l.explanation})
             })
             .collect();
+        let metrics: Vec<Value> = state
+            .store
+            .metrics_of(run_id, &id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(metric, value)| json!({"metric": metric, "value": value}))
+            .collect();
         return ok(json!({
             "customer_id": id, "run_id": run_id, "as_of": as_of, "recorded": true,
-            "placements": placements, "text": text.join("\n"),
+            "metrics": metrics, "placements": placements, "text": text.join("\n"),
         }));
     }
     who.require(&[Admin, Analyst], "recompute explanations")?;

@@ -1233,6 +1233,10 @@ async fn the_server_stays_up_and_bounded(url: String) {
     assert_eq!(ex["recorded"], true);
     assert_eq!(ex["run_id"], 1);
     assert_eq!(ex["placements"][0]["level"], "supreme");
+    assert_eq!(
+        ex["metrics"],
+        json!([{"metric": "spend", "value": 1200.0}, {"metric": "owner", "value": "wang"}])
+    );
     assert_error(
         &f.call(
             "GET",

@@ -32,6 +32,9 @@ pub struct NewRun {
     /// `[service] owner` metric) and its tags from the data, comma-separated; kept as the
     /// customer's current facts for the API.
     pub facts: Vec<CustomerFacts>,
+    /// Every customer's metrics: first column `customer_id` (text, in byte order, each
+    /// once), then one column per metric (Float64 or Utf8). Kept for `metrics_of`.
+    pub metrics: Option<RecordBatch>,
 }
 
 /// What service needs to know of a customer from the latest run.
@@ -227,6 +230,18 @@ impl Store {
                 .await?;
         }
         self.write_chunks(&mut tx, id, rows, progress).await?;
+        if let Some(metrics) = &run.metrics {
+            for (first, blob) in crate::metric_chunks::encode(metrics)? {
+                sqlx::query(
+                    "INSERT INTO metric_chunks (run_id, first_customer, metrics) VALUES ($1, $2, $3)",
+                )
+                .bind(id)
+                .bind(first)
+                .bind(blob)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         for chunk in run.facts.chunks(FACTS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO customer_facts (policy_name, customer_id, owner, tags, run_id) VALUES ",
@@ -397,6 +412,35 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A customer's metrics as a run computed them (policy order), or `None` when the run
+    /// did not keep metrics (recorded before they were) or does not have the customer.
+    pub async fn metrics_of(
+        &self,
+        run_id: i64,
+        customer_id: &str,
+    ) -> Result<Option<Vec<(String, serde_json::Value)>>, StoreError> {
+        let query = match self.backend() {
+            Backend::Postgres => {
+                "SELECT metrics FROM metric_chunks WHERE run_id = $1 AND first_customer <= $2 \
+                 ORDER BY first_customer DESC LIMIT 1"
+            }
+            Backend::Sqlite => {
+                "SELECT m.metrics FROM metric_chunks m WHERE m.run_id = $1 AND m.first_customer = \
+                 (SELECT max(x.first_customer) FROM metric_chunks x \
+                  WHERE x.run_id = m.run_id AND x.first_customer <= $2)"
+            }
+        };
+        let blob: Option<Vec<u8>> = sqlx::query_scalar(query)
+            .bind(run_id)
+            .bind(customer_id)
+            .fetch_optional(self.pool())
+            .await?;
+        match blob {
+            Some(blob) => crate::metric_chunks::find(&blob, customer_id),
+            None => Ok(None),
+        }
     }
 
     /// The run of a policy pinned for serving, if one is.

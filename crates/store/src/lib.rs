@@ -12,6 +12,7 @@
 mod chunks;
 mod history;
 mod manual;
+mod metric_chunks;
 mod service;
 
 use std::borrow::Cow;
@@ -511,6 +512,13 @@ mod tests {
                     .unwrap();
             }
         }
+        // Facts written by run 2, before they belonged to a policy.
+        sqlx::query(
+            "INSERT INTO customer_facts (customer_id, owner, tags, run_id) VALUES ('A', 'mei', 'vip', 2)",
+        )
+        .execute(old.pool())
+        .await
+        .unwrap();
         type Old<'a> = (
             i64,
             &'a str,
@@ -633,7 +641,9 @@ mod tests {
         }
         let refused = Store::open(&url).await.unwrap_err().to_string();
         assert!(
-            refused.contains("needs 2 migration(s) (5 assignment chunks, 6 drop row assignments)"),
+            refused.contains(
+                "needs 3 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving)"
+            ),
             "{refused}"
         );
         let applied: Vec<i64> = old
@@ -643,7 +653,7 @@ mod tests {
             .into_iter()
             .map(|m| m.0)
             .collect();
-        assert_eq!(applied, vec![5, 6]);
+        assert_eq!(applied, vec![5, 6, 7]);
         let store = Store::open(&url).await.unwrap();
         let d = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let row = |run_id, as_of, ladder: &str, level: &str, rule: &str, score, rank, why: &str| {
@@ -725,6 +735,13 @@ mod tests {
             .fetch_one(store.pool())
             .await;
         assert!(gone.is_err(), "the row table is dropped");
+        // Migration 7 gave the facts to the policy of the run that wrote them.
+        assert_eq!(
+            store.owner_of("p", "A").await.unwrap().as_deref(),
+            Some("mei")
+        );
+        assert_eq!(store.tags_of("p", "A").await.unwrap(), ["vip"]);
+        assert_eq!(store.owner_of("other", "A").await.unwrap(), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,3 +26,13 @@ CREATE TABLE served_runs (
     pinned_by TEXT NOT NULL,
     pinned_at TEXT NOT NULL
 );
+
+-- A run's metrics per customer, in chunks of 1,000 customers in id order (a zstd-compressed
+-- Arrow IPC stream each, its columns the policy's metrics): what `explain` over the API
+-- answers from without recomputing the policy.
+CREATE TABLE metric_chunks (
+    run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    first_customer TEXT NOT NULL,
+    metrics BLOB NOT NULL,
+    PRIMARY KEY (run_id, first_customer)
+);
