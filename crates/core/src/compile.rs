@@ -1557,6 +1557,29 @@ expr = "revenue / nullif(prev, 0) - 1"
     }
 
     #[test]
+    fn windows_longer_than_two_centuries_and_huge_expressions_are_located_errors() {
+        let ladder = "\n[ladders.v]\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n";
+        let text = format!("{BASE}{ladder}")
+            .replace("window = \"12 months\"", "window = \"300000 years\"");
+        let err = Policy::from_str("p.toml", &text).unwrap_err().to_string();
+        assert!(
+            err.contains("`300000 years` is longer than 200 years"),
+            "{err}"
+        );
+        assert!(err.contains("metrics.revenue.window"), "{err}");
+        assert!(Offset::parse("200 years").is_ok());
+        assert!(Offset::parse("4294967295 months").is_err());
+        let huge = format!("sum(amount){}", " + sum(amount)".repeat(1_000));
+        let text = format!("{BASE}{ladder}").replace(
+            "expr = \"sum(amount)\"\nwindow = \"12",
+            &format!("expr = \"{huge}\"\nwindow = \"12"),
+        );
+        let err = Policy::from_str("p.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("error[expression_too_large]"), "{err}");
+        assert!(err.contains("metrics.revenue.expr"), "{err}");
+    }
+
+    #[test]
     fn unknown_name_in_condition_is_located_with_suggestion() {
         let text = format!(
             "{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"gold\"\nwhen = \"revenu >= 100\"\n[[ladders.v.levels]]\nname = \"rest\"\nrest = true\n"

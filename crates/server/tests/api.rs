@@ -1336,6 +1336,66 @@ stratum_store::on_both!(
     disabled_users_keys_stop_working,
 );
 
+/// Issue 16, defect 9: on a real socket, a client that sends half a request header is
+/// disconnected after the header timeout instead of holding its connection for good, and the
+/// server keeps answering others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_is_cut_off_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(stratum_store::testing::sqlite_in(dir.path())).await;
+    let limits = stratum_server::Limits {
+        header_read_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let state = f.state.clone().with_limits(limits);
+    tokio::spawn(stratum_server::serve(state, addr));
+    // Plain blocking sockets, on a thread of their own.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let connect = || {
+            for _ in 0..200 {
+                if let Ok(s) = std::net::TcpStream::connect(addr) {
+                    return s;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            panic!("the server did not start");
+        };
+        let mut slow = connect();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let closed = match slow.read_to_end(&mut buf) {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        let waited = started.elapsed();
+        let mut ok = connect();
+        ok.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        ok.read_to_string(&mut answer).unwrap();
+        (closed, waited, answer)
+    })
+    .await
+    .unwrap();
+    let (closed, waited, answer) = outcome;
+    assert!(closed, "the half-sent connection is still open after 5 s");
+    assert!(
+        waited >= std::time::Duration::from_millis(400)
+            && waited < std::time::Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 #[test]
 fn the_api_docs_list_every_error_code_and_route() {
     let doc =

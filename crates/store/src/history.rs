@@ -202,6 +202,21 @@ impl Store {
         ready: &mut (dyn FnMut() -> Result<(), String> + Send),
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
+        // Two hosts recording runs of one policy into one PostgreSQL database at once would
+        // each continue holds from the same previous run: one at a time, per policy, for the
+        // length of the transaction. (SQLite's single writer already serializes them.)
+        if self.backend() == Backend::Postgres {
+            let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+                .bind(format!("stratum run {}", run.policy_name))
+                .fetch_one(&mut *tx)
+                .await?;
+            if !free {
+                return Err(StoreError::Invalid(format!(
+                    "another run of policy `{}` is being recorded in this database; try again when it has finished",
+                    run.policy_name
+                )));
+            }
+        }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (policy_name, policy_file, policy_text, policy_hash, as_of, \
              started_at, finished_at, customers, inputs, recorded_by) \
