@@ -127,17 +127,9 @@ fn non_finite_text(n: &stratum_engine::NonFinite) -> String {
     )
 }
 
-/// 16548 -> "16,548".
+/// 16548 -> "16,548" (counts are whole, so the number formatter prints no decimals).
 fn fmt_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    stratum_core::fmt_num(n as f64)
 }
 
 impl RunError {
@@ -509,7 +501,7 @@ async fn evaluate_policy<'p>(
         .map(|n| {
             Diagnostic::warning(
                 "non_finite_metric",
-                &format!("metrics.{}", n.metric),
+                format!("metrics.{}", n.metric),
                 format!("{}; they count as missing (`[policy] non_finite = \"error\"` stops the run instead)", non_finite_text(n)),
             )
         })
@@ -519,7 +511,7 @@ async fn evaluate_policy<'p>(
         .map(|name| {
             Diagnostic::warning(
                 "shrink_allowed",
-                &format!("sources.{name}"),
+                format!("sources.{name}"),
                 format!("source `{name}` has far fewer rows than at the last recorded run (or none); let through by --allow-shrink"),
             )
         }));
