@@ -85,6 +85,12 @@ impl Ws {
             ..Default::default()
         }
     }
+    fn quarantine(&self) -> RunOptions {
+        RunOptions {
+            on_bad_rows: BadRows::Quarantine,
+            ..self.options()
+        }
+    }
     async fn run(&self, store: &Store, options: RunOptions) -> Result<RunOutcome, RunError> {
         let loaded = stratum_runner::load_policy(&self.path("p.toml"))?;
         stratum_runner::run(&loaded, &options, Some(store), &mut Quiet).await
@@ -104,16 +110,7 @@ async fn a_stray_quote_is_one_bad_line_and_every_other_line_is_read() {
         .replace("C05,name 5", "C05,\"name 5");
     ws.file("customers.csv", &customers);
     let store = ws.store().await;
-    let outcome = ws
-        .run(
-            &store,
-            RunOptions {
-                on_bad_rows: BadRows::Quarantine,
-                ..ws.options()
-            },
-        )
-        .await
-        .unwrap();
+    let outcome = ws.run(&store, ws.quarantine()).await.unwrap();
     let c = &outcome.sources[0];
     assert_eq!(c.name, "customers");
     assert_eq!(
@@ -162,10 +159,7 @@ async fn more_rejects_than_the_limit_stop_the_run_and_record_nothing() {
     let tx = tx.replace("C11,2026-10-12,10", "C11,2026-10-12,x");
     ws.file("transactions.csv", &tx);
     let store = ws.store().await;
-    let quarantine = RunOptions {
-        on_bad_rows: BadRows::Quarantine,
-        ..ws.options()
-    };
+    let quarantine = ws.quarantine();
     let err = ws.run(&store, quarantine.clone()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -448,16 +442,7 @@ async fn an_overrides_row_for_an_unknown_customer_is_a_reject_in_quarantine() {
         err.to_string(),
         "overrides.csv:3: customer `C99` is not in the customers source"
     );
-    let outcome = ws
-        .run(
-            &store,
-            RunOptions {
-                on_bad_rows: BadRows::Quarantine,
-                ..ws.options()
-            },
-        )
-        .await
-        .unwrap();
+    let outcome = ws.run(&store, ws.quarantine()).await.unwrap();
     let rejects = std::fs::read_to_string(outcome.files.rejects_csv.unwrap()).unwrap();
     assert_eq!(
         rejects,
@@ -490,16 +475,7 @@ async fn json_lines_with_a_bad_byte_or_a_key_twice_are_bad_rows_with_their_lines
         err.to_string(),
         "transactions.jsonl:2: row is not valid UTF-8; save the export as UTF-8"
     );
-    let outcome = ws
-        .run(
-            &store,
-            RunOptions {
-                on_bad_rows: BadRows::Quarantine,
-                ..ws.options()
-            },
-        )
-        .await
-        .unwrap();
+    let outcome = ws.run(&store, ws.quarantine()).await.unwrap();
     let t = &outcome.sources[1];
     assert_eq!(
         (t.stats.read, t.stats.accepted, t.stats.rejected),

@@ -176,6 +176,16 @@ impl ApiError {
         Self::new("invalid_request", message)
     }
 
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            "payload_too_large",
+            format!(
+                "the request body is larger than {} KiB",
+                crate::BODY_LIMIT / 1024
+            ),
+        )
+    }
+
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
         Self::new("internal", "internal error; the server log has the details")
@@ -235,10 +245,7 @@ impl From<stratum_runner::RunError> for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                "payload_too_large",
-                "the request body is larger than 64 KiB",
-            )
+            ApiError::payload_too_large()
         } else {
             ApiError::new("invalid_json", r.body_text())
         }
@@ -248,10 +255,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                "payload_too_large",
-                "the request body is larger than 64 KiB",
-            )
+            ApiError::payload_too_large()
         } else {
             ApiError::invalid(r.body_text())
         }
