@@ -362,6 +362,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                     allow_shrink: *allow_shrink,
                 },
                 allow_future_as_of: *allow_future_as_of,
+                memory_limit: None,
             };
             if *show_sql {
                 println!("{}", stratum_runner::show_sql(&loaded, &options).await?);

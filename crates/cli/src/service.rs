@@ -27,6 +27,10 @@ pub enum ServiceCommand {
         /// Seconds a simulation or recomputed explanation may evaluate before it is stopped
         #[arg(long, default_value_t = 50, value_name = "SECONDS")]
         evaluation_timeout: u64,
+        /// Memory (MiB) the query engine may hold during a simulation or recomputed
+        /// explanation
+        #[arg(long, default_value_t = 2048, value_name = "MIB")]
+        evaluation_memory: usize,
         /// Connections served at once; more wait in the listen backlog
         #[arg(long, default_value_t = 512, value_name = "N")]
         max_connections: usize,
@@ -84,6 +88,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
             header_timeout,
             request_timeout,
             evaluation_timeout,
+            evaluation_memory,
             max_connections,
         } => {
             let policy = load(cli)?;
@@ -98,6 +103,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                 request_timeout: seconds(*request_timeout),
                 evaluation_timeout: seconds(*evaluation_timeout),
                 max_connections: *max_connections,
+                evaluation_memory: evaluation_memory << 20,
             };
             let state = stratum_server::AppState::new(store, policy).with_limits(limits);
             stratum_server::serve(state, *listen)

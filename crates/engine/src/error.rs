@@ -80,6 +80,12 @@ impl From<datafusion::error::DataFusionError> for EngineError {
         if crate::divides_by_zero(&e) {
             return EngineError::Division(e.to_string());
         }
+        if crate::out_of_memory(&e) {
+            return EngineError::User(UserError::Config(format!(
+                "the evaluation needs more memory than it is allowed here: {}",
+                e.find_root()
+            )));
+        }
         EngineError::Internal(e.to_string())
     }
 }

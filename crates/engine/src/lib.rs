@@ -36,6 +36,10 @@ pub struct EngineOptions {
     pub target_partitions: usize,
     /// The manual inputs kept in the store, for `format = "inputs"` sources.
     pub inputs: Vec<ManualInput>,
+    /// Bytes DataFusion's operators may hold at once (joins, aggregations, sorts); beyond
+    /// it a query fails with a user error instead of growing. `None`: no limit. The server
+    /// sets one for drafts; text sources loaded into memory are not counted.
+    pub memory_limit: Option<usize>,
 }
 
 /// One person-entered value: a customer's field (e.g. relationship_top = 18).
@@ -162,6 +166,14 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Whether a DataFusion error is, at its root, the memory limit.
+fn out_of_memory(e: &datafusion::error::DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    )
+}
+
 /// Whether a DataFusion error is, at its root, an integer division by zero.
 fn divides_by_zero(e: &datafusion::error::DataFusionError) -> bool {
     use datafusion::arrow::error::ArrowError;
@@ -247,7 +259,15 @@ impl Engine {
             config = config.with_target_partitions(options.target_partitions);
         }
         apply_datafusion_env(&mut config)?;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match options.memory_limit {
+            Some(bytes) => {
+                let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_memory_limit(bytes, 1.0)
+                    .build_arc()?;
+                SessionContext::new_with_config_rt(config, runtime)
+            }
+            None => SessionContext::new_with_config(config),
+        };
         ctx.register_udf(udf::DaysBetween::udf());
         let mut sources = Vec::new();
         let mut rejects = Vec::new();

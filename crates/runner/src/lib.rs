@@ -278,6 +278,8 @@ pub struct RunOptions {
     pub guard: GuardOptions,
     /// Accept an `as_of` more than a day after today.
     pub allow_future_as_of: bool,
+    /// See `EngineOptions::memory_limit`.
+    pub memory_limit: Option<usize>,
 }
 
 /// The embedded default history database of a workspace folder.
@@ -294,6 +296,7 @@ impl RunOptions {
             on_bad_rows: self.on_bad_rows,
             target_partitions: self.target_partitions,
             inputs: Vec::new(),
+            memory_limit: self.memory_limit,
         }
     }
 }

@@ -489,3 +489,26 @@ async fn json_lines_with_a_bad_byte_or_a_key_twice_are_bad_rows_with_their_lines
         "{rejects}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evaluation_over_its_memory_limit_is_a_user_error() {
+    let ws = Ws::new(2_000);
+    let loaded = stratum_runner::load_policy(&ws.path("p.toml")).unwrap();
+    let options = RunOptions {
+        memory_limit: Some(4 * 1024),
+        ..ws.options()
+    };
+    let err = stratum_runner::run(&loaded, &options, None, &mut Quiet)
+        .await
+        .unwrap_err();
+    assert!(err.is_user_error(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("the evaluation needs more memory than it is allowed here:"),
+        "{err}"
+    );
+    // The same run without the limit goes through.
+    stratum_runner::run(&loaded, &ws.options(), None, &mut Quiet)
+        .await
+        .unwrap();
+}

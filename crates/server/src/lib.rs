@@ -46,6 +46,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// The longest a draft simulation or a recomputed explanation may evaluate.
     pub evaluation_timeout: std::time::Duration,
+    /// The memory DataFusion's operators may hold during one (bytes).
+    pub evaluation_memory: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
             request_timeout: std::time::Duration::from_secs(60),
             max_connections: 512,
             evaluation_timeout: std::time::Duration::from_secs(50),
+            evaluation_memory: 2 << 30,
         }
     }
 }

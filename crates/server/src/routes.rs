@@ -266,11 +266,17 @@ async fn customer_explain(
     }
     who.require(&[Admin, Analyst], "recompute explanations")?;
     let turn = state.evaluation_turn()?;
-    let limit = state.limits.evaluation_timeout;
+    let (limit, memory) = (
+        state.limits.evaluation_timeout,
+        state.limits.evaluation_memory,
+    );
     let (policy, store, customer) = (state.policy.clone(), state.store.clone(), id.clone());
     let explained = on_blocking_thread(move |handle| {
         let _turn = turn;
-        let options = stratum_runner::RunOptions::default();
+        let options = stratum_runner::RunOptions {
+            memory_limit: Some(memory),
+            ..Default::default()
+        };
         handle.block_on(tokio::time::timeout(
             limit,
             stratum_runner::explain(&policy, &options, Some(&store), &customer),
@@ -593,6 +599,7 @@ async fn simulate(
     let options = stratum_runner::RunOptions {
         as_of: body.as_of,
         recorded_by: who.user.clone(),
+        memory_limit: Some(state.limits.evaluation_memory),
         ..Default::default()
     };
     let store = state.store.clone();
