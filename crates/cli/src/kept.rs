@@ -65,6 +65,12 @@ pub enum KeptCommand {
     /// Customer tags (e.g. blacklist) kept in the history database
     #[command(subcommand)]
     Tag(TagCommand),
+    /// A consistent copy of the SQLite history (safe while it is in use); for PostgreSQL it
+    /// says how to use pg_dump
+    Backup {
+        /// The new file
+        file: PathBuf,
+    },
     /// Who changed what, newest first
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -599,6 +605,15 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 );
             }
         }
+        KeptCommand::Backup { file } => {
+            store.backup(file).await?;
+            println!(
+                "wrote {}: a consistent copy of {}",
+                file.display(),
+                store.url()
+            );
+        }
     }
+    store.close().await?;
     Ok(ExitCode::SUCCESS)
 }

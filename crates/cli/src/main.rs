@@ -187,8 +187,29 @@ fn policy_path(cli: &Cli, explicit: Option<&Path>) -> PathBuf {
     }
 }
 
+/// `-C DIR`; without it the folder of `--policy`, or that folder's parent when the parent
+/// is the workspace (holds `stratum.toml` or `stratum.db`: a demo workspace's
+/// `policies/*.toml`); else the current folder. The default history database lives there.
 fn workspace_dir(cli: &Cli) -> PathBuf {
-    cli.dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    let here = || PathBuf::from(".");
+    if let Some(dir) = &cli.dir {
+        return dir.clone();
+    }
+    let Some(policy) = &cli.policy else {
+        return here();
+    };
+    let non_empty = |p: &Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
+    let folder = policy.parent().and_then(non_empty).unwrap_or_else(here);
+    let is_workspace = |d: &Path| d.join("stratum.toml").exists() || d.join("stratum.db").exists();
+    if is_workspace(&folder) {
+        return folder;
+    }
+    let parent = folder.parent().and_then(non_empty).unwrap_or_else(here);
+    if folder != parent && is_workspace(&parent) {
+        parent
+    } else {
+        folder
+    }
 }
 
 fn database_url(cli: &Cli) -> String {
@@ -435,6 +456,9 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 .map(|(k, d)| format!("{k} {:.2}s", d.as_secs_f64()))
                 .collect();
             eprintln!("timings: {}", timing.join(", "));
+            if let Some(store) = store {
+                store.close().await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain {

@@ -105,7 +105,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                 max_connections: *max_connections,
                 evaluation_memory: evaluation_memory << 20,
             };
-            let state = stratum_server::AppState::new(store, policy).with_limits(limits);
+            let state = stratum_server::AppState::new(store.clone(), policy).with_limits(limits);
             stratum_server::serve(state, *listen)
                 .await
                 .with_context(|| format!("cannot serve on {listen}"))?;
@@ -220,5 +220,6 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
             }
         }
     }
+    store.close().await?;
     Ok(ExitCode::SUCCESS)
 }

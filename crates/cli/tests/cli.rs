@@ -741,3 +741,66 @@ fn clv_fits_the_cdnow_sample() {
         "{err}"
     );
 }
+
+/// The history belongs beside the policy when no `-C` is given, the `.db` file alone is the
+/// whole history after a command (its write-ahead log folded back), and `backup` makes a
+/// consistent copy (issue 17, points 3 and 4).
+#[test]
+fn the_database_lives_beside_the_policy_and_is_whole_after_a_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let o = stratum(&["init", "ws", "--customers", "200"], dir);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // From outside the workspace, by the policy's path only.
+    let o = stratum(
+        &[
+            "--policy",
+            "ws/stratum.toml",
+            "run",
+            "--as-of",
+            "2026-10-31",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        !dir.join("stratum.db").exists(),
+        "no database in the current folder"
+    );
+    let db = dir.join("ws/stratum.db");
+    assert!(db.exists());
+    let wal = dir.join("ws/stratum.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the WAL was folded back"
+    );
+    // A copy of the file alone holds the run.
+    std::fs::copy(&db, dir.join("copy.db")).unwrap();
+    let url = format!("sqlite://{}", dir.join("copy.db").display());
+    let (out, _) = text(&stratum(&["--database", &url, "runs"], dir));
+    assert!(
+        out.starts_with("#1    Customer value tiers  as of 2026-10-31"),
+        "{out}"
+    );
+    // A policy of the workspace's policies/ folder records into the workspace's database.
+    let o = stratum(
+        &[
+            "--policy",
+            "ws/policies/b2b.toml",
+            "run",
+            "--as-of",
+            "2026-10-31",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!dir.join("ws/policies/stratum.db").exists());
+    let o = stratum(&["-C", "ws", "backup", "backup.db"], dir);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let url = format!("sqlite://{}", dir.join("backup.db").display());
+    let (out, _) = text(&stratum(&["--database", &url, "runs"], dir));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let o = stratum(&["-C", "ws", "backup", "backup.db"], dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("exists already"), "{:?}", text(&o));
+}

@@ -454,7 +454,7 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
         runs_before,
         "simulate records nothing"
     );
-    store.close().await;
+    store.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -296,6 +296,45 @@ impl Store {
     /// Connects and makes sure the schema is current. A database without any Stratum table
     /// is set up on the spot; one with pending migrations must be migrated explicitly
     /// (`stratum migrate`), so a production schema never changes behind an operator's back.
+    /// Folds SQLite's write-ahead log back into the database file and closes every
+    /// connection, so the `.db` file alone is the whole history (a copy of it is complete).
+    /// Commands call it before they exit; PostgreSQL connections are just closed.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+
+    /// A consistent copy of the history in `path` (SQLite's `VACUUM INTO`, safe while other
+    /// processes read or write). PostgreSQL databases are backed up with `pg_dump`.
+    pub async fn backup(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Invalid(format!(
+                "{} is a PostgreSQL database: back it up with `pg_dump --format=custom --file=FILE DATABASE_URL` \
+                 (restore with pg_restore), which copies it consistently while it is in use",
+                self.url
+            )));
+        }
+        if path.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} exists already; choose a new file",
+                path.display()
+            )));
+        }
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Invalid(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url).await?;
         let status = store.schema_status().await?;
@@ -437,11 +476,6 @@ impl Store {
             pending,
             unknown,
         })
-    }
-
-    /// Closes the pool (waits for connections to finish).
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 
     /// Records an action that is not itself a store write (a run started through the API).
