@@ -58,6 +58,10 @@ pub enum UserCommand {
     Disable {
         name: String,
     },
+    /// Enable a disabled user again: its keys that were not revoked work again
+    Enable {
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +70,8 @@ pub enum KeyCommand {
     Create { user: String },
     /// Revoke a key by its id (the part after `stk_`, before the next `_`)
     Revoke { id: String },
+    /// The keys: id, user, who made it and when, whether it works
+    List,
 }
 
 fn actor(cli: &Cli) -> stratum_store::Actor {
@@ -117,6 +123,27 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
         ServiceCommand::User(UserCommand::Disable { name }) => {
             store.disable_user(name, &actor(cli)).await?;
             println!("disabled user {name}");
+        }
+        ServiceCommand::User(UserCommand::Enable { name }) => {
+            store.enable_user(name, &actor(cli)).await?;
+            println!("enabled user {name}: its keys that were not revoked work again");
+        }
+        ServiceCommand::Key(KeyCommand::List) => {
+            let keys = store.api_keys().await?;
+            if keys.is_empty() {
+                println!("no keys (create one with `stratum key create USER`)");
+            }
+            for k in keys {
+                let state = match (&k.revoked_at, k.user_disabled) {
+                    (Some(at), _) => format!("revoked at {at}"),
+                    (None, true) => "user disabled".to_string(),
+                    (None, false) => "active".to_string(),
+                };
+                println!(
+                    "{:<14} {:<20} made by {} at {}  {state}",
+                    k.id, k.user_name, k.created_by, k.created_at
+                );
+            }
         }
         ServiceCommand::User(UserCommand::List) => {
             for u in store.users().await? {

@@ -29,7 +29,7 @@ pub use history::{
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use service::{
-    ApiKeyRow, CallbackRow, CurrentLevel, NewRedemption, ROLES, Redeemed, RedemptionRow,
+    ApiKeyRow, CallbackRow, CurrentLevel, KeyRow, NewRedemption, ROLES, Redeemed, RedemptionRow,
     RunStandings, StandingRow, UserRow,
 };
 

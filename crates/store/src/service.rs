@@ -84,6 +84,17 @@ pub struct ApiKeyRow {
     pub usable: bool,
 }
 
+/// A key as `stratum key list` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeyRow {
+    pub id: String,
+    pub user_name: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub user_disabled: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CallbackRow {
     pub id: i64,
@@ -428,6 +439,47 @@ impl Store {
         Ok(())
     }
 
+    /// Enables a disabled user again: its keys that were not revoked work again. Audited.
+    pub async fn enable_user(&self, name: &str, actor: &Actor) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE users SET disabled_at = NULL WHERE name = $1 AND disabled_at IS NOT NULL",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no disabled user `{name}`")));
+        }
+        self.audit(&mut tx, actor, "user.enable", name, "").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every key: id, user, when and by whom it was made, when it was revoked (never the
+    /// secret or its digest).
+    pub async fn api_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.id, k.user_name, k.created_by, k.created_at, k.revoked_at, u.disabled_at \
+             FROM api_keys k JOIN users u ON u.name = k.user_name ORDER BY k.created_at, k.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    id: r.try_get("id")?,
+                    user_name: r.try_get("user_name")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    user_disabled: r.try_get::<Option<String>, _>("disabled_at")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, role, created_by, created_at, disabled_at FROM users ORDER BY name",
@@ -456,14 +508,24 @@ impl Store {
         actor: &Actor,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        let exists: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE name = $1")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await?;
-        if exists == 0 {
-            return Err(StoreError::NotFound(format!(
-                "no user `{user}` (add it with `stratum user add`)"
-            )));
+        let disabled: Option<Option<String>> =
+            sqlx::query_scalar("SELECT disabled_at FROM users WHERE name = $1")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match disabled {
+            None => {
+                return Err(StoreError::NotFound(format!(
+                    "no user `{user}` (add it with `stratum user add`)"
+                )));
+            }
+            Some(Some(_)) => {
+                return Err(StoreError::Invalid(format!(
+                    "user `{user}` is disabled, so a key for it would never work; \
+                     `stratum user enable {user}` first"
+                )));
+            }
+            Some(None) => {}
         }
         sqlx::query(
             "INSERT INTO api_keys (id, user_name, secret_hash, created_by, created_at) \

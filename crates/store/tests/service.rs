@@ -343,6 +343,41 @@ async fn users_keys_and_callbacks(url: String) {
         store.add_api_key("k2", "nobody", "h", &admin).await,
         Err(StoreError::NotFound(_))
     ));
+    // A disabled user gets no key that could never work; enabled again, its keys work.
+    store
+        .add_api_key("k3", "agent.wang", "sha256:x", &admin)
+        .await
+        .unwrap();
+    store.disable_user("agent.wang", &admin).await.unwrap();
+    assert!(!store.api_key("k3").await.unwrap().unwrap().usable);
+    let refused = store
+        .add_api_key("k4", "agent.wang", "sha256:y", &admin)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "user `agent.wang` is disabled, so a key for it would never work; `stratum user enable agent.wang` first"
+    );
+    store.enable_user("agent.wang", &admin).await.unwrap();
+    assert!(store.api_key("k3").await.unwrap().unwrap().usable);
+    assert!(matches!(
+        store.enable_user("agent.wang", &admin).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let keys: Vec<(String, bool, bool)> = store
+        .api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.id, k.revoked_at.is_some(), k.user_disabled))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("k1".to_string(), true, false),
+            ("k3".to_string(), false, false)
+        ]
+    );
 
     let cb = store
         .add_callback(
