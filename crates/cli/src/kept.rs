@@ -18,24 +18,34 @@ use crate::{Cli, Reporter, actor_name, database_url, open_store, policy_path, pr
 pub enum KeptCommand {
     /// Apply pending schema migrations to the history database
     Migrate,
-    /// List the recorded runs; retire one, or pin the one served
+    /// List the policy's recorded runs (--all: every policy's); retire one, or pin the one
+    /// served
     Runs {
+        /// Runs of every policy in the database, not only the workspace's
+        #[arg(long)]
+        all: bool,
         #[command(subcommand)]
         action: Option<RunsCommand>,
     },
-    /// A customer's level timeline on every ladder, with the reasons
+    /// A customer's level timeline on every ladder of the policy, with the reasons
     History { customer_id: String },
-    /// Migration matrix between two runs (default: the last two runs of the latest policy)
+    /// Migration matrix between two runs of the policy (default: its last two runs)
     Diff {
+        /// The earlier run (#N in `stratum runs`; default: the one before the latest)
         run_a: Option<i64>,
+        /// The later run (default: the policy's latest)
         run_b: Option<i64>,
         /// Write the customers who moved (up, down, in/out of scope) to FILE (.csv or .parquet)
         #[arg(long, value_name = "FILE")]
         export: Option<PathBuf>,
+        /// Allow comparing runs of two different policies
+        #[arg(long)]
+        across_policies: bool,
     },
-    /// Write every customer's recorded result on every ladder of a run (default: the latest)
-    /// to FILE, Parquet or CSV by its extension, for SQL tools
+    /// Write every customer's recorded result on every ladder of a run (default: the
+    /// policy's latest) to FILE, Parquet or CSV by its extension, for SQL tools
     ExportRun {
+        /// The run (#N in `stratum runs`)
         run: Option<i64>,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -49,7 +59,7 @@ pub enum KeptCommand {
     /// Effect KPIs per level per run: count, value share, repeat-purchase and churn rates,
     /// upgrades, downgrades
     Report {
-        /// Policy name (default: the policy of the latest run)
+        /// Policy name (default: the workspace's policy, else the policy of the latest run)
         #[arg(long = "policy-name")]
         policy_name: Option<String>,
         /// Write the report as CSV
@@ -254,9 +264,15 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
     match cmd {
         KeptCommand::Migrate => unreachable!("handled above"),
         KeptCommand::Runs {
+            all,
             action: None | Some(RunsCommand::List),
         } => {
-            let runs = store.runs(None).await?;
+            let policy = if *all {
+                None
+            } else {
+                crate::history_policy(cli)?
+            };
+            let runs = store.runs(policy.as_deref()).await?;
             if runs.is_empty() {
                 println!("no runs recorded in {}", store.url());
             }
@@ -284,6 +300,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
         }
         KeptCommand::Runs {
             action: Some(RunsCommand::Retire { run, reason }),
+            ..
         } => {
             let r = store.retire_run(*run, reason, &actor(cli)).await?;
             println!(
@@ -293,6 +310,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
         }
         KeptCommand::Runs {
             action: Some(RunsCommand::Pin { run }),
+            ..
         } => {
             let r = store.run(*run).await?;
             store
@@ -305,6 +323,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
         }
         KeptCommand::Runs {
             action: Some(RunsCommand::Unpin),
+            ..
         } => {
             let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
             let name = loaded.policy.history_name();
@@ -312,7 +331,8 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             println!("policy `{name}`: the latest recorded run is served again");
         }
         KeptCommand::History { customer_id } => {
-            let rows = stratum_runner::history(&store, customer_id).await?;
+            let policy = crate::history_policy(cli)?;
+            let rows = stratum_runner::history(&store, policy.as_deref(), customer_id).await?;
             let mut ladder = "";
             let mut last_level = "";
             for r in &rows {
@@ -342,8 +362,12 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             run_a,
             run_b,
             export,
+            across_policies,
         } => {
-            let report = stratum_runner::diff(&store, *run_a, *run_b).await?;
+            let policy = crate::history_policy(cli)?;
+            let report =
+                stratum_runner::diff(&store, policy.as_deref(), *run_a, *run_b, *across_policies)
+                    .await?;
             print_diff(&report);
             if let Some(path) = export {
                 let n = stratum_runner::write_moves(path, &report)?;
@@ -351,7 +375,9 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             }
         }
         KeptCommand::ExportRun { run, out } => {
-            let (run, rows) = stratum_runner::export_run(&store, *run, out).await?;
+            let policy = crate::history_policy(cli)?;
+            let (run, rows) =
+                stratum_runner::export_run(&store, policy.as_deref(), *run, out).await?;
             println!(
                 "wrote {} ({rows} rows: run #{}, {}, as of {})",
                 out.display(),
@@ -415,7 +441,11 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             }
         }
         KeptCommand::Report { policy_name, out } => {
-            let rows = stratum_runner::report(&store, policy_name.as_deref()).await?;
+            let policy = match policy_name {
+                Some(name) => Some(name.clone()),
+                None => crate::history_policy(cli)?,
+            };
+            let rows = stratum_runner::report(&store, policy.as_deref()).await?;
             println!(
                 "{:<6} {:<10} {:<14} {:<14} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>5}",
                 "run",

@@ -212,6 +212,18 @@ fn workspace_dir(cli: &Cli) -> PathBuf {
     }
 }
 
+/// The policy a history command is about: `--policy`, else the workspace's `stratum.toml`
+/// (its runs only, whatever else the database holds); `None` when there is no policy file at
+/// all (a database on its own), meaning every policy's runs.
+fn history_policy(cli: &Cli) -> Result<Option<String>> {
+    let path = policy_path(cli, None);
+    if cli.policy.is_none() && !path.exists() {
+        return Ok(None);
+    }
+    let loaded = stratum_runner::load_policy(&path)?;
+    Ok(Some(loaded.policy.history_name().to_string()))
+}
+
 fn database_url(cli: &Cli) -> String {
     cli.database
         .clone()

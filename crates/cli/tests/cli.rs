@@ -481,7 +481,12 @@ fn history_diff_override_simulate_report() {
     );
     let bytes = std::fs::read(&export).unwrap();
     assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
-    assert!(!dir.join("moves.parquet.partial").exists());
+    let partial: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
 
     let o = stratum(&["-C", "demo", "runs"], dir);
     assert_eq!(text(&o).0.lines().count(), 2, "{:?}", text(&o));
@@ -527,6 +532,69 @@ fn history_diff_override_simulate_report() {
         text(&o).0.contains("mei        cli    override.add"),
         "{:?}",
         text(&o)
+    );
+
+    // Another policy's run in the same database: every history command keeps to the
+    // workspace's policy (issue 17, point 1).
+    let o = stratum(
+        &[
+            "-C",
+            "demo",
+            "--policy",
+            "policies/lifecycle.toml",
+            "run",
+            "--out",
+            "out-life",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = stratum(&["-C", "demo", "diff"], dir);
+    assert!(
+        text(&o).0.starts_with(
+            "run #1 (Customer value tiers, as of 2026-09-30) -> run #2 (Customer value tiers"
+        ),
+        "{:?}",
+        text(&o)
+    );
+    let o = stratum(&["-C", "demo", "diff", "2", "3"], dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o).1,
+        "error: run #3 is a run of policy `Lifecycle`, not of `Customer value tiers`; pass --across-policies to compare runs of different policies\n"
+    );
+    let o = stratum(&["-C", "demo", "diff", "2", "3", "--across-policies"], dir);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        text(&stratum(&["-C", "demo", "runs"], dir))
+            .0
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        text(&stratum(&["-C", "demo", "runs", "--all"], dir))
+            .0
+            .lines()
+            .count(),
+        3
+    );
+    let (out, _) = text(&stratum(&["-C", "demo", "history", "C00031"], dir));
+    assert!(!out.contains("Lifecycle"), "{out}");
+    let (out, _) = text(&stratum(
+        &[
+            "-C",
+            "demo",
+            "--policy",
+            "policies/lifecycle.toml",
+            "history",
+            "C00031",
+        ],
+        dir,
+    ));
+    assert!(
+        out.contains("(Lifecycle)") && !out.contains("Customer value tiers"),
+        "{out}"
     );
 }
 

@@ -45,9 +45,16 @@ async fn run_policy(store: &Store, run: &RunInfo) -> Option<Policy> {
     Policy::from_str(&run.policy_file, &text).ok()
 }
 
-/// A customer's timeline on every ladder.
-pub async fn history(store: &Store, customer_id: &str) -> Result<Vec<HistoryRow>, RunError> {
+/// A customer's timeline on every ladder, over the runs of `policy` (`None`: every policy).
+pub async fn history(
+    store: &Store,
+    policy: Option<&str>,
+    customer_id: &str,
+) -> Result<Vec<HistoryRow>, RunError> {
     let mut rows = store.history(customer_id).await?;
+    if let Some(name) = policy {
+        rows.retain(|r| r.policy_name == name);
+    }
     // Ladders in the order of the latest policy that placed the customer.
     if let Some(last) = rows.iter().max_by_key(|r| (r.as_of, r.run_id)) {
         let run = store.run(last.run_id).await?;
@@ -104,54 +111,89 @@ pub struct DiffReport {
     pub ladders: Vec<LadderDiff>,
 }
 
-/// The recorded runs that are not retired, in recording order: what default choices
-/// ("the latest run", "the last two runs") pick from.
-async fn serving_runs(store: &Store) -> Result<Vec<RunInfo>, RunError> {
+/// The recorded runs of `policy` (`None`: every policy) that are not retired, in recording
+/// order: what default choices ("the latest run", "the last two runs") pick from.
+async fn serving_runs(store: &Store, policy: Option<&str>) -> Result<Vec<RunInfo>, RunError> {
     Ok(store
-        .runs(None)
+        .runs(policy)
         .await?
         .into_iter()
         .filter(|r| !r.is_retired())
         .collect())
 }
 
-/// Runs to compare: both given; one given (against the latest run); none (the last two runs
-/// of the policy of the latest run).
-async fn pick_runs(
-    store: &Store,
-    a: Option<i64>,
-    b: Option<i64>,
-) -> Result<(RunInfo, RunInfo), RunError> {
-    match (a, b) {
-        (Some(a), Some(b)) => Ok((store.run(a).await?, store.run(b).await?)),
-        (a, _) => {
-            let all = serving_runs(store).await?;
-            let Some(latest) = all.last().cloned() else {
-                return Err(RunError::Invalid(
-                    "the history is empty: `stratum run` records a run".into(),
-                ));
-            };
-            if let Some(a) = a {
-                return Ok((store.run(a).await?, latest));
-            }
-            let same: Vec<&RunInfo> = all
-                .iter()
-                .filter(|r| r.policy_name == latest.policy_name)
-                .collect();
-            if same.len() < 2 {
-                return Err(RunError::Invalid(format!(
-                    "policy `{}` has only one recorded run; a diff needs two",
-                    latest.policy_name
-                )));
-            }
-            Ok((same[same.len() - 2].clone(), latest))
-        }
+/// Refuses a run of another policy unless `across` says the comparison is meant.
+fn same_policy(run: &RunInfo, policy: Option<&str>, across: bool) -> Result<(), RunError> {
+    match policy {
+        Some(name) if !across && run.policy_name != name => Err(RunError::Invalid(format!(
+            "run #{} is a run of policy `{}`, not of `{name}`; pass --across-policies to compare runs of different policies",
+            run.id, run.policy_name
+        ))),
+        _ => Ok(()),
     }
 }
 
+fn empty_history(policy: Option<&str>) -> RunError {
+    RunError::Invalid(match policy {
+        Some(name) => format!("policy `{name}` has no recorded run: `stratum run` records one"),
+        None => "the history is empty: `stratum run` records a run".into(),
+    })
+}
+
+/// Runs to compare: both given; one given (against the latest run of the policy); none (the
+/// last two runs of the policy). `policy`: the runs the command is about (`None`: the
+/// policy of the latest run); `across`: runs of two policies may be compared.
+async fn pick_runs(
+    store: &Store,
+    policy: Option<&str>,
+    a: Option<i64>,
+    b: Option<i64>,
+    across: bool,
+) -> Result<(RunInfo, RunInfo), RunError> {
+    let (from, to) = match (a, b) {
+        (Some(a), Some(b)) => (store.run(a).await?, store.run(b).await?),
+        (a, _) => {
+            let all = serving_runs(store, policy).await?;
+            let Some(latest) = all.last().cloned() else {
+                return Err(empty_history(policy));
+            };
+            if let Some(a) = a {
+                (store.run(a).await?, latest)
+            } else {
+                let same: Vec<&RunInfo> = all
+                    .iter()
+                    .filter(|r| r.policy_name == latest.policy_name)
+                    .collect();
+                if same.len() < 2 {
+                    return Err(RunError::Invalid(format!(
+                        "policy `{}` has only one recorded run; a diff needs two",
+                        latest.policy_name
+                    )));
+                }
+                (same[same.len() - 2].clone(), latest)
+            }
+        }
+    };
+    same_policy(&from, policy, across)?;
+    same_policy(&to, policy, across)?;
+    if !across && from.policy_name != to.policy_name {
+        return Err(RunError::Invalid(format!(
+            "run #{} is of policy `{}` and run #{} of `{}`; pass --across-policies to compare runs of different policies",
+            from.id, from.policy_name, to.id, to.policy_name
+        )));
+    }
+    Ok((from, to))
+}
+
 /// The migration matrix per ladder between two runs, with upgrade and downgrade lists.
-pub async fn diff(store: &Store, a: Option<i64>, b: Option<i64>) -> Result<DiffReport, RunError> {
-    let (from, to) = pick_runs(store, a, b).await?;
+pub async fn diff(
+    store: &Store,
+    policy: Option<&str>,
+    a: Option<i64>,
+    b: Option<i64>,
+    across: bool,
+) -> Result<DiffReport, RunError> {
+    let (from, to) = pick_runs(store, policy, a, b, across).await?;
     let policy = run_policy(store, &to).await;
     let cells = store.migration_matrix(from.id, to.id).await?;
     let moves = store.moves(from.id, to.id).await?;
@@ -214,14 +256,16 @@ pub async fn diff(store: &Store, a: Option<i64>, b: Option<i64>) -> Result<DiffR
 /// Returns the run and the number of rows.
 pub async fn export_run(
     store: &Store,
+    policy: Option<&str>,
     run: Option<i64>,
     path: &Path,
 ) -> Result<(RunInfo, usize), RunError> {
     let run = match run {
         Some(id) => store.run(id).await?,
-        None => serving_runs(store).await?.pop().ok_or_else(|| {
-            RunError::Invalid("the history is empty: `stratum run` records a run".into())
-        })?,
+        None => serving_runs(store, policy)
+            .await?
+            .pop()
+            .ok_or_else(|| empty_history(policy))?,
     };
     let batches = store.run_batches(run.id).await?;
     let rows = batches.iter().map(RecordBatch::num_rows).sum();
@@ -316,7 +360,7 @@ pub struct KpiRow {
 
 /// The effect report over every run of a policy (`None`: the policy of the latest run).
 pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiRow>, RunError> {
-    let all = serving_runs(store).await?;
+    let all = serving_runs(store, None).await?;
     let Some(name) = policy_name
         .map(str::to_string)
         .or_else(|| all.last().map(|r| r.policy_name.clone()))
@@ -526,7 +570,7 @@ pub async fn simulate(
     progress: &mut dyn Progress,
 ) -> Result<Simulation, RunError> {
     let ev = evaluate_policy(draft, options, Some(store), progress).await?;
-    let all = serving_runs(store).await?;
+    let all = serving_runs(store, None).await?;
     let base = all
         .iter()
         .rev()

@@ -208,7 +208,9 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
         levels(&store, r2, "club").await,
         ["member", "none", "member", "none", "member", "member"]
     );
-    let history = stratum_runner::history(&store, "C1").await.unwrap();
+    let history = stratum_runner::history(&store, Some("cards"), "C1")
+        .await
+        .unwrap();
     let feb_card = history
         .iter()
         .find(|h| h.run_id == r2 && h.ladder == "card")
@@ -237,7 +239,7 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
     // The February run exported for SQL tools: every customer on both ladders, with the
     // rule level and hold state the store keeps; the Parquet file holds the same rows.
     let csv_path = ws.path("february.csv");
-    let (run, rows) = stratum_runner::export_run(&store, Some(r2), &csv_path)
+    let (run, rows) = stratum_runner::export_run(&store, Some("cards"), Some(r2), &csv_path)
         .await
         .unwrap();
     assert_eq!((run.id, rows), (r2, 12));
@@ -265,7 +267,7 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
     );
     assert_eq!(lines.count(), 12);
     let parquet_path = ws.path("february.parquet");
-    stratum_runner::export_run(&store, Some(r2), &parquet_path)
+    stratum_runner::export_run(&store, Some("cards"), Some(r2), &parquet_path)
         .await
         .unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -277,7 +279,8 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
     let batches: Vec<_> = reader.map(Result::unwrap).collect();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 12);
     assert_eq!(batches[0].schema().field(14).name(), "explanation");
-    let missing = stratum_runner::export_run(&store, Some(999), &ws.path("x.csv")).await;
+    let missing =
+        stratum_runner::export_run(&store, Some("cards"), Some(999), &ws.path("x.csv")).await;
     assert!(
         missing.unwrap_err().to_string().contains("no run 999"),
         "an unknown run is an error"
@@ -285,7 +288,9 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
     assert!(!ws.path("x.csv").exists());
 
     // Diff 1 -> 2 on card: gold->gold C1 C5, gold->basic C3, silver->silver C2 C6, basic->basic C4.
-    let d = stratum_runner::diff(&store, None, None).await.unwrap();
+    let d = stratum_runner::diff(&store, Some("cards"), None, None, false)
+        .await
+        .unwrap();
     assert_eq!((d.from.id, d.to.id), (r1, r2));
     let card = d.ladders.iter().find(|l| l.ladder == "card").unwrap();
     assert_eq!(card.cell("gold", "gold"), 2);
@@ -314,7 +319,7 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
         levels(&store, r3, "club").await,
         ["member", "none", "member", "none", "member", "member"]
     );
-    let d = stratum_runner::diff(&store, Some(r2), Some(r3))
+    let d = stratum_runner::diff(&store, Some("cards"), Some(r2), Some(r3), false)
         .await
         .unwrap();
     let card = d.ladders.iter().find(|l| l.ladder == "card").unwrap();
@@ -346,7 +351,7 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
     );
 
     // C1's timeline on card: gold, gold (held), silver, gold.
-    let card_levels: Vec<String> = stratum_runner::history(&store, "C1")
+    let card_levels: Vec<String> = stratum_runner::history(&store, Some("cards"), "C1")
         .await
         .unwrap()
         .into_iter()

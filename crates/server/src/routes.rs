@@ -446,7 +446,8 @@ async fn cancel_redemption(
 
 async fn runs(State(state): State<AppState>, who: Principal) -> ApiResult {
     who.require(&[Admin, Analyst], "list runs")?;
-    ok(json!({"runs": state.store.runs(None).await?}))
+    let policy = state.policy.policy.history_name();
+    ok(json!({"runs": state.store.runs(Some(policy)).await?}))
 }
 
 #[derive(Deserialize, Default)]
