@@ -212,6 +212,53 @@ fn workspace_dir(cli: &Cli) -> PathBuf {
     }
 }
 
+/// After a recomputed explanation: where the served run recorded the customer when that
+/// differs, and the manual changes made since that apply from the next run, so the CLI and
+/// the API never leave one customer with two unexplained levels.
+async fn print_recorded(
+    store: &Store,
+    loaded: &stratum_runner::LoadedPolicy,
+    customer_id: &str,
+    explanation: &stratum_core::CustomerExplanation,
+) -> Result<()> {
+    let Some(run_id) = store.latest_run_id(loaded.policy.history_name()).await? else {
+        return Ok(());
+    };
+    let run = store.run(run_id).await?;
+    let recorded = store.levels_of(run_id, customer_id).await?;
+    let differs: Vec<String> = explanation
+        .placements
+        .iter()
+        .filter_map(|p| {
+            let r = recorded.iter().find(|r| r.ladder == p.ladder)?;
+            (r.level != p.level).then(|| {
+                format!(
+                    "  {}: {} in the run, {} recomputed now",
+                    p.ladder, r.level, p.level
+                )
+            })
+        })
+        .collect();
+    let pending = stratum_runner::pending_changes(store, &loaded.policy, &run, customer_id).await?;
+    if differs.is_empty() && pending.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "\nrecorded: run #{} as of {} (what lookups and the API serve until the next run)",
+        run.id, run.as_of
+    );
+    for d in differs {
+        println!("{d}");
+    }
+    for p in pending {
+        println!(
+            "  pending from the next run: override #{} ({} {} on {}), {} by {} at {}",
+            p.override_id, p.mode, p.level, p.ladder, p.change, p.by, p.at
+        );
+    }
+    Ok(())
+}
+
 /// The policy a history command is about: `--policy`, else the workspace's `stratum.toml`
 /// (its runs only, whatever else the database holds); `None` when there is no policy file at
 /// all (a database on its own), meaning every policy's runs.
@@ -491,6 +538,9 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 stratum_runner::explain(&loaded, &options, store.as_ref(), customer_id).await?;
             println!("as of {as_of}, policy {}", path.display());
             print!("{explanation}");
+            if let Some(store) = &store {
+                print_recorded(store, &loaded, customer_id, &explanation).await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Kept(k) => kept::run(cli, k).await,

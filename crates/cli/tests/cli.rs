@@ -534,6 +534,29 @@ fn history_diff_override_simulate_report() {
         text(&o)
     );
 
+    // An override added since the last run: explain recomputes with it, and says what the
+    // run recorded and that the change is pending (issue 17, point 2).
+    let o = stratum(
+        &[
+            "-C", "demo", "--by", "mei", "override", "add", "C00100", "--ladder", "pyramid",
+            "--level", "small", "--reason", "disputed",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&stratum(&["-C", "demo", "explain", "C00100"], dir));
+    assert!(out.contains("\nrecorded: run #2 as of 2026-10-31 (what lookups and the API serve until the next run)\n"), "{out}");
+    assert!(
+        out.contains("\n  pyramid: key in the run, small recomputed now\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "  pending from the next run: override #2 (pin small on pyramid), added by mei at "
+        ),
+        "{out}"
+    );
+
     // Another policy's run in the same database: every history command keeps to the
     // workspace's policy (issue 17, point 1).
     let o = stratum(

@@ -45,6 +45,57 @@ async fn run_policy(store: &Store, run: &RunInfo) -> Option<Policy> {
     Policy::from_str(&run.policy_file, &text).ok()
 }
 
+/// A manual change to a customer's placement made since a run was recorded: it applies from
+/// the next run, so views of the recorded run say it is pending.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PendingChange {
+    pub override_id: i64,
+    pub ladder: String,
+    pub level: String,
+    pub mode: String,
+    /// `"added"` or `"removed"` since the run.
+    pub change: &'static str,
+    pub by: String,
+    pub at: String,
+}
+
+/// The overrides of `customer` on `policy`'s ladders added or removed after `run` was
+/// recorded.
+pub async fn pending_changes(
+    store: &Store,
+    policy: &Policy,
+    run: &RunInfo,
+    customer: &str,
+) -> Result<Vec<PendingChange>, RunError> {
+    let since = run.finished_at.as_str();
+    Ok(store
+        .overrides()
+        .await?
+        .into_iter()
+        .filter(|o| o.customer_id == customer && policy.ladder(&o.ladder).is_some())
+        .filter_map(|o| {
+            let (change, by, at) = match (&o.removed_at, &o.removed_by) {
+                (Some(at), by) if at.as_str() > since && o.created_at.as_str() <= since => {
+                    ("removed", by.clone().unwrap_or_default(), at.clone())
+                }
+                (None, _) if o.created_at.as_str() > since => {
+                    ("added", o.created_by.clone(), o.created_at.clone())
+                }
+                _ => return None,
+            };
+            Some(PendingChange {
+                override_id: o.id,
+                ladder: o.ladder,
+                level: o.level,
+                mode: o.mode,
+                change,
+                by,
+                at,
+            })
+        })
+        .collect())
+}
+
 /// A customer's timeline on every ladder, over the runs of `policy` (`None`: every policy).
 pub async fn history(
     store: &Store,

@@ -26,8 +26,8 @@ use stratum_store::{Store, StoreError};
 
 pub use guard::GuardOptions;
 pub use history::{
-    DiffReport, KpiRow, LadderDiff, Simulation, diff, export_run, history, report, simulate,
-    write_kpis, write_moves,
+    DiffReport, KpiRow, LadderDiff, PendingChange, Simulation, diff, export_run, history,
+    pending_changes, report, simulate, write_kpis, write_moves,
 };
 pub use output::OutputFiles;
 

@@ -183,8 +183,12 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
             }));
         }
     }
+    let run = state.store.run(levels[0].run_id).await?;
+    let pending =
+        stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
     ok(json!({
         "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
+        "pending_changes": pending,
     }))
 }
 
@@ -259,9 +263,13 @@ async fn customer_explain(
             .into_iter()
             .map(|(metric, value)| json!({"metric": metric, "value": value}))
             .collect();
+        let run = state.store.run(run_id).await?;
+        let pending =
+            stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
         return ok(json!({
             "customer_id": id, "run_id": run_id, "as_of": as_of, "recorded": true,
             "metrics": metrics, "placements": placements, "text": text.join("\n"),
+            "pending_changes": pending,
         }));
     }
     who.require(&[Admin, Analyst], "recompute explanations")?;

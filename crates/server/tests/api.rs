@@ -321,6 +321,35 @@ async fn customer_card_levels_and_benefits(url: String) {
     assert_eq!(card["owner"], "wang");
     assert_eq!(card["levels"][0]["ladder"], "vip");
     assert_eq!(card["levels"][0]["level"], "gold");
+    assert_eq!(card["pending_changes"], json!([]));
+    // An override added since the run: the card still shows the recorded level, and says
+    // what changes at the next run.
+    let body = r#"{"customer_id":"C2","ladder":"vip","level":"diamond","mode":"floor","reason":"retention offer"}"#;
+    let (status, _) = f
+        .call("POST", "/api/overrides", Some(&f.admin), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, card) = f
+        .call("GET", "/api/customers/C2", Some(&f.service), None)
+        .await;
+    assert_eq!(card["levels"][0]["level"], "gold");
+    let pending = &card["pending_changes"][0];
+    assert_eq!(
+        (
+            &pending["ladder"],
+            &pending["level"],
+            &pending["mode"],
+            &pending["change"],
+            &pending["by"]
+        ),
+        (
+            &json!("vip"),
+            &json!("diamond"),
+            &json!("floor"),
+            &json!("added"),
+            &json!("admin")
+        )
+    );
     assert_eq!(
         card["benefits"].as_array().unwrap().len(),
         1,
