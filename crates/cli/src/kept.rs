@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::Subcommand;
 use stratum_core::fmt_num;
@@ -125,6 +125,9 @@ pub enum OverrideCommand {
         until: Option<String>,
         #[arg(long)]
         reason: String,
+        /// The customer is not in the served run yet (the next run's data will have it)
+        #[arg(long)]
+        new_customer: bool,
     },
     /// List overrides (active ones; --all for removed too)
     List {
@@ -148,6 +151,9 @@ pub enum InputCommand {
         value: String,
         #[arg(long)]
         reason: String,
+        /// The customer is not in the served run yet (the next run's data will have it)
+        #[arg(long)]
+        new_customer: bool,
     },
     List,
     Remove {
@@ -491,33 +497,19 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 mode,
                 until,
                 reason,
+                new_customer,
             } => {
-                // Check the ladder and level against the workspace's policy when it loads.
-                let path = policy_path(cli, None);
-                if let Ok(loaded) = stratum_runner::load_policy(&path) {
-                    let p = &loaded.policy;
-                    let Some(l) = p.ladder(ladder) else {
-                        bail!(
-                            "policy {} has no ladder `{ladder}` (ladders: {})",
-                            path.display(),
-                            p.ladders
-                                .iter()
-                                .map(|l| l.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        );
-                    };
-                    if l.level_index(level).is_none() {
-                        bail!(
-                            "ladder `{ladder}` has no level `{level}` (levels: {})",
-                            l.levels
-                                .iter()
-                                .map(|l| l.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        );
-                    }
-                }
+                // Checked against the workspace's policy and its served run; a policy that
+                // does not load is an error, not a reason to skip the check.
+                let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
+                stratum_runner::manual::check_override(&loaded.policy, ladder, level)?;
+                stratum_runner::manual::check_customer(
+                    &store,
+                    &loaded.policy,
+                    customer_id,
+                    *new_customer,
+                )
+                .await?;
                 let until = until.as_deref().map(parse_date).transpose()?;
                 let id = store
                     .add_override(
@@ -574,11 +566,25 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 field,
                 value,
                 reason,
+                new_customer,
             } => {
-                store
+                let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
+                stratum_runner::manual::check_input(&loaded.policy, field, value)?;
+                stratum_runner::manual::check_customer(
+                    &store,
+                    &loaded.policy,
+                    customer_id,
+                    *new_customer,
+                )
+                .await?;
+                if store
                     .set_input(customer_id, field, value, reason, &actor(cli))
-                    .await?;
-                println!("{customer_id}: {field} = {value}");
+                    .await?
+                {
+                    println!("{customer_id}: {field} = {value}; applies from the next run");
+                } else {
+                    println!("{customer_id}: {field} is {value} already; nothing changed");
+                }
             }
             InputCommand::List => {
                 for r in store.inputs().await? {

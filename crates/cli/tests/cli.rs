@@ -557,6 +557,58 @@ fn history_diff_override_simulate_report() {
         "{out}"
     );
 
+    // What people enter is checked against the policy and its served run (issue 17, point 6).
+    let o = stratum(
+        &[
+            "-C", "demo", "override", "add", "C99999", "--ladder", "pyramid", "--level", "key",
+            "--reason", "x",
+        ],
+        dir,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o).1,
+        "error: customer `C99999` is not in run #2 of policy `Customer value tiers`, the one served; check the id, \
+         or say it is a new customer the next run's data will have (--new-customer)\n"
+    );
+    let o = stratum(
+        &[
+            "-C",
+            "demo",
+            "override",
+            "add",
+            "C99999",
+            "--ladder",
+            "pyramid",
+            "--level",
+            "key",
+            "--reason",
+            "x",
+            "--new-customer",
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = stratum(
+        &[
+            "-C",
+            "demo",
+            "input",
+            "set",
+            "C00010",
+            "relationship_top",
+            "lots",
+            "--reason",
+            "x",
+        ],
+        dir,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o).1,
+        "error: policy `Customer value tiers` reads no manual inputs (no source with format = \"inputs\")\n"
+    );
+
     // Another policy's run in the same database: every history command keeps to the
     // workspace's policy (issue 17, point 1).
     let o = stratum(

@@ -8,6 +8,7 @@
 mod guard;
 mod history;
 mod lock;
+pub mod manual;
 mod output;
 mod pins;
 mod record;
@@ -56,6 +57,9 @@ pub enum RunError {
     Locked { path: String, holder: String },
     #[error("{0}")]
     NonFinite(String),
+    /// Something a person entered that the policy or the served run refuses.
+    #[error("{0}")]
+    Refused(String),
     #[error("as_of {as_of} {why}")]
     AsOfOutOfRange { as_of: NaiveDate, why: String },
     #[error("customer `{0}` is not in the customers source")]

@@ -233,6 +233,7 @@ impl From<stratum_runner::RunError> for ApiError {
             stratum_runner::RunError::Policy(d) => ApiError::new("invalid_policy", d.to_string()),
             e @ (stratum_runner::RunError::AsOf(_)
             | stratum_runner::RunError::AsOfOutOfRange { .. }) => ApiError::invalid(e.to_string()),
+            e @ stratum_runner::RunError::Refused(_) => ApiError::invalid(e.to_string()),
             e @ stratum_runner::RunError::Locked { .. } => {
                 ApiError::new("run_in_progress", e.to_string())
             }

@@ -881,6 +881,9 @@ struct OverrideBody {
     mode: Option<String>,
     reason: String,
     until: Option<chrono::NaiveDate>,
+    /// The customer is not in the served run yet.
+    #[serde(default)]
+    new_customer: bool,
 }
 
 async fn add_override(
@@ -890,17 +893,10 @@ async fn add_override(
 ) -> ApiResult {
     who.require(&[Admin], "change overrides")?;
     let Json(b) = body?;
-    let ladder = state
-        .policy
-        .policy
-        .ladder(&b.ladder)
-        .ok_or_else(|| ApiError::invalid(format!("the policy has no ladder `{}`", b.ladder)))?;
-    if ladder.level_index(&b.level).is_none() {
-        return Err(ApiError::invalid(format!(
-            "ladder `{}` has no level `{}`",
-            b.ladder, b.level
-        )));
-    }
+    let policy = &state.policy.policy;
+    stratum_runner::manual::check_override(policy, &b.ladder, &b.level)?;
+    stratum_runner::manual::check_customer(&state.store, policy, &b.customer_id, b.new_customer)
+        .await?;
     let mode = b.mode.unwrap_or_else(|| "pin".into());
     if !matches!(mode.as_str(), "pin" | "floor" | "ceiling") {
         return Err(ApiError::invalid("mode is pin, floor or ceiling"));
@@ -966,11 +962,14 @@ async fn set_input(
     let who = target.who;
     who.require(&[Admin], "change manual inputs")?;
     let Json(b) = body?;
-    state
+    let policy = &state.policy.policy;
+    stratum_runner::manual::check_input(policy, &field, &b.value)?;
+    stratum_runner::manual::check_customer(&state.store, policy, &customer, false).await?;
+    let changed = state
         .store
         .set_input(&customer, &field, &b.value, &b.reason, &who.actor())
         .await?;
-    ok(json!({"customer_id": customer, "field": field, "value": b.value}))
+    ok(json!({"customer_id": customer, "field": field, "value": b.value, "changed": changed}))
 }
 
 async fn users(State(state): State<AppState>, who: Principal) -> ApiResult {

@@ -203,6 +203,8 @@ impl Store {
     }
 
     /// Sets a manual input (e.g. a scorecard's "relationship with top management" points).
+    /// Returns whether anything changed: the value it already has is neither written nor
+    /// audited.
     pub async fn set_input(
         &self,
         customer_id: &str,
@@ -210,7 +212,7 @@ impl Store {
         value: &str,
         reason: &str,
         actor: &Actor,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         nonempty("customer id", customer_id)?;
         nonempty("field", field)?;
         nonempty("reason", reason)?;
@@ -222,6 +224,10 @@ impl Store {
         .bind(field)
         .fetch_optional(&mut *tx)
         .await?;
+        if old.as_deref() == Some(value) {
+            // Nothing changes, so nothing is written or audited.
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM manual_inputs WHERE customer_id = $1 AND field = $2")
             .bind(customer_id)
             .bind(field)
@@ -246,7 +252,7 @@ impl Store {
         self.audit(&mut tx, actor, "input.set", customer_id, &change)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn remove_input(

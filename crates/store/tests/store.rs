@@ -194,6 +194,16 @@ async fn overrides_inputs_and_tags_are_audited(url: String) {
     let inputs = store.inputs().await.unwrap();
     assert_eq!(inputs.len(), 1);
     assert_eq!(inputs[0].value, "18");
+    // Setting the value it has already changes nothing and is not audited as a change.
+    let audited = store.audit_log(1000).await.unwrap().len();
+    assert!(
+        !store
+            .set_input("C9", "relationship_top", "18", "again", &actor())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.audit_log(1000).await.unwrap().len(), audited);
+    assert_eq!(store.inputs().await.unwrap()[0].reason, "second meeting");
     store
         .add_tag("C9", "blacklist", "chargebacks", &actor())
         .await
