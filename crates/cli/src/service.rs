@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use stratum_core::Call;
+use stratum_core::{Call, fmt_num};
 
 use crate::{Cli, open_store, policy_path};
 
@@ -182,6 +182,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
             let mut reader = csv::Reader::from_path(calls)
                 .with_context(|| format!("cannot read {}", calls.display()))?;
             let mut parsed = Vec::new();
+            let mut unknown: Vec<String> = Vec::new();
             for (i, rec) in reader.records().enumerate() {
                 let line = i + 2;
                 let rec = rec.with_context(|| format!("{}:{line}", calls.display()))?;
@@ -190,13 +191,24 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                         format!("{}:{line}: missing column `{name}`", calls.display())
                     })
                 };
+                // RFC 3339 with its offset, or a local time as sources write them, in the
+                // service's time zone.
                 let time = |text: &str, name: &str| -> Result<DateTime<Utc>> {
-                    DateTime::parse_from_rfc3339(text)
+                    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+                        return Ok(t.with_timezone(&Utc));
+                    }
+                    stratum_engine::load::parse_timestamp(text)
+                        .and_then(|naive| {
+                            use chrono::TimeZone;
+                            service.timezone.from_local_datetime(&naive).earliest()
+                        })
                         .map(|t| t.with_timezone(&Utc))
                         .with_context(|| {
                             format!(
-                                "{}:{line}: column `{name}`: `{text}` is not an RFC 3339 time",
-                                calls.display()
+                                "{}:{line}: column `{name}`: `{text}` is not a time; write e.g. \
+                                 `2026-11-24 09:00:00` (in {}) or `2026-11-24T09:00:00+08:00`",
+                                calls.display(),
+                                service.timezone.name()
                             )
                         })
                 };
@@ -207,6 +219,9 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                     t => Some(time(t, "answered_at")?),
                 };
                 let levels = store.levels_of(run, &customer).await?;
+                if levels.is_empty() {
+                    unknown.push(customer.clone());
+                }
                 let level = levels
                     .iter()
                     .find(|l| l.ladder == service.ladder_name)
@@ -221,8 +236,23 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
             println!(
                 "SLA by level of `{}` (run #{run}), {} calls",
                 service.ladder_name,
-                parsed.len()
+                fmt_num(parsed.len() as f64)
             );
+            if !unknown.is_empty() {
+                unknown.sort();
+                unknown.dedup();
+                let shown: Vec<&str> = unknown.iter().take(5).map(String::as_str).collect();
+                println!(
+                    "  {} customer(s) not in run #{run}, counted under (no level): {}{}",
+                    fmt_num(unknown.len() as f64),
+                    shown.join(", "),
+                    if unknown.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                );
+            }
             println!(
                 "  {:<12} {:>7} {:>9} {:>9} {:>8} {:>8}  met",
                 "level", "calls", "answered", "abandoned", "within", "target"

@@ -557,6 +557,30 @@ fn history_diff_override_simulate_report() {
         "{out}"
     );
 
+    // The SLA report reads local times in the service's zone and names unknown customers
+    // (issue 17, point 9).
+    std::fs::write(
+        dir.join("calls.csv"),
+        "customer_id,queued_at,answered_at\nC00003,2026-11-24 09:00:00,2026-11-24 09:00:10\n\
+         C00042,2026-11-24T09:00:00+08:00,\nC99999,2026-11-24 09:01,2026-11-24 09:02\n",
+    )
+    .unwrap();
+    let o = stratum(&["-C", "demo", "sla", "calls.csv"], dir);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.starts_with("SLA by level of `pyramid` (run #2), 3 calls\n  1 customer(s) not in run #2, counted under (no level): C99999\n"), "{out}");
+    std::fs::write(
+        dir.join("bad.csv"),
+        "customer_id,queued_at,answered_at\nC00003,yesterday,\n",
+    )
+    .unwrap();
+    let o = stratum(&["-C", "demo", "sla", "bad.csv"], dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o).1,
+        "error: bad.csv:2: column `queued_at`: `yesterday` is not a time; write e.g. `2026-11-24 09:00:00` (in Asia/Shanghai) or `2026-11-24T09:00:00+08:00`\n"
+    );
+
     // What people enter is checked against the policy and its served run (issue 17, point 6).
     let o = stratum(
         &[

@@ -88,7 +88,9 @@ fn compact_date(s: &str) -> Option<NaiveDate> {
         .flatten()
 }
 
-fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+/// A timestamp as sources write them (`2026-11-24 09:00:00`, `…T09:00`, `2026/11/24 09:00:00`,
+/// RFC 3339, or a date alone), without a time zone: the caller says which zone it is in.
+pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     const FORMATS: [&str; 4] = [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",

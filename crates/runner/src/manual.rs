@@ -119,11 +119,15 @@ mod tests {
         let policy = Policy::from_str("p.toml", text).unwrap();
         assert!(check_input(&policy, "relationship_top", "18").is_ok());
         assert_eq!(
-            check_input(&policy, "relationship_top", "lots").unwrap_err().to_string(),
+            check_input(&policy, "relationship_top", "lots")
+                .unwrap_err()
+                .to_string(),
             "`lots` is not a valid float for manual input `relationship_top`"
         );
         assert_eq!(
-            check_input(&policy, "relationship", "1").unwrap_err().to_string(),
+            check_input(&policy, "relationship", "1")
+                .unwrap_err()
+                .to_string(),
             "`relationship` is not a manual input of policy `default` (its inputs: relationship_top)"
         );
         assert!(check_override(&policy, "l", "x").is_ok());
