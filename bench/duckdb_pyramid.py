@@ -45,7 +45,7 @@ WITH tx AS (
               + 0.6 * percent_rank() OVER (ORDER BY profit_12m)) AS score
   FROM m
 ), r AS (
-  SELECT *, row_number() OVER (ORDER BY score DESC, customer_id ASC) AS rnk, count(*) OVER () AS n
+  SELECT *, row_number() OVER (ORDER BY score DESC, CAST(customer_id AS BIGINT) ASC) AS rnk, count(*) OVER () AS n
   FROM s
 )
 SELECT customer_id,

@@ -1,7 +1,7 @@
 //! Placing every customer on exactly one level of a ladder. Levels are tried top to bottom;
 //! each takes from the customers not yet placed. Rank order is `rank_by` descending, missing
-//! values last, ties broken by customer id ascending (text order), so results never depend
-//! on input order or thread count.
+//! values last, ties broken by customer id ascending (as numbers when every id is a whole
+//! number, else as text), so results never depend on input order or thread count.
 
 use rayon::slice::ParallelSliceMut;
 
@@ -84,10 +84,14 @@ impl LadderResult {
     }
 }
 
-/// Customers in rank order: `rank_by` descending, missing last, then id ascending.
+/// Customers in rank order: `rank_by` descending, missing last, then id ascending: as
+/// numbers when every id is a whole number ("19755" before "162858"), else as text.
 pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
     let column = frame.column_at(col);
     let ids = frame.ids();
+    let numeric: Option<Vec<i64>> = (0..frame.len())
+        .map(|r| ids[r].parse::<i64>().ok())
+        .collect();
     // Compact (key, row) pairs sorted on every core: the key puts values in descending order
     // with missing ones last, so a comparison is one integer compare. Runs of equal values
     // are then put in id order; most runs are single customers, but customers with no
@@ -96,7 +100,14 @@ pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
         .map(|r| (descending_key(column.num(r)), r as u32))
         .collect();
     keyed.par_sort_unstable_by_key(|p| p.0);
-    let by_id = |a: &(u64, u32), b: &(u64, u32)| ids[a.1 as usize].cmp(&ids[b.1 as usize]);
+    let by_id = |a: &(u64, u32), b: &(u64, u32)| {
+        let (a, b) = (a.1 as usize, b.1 as usize);
+        // Numbers first; equal numbers ("007", "7") by their text, so the order is total.
+        let by_number = numeric
+            .as_ref()
+            .map_or(std::cmp::Ordering::Equal, |n| n[a].cmp(&n[b]));
+        by_number.then_with(|| ids[a].cmp(&ids[b]))
+    };
     let mut start = 0;
     while start < keyed.len() {
         let key = keyed[start].0;

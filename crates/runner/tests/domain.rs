@@ -204,6 +204,14 @@ async fn ties_are_broken_by_customer_id() {
     let (_, levels) = ws.run("p.toml").await;
     // T2 and T3 tie at 50: T2 comes first by id, so the top 2 are T1 and T2.
     assert_eq!(levels.members("pyramid")["key"], vec!["T1", "T2"]);
+    // Whole-number ids tie-break as numbers: 19755 before 162858 (as text it would lose).
+    ws.file("customers.csv", "customer_id\n162858\n19755\n5\n")
+        .file(
+            "transactions.csv",
+            "customer_id,date,amount\n5,2026-06-01,90\n162858,2026-06-01,50\n19755,2026-06-01,50\n",
+        );
+    let (_, levels) = ws.run("p.toml").await;
+    assert_eq!(levels.members("pyramid")["key"], vec!["19755", "5"]);
 }
 
 // ---------------------------------------------------------------------------------------
