@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::{Subcommand, ValueEnum};
 use stratum_core::clv::{LifetimeFit, Measure, TimeUnit};
+use stratum_core::fmt_num;
 use stratum_engine::lifetime::{TransactionFile, summarise_file};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -274,15 +275,18 @@ async fn churn(
     match (report.since, report.since_run) {
         (Some(d), Some(id)) => println!(
             "churn warning as of {} against run #{id} (as of {d}): {} customers",
-            report.as_of, report.customers
+            report.as_of,
+            fmt_num(report.customers as f64)
         ),
         (Some(d), None) => println!(
             "churn warning as of {} against {d}: {} customers",
-            report.as_of, report.customers
+            report.as_of,
+            fmt_num(report.customers as f64)
         ),
         _ => println!(
             "churn warning as of {}: {} customers (no previous run to compare with: threshold only)",
-            report.as_of, report.customers
+            report.as_of,
+            fmt_num(report.customers as f64)
         ),
     }
     if let Some(fit) = &report.lifetime {

@@ -282,6 +282,11 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             if runs.is_empty() {
                 println!("no runs recorded in {}", store.url());
             }
+            let name_width = runs
+                .iter()
+                .map(|r| r.policy_name.chars().count())
+                .max()
+                .unwrap_or(0);
             for r in runs {
                 let retired = match (&r.retired_at, &r.retired_by) {
                     (Some(at), by) => format!(
@@ -291,7 +296,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     (None, _) => String::new(),
                 };
                 println!(
-                    "#{:<4} {}  as of {}  {:>10} customers  policy {} ({}, {})  by {} at {}{retired}",
+                    "#{:<4} {:<name_width$}  as of {}  {:>10} customers  policy {} ({}, {})  by {} at {}{retired}",
                     r.id,
                     r.policy_name,
                     r.as_of,
@@ -452,8 +457,9 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 None => crate::history_policy(cli)?,
             };
             let rows = stratum_runner::report(&store, policy.as_deref()).await?;
-            println!(
-                "{:<6} {:<10} {:<14} {:<14} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>5}",
+            let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1}", x * 100.0));
+            let int = |v: Option<i64>| v.map_or("-".into(), |x| fmt_num(x as f64));
+            let header = [
                 "run",
                 "as_of",
                 "ladder",
@@ -464,25 +470,51 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 "repeat%",
                 "churn%",
                 "up",
-                "down"
-            );
-            let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1}", x * 100.0));
-            let int = |v: Option<i64>| v.map_or("-".into(), |x| x.to_string());
-            for r in &rows {
-                println!(
-                    "#{:<5} {:<10} {:<14} {:<14} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>5}",
-                    r.run_id,
-                    r.as_of.to_string(),
-                    r.ladder,
-                    r.level,
-                    r.customers,
-                    format!("{:.1}", r.share * 100.0),
-                    pct(r.value_share),
-                    pct(r.repeat_rate),
-                    pct(r.churn_rate),
-                    int(r.upgrades),
-                    int(r.downgrades)
-                );
+                "down",
+            ]
+            .map(String::from);
+            let table: Vec<[String; 11]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        format!("#{}", r.run_id),
+                        r.as_of.to_string(),
+                        r.ladder.clone(),
+                        r.level.clone(),
+                        fmt_num(r.customers as f64),
+                        format!("{:.1}", r.share * 100.0),
+                        pct(r.value_share),
+                        pct(r.repeat_rate),
+                        pct(r.churn_rate),
+                        int(r.upgrades),
+                        int(r.downgrades),
+                    ]
+                })
+                .collect();
+            // Columns as wide as their widest cell: text left, figures right.
+            let widths: Vec<usize> = (0..11)
+                .map(|c| {
+                    std::iter::once(&header)
+                        .chain(&table)
+                        .map(|row| row[c].chars().count())
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            for row in std::iter::once(&header).chain(&table) {
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .enumerate()
+                    .map(|(c, (cell, &w))| {
+                        if c < 4 {
+                            format!("{cell:<w$}")
+                        } else {
+                            format!("{cell:>w$}")
+                        }
+                    })
+                    .collect();
+                println!("{}", cells.join("  ").trim_end());
             }
             if let Some(path) = out {
                 stratum_runner::write_kpis(path, &rows)?;

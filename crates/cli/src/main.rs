@@ -277,11 +277,16 @@ fn database_url(cli: &Cli) -> String {
         .unwrap_or_else(|| stratum_runner::default_database_url(&workspace_dir(cli)))
 }
 
+/// `--by`, else `$USER` / `$LOGNAME`, else the login name of the process's user (a
+/// container or a cron job often has no `$USER`).
 fn actor_name(cli: &Cli) -> String {
+    let given = |s: &String| !s.trim().is_empty();
     cli.by
         .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
+        .filter(given)
+        .or_else(|| std::env::var("USER").ok().filter(given))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(given))
+        .or_else(|| whoami::fallible::username().ok().filter(given))
         .unwrap_or_else(|| "unknown".into())
 }
 

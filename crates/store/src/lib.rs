@@ -221,7 +221,12 @@ pub struct Actor {
 }
 
 /// A URL with any password replaced, fit for messages.
+/// The URL as messages show it: no password, and not the `mode=rwc` every SQLite URL gets.
 fn redact(url: &str) -> String {
+    let url = &url
+        .replace("?mode=rwc&", "?")
+        .replace("?mode=rwc", "")
+        .replace("&mode=rwc", "");
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -293,9 +298,6 @@ impl Store {
         })
     }
 
-    /// Connects and makes sure the schema is current. A database without any Stratum table
-    /// is set up on the spot; one with pending migrations must be migrated explicitly
-    /// (`stratum migrate`), so a production schema never changes behind an operator's back.
     /// Folds SQLite's write-ahead log back into the database file and closes every
     /// connection, so the `.db` file alone is the whole history (a copy of it is complete).
     /// Commands call it before they exit; PostgreSQL connections are just closed.
@@ -335,6 +337,9 @@ impl Store {
         Ok(())
     }
 
+    /// Connects and makes sure the schema is current. A database without any Stratum table
+    /// is set up on the spot; one with pending migrations must be migrated explicitly
+    /// (`stratum migrate`), so a production schema never changes behind an operator's back.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let store = Store::connect(url).await?;
         let status = store.schema_status().await?;
@@ -800,6 +805,7 @@ mod tests {
             "postgres://stratum:***@db:5432/x"
         );
         assert_eq!(redact("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(redact("sqlite:///tmp/a.db?mode=rwc"), "sqlite:///tmp/a.db");
         assert_eq!(redact("postgres://stratum@db/x"), "postgres://stratum@db/x");
     }
 }
