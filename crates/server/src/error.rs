@@ -44,7 +44,7 @@ pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
         "customer_not_found",
         404,
         "invalid_request",
-        "the customer is not in the latest run",
+        "the customer is not in the served run",
     ),
     (
         "run_not_found",
