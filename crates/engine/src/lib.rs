@@ -166,6 +166,37 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// "No field named amout" gets "did you mean `amount`?" and the source's columns.
+fn with_column_suggestion(message: String, source: Option<&LoadedSource>) -> String {
+    let Some(source) = source else {
+        return message;
+    };
+    let Some(rest) = message.split("No field named ").nth(1) else {
+        return message;
+    };
+    let name: String = rest
+        .trim_start_matches(['`', '"'])
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let columns: Vec<&str> = source
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let head = message.split(". Valid fields").next().unwrap_or(&message);
+    let hint = stratum_core::diagnostic::did_you_mean(&name, columns.iter().copied())
+        .map(|best| format!("; did you mean `{best}`?"))
+        .unwrap_or_default();
+    format!(
+        "{head}{hint} (columns of source `{}` in {}: {})",
+        source.name,
+        source.file,
+        columns.join(", ")
+    )
+}
+
 /// Whether a DataFusion error is, at its root, the memory limit.
 fn out_of_memory(e: &datafusion::error::DataFusionError) -> bool {
     matches!(
@@ -555,9 +586,15 @@ impl Engine {
                 _ => continue,
             };
             if let Err(e) = self.ctx.sql(&probe).await {
+                let source = match &m.kind {
+                    MetricKind::Event { source, .. } | MetricKind::Attribute { source, .. } => {
+                        self.source(source)
+                    }
+                    _ => None,
+                };
                 return Err(user(UserError::Metric {
                     metric: m.name.clone(),
-                    message: clean(&e),
+                    message: with_column_suggestion(clean(&e), source),
                 }));
             }
         }

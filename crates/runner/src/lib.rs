@@ -260,7 +260,18 @@ pub async fn check(path: &Path, options: &EngineOptions) -> Result<CheckReport, 
     };
     match problem {
         Some(EngineError::User(u)) => {
-            diagnostics.push(Diagnostic::error("data", "", u.to_string()))
+            // A metric's problem is located at its expression in the policy.
+            let key = match &u {
+                stratum_engine::UserError::Metric { metric, .. }
+                    if loaded.policy.metrics.iter().any(|m| &m.name == metric) =>
+                {
+                    format!("metrics.{metric}.expr")
+                }
+                _ => String::new(),
+            };
+            let mut d = Diagnostic::error("data", &key, u.to_string());
+            d.location = loaded.policy.map.locate(&key);
+            diagnostics.push(d);
         }
         Some(internal) => return Err(internal.into()),
         None => {}

@@ -816,6 +816,21 @@ async fn policy_and_schema_mistakes_are_located_and_change_nothing() {
         "{text}"
     );
     assert!(text.contains("amout"), "{text}");
+    assert!(
+        text.contains("; did you mean `amount`? (columns of source `transactions` in transactions.csv: customer_id, date, amount)"),
+        "{text}"
+    );
+    // `check` says the same, at the metric's line in the policy.
+    let report = stratum_runner::check(&ws.path("p.toml"), &Default::default())
+        .await
+        .unwrap();
+    let d = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "data")
+        .expect("a data error");
+    assert_eq!(d.key, "metrics.revenue.expr");
+    assert_eq!(d.location.as_ref().map(|l| l.line), Some(13), "{d}");
 
     ws.file(
         "p.toml",
