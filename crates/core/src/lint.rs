@@ -18,7 +18,7 @@ pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
     out.into_iter().map(|d| policy.locate(d)).collect()
 }
 
-fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<Diagnostic>) {
+fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<Diagnostic>) {
     let key = format!("ladders.{}", ladder.name);
     let rest_at = ladder
         .levels
@@ -170,7 +170,18 @@ fn lint_ladder(_policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<
             continue;
         };
         let (lhi, lhi_inc) = l_iv.high.unwrap_or((f64::INFINITY, true));
-        if lhi < ulo || (lhi == ulo && !lhi_inc && !ulo_inc) {
+        let integer = integer_valued(policy, &primary);
+        // A count can never be 1.5: for whole-number metrics only a gap holding a whole
+        // number is one.
+        let holds_integer = || {
+            let first = if lhi_inc {
+                lhi.floor() + 1.0
+            } else {
+                lhi.ceil()
+            };
+            first < ulo || (first == ulo && !ulo_inc)
+        };
+        if (lhi < ulo || (lhi == ulo && !lhi_inc && !ulo_inc)) && (!integer || holds_integer()) {
             let gap = Interval {
                 low: Some((lhi, !lhi_inc)),
                 high: Some((ulo, !ulo_inc)),
@@ -242,6 +253,43 @@ fn contains(outer: Interval, inner: Interval) -> bool {
         (Some((o, oi)), Some((i, ii))) => o > i || (o == i && (oi || !ii)),
     };
     low_ok && high_ok
+}
+
+/// Whether a metric only takes whole numbers: a `count(…)` aggregate, or a column the
+/// source declares `int`.
+fn integer_valued(policy: &Policy, name: &str) -> bool {
+    use crate::compile::MetricKind;
+    let Some(metric) = policy.metrics.iter().find(|m| m.name == name) else {
+        return false;
+    };
+    match &metric.kind {
+        MetricKind::Event { expr, .. } => {
+            // `count(…)` as the whole expression: its opening parenthesis closes at the end.
+            let e = expr.trim().to_ascii_lowercase();
+            let Some(args) = e.strip_prefix("count(") else {
+                return false;
+            };
+            let mut depth = 1usize;
+            for (i, c) in args.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i == args.len() - 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            false
+        }
+        MetricKind::Attribute { source, expr, .. } => policy
+            .source(source)
+            .and_then(|s| s.columns.get(expr.trim()))
+            .is_some_and(|t| *t == crate::policy::ColumnType::Int),
+        _ => false,
+    }
 }
 
 fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
@@ -346,5 +394,39 @@ rest = true
             unused,
             ["metric `forgotten` is not used by any score, ladder or other metric"]
         );
+    }
+
+    #[test]
+    fn whole_number_metrics_have_whole_number_gaps() {
+        let policy = |expr: &str, second: &str| {
+            let text = format!(
+                "[sources.customers]\npath = \"c.csv\"\nkey = \"id\"\n\
+                 [sources.tx]\npath = \"t.csv\"\nkey = \"id\"\ntime = \"ts\"\n\
+                 [metrics.purchase_days]\nsource = \"tx\"\nexpr = \"{expr}\"\n\
+                 [ladders.l]\n[[ladders.l.levels]]\nname = \"often\"\nwhen = \"purchase_days >= 2\"\n\
+                 [[ladders.l.levels]]\nname = \"once\"\nwhen = \"{second}\"\n\
+                 [[ladders.l.levels]]\nname = \"never\"\nrest = true\n"
+            );
+            Policy::from_str("p.toml", &text).unwrap()
+        };
+        let gaps = |p: &Policy| {
+            lint(p)
+                .into_iter()
+                .filter(|d| d.code == "threshold_gap")
+                .map(|d| d.message)
+                .collect::<Vec<_>>()
+        };
+        // A count between 1 and 2 cannot be: no gap.
+        let count = policy(
+            "count(DISTINCT CAST(ts AS DATE))",
+            "purchase_days >= 1 AND purchase_days <= 1",
+        );
+        assert!(gaps(&count).is_empty(), "{:?}", gaps(&count));
+        // A sum can be 1.5.
+        let sum = policy("sum(amount)", "purchase_days >= 1 AND purchase_days <= 1");
+        assert_eq!(gaps(&sum).len(), 1, "{:?}", gaps(&sum));
+        // Between 0 and 2 there is 1, a whole number: a gap for a count too.
+        let wide = policy("count(*)", "purchase_days <= 0");
+        assert_eq!(gaps(&wide).len(), 1, "{:?}", gaps(&wide));
     }
 }
