@@ -142,6 +142,23 @@ impl LevelTable {
         )
     }
 
+    /// The customers `owner` owns whose id starts with `prefix`, in id order, at most
+    /// `limit`: an agent's search, filtered before the limit (one pass over the table).
+    pub fn owned_by(&self, owner: &str, prefix: &str, limit: usize) -> Vec<&str> {
+        let Some(id) = self.owner_names.iter().position(|n| n == owner) else {
+            return Vec::new();
+        };
+        let mut found: Vec<&str> = self
+            .rows
+            .iter()
+            .filter(|(c, row)| self.owners[**row as usize] == id as u32 && c.starts_with(prefix))
+            .map(|(c, _)| &**c)
+            .collect();
+        found.sort_unstable();
+        found.truncate(limit);
+        found
+    }
+
     /// The agent who owns the customer, as recorded with the runs.
     pub fn owner(&self, customer: &str) -> Option<&str> {
         let row = *self.rows.get(customer)? as usize;

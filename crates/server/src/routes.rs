@@ -140,17 +140,31 @@ async fn search_customers(
         Some(s) => s.ladder_name.clone(),
         None => state.policy.policy.ladders[0].name.clone(),
     };
-    let found = state
-        .store
-        .search_customers(run, &ladder, &query.q, limit)
-        .await?;
-    let mut out = Vec::new();
-    for (customer, level) in found {
-        if who.role == Agent && authorize(&state, &who, &customer).await.is_err() {
-            continue;
-        }
-        out.push(json!({"customer_id": customer, "ladder": ladder, "level": level}));
-    }
+    // An agent's search is over its own customers, filtered before the limit.
+    let found: Vec<(String, String)> = if who.role == Agent {
+        let table = state.level_table().await?;
+        table
+            .owned_by(&who.user, &query.q, limit as usize)
+            .into_iter()
+            .map(|c| {
+                let level = table
+                    .levels(c)
+                    .and_then(|l| l.into_iter().find(|l| l.ladder == ladder))
+                    .map(|l| l.level.to_string())
+                    .unwrap_or_default();
+                (c.to_string(), level)
+            })
+            .collect()
+    } else {
+        state
+            .store
+            .search_customers(run, &ladder, &query.q, limit)
+            .await?
+    };
+    let out: Vec<Value> = found
+        .into_iter()
+        .map(|(customer, level)| json!({"customer_id": customer, "ladder": ladder, "level": level}))
+        .collect();
     ok(json!({"run_id": run, "customers": out}))
 }
 

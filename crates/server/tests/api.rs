@@ -468,6 +468,13 @@ async fn agents_see_and_redeem_only_their_own_customers(url: String) {
         .map(|c| c["customer_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["C1", "C2"]);
+    // The limit counts the agent's own customers: li owns C3..C5, first in id order is C3,
+    // although C1 and C2 come first among all customers.
+    let (_, found) = f
+        .call("GET", "/api/customers?q=C&limit=1", Some(&f.li), None)
+        .await;
+    assert_eq!(found["customers"][0]["customer_id"], "C3", "{found}");
+    assert_eq!(found["customers"].as_array().unwrap().len(), 1, "{found}");
     let (status, _) = f
         .call(
             "POST",
