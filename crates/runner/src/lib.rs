@@ -690,6 +690,19 @@ pub async fn run(
             let recorded = match (store, fingerprints, &batches) {
                 (Some(store), Some(fingerprints), Some(batches)) => {
                     let t = Instant::now();
+                    let encoding = scope.spawn(|| record::metric_chunks(&evaluation));
+                    let mut encoding = Some(encoding);
+                    let mut metrics = || match encoding.take() {
+                        Some(e) => e
+                            .join()
+                            .map_err(|_| {
+                                stratum_store::StoreError::Internal(
+                                    "the metric encoding thread panicked".into(),
+                                )
+                            })?
+                            .map(Some),
+                        None => Ok(None),
+                    };
                     let result = fingerprints
                         .join()
                         .map_err(|_| RunError::Invalid("fingerprint thread panicked".into()))
@@ -703,6 +716,7 @@ pub async fn run(
                                 started_at,
                                 guard::with_rows(&inputs?, &engine, &shrink_allowed),
                                 &options.recorded_by,
+                                &mut metrics,
                                 &mut files_ready,
                             ))
                         });

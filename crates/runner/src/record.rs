@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
 use stratum_core::{Evaluation, Reason};
-use stratum_store::{AssignmentRow, NewRun, Store};
+use stratum_store::{AssignmentRow, MetricChunks, NewRun, Store, StoreError};
 
 use crate::{LoadedPolicy, RunError};
 
@@ -76,9 +76,15 @@ pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<Str
     })
 }
 
-/// Every customer's metrics and scores (no tags), in byte order of the customer id, as the
-/// store keeps them for explanations. Frames of integer keys are in numeric order, so
-/// those are sorted (on every core).
+/// Every customer's metrics and scores, encoded as the store keeps them for explanations;
+/// run on a thread of its own while the results are recorded.
+pub(crate) fn metric_chunks(ev: &Evaluation<'_>) -> Result<MetricChunks, StoreError> {
+    let batch = recorded_metrics(ev).map_err(|e| StoreError::Internal(e.to_string()))?;
+    MetricChunks::encode(&batch)
+}
+
+/// Every customer's metrics and scores (no tags), in byte order of the customer id. Frames
+/// of integer keys are in numeric order, so those are sorted (on every core).
 fn recorded_metrics(ev: &Evaluation<'_>) -> Result<RecordBatch, RunError> {
     use rayon::slice::ParallelSliceMut;
     let n = ev.frame.len();
@@ -119,6 +125,7 @@ pub(crate) async fn record(
     started_at: String,
     inputs: String,
     recorded_by: &str,
+    metrics: &mut (dyn FnMut() -> Result<Option<MetricChunks>, StoreError> + Send),
     ready: &mut (dyn FnMut() -> Result<(), String> + Send),
 ) -> Result<i64, RunError> {
     let policy = &loaded.policy;
@@ -209,7 +216,8 @@ pub(crate) async fn record(
         inputs,
         recorded_by: recorded_by.to_string(),
         facts,
-        metrics: Some(recorded_metrics(ev)?),
     };
-    Ok(store.record_run_if(&run, &rows, &mut |_| {}, ready).await?)
+    Ok(store
+        .record_run_if(&run, &rows, &mut |_| {}, metrics, ready)
+        .await?)
 }

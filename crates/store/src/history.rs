@@ -32,9 +32,19 @@ pub struct NewRun {
     /// `[service] owner` metric) and its tags from the data, comma-separated; kept as the
     /// customer's current facts for the API.
     pub facts: Vec<CustomerFacts>,
-    /// Every customer's metrics: first column `customer_id` (text, in byte order, each
-    /// once), then one column per metric (Float64 or Utf8). Kept for `metrics_of`.
-    pub metrics: Option<RecordBatch>,
+}
+
+/// A run's metrics, encoded for the store ([`MetricChunks::encode`]), which can happen on
+/// another thread while the run's results are written.
+#[derive(Debug)]
+pub struct MetricChunks(Vec<(String, Vec<u8>)>);
+
+impl MetricChunks {
+    /// `batch`: first column `customer_id` (text, in byte order, each customer once), then
+    /// one column per metric (Float64 or Utf8).
+    pub fn encode(batch: &RecordBatch) -> Result<MetricChunks, StoreError> {
+        crate::metric_chunks::encode(batch).map(MetricChunks)
+    }
 }
 
 /// What service needs to know of a customer from the latest run.
@@ -187,18 +197,21 @@ impl Store {
         rows: &[AssignmentRow<'_>],
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<i64, StoreError> {
-        self.record_run_if(run, rows, progress, &mut || Ok(()))
+        self.record_run_if(run, rows, progress, &mut || Ok(None), &mut || Ok(()))
             .await
     }
 
-    /// Like [`Store::record_run`], but `ready` is asked just before the commit: an `Err`
-    /// rolls everything back (`StoreError::Aborted`). The runner uses it to commit a run only
-    /// once its output files are written.
+    /// Like [`Store::record_run`], with two hooks. `metrics` hands over the run's encoded
+    /// metrics once the results are written (the runner encodes them on another thread
+    /// meanwhile); `ready` is asked just before the commit, and an `Err` rolls everything
+    /// back (`StoreError::Aborted`): the runner commits a run only once its output files are
+    /// written.
     pub async fn record_run_if(
         &self,
         run: &NewRun,
         rows: &[AssignmentRow<'_>],
         progress: &mut (dyn FnMut(usize) + Send),
+        metrics: &mut (dyn FnMut() -> Result<Option<MetricChunks>, StoreError> + Send),
         ready: &mut (dyn FnMut() -> Result<(), String> + Send),
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -245,8 +258,8 @@ impl Store {
                 .await?;
         }
         self.write_chunks(&mut tx, id, rows, progress).await?;
-        if let Some(metrics) = &run.metrics {
-            for (first, blob) in crate::metric_chunks::encode(metrics)? {
+        if let Some(MetricChunks(chunks)) = metrics()? {
+            for (first, blob) in chunks {
                 sqlx::query(
                     "INSERT INTO metric_chunks (run_id, first_customer, metrics) VALUES ($1, $2, $3)",
                 )

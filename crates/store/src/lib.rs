@@ -24,8 +24,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 
 pub use history::{
-    AssignmentRow, CustomerFacts, HistoryRow, LevelStat, MatrixCell, Move, NewRun, RunInfo,
-    policy_hash,
+    AssignmentRow, CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun,
+    RunInfo, policy_hash,
 };
 pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use service::{

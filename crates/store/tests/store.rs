@@ -32,7 +32,6 @@ fn new_run(as_of: &str) -> NewRun {
             owner: Some("agent.wang".into()),
             tags: "blacklist".into(),
         }],
-        metrics: None,
     }
 }
 
