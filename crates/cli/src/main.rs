@@ -595,15 +595,27 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATUM_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
-    if !matches!(
+    let serving = matches!(
         cli.command,
         Command::Service(service::ServiceCommand::Serve { .. })
-    ) {
+    );
+    // `serve` logs a line per request and which run it serves unless STRATUM_LOG says
+    // otherwise; batch commands only errors (libraries' warnings, e.g. sqlx's slow
+    // statements at a million customers, are noise on a terminal).
+    let filter = match std::env::var("STRATUM_LOG") {
+        Ok(f) if !f.is_empty() => tracing_subscriber::EnvFilter::new(f),
+        _ if serving => {
+            tracing_subscriber::EnvFilter::new("error,stratum::access=info,stratum_server=info")
+        }
+        _ => tracing_subscriber::EnvFilter::new("error"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    if !serving {
         malloc::one_arena();
     }
     // Deep (but within the policy's limits) expressions are planned recursively by

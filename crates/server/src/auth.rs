@@ -304,6 +304,9 @@ impl FromRequestParts<AppState> for Principal {
             .map(|c| c.0.ip().to_string())
             .unwrap_or_else(|| "api".to_string());
         let (user, role) = verify(state, token, &origin).await?;
+        if let Some(log) = parts.extensions.get::<crate::RequestUser>() {
+            let _ = log.0.set(user.clone());
+        }
         Ok(Principal { user, role, origin })
     }
 }

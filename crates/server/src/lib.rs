@@ -138,7 +138,8 @@ impl AppState {
             .await?
         {
             Some(latest) => self.lookup.ensure(&self.store, latest).await,
-            None => Ok(false),
+            // Every run retired: nothing is served any more.
+            None => Ok(self.lookup.clear()),
         }
     }
 
@@ -170,31 +171,56 @@ pub fn app(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
-            request_timeout(timeout, req, next)
+            logged_with_timeout(timeout, req, next)
         }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
-/// Answers `503 timeout` when a request takes longer than the limit (runs excepted).
-async fn request_timeout(
+/// Who a request turned out to be, filled in by the key check, for the request log.
+#[derive(Clone, Default)]
+pub(crate) struct RequestUser(pub(crate) Arc<std::sync::OnceLock<String>>);
+
+/// Answers `503 timeout` when a request takes longer than the limit (runs excepted), and
+/// logs one line per request (target `stratum::access`): method, route, status, time and
+/// user. Never the key, the query string or the body.
+async fn logged_with_timeout(
     limit: std::time::Duration,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let exempt = req.method() == axum::http::Method::POST && req.uri().path() == "/api/runs";
-    if exempt {
-        return next.run(req).await;
-    }
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            "timeout",
-            format!("the request took longer than {} seconds", limit.as_secs()),
-        )
-        .into_response(),
-    }
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
+    let exempt = method == axum::http::Method::POST && route == "/api/runs";
+    let response = if exempt {
+        next.run(req).await
+    } else {
+        match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                "timeout",
+                format!("the request took longer than {} seconds", limit.as_secs()),
+            )
+            .into_response(),
+        }
+    };
+    tracing::info!(
+        target: "stratum::access",
+        %method,
+        route = %route,
+        status = response.status().as_u16(),
+        ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+        user = user.0.get().map(String::as_str).unwrap_or("-"),
+    );
+    response
 }
 
 /// Serves the API on `listen` until the process is stopped: at most `max_connections` at

@@ -185,6 +185,15 @@ impl Lookup {
 
     /// The table of run `latest`, building it if the one served is older. Returns whether a
     /// new table was built.
+    /// Stops serving any run; whether one was served.
+    pub(crate) fn clear(&self) -> bool {
+        self.current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .is_some()
+    }
+
     pub(crate) async fn ensure(&self, store: &Store, latest: i64) -> Result<bool, StoreError> {
         if self.current().is_some_and(|t| t.run.id == latest) {
             return Ok(false);
