@@ -81,10 +81,25 @@ pub enum KeptCommand {
         /// The new file
         file: PathBuf,
     },
-    /// Who changed what, newest first
+    /// Who changed what, newest first (runs recorded included)
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Only what this user did
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only what concerns this customer (or run number, user name, …)
+        #[arg(long, value_name = "ID")]
+        customer: Option<String>,
+        /// Only this action (`override.add`), or every action of a kind (`override`)
+        #[arg(long)]
+        action: Option<String>,
+        /// From this day (YYYY-MM-DD, UTC)
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<NaiveDate>,
+        /// To this day, inclusive
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
     },
 }
 
@@ -665,8 +680,22 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 println!("{customer_id}: tag {tag} removed");
             }
         },
-        KeptCommand::Audit { limit } => {
-            for a in store.audit_log(*limit).await? {
+        KeptCommand::Audit {
+            limit,
+            user,
+            customer,
+            action,
+            since,
+            until,
+        } => {
+            let filter = stratum_store::AuditFilter {
+                actor: user.clone(),
+                subject: customer.clone(),
+                action: action.clone(),
+                since: *since,
+                until: *until,
+            };
+            for a in store.audit_search(&filter, *limit).await? {
                 println!(
                     "{} {:<10} {:<6} {:<16} {:<12} {}",
                     a.at, a.actor, a.origin, a.action, a.subject, a.detail

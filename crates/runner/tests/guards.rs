@@ -365,7 +365,10 @@ async fn a_far_future_or_ancient_as_of_is_refused_and_a_retired_run_is_not_serve
         .into_iter()
         .map(|a| a.action)
         .collect();
-    assert_eq!(audit[..3], ["run.pin", "run.retire", "run.retire"]);
+    assert_eq!(
+        audit[..4],
+        ["run.pin", "run.record", "run.retire", "run.retire"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

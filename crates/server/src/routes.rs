@@ -1031,6 +1031,11 @@ async fn disable_user(
 #[derive(Deserialize)]
 struct AuditQuery {
     limit: Option<i64>,
+    user: Option<String>,
+    customer: Option<String>,
+    action: Option<String>,
+    since: Option<chrono::NaiveDate>,
+    until: Option<chrono::NaiveDate>,
 }
 
 async fn audit(
@@ -1041,5 +1046,12 @@ async fn audit(
     who.require(&[Admin], "read the audit log")?;
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    ok(json!({"audit": state.store.audit_log(limit).await?}))
+    let filter = stratum_store::AuditFilter {
+        actor: q.user,
+        subject: q.customer,
+        action: q.action,
+        since: q.since,
+        until: q.until,
+    };
+    ok(json!({"audit": state.store.audit_search(&filter, limit).await?}))
 }

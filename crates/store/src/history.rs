@@ -308,6 +308,21 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        let actor = Actor {
+            name: run.recorded_by.clone(),
+            origin: "run".into(),
+        };
+        self.audit(
+            &mut tx,
+            &actor,
+            "run.record",
+            &id.to_string(),
+            &format!(
+                "{} as of {}, {} customers",
+                run.policy_name, run.as_of, run.customers
+            ),
+        )
+        .await?;
         ready().map_err(StoreError::Aborted)?;
         tx.commit().await?;
         Ok(id)

@@ -27,7 +27,7 @@ pub use history::{
     AssignmentRow, CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun,
     RunInfo, policy_hash,
 };
-pub use manual::{AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
+pub use manual::{AuditFilter, AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use service::{
     ApiKeyRow, CallbackRow, CurrentLevel, KeyRow, NewRedemption, ROLES, Redeemed, RedemptionRow,
     RunStandings, StandingRow, UserRow,

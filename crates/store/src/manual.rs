@@ -72,6 +72,18 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// What to narrow the audit log to: who, which subject (a customer id, a run number, a user
+/// name), which action (`override.add`, or `override` for every override action), and the
+/// days (inclusive, UTC).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+}
+
 /// What `remove_keyed` deletes.
 #[derive(Debug, Clone, Copy)]
 enum Keyed {
@@ -409,13 +421,53 @@ impl Store {
 
     /// The audit log, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, origin, action, subject, detail FROM audit_log \
-             ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
+        self.audit_search(&AuditFilter::default(), limit).await
+    }
+
+    /// The audit log, newest first, narrowed by `filter` (each field that is set must match).
+    pub async fn audit_search(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        let mut add = |sql: &str, value: String| {
+            values.push(value);
+            conditions.push(sql.replace('?', &format!("${}", values.len())));
+        };
+        if let Some(v) = &filter.actor {
+            add("actor = ?", v.clone());
+        }
+        if let Some(v) = &filter.subject {
+            add("subject = ?", v.clone());
+        }
+        if let Some(v) = &filter.action {
+            // `override` matches override.add and override.remove.
+            if v.contains('.') {
+                add("action = ?", v.clone());
+            } else {
+                add("action LIKE ?", format!("{v}.%"));
+            }
+        }
+        if let Some(d) = filter.since {
+            add("at >= ?", d.to_string());
+        }
+        if let Some(d) = filter.until {
+            add("at < ?", (d + chrono::Days::new(1)).to_string());
+        }
+        let mut sql =
+            String::from("SELECT id, at, actor, origin, action, subject, detail FROM audit_log");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len() + 1));
+        let mut query = sqlx::query(&sql);
+        for v in &values {
+            query = query.bind(v);
+        }
+        let rows = query.bind(limit).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditRow {

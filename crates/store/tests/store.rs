@@ -228,6 +228,44 @@ async fn overrides_inputs_and_tags_are_audited(url: String) {
             .contains("reason must not be empty")
     );
 
+    // Narrowed by action kind, subject and day.
+    let overrides = store
+        .audit_search(
+            &stratum_store::AuditFilter {
+                action: Some("override".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(!overrides.is_empty());
+    assert!(overrides.iter().all(|a| a.action.starts_with("override.")));
+    let c9 = store
+        .audit_search(
+            &stratum_store::AuditFilter {
+                subject: Some("C9".into()),
+                action: Some("input.set".into()),
+                since: Some(chrono::Utc::now().date_naive()),
+                until: Some(chrono::Utc::now().date_naive()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c9.len(), 2, "{c9:?}");
+    let none = store
+        .audit_search(
+            &stratum_store::AuditFilter {
+                actor: Some("nobody".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
     let log = store.audit_log(100).await.unwrap();
     let actions: Vec<&str> = log.iter().rev().map(|a| a.action.as_str()).collect();
     assert_eq!(
