@@ -411,6 +411,12 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             for d in &report.diagnostics {
                 println!("{d}\n");
             }
+            for line in &report.windows {
+                println!("{line}");
+            }
+            if !report.windows.is_empty() {
+                println!();
+            }
             let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
             let warnings = report.diagnostics.len() - errors;
             println!(
@@ -543,6 +549,10 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 stratum_runner::explain(&loaded, &options, store.as_ref(), customer_id).await?;
             println!("as of {as_of}, policy {}", path.display());
             print!("{explanation}");
+            let windows = stratum_runner::window_lines(&loaded.policy, as_of);
+            if !windows.is_empty() {
+                println!("\n{}", windows.join("\n"));
+            }
             if let Some(store) = &store {
                 print_recorded(store, &loaded, customer_id, &explanation).await?;
             }

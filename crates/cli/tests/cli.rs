@@ -110,6 +110,16 @@ fn init_run_explain_check_end_to_end() {
         "{:?}",
         text(&o)
     );
+    // Each window as the dates it covers (issue 17, point 11).
+    assert!(
+        text(&o).0.starts_with(
+            "metric windows as of 2026-10-31 (the as_of day included: events before 2026-11-01 count):\n\
+             \x20 revenue_12m       2025-11-01 <= date < 2026-11-01\n\
+             \x20 revenue_prev_12m  2024-11-01 <= date < 2025-11-01\n"
+        ),
+        "{:?}",
+        text(&o)
+    );
 
     let o = stratum(&["-C", "demo", "run", "--show-sql"], dir);
     assert!(

@@ -264,6 +264,24 @@ pub struct Lifetime {
 }
 
 impl Policy {
+    /// Each event metric's window as of `as_of`, as dates: `[start, end)`, start `None` for
+    /// all history. What `check` and `explain` print, so "as of" is never misread.
+    pub fn metric_windows(&self, as_of: NaiveDate) -> Vec<(&str, Option<NaiveDate>, NaiveDate)> {
+        self.metrics
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MetricKind::Event { window, .. } => Some(match window {
+                    Some(w) => {
+                        let (start, end) = w.bounds(as_of);
+                        (m.name.as_str(), Some(start), end)
+                    }
+                    None => (m.name.as_str(), None, as_of + Days::new(1)),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// `[lifetime]` with the metrics that read it (name, measure), when any does: only then
     /// are the models fitted.
     pub fn lifetime_metrics(&self) -> Option<(&Lifetime, Vec<(&str, crate::clv::Measure)>)> {

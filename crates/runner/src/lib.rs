@@ -232,6 +232,30 @@ pub fn check_as_of(as_of: NaiveDate, allow_future: bool) -> Result<(), RunError>
 #[derive(Debug)]
 pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
+    /// Each event metric's window as dates, when the policy compiled: the lines of
+    /// [`window_lines`].
+    pub windows: Vec<String>,
+}
+
+/// Each event metric's window as concrete dates, one line each, headed by the date:
+/// `revenue_12m  2025-11-01 <= date < 2026-11-01`. `as_of` counts its own day.
+pub fn window_lines(policy: &Policy, as_of: NaiveDate) -> Vec<String> {
+    let windows = policy.metric_windows(as_of);
+    if windows.is_empty() {
+        return Vec::new();
+    }
+    let width = windows.iter().map(|(m, ..)| m.len()).max().unwrap_or(0);
+    let mut lines = vec![format!(
+        "metric windows as of {as_of} (the as_of day included: events before {} count):",
+        as_of + chrono::Days::new(1)
+    )];
+    for (metric, start, end) in windows {
+        lines.push(match start {
+            Some(s) => format!("  {metric:<width$}  {s} <= date < {end}"),
+            None => format!("  {metric:<width$}  all history, date < {end}"),
+        });
+    }
+    lines
 }
 
 impl CheckReport {
@@ -245,11 +269,17 @@ impl CheckReport {
 pub async fn check(path: &Path, options: &EngineOptions) -> Result<CheckReport, RunError> {
     let loaded = match load_policy(path) {
         Ok(l) => l,
-        Err(RunError::Policy(d)) => return Ok(CheckReport { diagnostics: d.0 }),
+        Err(RunError::Policy(d)) => {
+            return Ok(CheckReport {
+                diagnostics: d.0,
+                windows: Vec::new(),
+            });
+        }
         Err(e) => return Err(e),
     };
     let mut diagnostics = lint(&loaded.policy);
     let as_of = resolve_as_of(&loaded.policy, None)?;
+    let windows = window_lines(&loaded.policy, as_of);
     let engine = Engine::load(&loaded.policy, &loaded.base_dir, options, &mut |_| {}).await;
     let problem = match engine {
         Ok(engine) => match engine.check_unique_keys().await {
@@ -277,7 +307,10 @@ pub async fn check(path: &Path, options: &EngineOptions) -> Result<CheckReport, 
         None => {}
     }
     diagnostics.sort_by_key(|d| std::cmp::Reverse(d.severity));
-    Ok(CheckReport { diagnostics })
+    Ok(CheckReport {
+        diagnostics,
+        windows,
+    })
 }
 
 /// Options of a run.
