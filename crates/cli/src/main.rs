@@ -101,6 +101,9 @@ enum Command {
         /// and held against as if it were the latest)
         #[arg(long)]
         allow_future_as_of: bool,
+        /// Also write metrics.csv (every metric and score per customer) for spreadsheets
+        #[arg(long)]
+        metrics_csv: bool,
         /// Query threads (default: one per core)
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -436,6 +439,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             max_rejects,
             allow_shrink,
             allow_future_as_of,
+            metrics_csv,
             threads,
             show_sql,
             no_record,
@@ -454,6 +458,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 },
                 allow_future_as_of: *allow_future_as_of,
                 memory_limit: None,
+                metrics_csv: *metrics_csv,
             };
             if *show_sql {
                 println!("{}", stratum_runner::show_sql(&loaded, &options).await?);
@@ -508,6 +513,9 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             println!("\nwrote {}", outcome.files.assignments_parquet.display());
             println!("wrote {}", outcome.files.assignments_csv.display());
             println!("wrote {}", outcome.files.metrics_parquet.display());
+            if let Some(m) = &outcome.files.metrics_csv {
+                println!("wrote {}", m.display());
+            }
             if let Some(r) = &outcome.files.rejects_csv {
                 println!("wrote {} (rejected rows with reasons)", r.display());
             }

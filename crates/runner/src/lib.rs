@@ -328,6 +328,8 @@ pub struct RunOptions {
     pub allow_future_as_of: bool,
     /// See `EngineOptions::memory_limit`.
     pub memory_limit: Option<usize>,
+    /// Also write `metrics.csv` beside `metrics.parquet`.
+    pub metrics_csv: bool,
 }
 
 /// The embedded default history database of a workspace folder.
@@ -701,6 +703,7 @@ pub async fn run(
                     &engine.rejects,
                     &non_finite,
                     as_of,
+                    options.metrics_csv,
                 );
                 (staged, t.elapsed())
             });

@@ -29,6 +29,8 @@ pub struct OutputFiles {
     pub assignments_parquet: PathBuf,
     pub assignments_csv: PathBuf,
     pub metrics_parquet: PathBuf,
+    /// Only with `--metrics-csv`.
+    pub metrics_csv: Option<PathBuf>,
     pub rejects_csv: Option<PathBuf>,
     pub summary_json: PathBuf,
 }
@@ -76,6 +78,7 @@ impl StagedOutputs {
             &self.files.summary_json,
         ]
         .into_iter()
+        .chain(self.files.metrics_csv.as_ref())
         .chain(self.files.rejects_csv.as_ref())
     }
 
@@ -88,9 +91,13 @@ impl StagedOutputs {
             self.committed = true;
             return Err(e);
         }
-        if self.files.rejects_csv.is_none() {
-            let stale = self.files.summary_json.with_file_name("rejects.csv");
-            if stale.exists() {
+        // An optional file this run did not write must not pass for this run's.
+        for (written, name) in [
+            (self.files.rejects_csv.is_some(), "rejects.csv"),
+            (self.files.metrics_csv.is_some(), "metrics.csv"),
+        ] {
+            let stale = self.files.summary_json.with_file_name(name);
+            if !written && stale.exists() {
                 std::fs::remove_file(&stale).map_err(|e| io_err(&stale, e))?;
             }
         }
@@ -209,6 +216,7 @@ pub fn write_all(
     rejects: &[Reject],
     non_finite: &[stratum_engine::NonFinite],
     as_of: NaiveDate,
+    metrics_csv: bool,
 ) -> Result<StagedOutputs, RunError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     // Built first so that a failed write below cleans up what was written.
@@ -217,6 +225,7 @@ pub fn write_all(
             assignments_parquet: dir.join("assignments.parquet"),
             assignments_csv: dir.join("assignments.csv"),
             metrics_parquet: dir.join("metrics.parquet"),
+            metrics_csv: metrics_csv.then(|| dir.join("metrics.csv")),
             rejects_csv: (!rejects.is_empty()).then(|| dir.join("rejects.csv")),
             summary_json: dir.join("summary.json"),
         },
@@ -229,7 +238,24 @@ pub fn write_all(
         let (to_csv, csv_rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
         let parquet = scope.spawn(move || write_parquet(&files.assignments_parquet, parquet_rx));
         let csv = scope.spawn(move || write_assignments_csv(&files.assignments_csv, csv_rx));
-        let metrics_file = scope.spawn(|| write_parquet(&files.metrics_parquet, metrics(ev)));
+        let metrics_file = scope.spawn(|| match &files.metrics_csv {
+            // One pass over the metrics feeds both files.
+            Some(csv_path) => {
+                let (to_csv, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+                std::thread::scope(|inner| {
+                    let csv = inner.spawn(move || write_metrics_csv(csv_path, rx));
+                    let parquet = write_parquet(
+                        &files.metrics_parquet,
+                        metrics(ev).inspect(|b| {
+                            let _ = to_csv.send(b.clone());
+                        }),
+                    );
+                    drop(to_csv);
+                    parquet.and(csv.join().expect("metrics csv writer thread"))
+                })
+            }
+            None => write_parquet(&files.metrics_parquet, metrics(ev)),
+        });
         for batch in assignments {
             // A writer that stopped has failed: stop feeding; its error is returned below.
             if to_parquet.send(batch.clone()).is_err() || to_csv.send(batch).is_err() {
@@ -478,6 +504,24 @@ pub(crate) fn metrics_rows(ev: &Evaluation<'_>, start: usize, end: usize) -> Rec
         }
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("columns match the schema")
+}
+
+/// `metrics.csv`: the same columns as `metrics.parquet`, for spreadsheets.
+fn write_metrics_csv(
+    path: &Path,
+    batches: std::sync::mpsc::Receiver<RecordBatch>,
+) -> Result<(), RunError> {
+    let tmp = tmp_path(path);
+    let file = File::create(&tmp).map_err(|e| io_err(path, e))?;
+    let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(std::io::BufWriter::new(file));
+    for batch in batches {
+        writer.write(&batch).map_err(|e| io_err(path, e))?;
+    }
+    let mut inner = writer.into_inner();
+    std::io::Write::flush(&mut inner).map_err(|e| io_err(path, e))?;
+    Ok(())
 }
 
 fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {

@@ -515,3 +515,29 @@ async fn an_evaluation_over_its_memory_limit_is_a_user_error() {
         .await
         .unwrap();
 }
+
+/// `--metrics-csv` (issue 17, point 20): the same columns as metrics.parquet, as CSV.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_be_written_as_csv_too() {
+    let ws = Ws::new(3);
+    let store = ws.store().await;
+    let outcome = ws
+        .run(
+            &store,
+            RunOptions {
+                metrics_csv: true,
+                ..ws.options()
+            },
+        )
+        .await
+        .unwrap();
+    let path = outcome.files.metrics_csv.expect("metrics.csv");
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap(),
+        "customer_id,tags,revenue\nC01,,150.0\nC02,,10.0\nC03,,10.0\n"
+    );
+    // Without the flag there is none (and none is left from before).
+    let outcome = ws.run(&store, ws.options()).await.unwrap();
+    assert!(outcome.files.metrics_csv.is_none());
+    assert!(!ws.path("out/metrics.csv").exists());
+}
