@@ -150,7 +150,8 @@ pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
     ),
 ];
 
-const DOCS: &str = "https://example.invalid/stratum/docs/API.md#errors";
+/// Every error's `link`: its entry in the server's own OpenAPI document.
+const DOCS: &str = "/openapi.json#/components/x-error-codes/";
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -207,7 +208,7 @@ impl IntoResponse for ApiError {
             "message": self.message,
             "code": self.code,
             "type": kind,
-            "link": format!("{DOCS}-{}", self.code.replace('_', "-")),
+            "link": format!("{DOCS}{}", self.code),
         });
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(body)).into_response()

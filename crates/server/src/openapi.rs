@@ -183,12 +183,23 @@ pub fn openapi_document() -> Value {
             .insert(method.to_string(), op);
     }
     let codes: Vec<Value> = ERROR_CODES.iter().map(|c| json!(c.0)).collect();
+    // What every error body's `link` points at (`#/components/x-error-codes/CODE`).
+    let explained: Map<String, Value> = ERROR_CODES
+        .iter()
+        .map(|(code, status, kind, when)| {
+            (
+                code.to_string(),
+                json!({"status": status, "type": kind, "when": when}),
+            )
+        })
+        .collect();
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Stratum", "version": env!("CARGO_PKG_VERSION")},
         "security": [{"apiKey": []}],
         "paths": paths,
         "components": {
+            "x-error-codes": explained,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "stk_<id>_<secret>, from `stratum key create`"}},
             "schemas": {"Error": {
                 "type": "object",

@@ -1254,6 +1254,23 @@ async fn the_server_stays_up_and_bounded(url: String) {
         405,
         "method_not_allowed",
     );
+    // Error links resolve in the server's own document; run inputs are JSON, not a string.
+    let got = f.call("GET", "/api/users", Some(&f.analyst), None).await;
+    assert_eq!(
+        got.1["link"],
+        "/openapi.json#/components/x-error-codes/forbidden"
+    );
+    let (_, doc) = f.call("GET", "/openapi.json", Some(&f.analyst), None).await;
+    assert_eq!(
+        doc["components"]["x-error-codes"]["forbidden"]["status"],
+        403
+    );
+    let (_, runs) = f.call("GET", "/api/runs", Some(&f.analyst), None).await;
+    assert!(runs["runs"][0]["inputs"].is_array(), "{runs}");
+    assert_eq!(
+        runs["runs"][0]["inputs"][0]["source"], "customers",
+        "{runs}"
+    );
     let big = format!(r#"{{"as_of":"{}"}}"#, "x".repeat(70_000));
     assert_error(
         &f.call("POST", "/api/runs", Some(&f.analyst), Some(&big))

@@ -66,12 +66,23 @@ pub struct RunInfo {
     pub started_at: String,
     pub finished_at: String,
     pub customers: i64,
+    /// JSON: each input file with its size, modification time, SHA-256 and rows (served
+    /// as JSON, not as a string of it).
+    #[serde(serialize_with = "as_json")]
     pub inputs: String,
     pub recorded_by: String,
     /// When and by whom the run was retired (`stratum runs retire`): kept in the history,
     /// no longer served, diffed against by default, or held from.
     pub retired_at: Option<String>,
     pub retired_by: Option<String>,
+}
+
+fn as_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v.serialize(s),
+        Err(_) => text.serialize(s),
+    }
 }
 
 impl RunInfo {
