@@ -1127,6 +1127,20 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
                         ),
                     ));
                 }
+                if let (Some(max), Some(missing)) = (d.max_points, d.missing)
+                    && !(0.0..=max).contains(&missing)
+                {
+                    cx.push(Diagnostic::warning(
+                        "points_over_max",
+                        format!("{dkey}.missing"),
+                        format!(
+                            "dimension `{}` gives {} points for a missing value, outside 0..{}",
+                            d.name,
+                            crate::fmt_num(missing),
+                            crate::fmt_num(max)
+                        ),
+                    ));
+                }
                 if let (Some(max), Some(bands)) = (d.max_points, &d.bands) {
                     for (j, b) in bands.iter().enumerate() {
                         if b.points > max {

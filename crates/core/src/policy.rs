@@ -358,6 +358,9 @@ pub struct Dimension {
     pub categories: Option<IndexMap<String, f64>>,
     /// Numeric bands, first match wins: `min <= value < max`.
     pub bands: Option<Vec<Band>>,
+    /// Points for a customer without a value (default 0), e.g. "no revenue in the earlier
+    /// year: 15 points".
+    pub missing: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -389,7 +389,10 @@ fn quantile_bin(norm: &Normalizer, v: f64, bins: u32) -> f64 {
 pub fn dimension_points(d: &Dimension, v: Value<'_>) -> (f64, String) {
     let cap = |p: f64| d.max_points.map_or(p, |m| p.min(m)).max(0.0);
     match (v, &d.categories, &d.bands) {
-        (Value::Null, _, _) => (0.0, "no value: 0 points".into()),
+        (Value::Null, _, _) => match d.missing {
+            Some(p) => (p, format!("no value → {} points", fmt_num(p))),
+            None => (0.0, "no value: 0 points".into()),
+        },
         (Value::Text(t), Some(cats), _) => match cats.get(t) {
             Some(p) => (*p, format!("'{t}' → {p} points")),
             None => (0.0, format!("'{t}' is not a listed category: 0 points")),
@@ -503,5 +506,30 @@ mod tests {
             .map(|v| quantile_bin(&n, f64::from(v), 5))
             .collect();
         assert_eq!(bins, [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 5.0, 5.0]);
+    }
+
+    #[test]
+    fn a_band_dimension_can_give_points_for_a_missing_value() {
+        use crate::policy::{Band, Dimension};
+        let d = Dimension {
+            name: "growth".into(),
+            metric: "revenue_growth".into(),
+            max_points: Some(30.0),
+            categories: None,
+            bands: Some(vec![Band {
+                min: Some(0.2),
+                max: None,
+                points: 30.0,
+                label: Some("fast".into()),
+            }]),
+            missing: Some(15.0),
+        };
+        assert_eq!(
+            dimension_points(&d, Value::Null),
+            (15.0, "no value → 15 points".to_string())
+        );
+        assert_eq!(dimension_points(&d, Value::Num(0.5)).0, 30.0);
+        let without = Dimension { missing: None, ..d };
+        assert_eq!(dimension_points(&without, Value::Null).0, 0.0);
     }
 }
