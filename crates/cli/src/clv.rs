@@ -35,10 +35,13 @@ pub enum ClvCommand {
         time_column: String,
         #[arg(long, default_value = "amount")]
         amount_column: String,
-        /// SQL predicate choosing the rows that are purchases, e.g. "amount > 0" to keep
-        /// refunds out (default: every row)
+        /// SQL predicate choosing the rows that are purchases (default: "AMOUNT >= 0", so
+        /// refunds stay out of the fit, as in the lifecycle policy)
         #[arg(long)]
         filter: Option<String>,
+        /// Fit refunds (negative amounts) too: no default filter
+        #[arg(long)]
+        include_refunds: bool,
         /// The end of the observation: later transactions are ignored
         #[arg(long)]
         as_of: String,
@@ -122,6 +125,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         time_column,
         amount_column,
         filter,
+        include_refunds,
         as_of,
         unit,
         json,
@@ -146,12 +150,19 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         Unit::Week => TimeUnit::Week,
         Unit::Month => TimeUnit::Month,
     };
+    // Refunds are not purchases: left out unless asked for, like `[lifetime] filter`.
+    let default_filter = format!("\"{}\" >= 0", amount_column.replace('"', "\"\""));
+    let filter = match (filter, include_refunds) {
+        (Some(f), _) => Some(f.as_str()),
+        (None, true) => None,
+        (None, false) => Some(default_filter.as_str()),
+    };
     let file = TransactionFile {
         path: transactions,
         customer: customer_column,
         time: time_column,
         amount: amount_column,
-        filter: filter.as_deref(),
+        filter,
     };
     let started = std::time::Instant::now();
     let customers = summarise_file(&file, as_of, unit).await?;
@@ -166,14 +177,17 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         for line in fit.describe() {
             println!("{line}");
         }
-        println!(
-            "  BG/NBD standard errors {:.4?}",
-            fit.purchases_report.standard_errors
+        let b = fit.purchases;
+        print_errors(
+            "BG/NBD",
+            &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)],
+            &fit.purchases_report.standard_errors,
         );
-        if let Some((_, report)) = &fit.spend {
-            println!(
-                "  Gamma-Gamma standard errors {:.4?}",
-                report.standard_errors
+        if let Some((g, report)) = &fit.spend {
+            print_errors(
+                "Gamma-Gamma",
+                &[("p", g.p), ("q", g.q), ("v", g.v)],
+                &report.standard_errors,
             );
         }
     }
@@ -213,15 +227,22 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
                 })
                 .collect::<Result<Vec<Vec<f64>>>>()
         })?;
+        // Six decimals for counts and probabilities, cents for money.
+        let decimals = [6, 6, 2, 2];
         for (i, c) in customers.iter().enumerate() {
             let mut record = vec![
                 c.customer_id.clone(),
                 c.frequency.to_string(),
-                c.recency.to_string(),
-                c.age.to_string(),
-                c.monetary.to_string(),
+                format!("{:.6}", c.recency),
+                format!("{:.6}", c.age),
+                format!("{:.2}", c.monetary),
             ];
-            record.extend(columns.iter().map(|column| column[i].to_string()));
+            record.extend(
+                columns
+                    .iter()
+                    .zip(decimals)
+                    .map(|(column, d)| format!("{:.*}", d, column[i])),
+            );
             w.write_record(&record)?;
         }
         w.flush()?;
@@ -356,4 +377,26 @@ async fn churn(
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each parameter with its standard error, and a warning for one the data hardly
+/// determines (an error over ten times the estimate).
+fn print_errors(model: &str, params: &[(&str, f64)], errors: &[f64]) {
+    let parts: Vec<String> = params
+        .iter()
+        .zip(errors)
+        .map(|((name, value), se)| format!("{name} {value:.4} ± {se:.4}"))
+        .collect();
+    println!("  {model} standard errors: {}", parts.join(", "));
+    for ((name, value), se) in params.iter().zip(errors) {
+        if se.is_finite() && value.abs() > 0.0 && *se > 10.0 * value.abs() {
+            println!(
+                "  warning: {model} `{name}` is poorly determined by the data (standard error {:.0}× the estimate); \
+                 predictions that lean on it are unreliable",
+                se / value.abs()
+            );
+        } else if !se.is_finite() {
+            println!("  warning: {model} `{name}` has no finite standard error");
+        }
+    }
 }

@@ -844,7 +844,7 @@ fn clv_fits_the_cdnow_sample() {
             )
         })
         .collect();
-    // A refund on a day 0001 did not buy: `--filter` keeps it out of the purchases.
+    // A refund on a day 0001 did not buy: refunds stay out of the purchases by default.
     let jsonl =
         format!("{jsonl}{{\"customer_id\": \"0001\", \"date\": \"1997-09-01\", \"amount\": -5}}\n");
     std::fs::write(dir.path().join("cdnow.jsonl"), jsonl).unwrap();
@@ -857,14 +857,14 @@ fn clv_fits_the_cdnow_sample() {
             "1997-09-30",
             "--out",
             "predicted",
-            "--filter",
-            "amount >= 0",
         ],
         dir.path(),
     );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("2357 customers as of 1997-09-30"), "{out}");
+    // Standard errors are labelled, with the estimates.
+    assert!(out.contains("  BG/NBD standard errors: r 0.24"), "{out}");
     let predictions =
         std::fs::read_to_string(dir.path().join("predicted/predictions.csv")).unwrap();
     let lines: Vec<&str> = predictions.lines().collect();
