@@ -699,11 +699,13 @@ pub async fn run(
                     &out_dir,
                     &evaluation,
                     assignments,
-                    &ladders,
-                    &engine.rejects,
-                    &non_finite,
-                    as_of,
-                    options.metrics_csv,
+                    &output::RunReport {
+                        summaries: &ladders,
+                        rejects: &engine.rejects,
+                        non_finite: &non_finite,
+                        as_of,
+                        metrics_csv: options.metrics_csv,
+                    },
                 );
                 (staged, t.elapsed())
             });

@@ -204,6 +204,17 @@ fn write_any_csv(path: &Path, batches: &[RecordBatch]) -> Result<(), RunError> {
     Ok(())
 }
 
+/// What a run's files say beside its rows: the ladder summaries, the rejected rows, the
+/// metrics that were not finite, the date, and whether `metrics.csv` is wanted.
+#[derive(Debug, Clone, Copy)]
+pub struct RunReport<'a> {
+    pub summaries: &'a [LadderSummary],
+    pub rejects: &'a [Reject],
+    pub non_finite: &'a [stratum_engine::NonFinite],
+    pub as_of: NaiveDate,
+    pub metrics_csv: bool,
+}
+
 /// Writes every output file under its `.partial` name; the caller commits them once the run
 /// is recorded. `assignments` are consumed as they come (see [`assignments`]): both
 /// assignment files are written side by side from each batch, and `metrics.parquet` beside
@@ -212,12 +223,15 @@ pub fn write_all(
     dir: &Path,
     ev: &Evaluation<'_>,
     assignments: impl Iterator<Item = RecordBatch>,
-    summaries: &[LadderSummary],
-    rejects: &[Reject],
-    non_finite: &[stratum_engine::NonFinite],
-    as_of: NaiveDate,
-    metrics_csv: bool,
+    report: &RunReport<'_>,
 ) -> Result<StagedOutputs, RunError> {
+    let RunReport {
+        summaries,
+        rejects,
+        non_finite,
+        as_of,
+        metrics_csv,
+    } = *report;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     // Built first so that a failed write below cleans up what was written.
     let staged = StagedOutputs {
