@@ -220,6 +220,8 @@ pub struct Ladder {
     pub levels: Vec<Level>,
     pub overrides: Vec<OverrideDef>,
     pub hold: HoldDef,
+    /// Which way is better (`better = "down"` for risk ladders).
+    pub better: crate::policy::Better,
 }
 
 impl Ladder {
@@ -1522,6 +1524,7 @@ fn compile_ladder(
         levels,
         overrides: def.overrides.clone(),
         hold: def.hold.clone().unwrap_or_default(),
+        better: def.better.unwrap_or_default(),
     })
 }
 

@@ -496,19 +496,47 @@ impl Evaluation<'_> {
         }
     }
 
-    /// What it takes to reach the next level up, in words.
+    /// On a ladder where down is better (a risk ladder): what keeps the customer on its
+    /// level, i.e. the rule it would have to stop meeting to move to a better one.
+    fn way_down(&self, li: usize, row: usize) -> String {
+        let ladder = &self.ladders[li];
+        let level = self.results[li].level[row];
+        let Some(current) = ladder.levels.get(level) else {
+            return "matched no level".to_string();
+        };
+        if level + 1 == ladder.levels.len() || matches!(current.rule, Rule::Rest) {
+            return "already on the best level".to_string();
+        }
+        let better = &ladder.levels[level + 1].name;
+        match &current.rule {
+            Rule::When(cond) => format!(
+                "to improve to {better}, stop meeting {}'s rule: {}",
+                current.name,
+                cond.render(None)
+            ),
+            _ => format!(
+                "to improve to {better}, leave the customers {} takes by rank",
+                current.name
+            ),
+        }
+    }
+
+    /// What it takes to reach the next better level, in words.
     pub fn next_level_gap(&self, li: usize, row: usize) -> String {
         let ladder = &self.ladders[li];
         let result = &self.results[li];
         let level = result.level[row];
-        if level == 0 {
-            return "already on the top level".to_string();
-        }
         if level > ladder.levels.len() {
             return "not graded by this ladder".to_string();
         }
         if let Reason::Override { .. } = result.reason[row] {
             return "placed by an override; rules do not apply until it is removed".to_string();
+        }
+        if ladder.better == crate::policy::Better::Down {
+            return self.way_down(li, row);
+        }
+        if level == 0 {
+            return "already on the top level".to_string();
         }
         let target_idx = level.min(ladder.levels.len()) - 1;
         let target = &ladder.levels[target_idx];

@@ -240,6 +240,7 @@ mod tests {
             levels: vec![gold, level("silver"), level("basic")],
             overrides: vec![],
             hold,
+            better: Default::default(),
         }
     }
 

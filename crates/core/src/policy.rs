@@ -390,6 +390,20 @@ pub struct LadderDef {
     /// Grace and hysteresis between runs; without it a customer takes the level the rules
     /// give at every run.
     pub hold: Option<HoldDef>,
+    /// Which way is better: `"up"` (default: the first level is the best, as in a pyramid)
+    /// or `"down"` (a risk ladder such as credit watch: the first level is the worst).
+    pub better: Option<Better>,
+}
+
+/// Which end of a ladder is the better one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    /// The first level is the best: moving towards it is an upgrade.
+    #[default]
+    Up,
+    /// The first level is the worst (risk, arrears): moving away from it is the upgrade.
+    Down,
 }
 
 /// `[ladders.NAME.hold]`: how fast customers move between runs. Every option set must be met

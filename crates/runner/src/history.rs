@@ -11,6 +11,7 @@ use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use stratum_core::evaluate::NOT_APPLICABLE;
+use stratum_core::policy::Better;
 use stratum_core::{LadderSummary, Policy, UNPLACED};
 use stratum_store::{HistoryRow, MatrixCell, Move, RunInfo, Store};
 
@@ -29,15 +30,27 @@ fn level_order(policy: Option<&Policy>, ladder: &str) -> Vec<String> {
 }
 
 /// +1 upgrade, -1 downgrade, 0 neither (same level, or moving in or out of the ladder's
-/// scope, or a level the policy no longer has).
-fn direction(order: &[String], from: &str, to: &str) -> i8 {
+/// scope, or a level the policy no longer has). `order` is the policy's level order; on a
+/// `better = "down"` ladder (a risk ladder) moving towards its first level is the downgrade.
+fn direction(order: &[String], better: Better, from: &str, to: &str) -> i8 {
     let graded = order.len() - 1; // everything but "(not applicable)"
     let pos = |l: &str| order.iter().position(|x| x == l).filter(|&i| i < graded);
-    match (pos(from), pos(to)) {
+    let up = match (pos(from), pos(to)) {
         (Some(f), Some(t)) if t < f => 1,
         (Some(f), Some(t)) if t > f => -1,
         _ => 0,
+    };
+    match better {
+        Better::Up => up,
+        Better::Down => -up,
     }
+}
+
+/// Which way is better on a ladder of the policy (up when the policy does not know it).
+fn better_of(policy: Option<&Policy>, ladder: &str) -> Better {
+    policy
+        .and_then(|p| p.ladder(ladder))
+        .map_or(Better::Up, |l| l.better)
 }
 
 async fn run_policy(store: &Store, run: &RunInfo) -> Option<Policy> {
@@ -259,6 +272,7 @@ pub async fn diff(
     let mut ladders = Vec::new();
     for name in names {
         let mut levels = level_order(policy.as_ref(), &name);
+        let better = better_of(policy.as_ref(), &name);
         let mine: Vec<MatrixCell> = cells.iter().filter(|c| c.ladder == name).cloned().collect();
         for c in &mine {
             for l in [&c.from_level, &c.to_level].into_iter().flatten() {
@@ -270,7 +284,7 @@ pub async fn diff(
         let (mut up, mut down, mut arrived, mut left) = (0, 0, 0, 0);
         for c in &mine {
             match (&c.from_level, &c.to_level) {
-                (Some(f), Some(t)) => match direction(&levels, f, t) {
+                (Some(f), Some(t)) => match direction(&levels, better, f, t) {
                     1 => up += c.customers,
                     -1 => down += c.customers,
                     _ => {}
@@ -283,7 +297,7 @@ pub async fn diff(
             .iter()
             .filter(|m| m.ladder == name)
             .map(|m| {
-                let d = direction(&levels, &m.from_level, &m.to_level);
+                let d = direction(&levels, better, &m.from_level, &m.to_level);
                 (m.clone(), d)
             })
             .collect();
@@ -453,6 +467,7 @@ pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiR
         ladders.dedup();
         for ladder in ladders {
             let order = level_order(policy.as_ref(), &ladder);
+            let better = better_of(policy.as_ref(), &ladder);
             let mine: Vec<_> = stats.iter().filter(|s| s.ladder == ladder).collect();
             let total: i64 = mine
                 .iter()
@@ -481,7 +496,7 @@ pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiR
                         .filter(|c| {
                             c.from_level
                                 .as_deref()
-                                .is_some_and(|f| direction(&order, f, level) == want)
+                                .is_some_and(|f| direction(&order, better, f, level) == want)
                         })
                         .map(|c| c.customers)
                         .sum()
@@ -651,7 +666,7 @@ pub async fn simulate(
                 .get(&(ladder.name.as_str(), &evaluation.frame.ids()[row]))
                 .copied();
             if let Some(f) = from {
-                match direction(&levels, f, to) {
+                match direction(&levels, ladder.better, f, to) {
                     1 => up += 1,
                     -1 => down += 1,
                     _ => {}

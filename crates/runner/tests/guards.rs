@@ -541,3 +541,50 @@ async fn metrics_can_be_written_as_csv_too() {
     assert!(outcome.files.metrics_csv.is_none());
     assert!(!ws.path("out/metrics.csv").exists());
 }
+
+/// A risk ladder (`better = "down"`, issue 17 point 10): leaving the worst level is the
+/// upgrade in diffs and reports, and explain says what it takes to improve.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_risk_ladder_counts_leaving_its_first_level_as_the_upgrade() {
+    let ws = Ws::new(3);
+    let risk = POLICY
+        .replace("[ladders.value]", "[ladders.value]\nbetter = \"down\"")
+        .replace(
+            "name = \"big\"\nwhen = \"revenue >= 100\"",
+            "name = \"late\"\nwhen = \"revenue >= 100\"",
+        )
+        .replace("name = \"small\"", "name = \"ok\"");
+    ws.file("p.toml", &risk);
+    let store = ws.store().await;
+    // C01 spends 150: late. Then it spends 50: ok, an improvement.
+    ws.run(
+        &store,
+        RunOptions {
+            as_of: Some("2026-10-31".into()),
+            ..ws.options()
+        },
+    )
+    .await
+    .unwrap();
+    let tx = ws
+        .read("transactions.csv")
+        .replace("C01,2026-10-02,150", "C01,2026-10-02,50");
+    ws.file("transactions.csv", &tx);
+    ws.run(&store, ws.options()).await.unwrap();
+    let d = stratum_runner::diff(&store, Some("guards"), None, None, false)
+        .await
+        .unwrap();
+    assert_eq!((d.ladders[0].upgrades, d.ladders[0].downgrades), (1, 0));
+    let loaded = stratum_runner::load_policy(&ws.path("p.toml")).unwrap();
+    let tx = ws
+        .read("transactions.csv")
+        .replace("C01,2026-10-02,50", "C01,2026-10-02,150");
+    ws.file("transactions.csv", &tx);
+    let (_, ex) = stratum_runner::explain(&loaded, &ws.options(), None, "C01")
+        .await
+        .unwrap();
+    assert_eq!(
+        ex.placements[0].next,
+        "to improve to ok, stop meeting late's rule: revenue >= 100"
+    );
+}
