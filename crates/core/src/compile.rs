@@ -389,7 +389,40 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                 format!("source name `{name}` must be lower-case letters, digits and _"),
             ));
         }
-        if src.format == Some(SourceFormat::Inputs) {
+        if let Some(from) = &src.from {
+            let event = raw
+                .sources
+                .get(from)
+                .filter(|s| s.time.is_some() && s.from.is_none());
+            if name != CUSTOMERS {
+                cx.push(Diagnostic::error(
+                    "invalid_derived_source",
+                    format!("{key}.from"),
+                    "only the customers source can be derived from another source",
+                ));
+            } else if !src.path.is_empty() {
+                cx.push(Diagnostic::error(
+                    "invalid_derived_source",
+                    format!("{key}.from"),
+                    "a customers source takes either `path` or `from`, not both",
+                ));
+            } else if event.is_none() {
+                cx.push(
+                    Diagnostic::error(
+                        "invalid_derived_source",
+                        format!("{key}.from"),
+                        format!("`{from}` is not an event source (a source with a `time` column)"),
+                    )
+                    .suggest(
+                        from,
+                        raw.sources
+                            .iter()
+                            .filter(|(_, s)| s.time.is_some())
+                            .map(|(n, _)| n.as_str()),
+                    ),
+                );
+            }
+        } else if src.format == Some(SourceFormat::Inputs) {
             if !src.path.is_empty() || src.time.is_some() || name == CUSTOMERS {
                 cx.push(Diagnostic::error(
                     "invalid_inputs_source",

@@ -210,6 +210,10 @@ pub struct SourceDef {
     pub tag_separator: Option<String>,
     /// CSV only: field delimiter (default ",").
     pub delimiter: Option<String>,
+    /// Customers source only: derive the customers from an event source instead of a file,
+    /// one per distinct key, with `first_seen` and `last_seen` (the earliest and latest
+    /// event time) as columns.
+    pub from: Option<String>,
 }
 
 impl SourceDef {

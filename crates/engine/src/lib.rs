@@ -304,6 +304,10 @@ impl Engine {
         let mut rejects = Vec::new();
         let mut deferred_key_checks = Vec::new();
         for (name, def) in &policy.file.sources {
+            if def.from.is_some() {
+                // Derived from an event source once every file is loaded (below).
+                continue;
+            }
             if def.format == Some(SourceFormat::Inputs) {
                 progress(&format!("loading {name} (manual inputs)"));
                 let (schema, batch) = inputs_table(name, def, &options.inputs)?;
@@ -468,6 +472,48 @@ impl Engine {
                 format,
                 schema,
                 stats,
+            });
+        }
+        for (name, def) in &policy.file.sources {
+            let Some(from) = &def.from else { continue };
+            let event = policy.source(from).expect("compiled: an event source");
+            let time = event
+                .time
+                .as_deref()
+                .expect("compiled: it has a time column");
+            progress(&format!("deriving {name} from {from}"));
+            let query = format!(
+                "SELECT {} AS {}, min({t}) AS first_seen, max({t}) AS last_seen FROM {} GROUP BY {}",
+                sql::ident(&event.key),
+                sql::ident(&def.key),
+                sql::ident(from),
+                sql::ident(&event.key),
+                t = sql::ident(time),
+            );
+            let df = ctx.sql(&query).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            ctx.register_table(
+                name.as_str(),
+                Arc::new(MemTable::try_new(schema.clone(), vec![batches])?),
+            )?;
+            let from_file = sources
+                .iter()
+                .find(|s: &&LoadedSource| &s.name == from)
+                .map(|s| s.file.clone())
+                .unwrap_or_default();
+            sources.push(LoadedSource {
+                name: name.clone(),
+                file: format!("(distinct {} of {from_file})", event.key),
+                path: PathBuf::new(),
+                format: event.resolved_format().unwrap_or(SourceFormat::Csv),
+                schema,
+                stats: LoadStats {
+                    read: rows,
+                    accepted: rows,
+                    rejected: 0,
+                },
             });
         }
         Ok(Engine {

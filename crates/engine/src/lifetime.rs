@@ -219,6 +219,7 @@ pub async fn summarise_file(
         tags: None,
         tag_separator: None,
         delimiter: None,
+        from: None,
     };
     let ctx = SessionContext::new();
     let missing = |column: &str, available: Vec<String>| {

@@ -22,7 +22,9 @@ pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<Str
         .file
         .sources
         .iter()
-        .filter(|(_, def)| def.format != Some(stratum_core::SourceFormat::Inputs))
+        .filter(|(_, def)| {
+            def.format != Some(stratum_core::SourceFormat::Inputs) && def.from.is_none()
+        })
         .map(|(name, def)| (name.clone(), loaded.base_dir.join(&def.path)))
         .collect();
     if let Some(f) = &loaded.policy.file.policy.overrides_file {

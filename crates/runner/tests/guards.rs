@@ -588,3 +588,54 @@ async fn a_risk_ladder_counts_leaving_its_first_level_as_the_upgrade() {
         "to improve to ok, stop meeting late's rule: revenue >= 100"
     );
 }
+
+/// A transaction log alone is enough (issue 17, point 12): the customers are its distinct
+/// keys, with `first_seen` and `last_seen`.
+#[tokio::test(flavor = "multi_thread")]
+async fn customers_can_be_derived_from_an_event_source() {
+    let ws = Ws::new(3);
+    std::fs::remove_file(ws.path("customers.csv")).unwrap();
+    ws.file(
+        "transactions.csv",
+        "customer_id,date,amount\nC01,2026-10-01,150\nC01,2026-10-20,10\nC02,2026-09-05,20\n",
+    );
+    let derived = POLICY
+        .replace(
+            "[sources.customers]\npath = \"customers.csv\"\nkey = \"customer_id\"",
+            "[sources.customers]\nfrom = \"transactions\"\nkey = \"customer_id\"",
+        )
+        .replace(
+            "[ladders.value]",
+            "[metrics.first_seen]\nsource = \"customers\"\nexpr = \"first_seen\"\n\n[ladders.value]",
+        );
+    ws.file("p.toml", &derived);
+    let store = ws.store().await;
+    let outcome = ws.run(&store, ws.options()).await.unwrap();
+    assert_eq!(outcome.customers, 2);
+    let c = &outcome
+        .sources
+        .iter()
+        .find(|s| s.name == "customers")
+        .unwrap();
+    assert_eq!(c.file, "(distinct customer_id of transactions.csv)");
+    assert_eq!(c.stats.accepted, 2);
+    let assignments = std::fs::read_to_string(&outcome.files.assignments_csv).unwrap();
+    assert!(assignments.contains("C01,value,big"), "{assignments}");
+    assert!(assignments.contains("C02,value,small"), "{assignments}");
+    let metrics = stratum_store::Store::open(&stratum_runner::default_database_url(ws.dir.path()))
+        .await
+        .unwrap()
+        .metrics_of(outcome.run_id.unwrap(), "C01")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(metrics[1].0, "first_seen");
+    // Only the customers source can be derived, and only from an event source.
+    let wrong = derived.replace("from = \"transactions\"", "from = \"customers\"");
+    ws.file("p.toml", &wrong);
+    let err = ws.run(&store, ws.options()).await.unwrap_err().to_string();
+    assert!(
+        err.contains("`customers` is not an event source (a source with a `time` column)"),
+        "{err}"
+    );
+}
