@@ -565,12 +565,18 @@ async fn start_run(
         .into_response())
 }
 
+/// A sum of money as the CLI prints it: to the cent (a float sum of a million amounts ends
+/// in `…0000006`).
+fn money(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 fn ladder_summary(l: &stratum_core::LadderSummary) -> Value {
     json!({
         "ladder": l.ladder, "value": l.value_name, "pareto_top20": l.pareto_top20,
         "levels": l.rows.iter().map(|r| json!({
             "level": r.level, "customers": r.count, "share": r.share,
-            "value": r.value, "value_share": r.value_share,
+            "value": money(r.value), "value_share": r.value_share,
         })).collect::<Vec<_>>(),
     })
 }
@@ -706,7 +712,17 @@ async fn diff(
             .await
             .map_err(not_found_as("run_not_found"))?;
     }
-    ok(json!({"from": from, "to": to, "matrix": state.store.migration_matrix(from, to).await?}))
+    let matrix: Vec<Value> = state
+        .store
+        .migration_matrix(from, to)
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({"ladder": c.ladder, "from_level": c.from_level, "to_level": c.to_level,
+                   "customers": c.customers, "value": money(c.value)})
+        })
+        .collect();
+    ok(json!({"from": from, "to": to, "matrix": matrix}))
 }
 
 #[derive(Deserialize)]
