@@ -133,8 +133,8 @@ pub enum OverrideCommand {
         #[arg(long)]
         level: String,
         /// pin: exactly this level; floor: this level or higher; ceiling: this level or lower
-        #[arg(long, default_value = "pin")]
-        mode: String,
+        #[arg(long, default_value = "pin", value_parser = parse_mode)]
+        mode: stratum_core::OverrideMode,
         /// Last day the override applies (YYYY-MM-DD); without it, until removed
         #[arg(long)]
         until: Option<String>,
@@ -262,6 +262,10 @@ fn print_diff(d: &DiffReport) {
             }
         }
     }
+}
+
+fn parse_mode(s: &str) -> Result<stratum_core::OverrideMode, String> {
+    s.parse()
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate> {
@@ -564,7 +568,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                             customer_id: customer_id.clone(),
                             ladder: ladder.clone(),
                             level: level.clone(),
-                            mode: mode.clone(),
+                            mode: *mode,
                             reason: reason.clone(),
                             until,
                         },

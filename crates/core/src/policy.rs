@@ -459,7 +459,9 @@ pub struct LevelDef {
     pub attributes: toml::Table,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// How an override places a customer: one type from the policy file through the store,
+/// the API (serde) and the CLI (`FromStr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OverrideMode {
     /// The customer is placed exactly on the level.
@@ -469,6 +471,38 @@ pub enum OverrideMode {
     Floor,
     /// The customer is placed on the level or below.
     Ceiling,
+}
+
+impl OverrideMode {
+    pub const ALL: [OverrideMode; 3] = [
+        OverrideMode::Pin,
+        OverrideMode::Floor,
+        OverrideMode::Ceiling,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideMode::Pin => "pin",
+            OverrideMode::Floor => "floor",
+            OverrideMode::Ceiling => "ceiling",
+        }
+    }
+}
+
+impl std::fmt::Display for OverrideMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OverrideMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        OverrideMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("override mode `{s}` must be pin, floor or ceiling"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

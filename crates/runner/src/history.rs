@@ -65,7 +65,7 @@ pub struct PendingChange {
     pub override_id: i64,
     pub ladder: String,
     pub level: String,
-    pub mode: String,
+    pub mode: stratum_core::OverrideMode,
     /// `"added"` or `"removed"` since the run.
     pub change: &'static str,
     pub by: String,

@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use stratum_core::lint::lint;
 use stratum_core::{
     CustomerExplanation, Diagnostic, Diagnostics, EvalError, Inputs, LadderSummary, ManualPin,
-    OverrideMode, Policy, Prior, evaluate_with,
+    Policy, Prior, evaluate_with,
 };
 use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orphans};
 use stratum_store::{Store, StoreError};
@@ -411,11 +411,7 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
         if !o.active_on(as_of) || policy.ladder(&o.ladder).is_none() {
             continue;
         }
-        let mode = match o.mode.as_str() {
-            "floor" => OverrideMode::Floor,
-            "ceiling" => OverrideMode::Ceiling,
-            _ => OverrideMode::Pin,
-        };
+        let mode = o.mode;
         let until = o.until.map_or(String::new(), |d| format!(", until {d}"));
         pins.push(ManualPin {
             customer_id: o.customer_id,

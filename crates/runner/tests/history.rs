@@ -187,7 +187,7 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
                 customer_id: "C3".into(),
                 ladder: "card".into(),
                 level: "basic".into(),
-                mode: "pin".into(),
+                mode: stratum_core::OverrideMode::Pin,
                 reason: "payment dispute".into(),
                 until: Some("2026-02-28".parse().unwrap()),
             },

@@ -908,7 +908,7 @@ struct OverrideBody {
     customer_id: String,
     ladder: String,
     level: String,
-    mode: Option<String>,
+    mode: Option<stratum_core::OverrideMode>,
     reason: String,
     until: Option<chrono::NaiveDate>,
     /// The customer is not in the served run yet.
@@ -927,10 +927,7 @@ async fn add_override(
     stratum_runner::manual::check_override(policy, &b.ladder, &b.level)?;
     stratum_runner::manual::check_customer(&state.store, policy, &b.customer_id, b.new_customer)
         .await?;
-    let mode = b.mode.unwrap_or_else(|| "pin".into());
-    if !matches!(mode.as_str(), "pin" | "floor" | "ceiling") {
-        return Err(ApiError::invalid("mode is pin, floor or ceiling"));
-    }
+    let mode = b.mode.unwrap_or_default();
     let id = state
         .store
         .add_override(

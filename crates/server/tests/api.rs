@@ -1312,6 +1312,34 @@ async fn the_server_stays_up_and_bounded(url: String) {
     assert_eq!(status, StatusCode::OK, "{ex}");
     assert_eq!(ex["recorded"], false);
     assert_eq!(ex["placements"][0]["level"], "supreme");
+    // (A server started afresh: the flood above left the admin's key id blocked here.)
+    let fresh = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        state: AppState::new(
+            f.state.store.clone(),
+            stratum_runner::load_policy(&f.state.policy.path).unwrap(),
+        ),
+        admin: String::new(),
+        analyst: String::new(),
+        wang: String::new(),
+        li: String::new(),
+        service: String::new(),
+    };
+    // An override mode is one of three: anything else is refused as it is read.
+    let body =
+        r#"{"customer_id":"C1","ladder":"vip","level":"gold","mode":"sometimes","reason":"x"}"#;
+    let got = fresh
+        .call("POST", "/api/overrides", Some(&f.admin), Some(body))
+        .await;
+    assert_error(&got, 400, "invalid_json");
+    assert!(
+        got.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("`pin`, `floor`, `ceiling`"),
+        "{}",
+        got.1
+    );
 }
 
 /// Issue 16, defect 5: a second policy's run over the same store does not change who owns

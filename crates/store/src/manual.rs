@@ -4,6 +4,7 @@
 
 use chrono::NaiveDate;
 use sqlx::Row;
+use stratum_core::OverrideMode;
 
 use crate::{Actor, Store, StoreError, now};
 
@@ -13,8 +14,7 @@ pub struct NewOverride {
     pub customer_id: String,
     pub ladder: String,
     pub level: String,
-    /// "pin", "floor" or "ceiling".
-    pub mode: String,
+    pub mode: OverrideMode,
     pub reason: String,
     /// Last day it applies (inclusive); `None`: until removed.
     pub until: Option<NaiveDate>,
@@ -26,7 +26,7 @@ pub struct OverrideRow {
     pub customer_id: String,
     pub ladder: String,
     pub level: String,
-    pub mode: String,
+    pub mode: OverrideMode,
     pub reason: String,
     pub until: Option<NaiveDate>,
     pub created_by: String,
@@ -103,12 +103,6 @@ impl Store {
     pub async fn add_override(&self, o: &NewOverride, actor: &Actor) -> Result<i64, StoreError> {
         nonempty("customer id", &o.customer_id)?;
         nonempty("reason", &o.reason)?;
-        if !["pin", "floor", "ceiling"].contains(&o.mode.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "override mode `{}` must be pin, floor or ceiling",
-                o.mode
-            )));
-        }
         let mut tx = self.pool().begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO overrides (customer_id, ladder, level, mode, reason, until, created_by, \
@@ -117,7 +111,7 @@ impl Store {
         .bind(&o.customer_id)
         .bind(&o.ladder)
         .bind(&o.level)
-        .bind(&o.mode)
+        .bind(o.mode.as_str())
         .bind(&o.reason)
         .bind(o.until.map(|d| d.to_string()))
         .bind(&actor.name)
@@ -195,7 +189,10 @@ impl Store {
                     customer_id: r.try_get("customer_id")?,
                     ladder: r.try_get("ladder")?,
                     level: r.try_get("level")?,
-                    mode: r.try_get("mode")?,
+                    mode: r
+                        .try_get::<String, _>("mode")?
+                        .parse()
+                        .map_err(StoreError::Corrupt)?,
                     reason: r.try_get("reason")?,
                     until: r
                         .try_get::<Option<String>, _>("until")?
