@@ -25,7 +25,7 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/customers/{id}/levels",
-        "Tier lookup: level, score and rank on every ladder of the latest run (served from memory)",
+        "Tier lookup: level, score and rank on every ladder of the served run (from memory)",
         "any (agents: own customers)",
     ),
     (
@@ -37,7 +37,7 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/customers/{id}/explain",
-        "Metrics, placements and the gap to the next level (recomputed)",
+        "What the served run recorded: metrics, placements, explanations, pending changes; `?recompute=true` (admin, analyst) evaluates the policy afresh, one at a time, time-limited",
         "admin, analyst, agent (own)",
     ),
     (
@@ -67,7 +67,7 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/api/runs",
-        "Run the served policy over its data and record the run (body {as_of?}); one at a time",
+        "Run the served policy over its data and record the run (body {as_of?, allow_future_as_of?}); one at a time",
         "admin, analyst",
     ),
     (
@@ -82,7 +82,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "The benefits catalog: quota per level and period",
         "any",
     ),
-    ("get", "/api/runs", "Recorded runs", "admin, analyst"),
+    (
+        "get",
+        "/api/runs",
+        "The served policy's recorded runs",
+        "admin, analyst",
+    ),
     ("get", "/api/runs/{id}", "One run", "admin, analyst"),
     (
         "get",
