@@ -672,6 +672,14 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                         r.customer_id, r.tag, r.reason, r.added_by, r.added_at
                     );
                 }
+                // And the tags the data itself gives, as the policy's last run recorded them.
+                if let Some(policy) = crate::history_policy(cli)? {
+                    for (customer, tags) in store.data_tags(&policy).await? {
+                        for tag in tags.split(',').filter(|t| !t.is_empty()) {
+                            println!("{customer:<12} {tag:<14} (from the data)");
+                        }
+                    }
+                }
             }
             TagCommand::Remove {
                 customer_id,

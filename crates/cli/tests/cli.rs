@@ -543,6 +543,12 @@ fn history_diff_override_simulate_report() {
         "{:?}",
         text(&o)
     );
+    // Tags from the data are listed beside the store's (issue 17, point 20).
+    let (out, _) = text(&stratum(&["-C", "demo", "tag", "list"], dir));
+    assert!(
+        out.lines().any(|l| l.ends_with(" (from the data)")),
+        "{out}"
+    );
 
     // An override added since the last run: explain recomputes with it, and says what the
     // run recorded and that the change is pending (issue 17, point 2).

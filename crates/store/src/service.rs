@@ -595,6 +595,21 @@ impl Store {
         Ok(())
     }
 
+    /// Every customer's tags from the data (the customers source's tags column), as the
+    /// policy's latest run with a `[service]` section recorded them, in id order.
+    pub async fn data_tags(&self, policy_name: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT customer_id, tags FROM customer_facts WHERE policy_name = $1 AND tags <> '' \
+             ORDER BY customer_id",
+        )
+        .bind(policy_name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("customer_id")?, r.try_get("tags")?)))
+            .collect()
+    }
+
     /// The agent owning a customer under a policy, as of its latest run with a
     /// `[service] owner`.
     pub async fn owner_of(
