@@ -173,7 +173,10 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
     if *json {
         println!("{summary}");
     } else {
-        println!("{} customers as of {as_of}", customers.len());
+        println!(
+            "{} customers as of {as_of}",
+            fmt_num(customers.len() as f64)
+        );
         for line in fit.describe() {
             println!("{line}");
         }

@@ -868,7 +868,7 @@ fn clv_fits_the_cdnow_sample() {
     );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("2357 customers as of 1997-09-30"), "{out}");
+    assert!(out.contains("2,357 customers as of 1997-09-30"), "{out}");
     // Standard errors are labelled, with the estimates.
     assert!(out.contains("  BG/NBD standard errors: r 0.24"), "{out}");
     let predictions =
