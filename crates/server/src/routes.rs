@@ -28,6 +28,51 @@ fn ok(value: impl serde::Serialize) -> ApiResult {
     Ok(Json(value).into_response())
 }
 
+/// An answer whose times are in the service's time zone, with its offset: a call centre in
+/// Shanghai sends `+08:00` and gets `+08:00` back. Every RFC 3339 string under a key ending
+/// in `_at`, or named `at`, `now`, `period_start` or `period_end`, is converted; without a
+/// `[service]` section times stay in UTC.
+fn local_times(state: &AppState, value: impl serde::Serialize) -> Value {
+    let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+    if let Some(service) = state.policy.policy.service.as_ref() {
+        let tz = service.timezone;
+        let convert = |s: &str| -> Option<String> {
+            let t = DateTime::parse_from_rfc3339(s).ok()?;
+            Some(
+                t.with_timezone(&tz)
+                    .fixed_offset()
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+            )
+        };
+        fn walk(v: &mut Value, convert: &dyn Fn(&str) -> Option<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        let is_time = k.ends_with("_at")
+                            || matches!(k.as_str(), "at" | "now" | "period_start" | "period_end");
+                        match v {
+                            Value::String(s) if is_time => {
+                                if let Some(local) = convert(s) {
+                                    *s = local;
+                                }
+                            }
+                            _ => walk(v, convert),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(|v| walk(v, convert)),
+                _ => {}
+            }
+        }
+        walk(&mut value, &convert);
+    }
+    value
+}
+
+fn ok_local(state: &AppState, value: impl serde::Serialize) -> ApiResult {
+    ok(local_times(state, value))
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
@@ -200,10 +245,13 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
     let run = state.store.run(levels[0].run_id).await?;
     let pending =
         stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
-    ok(json!({
-        "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
-        "pending_changes": pending,
-    }))
+    ok_local(
+        &state,
+        json!({
+            "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
+            "pending_changes": pending,
+        }),
+    )
 }
 
 /// The tier lookup: the customer's level, score and rank on every ladder of the latest run,
@@ -357,7 +405,11 @@ async fn benefits(State(state): State<AppState>, who: Principal) -> ApiResult {
 
 async fn list_redemptions(State(state): State<AppState>, customer: Customer) -> ApiResult {
     let id = customer.id;
-    ok(json!({"customer_id": id, "redemptions": state.store.redemptions(&id).await?}))
+    let redemptions = state.store.redemptions(&id).await?;
+    ok_local(
+        &state,
+        json!({"customer_id": id, "redemptions": redemptions}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -447,7 +499,7 @@ async fn redeem(
         "used": redeemed.used,
         "remaining": quota.map(|q| json!(q.saturating_sub(redeemed.used))).unwrap_or(json!("unlimited")),
     });
-    Ok((status, Json(body)).into_response())
+    Ok((status, Json(local_times(&state, body))).into_response())
 }
 
 async fn cancel_redemption(
@@ -463,7 +515,8 @@ async fn cancel_redemption(
         .await
         .map_err(not_found_as("redemption_not_found"))?;
     authorize(&state, &who, &existing.customer_id).await?;
-    ok(state.store.cancel_redemption(id, &who.actor()).await?)
+    let cancelled = state.store.cancel_redemption(id, &who.actor()).await?;
+    ok_local(&state, cancelled)
 }
 
 async fn runs(State(state): State<AppState>, who: Principal) -> ApiResult {
@@ -782,8 +835,11 @@ async fn queue_order(
         });
     }
     let now = body.now.unwrap_or_else(|| state.now());
-    ok(json!({"now": now, "aging_minutes": service.aging_minutes,
-              "order": service.order_queue(&waiting, now)}))
+    ok_local(
+        &state,
+        json!({"now": now, "aging_minutes": service.aging_minutes,
+              "order": service.order_queue(&waiting, now)}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -817,7 +873,11 @@ async fn missed_call(
                     &who.actor(),
                 )
                 .await?;
-            Ok((StatusCode::CREATED, Json(json!({"callback": row}))).into_response())
+            Ok((
+                StatusCode::CREATED,
+                Json(local_times(&state, json!({"callback": row}))),
+            )
+                .into_response())
         }
         None => ok(json!({"callback": null,
                           "reason": "the customer's level gets no call-back"})),
@@ -836,7 +896,7 @@ async fn callbacks(State(state): State<AppState>, who: Principal) -> ApiResult {
         }
         open = mine;
     }
-    ok(json!({"callbacks": open}))
+    ok_local(&state, json!({"callbacks": open}))
 }
 
 async fn callback_done(
@@ -850,7 +910,8 @@ async fn callback_done(
     if let Some(c) = open.iter().find(|c| c.id == id) {
         authorize(&state, &who, &c.customer_id).await?;
     }
-    ok(state.store.complete_callback(id, &who.actor()).await?)
+    let done = state.store.complete_callback(id, &who.actor()).await?;
+    ok_local(&state, done)
 }
 
 #[derive(Deserialize)]

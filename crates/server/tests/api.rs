@@ -359,7 +359,12 @@ async fn customer_card_levels_and_benefits(url: String) {
     assert_eq!(card["benefits"][0]["quota"], 2);
     assert_eq!(card["benefits"][0]["remaining"], 2);
     // The year starts at midnight in Shanghai.
-    assert_eq!(card["benefits"][0]["period_start"], "2025-12-31T16:00:00Z");
+    // Times are answered in the service's zone (Asia/Shanghai): the same instant as
+    // 2025-12-31T16:00:00Z.
+    assert_eq!(
+        card["benefits"][0]["period_start"],
+        "2026-01-01T00:00:00+08:00"
+    );
 
     let (_, c1) = f
         .call("GET", "/api/customers/C1", Some(&f.admin), None)
@@ -751,6 +756,12 @@ async fn queue_callbacks_and_sla_report(url: String) {
         .call("POST", "/api/queue/order", Some(&f.service), Some(queue))
         .await;
     assert_eq!(status, StatusCode::OK, "{order}");
+    assert_eq!(order["now"], "2026-11-24T18:00:00+08:00", "{order}");
+    assert_eq!(
+        order["order"][0]["arrived_at"].as_str().unwrap().len(),
+        25,
+        "{order}"
+    );
     let ids: Vec<&str> = order["order"]
         .as_array()
         .unwrap()
@@ -770,7 +781,7 @@ async fn queue_callbacks_and_sla_report(url: String) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{cb}");
-    assert_eq!(cb["callback"]["due_at"], "2026-11-25T10:00:00.000Z");
+    assert_eq!(cb["callback"]["due_at"], "2026-11-25T18:00:00+08:00");
     let (status, none) = f
         .call(
             "POST",
