@@ -21,7 +21,7 @@ use stratum_store::{Actor, Store, StoreError};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -195,7 +195,7 @@ impl KeyCache {
 
 fn too_many() -> ApiError {
     ApiError::new(
-        "too_many_attempts",
+        ErrorCode::TooManyAttempts,
         format!(
             "too many failed attempts with this key or from this address; try again in {} seconds",
             FAILURE_WINDOW.as_secs()
@@ -212,7 +212,7 @@ async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, 
     if state.keys.blocked(&address, MAX_FAILURES_PER_ADDRESS) {
         return Err(too_many());
     }
-    let invalid = || ApiError::new("invalid_api_key", "the API key is not valid");
+    let invalid = || ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid");
     let failed = |who: &str| {
         state.keys.failed(who);
         state.keys.failed(&address);
@@ -235,7 +235,7 @@ async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, 
     if !row.usable {
         failed(&key_id);
         return Err(ApiError::new(
-            "invalid_api_key",
+            ErrorCode::InvalidApiKey,
             "the API key was revoked or its user disabled",
         ));
     }
@@ -290,13 +290,15 @@ impl FromRequestParts<AppState> for Principal {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
                 ApiError::new(
-                    "missing_api_key",
+                    ErrorCode::MissingApiKey,
                     "send an API key as `Authorization: Bearer KEY` (create one with `stratum key create`)",
                 )
             })?;
         let token = header
             .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::new("missing_api_key", "use `Authorization: Bearer KEY`"))?
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::MissingApiKey, "use `Authorization: Bearer KEY`")
+            })?
             .trim();
         let origin = parts
             .extensions

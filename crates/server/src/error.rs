@@ -7,148 +7,62 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stratum_store::StoreError;
 
-/// Every error code the API answers with: (code, HTTP status, type, when).
-pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[
-    (
-        "missing_api_key",
-        401,
-        "auth",
-        "no `Authorization: Bearer KEY` header",
-    ),
-    (
-        "invalid_api_key",
-        401,
-        "auth",
-        "the key is unknown, revoked, or its user disabled",
-    ),
-    (
-        "forbidden",
-        403,
-        "auth",
-        "the key's role may not do this, or an agent asked for another agent's customer",
-    ),
-    (
-        "too_many_attempts",
-        429,
-        "auth",
-        "too many failed key checks for this key id or client address within a minute",
-    ),
-    ("route_not_found", 404, "invalid_request", "no such route"),
-    (
-        "method_not_allowed",
-        405,
-        "invalid_request",
-        "the route exists with another method",
-    ),
-    (
-        "customer_not_found",
-        404,
-        "invalid_request",
-        "the customer is not in the served run",
-    ),
-    (
-        "run_not_found",
-        404,
-        "invalid_request",
-        "no such run, or no run recorded yet",
-    ),
-    (
-        "benefit_not_found",
-        404,
-        "invalid_request",
-        "the policy's catalog has no such benefit",
-    ),
-    (
-        "redemption_not_found",
-        404,
-        "invalid_request",
-        "no such redemption",
-    ),
-    (
-        "user_not_found",
-        404,
-        "invalid_request",
-        "no such user, or it is disabled already",
-    ),
-    (
-        "not_found",
-        404,
-        "invalid_request",
-        "the named thing does not exist",
-    ),
-    (
-        "invalid_json",
-        400,
-        "invalid_request",
-        "the body is not valid JSON of the expected shape",
-    ),
-    (
-        "invalid_request",
-        400,
-        "invalid_request",
-        "a value is out of range or missing",
-    ),
-    (
-        "payload_too_large",
-        413,
-        "invalid_request",
-        "the body is larger than 64 KiB",
-    ),
-    (
-        "not_eligible",
-        422,
-        "invalid_request",
-        "the customer's level has no quota for the benefit",
-    ),
-    (
-        "quota_exceeded",
-        409,
-        "invalid_request",
-        "the period's quota is used up; nothing was written",
-    ),
-    (
-        "idempotency_conflict",
-        422,
-        "invalid_request",
-        "the idempotency key was used for a different request",
-    ),
-    (
-        "run_in_progress",
-        409,
-        "invalid_request",
-        "a run started through the API is still going",
-    ),
-    (
-        "invalid_policy",
-        422,
-        "invalid_request",
-        "the draft policy does not compile; the message lists each error with its line",
-    ),
-    (
-        "run_failed",
-        422,
-        "invalid_request",
-        "the run stopped on the data (a bad row, a missing file or column); nothing was recorded",
-    ),
-    (
-        "busy",
-        503,
-        "invalid_request",
-        "another simulation or recomputed explanation is running; try again shortly",
-    ),
-    (
-        "timeout",
-        503,
-        "invalid_request",
-        "the request or its evaluation took longer than the server's limit",
-    ),
-    (
-        "internal",
-        500,
-        "internal",
-        "a server or database fault; it is logged",
-    ),
-];
+/// Declares the error codes once: the `ErrorCode` enum (so a code that is not in the table
+/// cannot compile) and `ERROR_CODES`, the table docs/API.md and the OpenAPI document list.
+macro_rules! error_codes {
+    ($($variant:ident = ($code:literal, $status:literal, $kind:literal, $when:literal)),* $(,)?) => {
+        /// A stable error code of the API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant),*
+        }
+
+        /// Every error code the API answers with: (code, HTTP status, type, when).
+        pub const ERROR_CODES: &[(&str, u16, &str, &str)] = &[$(($code, $status, $kind, $when)),*];
+
+        impl ErrorCode {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code),*
+                }
+            }
+
+            /// HTTP status and type.
+            pub fn entry(self) -> (u16, &'static str) {
+                match self {
+                    $(ErrorCode::$variant => ($status, $kind)),*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MissingApiKey = ("missing_api_key", 401, "auth", "no `Authorization: Bearer KEY` header"),
+    InvalidApiKey = ("invalid_api_key", 401, "auth", "the key is unknown, revoked, or its user disabled"),
+    Forbidden = ("forbidden", 403, "auth", "the key's role may not do this, or an agent asked for another agent's customer"),
+    TooManyAttempts = ("too_many_attempts", 429, "auth", "too many failed key checks for this key id or client address within a minute"),
+    RouteNotFound = ("route_not_found", 404, "invalid_request", "no such route"),
+    MethodNotAllowed = ("method_not_allowed", 405, "invalid_request", "the route exists with another method"),
+    CustomerNotFound = ("customer_not_found", 404, "invalid_request", "the customer is not in the served run"),
+    RunNotFound = ("run_not_found", 404, "invalid_request", "no such run, or no run recorded yet"),
+    BenefitNotFound = ("benefit_not_found", 404, "invalid_request", "the policy's catalog has no such benefit"),
+    RedemptionNotFound = ("redemption_not_found", 404, "invalid_request", "no such redemption"),
+    UserNotFound = ("user_not_found", 404, "invalid_request", "no such user, or it is disabled already"),
+    NotFound = ("not_found", 404, "invalid_request", "the named thing does not exist"),
+    InvalidJson = ("invalid_json", 400, "invalid_request", "the body is not valid JSON of the expected shape"),
+    InvalidRequest = ("invalid_request", 400, "invalid_request", "a value is out of range or missing"),
+    PayloadTooLarge = ("payload_too_large", 413, "invalid_request", "the body is larger than 64 KiB"),
+    NotEligible = ("not_eligible", 422, "invalid_request", "the customer's level has no quota for the benefit"),
+    QuotaExceeded = ("quota_exceeded", 409, "invalid_request", "the period's quota is used up; nothing was written"),
+    IdempotencyConflict = ("idempotency_conflict", 422, "invalid_request", "the idempotency key was used for a different request"),
+    RunInProgress = ("run_in_progress", 409, "invalid_request", "a run started through the API is still going"),
+    InvalidPolicy = ("invalid_policy", 422, "invalid_request", "the draft policy does not compile; the message lists each error with its line"),
+    RunFailed = ("run_failed", 422, "invalid_request", "the run stopped on the data (a bad row, a missing file or column); nothing was recorded"),
+    Busy = ("busy", 503, "invalid_request", "another simulation or recomputed explanation is running; try again shortly"),
+    Timeout = ("timeout", 503, "invalid_request", "the request or its evaluation took longer than the server's limit"),
+    Internal = ("internal", 500, "internal", "a server or database fault; it is logged"),
+}
 
 /// Every error's `link`: its entry in the server's own OpenAPI document.
 const DOCS: &str = "/openapi.json#/components/x-error-codes/";
@@ -156,13 +70,12 @@ const DOCS: &str = "/openapi.json#/components/x-error-codes/";
 /// An error answered to a client.
 #[derive(Debug)]
 pub struct ApiError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        debug_assert!(ERROR_CODES.iter().any(|c| c.0 == code), "{code}");
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             code,
             message: message.into(),
@@ -170,16 +83,16 @@ impl ApiError {
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new("forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new("invalid_request", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn payload_too_large() -> Self {
         Self::new(
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!(
                 "the request body is larger than {} KiB",
                 crate::BODY_LIMIT / 1024
@@ -189,15 +102,14 @@ impl ApiError {
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
-        Self::new("internal", "internal error; the server log has the details")
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details",
+        )
     }
 
     fn entry(&self) -> (u16, &'static str) {
-        ERROR_CODES
-            .iter()
-            .find(|c| c.0 == self.code)
-            .map(|c| (c.1, c.2))
-            .unwrap_or((500, "internal"))
+        self.code.entry()
     }
 }
 
@@ -206,9 +118,9 @@ impl IntoResponse for ApiError {
         let (status, kind) = self.entry();
         let body = serde_json::json!({
             "message": self.message,
-            "code": self.code,
+            "code": self.code.as_str(),
             "type": kind,
-            "link": format!("{DOCS}{}", self.code),
+            "link": format!("{DOCS}{}", self.code.as_str()),
         });
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(body)).into_response()
@@ -218,9 +130,13 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::QuotaExceeded { .. } => ApiError::new("quota_exceeded", e.to_string()),
-            StoreError::IdempotencyConflict(m) => ApiError::new("idempotency_conflict", m.clone()),
-            StoreError::NotFound(m) => ApiError::new("not_found", m.clone()),
+            StoreError::QuotaExceeded { .. } => {
+                ApiError::new(ErrorCode::QuotaExceeded, e.to_string())
+            }
+            StoreError::IdempotencyConflict(m) => {
+                ApiError::new(ErrorCode::IdempotencyConflict, m.clone())
+            }
+            StoreError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m.clone()),
             StoreError::Invalid(m) => ApiError::invalid(m.clone()),
             _ => ApiError::internal(e),
         }
@@ -231,14 +147,16 @@ impl From<stratum_runner::RunError> for ApiError {
     fn from(e: stratum_runner::RunError) -> Self {
         match e {
             stratum_runner::RunError::Store(e) => e.into(),
-            stratum_runner::RunError::Policy(d) => ApiError::new("invalid_policy", d.to_string()),
+            stratum_runner::RunError::Policy(d) => {
+                ApiError::new(ErrorCode::InvalidPolicy, d.to_string())
+            }
             e @ (stratum_runner::RunError::AsOf(_)
             | stratum_runner::RunError::AsOfOutOfRange { .. }) => ApiError::invalid(e.to_string()),
             e @ stratum_runner::RunError::Refused(_) => ApiError::invalid(e.to_string()),
             e @ stratum_runner::RunError::Locked { .. } => {
-                ApiError::new("run_in_progress", e.to_string())
+                ApiError::new(ErrorCode::RunInProgress, e.to_string())
             }
-            e if e.is_user_error() => ApiError::new("run_failed", e.to_string()),
+            e if e.is_user_error() => ApiError::new(ErrorCode::RunFailed, e.to_string()),
             e => ApiError::internal(e),
         }
     }
@@ -249,7 +167,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large()
         } else {
-            ApiError::new("invalid_json", r.body_text())
+            ApiError::new(ErrorCode::InvalidJson, r.body_text())
         }
     }
 }
@@ -273,5 +191,25 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> Self {
         ApiError::invalid(r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_unique_and_has_a_real_status() {
+        let mut seen = std::collections::HashSet::new();
+        for (code, status, kind, _) in ERROR_CODES {
+            assert!(seen.insert(code), "{code} twice");
+            assert!(StatusCode::from_u16(*status).is_ok(), "{code}: {status}");
+            assert!(
+                ["auth", "invalid_request", "internal"].contains(kind),
+                "{code}"
+            );
+        }
+        assert_eq!(ErrorCode::TooManyAttempts.as_str(), "too_many_attempts");
+        assert_eq!(ErrorCode::TooManyAttempts.entry(), (429, "auth"));
     }
 }

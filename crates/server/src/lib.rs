@@ -26,7 +26,7 @@ use stratum_runner::LoadedPolicy;
 use stratum_store::Store;
 
 pub use auth::{Principal, Role, create_key};
-pub use error::{ApiError, ERROR_CODES};
+pub use error::{ApiError, ERROR_CODES, ErrorCode};
 pub use lookup::{LadderLevel, LevelTable, REFRESH_EVERY};
 pub use openapi::{ROUTES, openapi_document};
 
@@ -113,7 +113,7 @@ impl AppState {
     pub(crate) fn evaluation_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         self.evaluating.clone().try_acquire_owned().map_err(|_| {
             ApiError::new(
-                "busy",
+                ErrorCode::Busy,
                 "another simulation or recomputed explanation is running; try again shortly",
             )
         })
@@ -149,15 +149,18 @@ impl AppState {
             return Ok(table);
         }
         self.refresh().await?;
-        self.lookup
-            .current()
-            .ok_or_else(|| ApiError::new("run_not_found", "no run recorded yet: run `stratum run`"))
+        self.lookup.current().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RunNotFound,
+                "no run recorded yet: run `stratum run`",
+            )
+        })
     }
 
     pub(crate) fn service(&self) -> Result<&Service, ApiError> {
         self.policy.policy.service.as_ref().ok_or_else(|| {
             ApiError::new(
-                "not_found",
+                ErrorCode::NotFound,
                 "the policy has no [service] or [benefits] section",
             )
         })
@@ -206,7 +209,7 @@ async fn logged_with_timeout(
         match tokio::time::timeout(limit, next.run(req)).await {
             Ok(response) => response,
             Err(_) => ApiError::new(
-                "timeout",
+                ErrorCode::Timeout,
                 format!("the request took longer than {} seconds", limit.as_secs()),
             )
             .into_response(),

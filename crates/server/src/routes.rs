@@ -17,7 +17,7 @@ use stratum_store::{CurrentLevel, NewOverride, NewRedemption};
 
 use crate::access::{Customer, authorize};
 use crate::auth::{Principal, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::{AppState, openapi};
 
 use Role::{Admin, Agent, Analyst, Service as Svc};
@@ -107,7 +107,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// Answers the store's "not found" with a more specific code.
-fn not_found_as(code: &'static str) -> impl Fn(stratum_store::StoreError) -> ApiError {
+fn not_found_as(code: ErrorCode) -> impl Fn(stratum_store::StoreError) -> ApiError {
     move |e| match e {
         stratum_store::StoreError::NotFound(m) => ApiError::new(code, m),
         e => e.into(),
@@ -115,12 +115,12 @@ fn not_found_as(code: &'static str) -> impl Fn(stratum_store::StoreError) -> Api
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new("route_not_found", "no such route; see /openapi.json")
+    ApiError::new(ErrorCode::RouteNotFound, "no such route; see /openapi.json")
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "the route exists with another method; see /openapi.json",
     )
 }
@@ -139,7 +139,12 @@ async fn latest_run(state: &AppState) -> Result<i64, ApiError> {
         .store
         .latest_run_id(state.policy.policy.history_name())
         .await?
-        .ok_or_else(|| ApiError::new("run_not_found", "no run recorded yet: run `stratum run`"))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RunNotFound,
+                "no run recorded yet: run `stratum run`",
+            )
+        })
 }
 
 async fn current_levels(state: &AppState, customer: &str) -> Result<Vec<CurrentLevel>, ApiError> {
@@ -147,7 +152,7 @@ async fn current_levels(state: &AppState, customer: &str) -> Result<Vec<CurrentL
     let levels = state.store.levels_of(run, customer).await?;
     if levels.is_empty() {
         return Err(ApiError::new(
-            "customer_not_found",
+            ErrorCode::CustomerNotFound,
             format!("customer {customer} is not in the latest run (#{run})"),
         ));
     }
@@ -262,7 +267,7 @@ async fn customer_levels(State(state): State<AppState>, customer: Customer) -> A
     let owner = table.owner(&id);
     let levels = table.levels(&id).ok_or_else(|| {
         ApiError::new(
-            "customer_not_found",
+            ErrorCode::CustomerNotFound,
             format!("customer {id} is not in the latest run (#{})", table.run.id),
         )
     })?;
@@ -277,7 +282,7 @@ async fn customer_history(State(state): State<AppState>, customer: Customer) -> 
     let rows = state.store.history(&id).await?;
     if rows.is_empty() {
         return Err(ApiError::new(
-            "customer_not_found",
+            ErrorCode::CustomerNotFound,
             format!("customer {id} is in no recorded run"),
         ));
     }
@@ -358,7 +363,7 @@ async fn customer_explain(
         Ok(x) => x,
         Err(stratum_runner::RunError::UnknownCustomer(_)) => {
             return Err(ApiError::new(
-                "customer_not_found",
+                ErrorCode::CustomerNotFound,
                 format!("no customer {id} in the policy's data"),
             ));
         }
@@ -449,7 +454,7 @@ async fn redeem(
     let service = state.service()?;
     let benefit = service.benefit(&body.benefit).ok_or_else(|| {
         ApiError::new(
-            "benefit_not_found",
+            ErrorCode::BenefitNotFound,
             format!("the catalog has no benefit `{}`", body.benefit),
         )
     })?;
@@ -458,7 +463,7 @@ async fn redeem(
     let quota = match benefit.quota_for(level) {
         Quota::NotEligible => {
             return Err(ApiError::new(
-                "not_eligible",
+                ErrorCode::NotEligible,
                 format!(
                     "customer {id} ({}) is not eligible for `{}`",
                     level
@@ -513,7 +518,7 @@ async fn cancel_redemption(
         .store
         .redemption(id)
         .await
-        .map_err(not_found_as("redemption_not_found"))?;
+        .map_err(not_found_as(ErrorCode::RedemptionNotFound))?;
     authorize(&state, &who, &existing.customer_id).await?;
     let cancelled = state.store.cancel_redemption(id, &who.actor()).await?;
     ok_local(&state, cancelled)
@@ -539,12 +544,12 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::new("invalid_json", e.to_string()))
+    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))
 }
 
 fn evaluation_timed_out(limit: std::time::Duration) -> ApiError {
     ApiError::new(
-        "timeout",
+        ErrorCode::Timeout,
         format!(
             "the evaluation took longer than {} seconds and was stopped",
             limit.as_secs()
@@ -574,7 +579,7 @@ async fn start_run(
     let body: RunBody = optional_json(&body?)?;
     let _running = state.running.try_lock().map_err(|_| {
         ApiError::new(
-            "run_in_progress",
+            ErrorCode::RunInProgress,
             "a run started through the API is still going; try again when it has finished",
         )
     })?;
@@ -726,7 +731,7 @@ async fn run(
         .store
         .run(id)
         .await
-        .map_err(not_found_as("run_not_found"))?;
+        .map_err(not_found_as(ErrorCode::RunNotFound))?;
     ok(run)
 }
 
@@ -752,7 +757,7 @@ async fn diff(
         (None, None) if runs.len() >= 2 => (runs[runs.len() - 2].id, runs[runs.len() - 1].id),
         (None, None) => {
             return Err(ApiError::new(
-                "run_not_found",
+                ErrorCode::RunNotFound,
                 "a diff needs two recorded runs",
             ));
         }
@@ -763,7 +768,7 @@ async fn diff(
             .store
             .run(id)
             .await
-            .map_err(not_found_as("run_not_found"))?;
+            .map_err(not_found_as(ErrorCode::RunNotFound))?;
     }
     let matrix: Vec<Value> = state
         .store
@@ -1098,7 +1103,7 @@ async fn disable_user(
         .store
         .disable_user(&name, &who.actor())
         .await
-        .map_err(not_found_as("user_not_found"))?;
+        .map_err(not_found_as(ErrorCode::UserNotFound))?;
     ok(json!({"name": name, "disabled": true}))
 }
 
