@@ -147,6 +147,23 @@ async fn fixture(url: String) -> Fixture {
 }
 
 impl Fixture {
+    /// The same store, keys and policy behind a server started afresh (no cached keys, no
+    /// failure counts, the lookup table built again).
+    fn restarted(&self) -> Fixture {
+        Fixture {
+            _dir: tempfile::tempdir().unwrap(),
+            state: AppState::new(
+                self.state.store.clone(),
+                stratum_runner::load_policy(&self.state.policy.path).unwrap(),
+            ),
+            admin: self.admin.clone(),
+            analyst: self.analyst.clone(),
+            wang: self.wang.clone(),
+            li: self.li.clone(),
+            service: self.service.clone(),
+        }
+    }
+
     /// Changes the data for a second run: C3 spends 1500 in November (supreme as of
     /// 2026-11-30). Returns the workspace folder.
     fn c3_spends_1500_in_november(&self) -> std::path::PathBuf {
@@ -248,18 +265,7 @@ async fn only_health_is_open_and_keys_are_checked(url: String) {
         origin: "test".into(),
     };
     f.state.store.revoke_api_key(id, &root).await.unwrap();
-    let fresh = Fixture {
-        _dir: tempfile::tempdir().unwrap(),
-        state: AppState::new(
-            f.state.store.clone(),
-            stratum_runner::load_policy(&f.state.policy.path).unwrap(),
-        ),
-        admin: String::new(),
-        analyst: String::new(),
-        wang: String::new(),
-        li: String::new(),
-        service: String::new(),
-    };
+    let fresh = f.restarted();
     assert_error(
         &fresh.call("GET", "/api/runs", Some(&f.analyst), None).await,
         401,
@@ -1104,13 +1110,7 @@ async fn disabled_users_keys_stop_working(url: String) {
     );
     // A server that has not seen li's key yet refuses it at once (a running one within the
     // key cache's minute).
-    let fresh = Fixture {
-        state: AppState::new(
-            f.state.store.clone(),
-            stratum_runner::load_policy(&f.state.policy.path).unwrap(),
-        ),
-        ..f
-    };
+    let fresh = f.restarted();
     assert_error(
         &fresh
             .call("GET", "/api/customers/C3/levels", Some(&fresh.li), None)
@@ -1324,18 +1324,7 @@ async fn the_server_stays_up_and_bounded(url: String) {
     assert_eq!(ex["recorded"], false);
     assert_eq!(ex["placements"][0]["level"], "supreme");
     // (A server started afresh: the flood above left the admin's key id blocked here.)
-    let fresh = Fixture {
-        _dir: tempfile::tempdir().unwrap(),
-        state: AppState::new(
-            f.state.store.clone(),
-            stratum_runner::load_policy(&f.state.policy.path).unwrap(),
-        ),
-        admin: String::new(),
-        analyst: String::new(),
-        wang: String::new(),
-        li: String::new(),
-        service: String::new(),
-    };
+    let fresh = f.restarted();
     // An override mode is one of three: anything else is refused as it is read.
     let body =
         r#"{"customer_id":"C1","ladder":"vip","level":"gold","mode":"sometimes","reason":"x"}"#;
@@ -1386,19 +1375,7 @@ async fn another_policys_run_leaves_owners_alone(url: String) {
         Some("north")
     );
     // A server for the first policy, started afresh, still has wang owning C1.
-    let restarted = AppState::new(
-        f.state.store.clone(),
-        stratum_runner::load_policy(&f.state.policy.path).unwrap(),
-    );
-    let g = Fixture {
-        _dir: tempfile::tempdir().unwrap(),
-        state: restarted,
-        admin: f.admin.clone(),
-        analyst: f.analyst.clone(),
-        wang: f.wang.clone(),
-        li: f.li.clone(),
-        service: f.service.clone(),
-    };
+    let g = f.restarted();
     let (status, card) = g
         .call("GET", "/api/customers/C1", Some(&g.wang), None)
         .await;
