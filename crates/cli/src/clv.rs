@@ -170,6 +170,31 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
     let fit = tokio::task::block_in_place(|| LifetimeFit::fit(&customers, unit, true))?;
     let fitted = started.elapsed();
     let summary = fit_json(&fit);
+    let horizon = f64::from(*horizon_months) * TimeUnit::Month.days() / unit.days();
+    let measures = [
+        Measure::PAlive,
+        Measure::ExpectedPurchases { horizon },
+        Measure::ExpectedSpend,
+        Measure::Clv {
+            months: *horizon_months,
+            discount: *discount,
+        },
+    ];
+    // Predictions for every customer: written with --out, the most valuable shown on screen.
+    let columns = if out.is_some() || !*json {
+        tokio::task::block_in_place(|| {
+            measures
+                .iter()
+                .map(|m| {
+                    fit.measure_all(*m, &customers).map_err(|(i, e)| {
+                        anyhow::anyhow!("customer {}: {e}", customers[i].customer_id)
+                    })
+                })
+                .collect::<Result<Vec<Vec<f64>>>>()
+        })?
+    } else {
+        Vec::new()
+    };
     if *json {
         println!("{summary}");
     } else {
@@ -193,19 +218,25 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
                 &report.standard_errors,
             );
         }
+        let mut by_value: Vec<usize> = (0..customers.len()).collect();
+        by_value.sort_by(|&a, &b| columns[3][b].total_cmp(&columns[3][a]));
+        println!(
+            "  top customers by {horizon_months}-month CLV (all with --out):\n  {:<14} {:>8} {:>10} {:>12} {:>12}",
+            "customer", "p_alive", "purchases", "spend", "clv"
+        );
+        for &i in by_value.iter().take(10) {
+            println!(
+                "  {:<14} {:>8.3} {:>10.2} {:>12.2} {:>12.2}",
+                customers[i].customer_id,
+                columns[0][i],
+                columns[1][i],
+                columns[2][i],
+                columns[3][i]
+            );
+        }
     }
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let horizon = f64::from(*horizon_months) * TimeUnit::Month.days() / unit.days();
-        let measures = [
-            Measure::PAlive,
-            Measure::ExpectedPurchases { horizon },
-            Measure::ExpectedSpend,
-            Measure::Clv {
-                months: *horizon_months,
-                discount: *discount,
-            },
-        ];
         let path = dir.join("predictions.csv");
         let mut w = csv::Writer::from_path(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -220,16 +251,6 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
             "expected_spend",
             "clv",
         ])?;
-        let columns = tokio::task::block_in_place(|| {
-            measures
-                .iter()
-                .map(|m| {
-                    fit.measure_all(*m, &customers).map_err(|(i, e)| {
-                        anyhow::anyhow!("customer {}: {e}", customers[i].customer_id)
-                    })
-                })
-                .collect::<Result<Vec<Vec<f64>>>>()
-        })?;
         // Six decimals for counts and probabilities, cents for money.
         let decimals = [6, 6, 2, 2];
         for (i, c) in customers.iter().enumerate() {

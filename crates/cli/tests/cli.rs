@@ -870,6 +870,11 @@ fn clv_fits_the_cdnow_sample() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("2,357 customers as of 1997-09-30"), "{out}");
+    // The most valuable customers are shown on screen too.
+    assert!(
+        out.contains("  top customers by 12-month CLV (all with --out):\n  customer"),
+        "{out}"
+    );
     // Standard errors are labelled, with the estimates.
     assert!(out.contains("  BG/NBD standard errors: r 0.24"), "{out}");
     let predictions =
