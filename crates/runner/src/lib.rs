@@ -102,11 +102,14 @@ fn shrunk_message(
     let what = match before {
         Some(b) if rows > 0 => format!(
             "has {} rows, {} at the last recorded run (down more than {}%)",
-            fmt_count(rows),
-            fmt_count(b),
+            stratum_core::fmt_num(rows as f64),
+            stratum_core::fmt_num(b as f64),
             stratum_core::fmt_num(max_shrink * 100.0)
         ),
-        Some(b) => format!("has no rows ({} at the last recorded run)", fmt_count(b)),
+        Some(b) => format!(
+            "has no rows ({} at the last recorded run)",
+            stratum_core::fmt_num(b as f64)
+        ),
         None => "has no rows".to_string(),
     };
     format!(
@@ -120,7 +123,7 @@ fn non_finite_text(n: &stratum_engine::NonFinite) -> String {
     format!(
         "metric `{}` is infinite or not a number (an overflow, or a division by zero) for {} customer{} ({}{})",
         n.metric,
-        fmt_count(n.customers),
+        stratum_core::fmt_num(n.customers as f64),
         if n.customers == 1 { "" } else { "s" },
         n.examples.join(", "),
         if n.customers as usize > n.examples.len() {
@@ -129,11 +132,6 @@ fn non_finite_text(n: &stratum_engine::NonFinite) -> String {
             ""
         }
     )
-}
-
-/// 16548 -> "16,548" (counts are whole, so the number formatter prints no decimals).
-fn fmt_count(n: u64) -> String {
-    stratum_core::fmt_num(n as f64)
 }
 
 impl RunError {

@@ -221,7 +221,8 @@ async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, 
         .strip_prefix("stk_")
         .and_then(|rest| rest.split_once('_'))
     else {
-        failed(&address);
+        // No key id to blame: only the address counts (once).
+        state.keys.failed(&address);
         return Err(invalid());
     };
     let key_id = format!("key {id}");
