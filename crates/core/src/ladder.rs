@@ -41,6 +41,22 @@ pub enum Reason {
     },
 }
 
+impl Reason {
+    /// Where the rules alone placed a customer now at `level`: before holds and overrides.
+    pub fn rule_level(&self, level: usize) -> usize {
+        match self {
+            Reason::Held { hold, .. } => hold.rule_level,
+            Reason::Override { rule_level, .. } => *rule_level,
+            Reason::Condition
+            | Reason::Quota
+            | Reason::ValueShare { .. }
+            | Reason::Rest
+            | Reason::Unplaced
+            | Reason::NotApplicable => level,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OverrideSource {
     Tag(String),

@@ -343,14 +343,34 @@ fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> 
     // Explanations run to about 80 bytes ("rank 446,628 of 1,000,000 by composite (50.71):
     // within the next 30% by rank").
     let mut why = StringBuilder::with_capacity(rows, rows * 96);
+    let mut rule_levels = StringBuilder::with_capacity(rows, rows * 8);
+    let mut owners = StringBuilder::with_capacity(rows, rows * 8);
+    let mut tags = StringBuilder::with_capacity(rows, rows);
     let mut text = String::with_capacity(128);
     if let Some(ladder) = ev.ladders.get(li) {
         let result = &ev.results[li];
         let score_col = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
+        let owner_col = ev.policy.service.as_ref().and_then(|s| {
+            match s.owner.as_deref().and_then(|o| ev.frame.column(o)) {
+                Some(Column::Text(values)) => Some(values),
+                _ => None,
+            }
+        });
         for row in start..end {
             ids.append_value(&ev.frame.ids()[row]);
             ladders.append_value(&ladder.name);
-            levels.append_value(ev.level_name(li, result.level[row]));
+            let level = result.level[row];
+            levels.append_value(ev.level_name(li, level));
+            rule_levels.append_value(ev.level_name(li, result.reason[row].rule_level(level)));
+            owners.append_option(owner_col.and_then(|o| o[row].as_deref()));
+            text.clear();
+            for (i, tag) in ev.frame.tags(row).iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(tag);
+            }
+            tags.append_value(&text);
             scores.push(score_col.and_then(|c| c.num(row)));
             let in_scope = result.level[row] <= ladder.levels.len();
             ranks.push(result.rank.as_ref().filter(|_| in_scope).map(|r| r[row]));
@@ -366,6 +386,9 @@ fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> 
         Field::new("score", DataType::Float64, true),
         Field::new("rank", DataType::UInt32, true),
         Field::new("explanation", DataType::Utf8, false),
+        Field::new("rule_level", DataType::Utf8, false),
+        Field::new("owner", DataType::Utf8, true),
+        Field::new("tags", DataType::Utf8, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(ids.finish()),
@@ -374,6 +397,9 @@ fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> 
         Arc::new(Float64Array::from(scores)),
         Arc::new(UInt32Array::from(ranks)),
         Arc::new(why.finish()),
+        Arc::new(rule_levels.finish()),
+        Arc::new(owners.finish()),
+        Arc::new(tags.finish()),
     ];
     RecordBatch::try_new(schema, columns).expect("columns match the schema")
 }
@@ -391,6 +417,9 @@ fn write_assignments_csv(
         "score",
         "rank",
         "explanation",
+        "rule_level",
+        "owner",
+        "tags",
     ])
     .map_err(|e| io_err(path, e))?;
     for batch in batches {
@@ -414,6 +443,7 @@ fn write_csv_rows(
             .expect("utf8")
     };
     let (ids, ladders, levels, why) = (s(0), s(1), s(2), s(5));
+    let (rule_levels, owners, tags) = (s(6), s(7), s(8));
     let scores = batch
         .column(3)
         .as_any()
@@ -443,6 +473,13 @@ fn write_csv_rows(
             &score_buf,
             &rank_buf,
             why.value(r),
+            rule_levels.value(r),
+            if owners.is_valid(r) {
+                owners.value(r)
+            } else {
+                ""
+            },
+            tags.value(r),
         ])
         .map_err(|e| io_err(path, e))?;
     }

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
-use stratum_core::{Evaluation, Reason};
+use stratum_core::Evaluation;
 use stratum_store::{AssignmentRow, MetricChunks, NewRun, Store, StoreError};
 
 use crate::{LoadedPolicy, RunError};
@@ -108,15 +108,6 @@ fn recorded_metrics(ev: &Evaluation<'_>) -> Result<RecordBatch, RunError> {
     .map_err(|e| RunError::Invalid(format!("metrics for the store: {e}")))
 }
 
-/// Where the rules alone placed a customer, before holds and overrides.
-fn rule_level(reason: &Reason, level: usize) -> usize {
-    match reason {
-        Reason::Held { hold, .. } => hold.rule_level,
-        Reason::Override { rule_level, .. } => *rule_level,
-        _ => level,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record(
     store: &Store,
@@ -168,7 +159,7 @@ pub(crate) async fn record(
                 ladder: &ladder.name,
                 customer_id: &ev.frame.ids()[row],
                 level: ev.level_name(li, level),
-                rule_level: ev.level_name(li, rule_level(&result.reason[row], level)),
+                rule_level: ev.level_name(li, result.reason[row].rule_level(level)),
                 score: score.and_then(|c| c.num(row)),
                 rank: result
                     .rank

@@ -381,6 +381,28 @@ async fn weighted_composite_scores_and_pyramid_with_overrides() {
         levels.why("pyramid", "E"),
         "pinned by manual override (test pin); the rules alone gave small"
     );
+    // The file also carries the level the rules alone gave, the owner and the tags.
+    let csv = std::fs::read_to_string(ws.path("out/assignments.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("customer_id,ladder,level,score,rank,explanation,rule_level,owner,tags")
+    );
+    let row = |id: &str| {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("{id},pyramid,")))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        row("B"),
+        "B,pyramid,small,62.5,3,pinned by tag 'blacklist'; the rules alone gave ordinary,ordinary,wang,blacklist"
+    );
+    assert_eq!(
+        row("E"),
+        "E,pyramid,key,5,5,pinned by manual override (test pin); the rules alone gave small,small,li,"
+    );
+    assert!(row("C").ends_with(",major,li,"), "{}", row("C"));
 }
 
 // ---------------------------------------------------------------------------------------
