@@ -222,7 +222,8 @@ impl Frame {
     }
 }
 
-/// Formats a number for people: thousands separators, at most two decimals.
+/// Formats a number for people: thousands separators; a whole number without decimals, any
+/// other with two (`27,304.60`, not `27,304.6`: amounts read as money).
 pub fn fmt_num(n: f64) -> String {
     let mut out = String::with_capacity(16);
     push_num(&mut out, n);
@@ -263,9 +264,7 @@ pub fn push_num(out: &mut String, n: f64) {
     if hundredths > 0 {
         out.push('.');
         out.push(char::from(b'0' + hundredths / 10));
-        if !hundredths.is_multiple_of(10) {
-            out.push(char::from(b'0' + hundredths % 10));
-        }
+        out.push(char::from(b'0' + hundredths % 10));
     }
 }
 
@@ -290,9 +289,10 @@ mod tests {
     fn formats_numbers_for_people() {
         assert_eq!(fmt_num(1_234_567.0), "1,234,567");
         assert_eq!(fmt_num(35_000.0), "35,000");
-        assert_eq!(fmt_num(0.5), "0.5");
+        assert_eq!(fmt_num(0.5), "0.50");
+        assert_eq!(fmt_num(27_304.6), "27,304.60");
         assert_eq!(fmt_num(12.3456), "12.35");
-        assert_eq!(fmt_num(-1200.1), "-1,200.1");
+        assert_eq!(fmt_num(-1200.1), "-1,200.10");
         assert_eq!(fmt_num(999.999), "1,000");
         assert_eq!(fmt_num(0.0), "0");
         assert_eq!(fmt_num(0.05), "0.05");
