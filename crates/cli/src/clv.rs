@@ -12,6 +12,7 @@ use clap::{Subcommand, ValueEnum};
 use stratum_core::clv::{LifetimeFit, Measure, TimeUnit};
 use stratum_core::fmt_num;
 use stratum_engine::lifetime::{TransactionFile, summarise_file};
+use stratum_runner::blocking::blocking;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Unit {
@@ -167,7 +168,12 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let customers = summarise_file(&file, as_of, unit).await?;
     let summarised = started.elapsed();
-    let fit = tokio::task::block_in_place(|| LifetimeFit::fit(&customers, unit, true))?;
+    let customers = std::sync::Arc::new(customers);
+    let fit = {
+        let customers = std::sync::Arc::clone(&customers);
+        blocking(move || LifetimeFit::fit(&customers, unit, true)).await?
+    };
+    let fit = std::sync::Arc::new(fit);
     let fitted = started.elapsed();
     let summary = fit_json(&fit);
     let horizon = f64::from(*horizon_months) * TimeUnit::Month.days() / unit.days();
@@ -182,7 +188,11 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
     ];
     // Predictions for every customer: written with --out, the most valuable shown on screen.
     let columns = if out.is_some() || !*json {
-        tokio::task::block_in_place(|| {
+        let (fit, customers) = (
+            std::sync::Arc::clone(&fit),
+            std::sync::Arc::clone(&customers),
+        );
+        blocking(move || {
             measures
                 .iter()
                 .map(|m| {
@@ -191,7 +201,8 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
                     })
                 })
                 .collect::<Result<Vec<Vec<f64>>>>()
-        })?
+        })
+        .await?
     } else {
         Vec::new()
     };

@@ -125,11 +125,7 @@ pub struct ChurnWarning {
 /// none, and then only the threshold applies). Customers without a p_alive now (no
 /// purchases) are not warned about; customers new since `before` are compared with the
 /// threshold alone. Sorted by value at risk, highest first, then by customer id.
-pub fn warnings(
-    rule: &ChurnRule,
-    now: &Evaluation<'_>,
-    before: Option<&Frame>,
-) -> Vec<ChurnWarning> {
+pub fn warnings(rule: &ChurnRule, now: &Evaluation, before: Option<&Frame>) -> Vec<ChurnWarning> {
     let frame = &now.frame;
     let Some(alive) = frame.column(&rule.p_alive) else {
         return Vec::new();

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
@@ -27,8 +28,9 @@ pub enum EvalError {
 
 /// Everything computed for one policy over one frame.
 #[derive(Debug)]
-pub struct Evaluation<'p> {
-    pub policy: &'p Policy,
+pub struct Evaluation {
+    /// Shared, so that an evaluation can move to another thread with the policy it reads.
+    pub policy: Arc<Policy>,
     pub frame: Frame,
     pub scores: Vec<ScoreModel>,
     /// The policy's ladders with conditions bound to `frame`.
@@ -52,11 +54,11 @@ pub struct Prior {
 }
 
 /// Evaluates a policy with manual pins and no history.
-pub fn evaluate<'p>(
-    policy: &'p Policy,
+pub fn evaluate(
+    policy: Arc<Policy>,
     frame: Frame,
     pins: &[ManualPin],
-) -> Result<Evaluation<'p>, EvalError> {
+) -> Result<Evaluation, EvalError> {
     evaluate_with(
         policy,
         frame,
@@ -70,11 +72,11 @@ pub fn evaluate<'p>(
 /// Rules first, then the ladder's hold against the prior standing, then tag overrides, then
 /// manual pins: an override always has the last word, and a hold never lifts a customer over
 /// a ceiling.
-pub fn evaluate_with<'p>(
-    policy: &'p Policy,
+pub fn evaluate_with(
+    policy: Arc<Policy>,
     mut frame: Frame,
     inputs: Inputs<'_>,
-) -> Result<Evaluation<'p>, EvalError> {
+) -> Result<Evaluation, EvalError> {
     let pins = inputs.pins;
     for m in &policy.metrics {
         if frame.index_of(&m.name).is_none() {
@@ -262,7 +264,7 @@ pub struct LadderSummary {
 pub const UNPLACED: &str = "(unplaced)";
 pub const NOT_APPLICABLE: &str = "(not applicable)";
 
-impl Evaluation<'_> {
+impl Evaluation {
     pub fn level_name(&self, ladder: usize, level: usize) -> &str {
         let levels = &self.ladders[ladder].levels;
         match levels.get(level) {

@@ -77,10 +77,10 @@ fn shares() -> impl Strategy<Value = Vec<f64>> {
 }
 
 fn placements(
-    p: &Policy,
+    p: &std::sync::Arc<Policy>,
     rows: &[(u32, Option<f64>, bool)],
 ) -> Vec<std::collections::BTreeMap<String, String>> {
-    let ev = evaluate(p, frame(rows), &[]).unwrap();
+    let ev = evaluate(std::sync::Arc::clone(p), frame(rows), &[]).unwrap();
     (0..ev.ladders.len())
         .map(|li| {
             ev.frame
@@ -102,7 +102,7 @@ proptest! {
     #[test]
     fn every_customer_gets_exactly_one_level_per_ladder(rows in customers(), shares in shares()) {
         let p = policy(&shares);
-        let ev = evaluate(&p, frame(&rows), &[]).unwrap();
+        let ev = evaluate(std::sync::Arc::new(p), frame(&rows), &[]).unwrap();
         for result in &ev.results {
             prop_assert_eq!(result.level.len(), rows.len());
             let counted: usize = (0..result.cutoff.len() + 2).map(|l| result.count(l)).sum();
@@ -115,7 +115,7 @@ proptest! {
     #[test]
     fn rank_quotas_hold_within_one_customer_of_rounding(rows in customers(), shares in shares()) {
         let p = policy(&shares);
-        let ev = evaluate(&p, frame(&rows), &[]).unwrap();
+        let ev = evaluate(std::sync::Arc::new(p), frame(&rows), &[]).unwrap();
         let n = rows.len() as f64;
         let mut cumulative_share = 0.0;
         let mut cumulative_count = 0usize;
@@ -143,7 +143,7 @@ proptest! {
 
     #[test]
     fn placements_do_not_depend_on_row_order(rows in customers(), shares in shares(), seed in any::<u64>()) {
-        let p = policy(&shares);
+        let p = std::sync::Arc::new(policy(&shares));
         let expected = placements(&p, &rows);
         let mut shuffled = rows.clone();
         // A deterministic shuffle from the seed.
@@ -161,7 +161,7 @@ proptest! {
 #[test]
 fn value_share_levels_hold_their_share_of_value() {
     // values 50, 30, 20: abc (50%) takes 50 alone; mixed ladder order: gold first.
-    let p = policy(&[0.5]);
+    let p = std::sync::Arc::new(policy(&[0.5]));
     let rows = vec![
         (1, Some(50.0), false),
         (2, Some(30.0), false),

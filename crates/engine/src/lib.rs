@@ -6,6 +6,7 @@
 //! into DataFusion), compiles the metric definitions to SQL relative to `as_of`, runs them and
 //! hands [`stratum_core`] a [`Frame`]. It knows nothing about levels, stores or HTTP.
 
+pub mod blocking;
 pub mod error;
 pub mod lifetime;
 pub mod load;
@@ -279,7 +280,7 @@ impl Engine {
         policy: &Policy,
         base_dir: &Path,
         options: &EngineOptions,
-        progress: &mut dyn FnMut(&str),
+        progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Engine, EngineError> {
         let mut config = SessionConfig::new().with_information_schema(false);
         // Window filters are not pushed into the Parquet decoder: row groups outside a window
@@ -364,20 +365,26 @@ impl Engine {
                             }));
                         }
                     };
-                    let spec = load::TextSpec {
-                        source: name,
-                        path: &path,
-                        display: &display,
-                        key: &def.key,
-                        time: def.time.as_deref(),
-                        declared: &declared,
-                        delimiter,
-                        unique_key,
-                    };
-                    let loaded = tokio::task::block_in_place(|| match format {
-                        SourceFormat::Csv => load::load_csv(&spec, options.on_bad_rows),
-                        _ => load::load_jsonl(&spec, options.on_bad_rows),
-                    })?;
+                    let (source, path, display) = (name.clone(), path.clone(), display.clone());
+                    let (key, time) = (def.key.clone(), def.time.clone());
+                    let on_bad_rows = options.on_bad_rows;
+                    let loaded = blocking::blocking(move || {
+                        let spec = load::TextSpec {
+                            source: &source,
+                            path: &path,
+                            display: &display,
+                            key: &key,
+                            time: time.as_deref(),
+                            declared: &declared,
+                            delimiter,
+                            unique_key,
+                        };
+                        match format {
+                            SourceFormat::Csv => load::load_csv(&spec, on_bad_rows),
+                            _ => load::load_jsonl(&spec, on_bad_rows),
+                        }
+                    })
+                    .await?;
                     let table = MemTable::try_new(loaded.schema.clone(), vec![loaded.batches])?;
                     ctx.register_table(name.as_str(), Arc::new(table))?;
                     rejects.extend(loaded.rejects);

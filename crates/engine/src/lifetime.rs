@@ -155,23 +155,31 @@ pub(crate) async fn register_policy_table(
         ))));
     }
     let with_spend = metrics.iter().any(|(_, m)| m.needs_spend());
-    let fit = tokio::task::block_in_place(|| {
-        LifetimeFit::fit(&summaries.customers, lifetime.unit, with_spend)
+    let measures: Vec<_> = metrics.iter().map(|(_, m)| *m).collect();
+    let (unit, customers) = (lifetime.unit, summaries.customers);
+    // Fitting and predicting are the CPU-heavy part: off the executor, in one go.
+    let (fitted, customers) = crate::blocking::blocking(move || {
+        let fitted = LifetimeFit::fit(&customers, unit, with_spend).map(|fit| {
+            let values: Vec<_> = measures
+                .iter()
+                .map(|m| fit.measure_all(*m, &customers))
+                .collect();
+            (fit, values)
+        });
+        (fitted, customers)
     })
-    .map_err(fit_error)?;
+    .await;
+    let (fit, values) = fitted.map_err(fit_error)?;
     let key_refs: Vec<&dyn Array> = summaries.keys.iter().map(|k| k.as_ref()).collect();
     let key = concat(&key_refs)?;
     let mut fields = vec![Field::new("__k", key.data_type().clone(), true)];
     let mut columns: Vec<ArrayRef> = vec![key];
-    for (name, measure) in &metrics {
-        let values = tokio::task::block_in_place(|| {
-            fit.measure_all(*measure, &summaries.customers)
-                .map_err(|(i, e)| {
-                    EngineError::User(UserError::Metric {
-                        metric: name.to_string(),
-                        message: format!("customer {}: {e}", summaries.customers[i].customer_id),
-                    })
-                })
+    for ((name, _), values) in metrics.iter().zip(values) {
+        let values = values.map_err(|(i, e)| {
+            EngineError::User(UserError::Metric {
+                metric: name.to_string(),
+                message: format!("customer {}: {e}", customers[i].customer_id),
+            })
         })?;
         fields.push(Field::new(format!("__m_{name}"), DataType::Float64, true));
         columns.push(Arc::new(Float64Array::from(values)));

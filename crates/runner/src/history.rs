@@ -647,18 +647,48 @@ pub async fn simulate(
         Some(run) => (store.levels(run.id).await?, run_policy(store, run).await),
         None => (Vec::new(), None),
     };
+    let evaluation = ev.evaluation;
+    let draft_policy = std::sync::Arc::clone(&draft.policy);
+    // A pass over every customer of every ladder: off the executor.
+    let (evaluation, ladders) = crate::blocking::blocking(move || {
+        let ladders = compare(
+            &evaluation,
+            &draft_policy,
+            &base_levels,
+            base_policy.as_ref(),
+        );
+        (evaluation, ladders)
+    })
+    .await;
+    let summaries = (0..evaluation.ladders.len())
+        .map(|i| evaluation.summary(i))
+        .collect();
+    Ok(Simulation {
+        base,
+        as_of: ev.as_of,
+        ladders,
+        summaries,
+    })
+}
+
+/// The draft's placements against the base run's levels, ladder by ladder.
+fn compare(
+    evaluation: &stratum_core::Evaluation,
+    draft: &Policy,
+    base_levels: &[(String, String, String)],
+    base_policy: Option<&Policy>,
+) -> Vec<SimLadder> {
     let mut before: HashMap<(&str, &str), &str> = HashMap::new();
-    for (ladder, customer, level) in &base_levels {
+    for (ladder, customer, level) in base_levels {
         before.insert((ladder.as_str(), customer.as_str()), level.as_str());
     }
-    let evaluation = &ev.evaluation;
     let mut ladders = Vec::new();
     for (li, ladder) in evaluation.ladders.iter().enumerate() {
-        let levels = level_order(Some(&draft.policy), &ladder.name);
+        let levels = level_order(Some(draft), &ladder.name);
         let mut counts: HashMap<(Option<String>, String), i64> = HashMap::new();
         let (mut up, mut down) = (0, 0);
-        let draft_costs = benefit_costs(Some(&draft.policy), &ladder.name);
-        let base_costs = benefit_costs(base_policy.as_ref(), &ladder.name);
+        let draft_costs = benefit_costs(Some(draft), &ladder.name);
+        let base_costs = benefit_costs(base_policy, &ladder.name);
         let mut cost_after = 0.0;
         for row in 0..evaluation.frame.len() {
             let to = evaluation.level_name(li, evaluation.results[li].level[row]);
@@ -697,13 +727,5 @@ pub async fn simulate(
             cost_after: has_costs.then_some(cost_after),
         });
     }
-    let summaries = (0..evaluation.ladders.len())
-        .map(|i| evaluation.summary(i))
-        .collect();
-    Ok(Simulation {
-        base,
-        as_of: ev.as_of,
-        ladders,
-        summaries,
-    })
+    ladders
 }

@@ -2,8 +2,20 @@
 //!
 //! The only crate that knows the order of the stages: read the policy, load the sources
 //! (engine), compute metrics as of a date (engine), score and place (core), and write the
-//! outputs. The CLI and, later, the server call these functions; neither needs to know how a
-//! run is put together.
+//! outputs. The CLI and the server call these functions; neither needs to know how a run is
+//! put together.
+//!
+//! ## The async contract
+//!
+//! Every public `async fn` here returns a `Send` future that may run on any tokio runtime,
+//! current-thread included, and never holds an executor thread for long: the store and
+//! DataFusion are awaited; every CPU-bound stage (text parsing and model fitting in the
+//! engine; scoring and placing, explanations, the output files, the metric encoding and the
+//! input fingerprints here) runs on tokio's blocking pool through
+//! [`blocking`](stratum_engine::blocking), the one hand-off, with owned data (the policy is
+//! an `Arc`, an evaluation moves). So callers simply `.await` them — the server in its
+//! handlers or in a task of its own when the work must outlive the request. Dropping a
+//! future cancels what is awaited; a blocking stage under way finishes and is discarded.
 
 mod guard;
 mod history;
@@ -14,6 +26,7 @@ mod pins;
 mod record;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -22,6 +35,7 @@ use stratum_core::{
     CustomerExplanation, Diagnostic, Diagnostics, EvalError, Inputs, LadderSummary, ManualPin,
     Policy, Prior, evaluate_with,
 };
+use stratum_engine::blocking::{blocking, start};
 use stratum_engine::{BadRows, Engine, EngineError, EngineOptions, LoadStats, Orphans};
 use stratum_store::{Store, StoreError};
 
@@ -31,6 +45,7 @@ pub use history::{
     pending_changes, report, simulate, write_kpis, write_moves,
 };
 pub use output::OutputFiles;
+pub use stratum_engine::blocking;
 
 /// Why a command failed. `is_user_error` tells the policy's or data's fault from a bug.
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +160,9 @@ impl RunError {
     }
 }
 
-/// Reports stage changes; the CLI shows them as a progress bar or plain lines.
-pub trait Progress {
+/// Reports stage changes; the CLI shows them as a progress bar or plain lines. `Send`, so
+/// that the runner's futures are.
+pub trait Progress: Send {
     fn stage(&mut self, message: &str);
 }
 
@@ -160,7 +176,8 @@ impl Progress for Quiet {
 /// A policy read from disk, with the folder its relative paths start from.
 #[derive(Debug)]
 pub struct LoadedPolicy {
-    pub policy: Policy,
+    /// Shared with the evaluations made of it, which move to the blocking pool.
+    pub policy: Arc<Policy>,
     pub path: PathBuf,
     pub base_dir: PathBuf,
     pub text: String,
@@ -182,7 +199,7 @@ impl LoadedPolicy {
         let display = path.display().to_string();
         let policy = Policy::from_str(&display, &text).map_err(RunError::Policy)?;
         Ok(LoadedPolicy {
-            policy,
+            policy: Arc::new(policy),
             path: path.to_path_buf(),
             base_dir,
             text,
@@ -376,8 +393,8 @@ pub struct RunOutcome {
     pub lifetime: Option<stratum_core::clv::LifetimeFit>,
 }
 
-struct Evaluated<'p> {
-    evaluation: stratum_core::Evaluation<'p>,
+struct Evaluated {
+    evaluation: stratum_core::Evaluation,
     engine: Engine,
     orphans: Vec<Orphans>,
     lifetime: Option<stratum_core::clv::LifetimeFit>,
@@ -456,12 +473,12 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
     })
 }
 
-async fn evaluate_policy<'p>(
-    loaded: &'p LoadedPolicy,
+async fn evaluate_policy(
+    loaded: &LoadedPolicy,
     options: &RunOptions,
     store: Option<&Store>,
     progress: &mut dyn Progress,
-) -> Result<Evaluated<'p>, RunError> {
+) -> Result<Evaluated, RunError> {
     let policy = &loaded.policy;
     let as_of = resolve_as_of(policy, options.as_of.as_deref())?;
     check_as_of(as_of, options.allow_future_as_of)?;
@@ -593,12 +610,17 @@ async fn evaluate_policy<'p>(
             frame.add_tag(row, tag);
         }
     }
-    let inputs = Inputs {
-        pins: &pins,
-        as_of: Some(as_of),
-        prior: kept.as_ref().map(|k| &k.prior),
-    };
-    let evaluation = tokio::task::block_in_place(|| evaluate_with(policy, frame, inputs))?;
+    let prior = kept.as_mut().map(|k| std::mem::take(&mut k.prior));
+    let policy = Arc::clone(policy);
+    let evaluation = blocking(move || {
+        let inputs = Inputs {
+            pins: &pins,
+            as_of: Some(as_of),
+            prior: prior.as_ref(),
+        };
+        evaluate_with(policy, frame, inputs)
+    })
+    .await?;
     timings.push(("score+place".to_string(), t.elapsed()));
     Ok(Evaluated {
         evaluation,
@@ -638,7 +660,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| loaded.base_dir.join("out"));
     output::prepare_dir(&out_dir)?;
-    let fingerprints = store.map(|_| record::spawn_fingerprints(loaded));
+    let fingerprints = store.map(|_| record::start_fingerprints(loaded));
     let Evaluated {
         evaluation,
         engine,
@@ -651,23 +673,24 @@ pub async fn run(
         shrink_allowed,
         non_finite,
     } = evaluate_policy(loaded, options, store, progress).await?;
+    let evaluation = Arc::new(evaluation);
     // Recording needs every explanation at once (the store sorts and chunks them), so they
     // are built up front; without a store the writers take them as they are built.
     let batches = match store {
         Some(_) => {
             let t = Instant::now();
-            let batches: Vec<_> =
-                tokio::task::block_in_place(|| output::assignments(&evaluation).collect());
+            let ev = Arc::clone(&evaluation);
+            let batches: Vec<_> = blocking(move || output::assignments(&ev).collect()).await;
             timings.push(("explain".to_string(), t.elapsed()));
-            Some(batches)
+            Some(Arc::new(batches))
         }
         None => None,
     };
     let ladders: Vec<LadderSummary> = (0..evaluation.ladders.len())
         .map(|i| evaluation.summary(i))
         .collect();
-    // The files are written on a thread of their own while the store records the run (the
-    // two take similar time); they are renamed into place only once the run is committed.
+    // The files are written on the blocking pool while the store records the run (the two
+    // take similar time); they are renamed into place only once the run is committed.
     progress.stage(&match store {
         Some(store) => format!(
             "recording the run in {} and writing {}",
@@ -676,92 +699,83 @@ pub async fn run(
         ),
         None => format!("writing {}", out_dir.display()),
     });
+    let writer = {
+        let (ev, batches, dir) = (Arc::clone(&evaluation), batches.clone(), out_dir.clone());
+        let (summaries, rejects, non_finite) =
+            (ladders.clone(), engine.rejects.clone(), non_finite.clone());
+        let metrics_csv = options.metrics_csv;
+        start(move || {
+            let t = Instant::now();
+            let assignments: Box<dyn Iterator<Item = _>> = match &batches {
+                Some(batches) => Box::new(batches.iter().cloned()),
+                None => Box::new(output::assignments(&ev)),
+            };
+            let staged = output::write_all(
+                &dir,
+                &ev,
+                assignments,
+                &output::RunReport {
+                    summaries: &summaries,
+                    rejects: &rejects,
+                    non_finite: &non_finite,
+                    as_of,
+                    metrics_csv,
+                },
+            );
+            (staged, t.elapsed())
+        })
+    };
     // Both halves meet before the commit: the run is committed only once its files are
     // staged, and the files are renamed into place only after the commit. A failure to
     // write the files therefore records nothing; a failure to record leaves the previous
     // files. The one window left is a rename failing after the commit (same folder, so
     // rare); the error then says the run is recorded and where its staged files are.
-    let (recorded, staged) = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let writer = scope.spawn(|| {
-                let t = Instant::now();
-                let assignments: Box<dyn Iterator<Item = _>> = match &batches {
-                    Some(batches) => Box::new(batches.iter().cloned()),
-                    None => Box::new(output::assignments(&evaluation)),
+    let mut writer = Some(writer);
+    let mut staged = None;
+    let recorded = match (store, fingerprints, &batches) {
+        (Some(store), Some(fingerprints), Some(batches)) => {
+            let t = Instant::now();
+            let ev = Arc::clone(&evaluation);
+            let metrics = async { start(move || record::metric_chunks(&ev)).await.map(Some) };
+            let files_ready = async {
+                let Some(w) = writer.take() else {
+                    return Ok(());
                 };
-                let staged = output::write_all(
-                    &out_dir,
-                    &evaluation,
-                    assignments,
-                    &output::RunReport {
-                        summaries: &ladders,
-                        rejects: &engine.rejects,
-                        non_finite: &non_finite,
-                        as_of,
-                        metrics_csv: options.metrics_csv,
-                    },
-                );
-                (staged, t.elapsed())
-            });
-            let mut writer = Some(writer);
-            let mut staged = None;
-            let mut files_ready = || -> Result<(), String> {
-                let result = writer
-                    .take()
-                    .map(|w| w.join().expect("output writer thread"));
-                let outcome = match &result {
-                    Some((Ok(_), _)) => Ok(()),
-                    Some((Err(e), _)) => Err(format!("the output files could not be written: {e}")),
-                    None => Ok(()),
+                let result = w.await;
+                let outcome = match &result.0 {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!("the output files could not be written: {e}")),
                 };
-                if result.is_some() {
-                    staged = result;
-                }
+                staged = Some(result);
                 outcome
             };
-            let recorded = match (store, fingerprints, &batches) {
-                (Some(store), Some(fingerprints), Some(batches)) => {
-                    let t = Instant::now();
-                    let encoding = scope.spawn(|| record::metric_chunks(&evaluation));
-                    let mut encoding = Some(encoding);
-                    let mut metrics = || match encoding.take() {
-                        Some(e) => e
-                            .join()
-                            .map_err(|_| {
-                                stratum_store::StoreError::Internal(
-                                    "the metric encoding thread panicked".into(),
-                                )
-                            })?
-                            .map(Some),
-                        None => Ok(None),
-                    };
-                    let result = fingerprints
-                        .join()
-                        .map_err(|_| RunError::Invalid("fingerprint thread panicked".into()))
-                        .and_then(|inputs| {
-                            tokio::runtime::Handle::current().block_on(record::record(
-                                store,
-                                loaded,
-                                &evaluation,
-                                batches,
-                                as_of,
-                                started_at,
-                                guard::with_rows(&inputs?, &engine, &shrink_allowed),
-                                &options.recorded_by,
-                                &mut metrics,
-                                &mut files_ready,
-                            ))
-                        });
-                    Some((result, t.elapsed()))
+            let result = match fingerprints.await {
+                Ok(inputs) => {
+                    record::record(
+                        store,
+                        loaded,
+                        &evaluation,
+                        batches,
+                        as_of,
+                        started_at,
+                        guard::with_rows(&inputs, &engine, &shrink_allowed),
+                        &options.recorded_by,
+                        metrics,
+                        files_ready,
+                    )
+                    .await
                 }
-                _ => None,
+                Err(e) => Err(e),
             };
-            // Without a store, or when recording stopped before asking: wait for the files.
-            let _ = files_ready();
-            (recorded, staged.expect("the writer was joined"))
-        })
-    });
-    let (staged, write_time) = staged;
+            Some((result, t.elapsed()))
+        }
+        _ => None,
+    };
+    // Without a store, or when recording stopped before asking: wait for the files.
+    if let Some(w) = writer.take() {
+        staged = Some(w.await);
+    }
+    let (staged, write_time) = staged.expect("the writer was awaited");
     // A write failure is the error to report, whether or not recording got to ask.
     let staged = staged?;
     let run_id = match recorded {
@@ -920,4 +934,16 @@ pub async fn churn(
         warnings,
         lifetime: now.lifetime,
     })
+}
+
+/// The async contract, checked by the compiler: the runner's futures are `Send`.
+#[allow(dead_code)]
+fn futures_are_send(loaded: &LoadedPolicy, options: &RunOptions, store: &Store, quiet: &mut Quiet) {
+    fn send<T: Send>(_: T) {}
+    send(run(loaded, options, Some(store), quiet));
+    send(explain(loaded, options, Some(store), "C1"));
+    send(churn(loaded, options, Some(store), None));
+    send(simulate(loaded, options, store, quiet));
+    send(check(&loaded.path, &EngineOptions::default()));
+    send(show_sql(loaded, options));
 }

@@ -221,7 +221,7 @@ pub struct RunReport<'a> {
 /// them, so a million-customer run holds a few batches at a time, not its whole output.
 pub fn write_all(
     dir: &Path,
-    ev: &Evaluation<'_>,
+    ev: &Evaluation,
     assignments: impl Iterator<Item = RecordBatch>,
     report: &RunReport<'_>,
 ) -> Result<StagedOutputs, RunError> {
@@ -302,7 +302,7 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// One row per customer per ladder, ladder by ladder, customers in id order within each,
 /// built lazily [`BATCH_ROWS`] customers at a time (the explanations are most of a run's
 /// output work and memory), each step split across all cores, a batch per core.
-pub fn assignments<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> + 'a {
+pub fn assignments<'a>(ev: &'a Evaluation) -> impl Iterator<Item = RecordBatch> + 'a {
     let n = ev.frame.len();
     let workers = std::thread::available_parallelism().map_or(1, |p| p.get());
     let slices: Vec<(usize, usize, usize)> = (0..ev.ladders.len())
@@ -333,7 +333,7 @@ pub fn assignments<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBat
         .chain(empty)
 }
 
-fn assignment_rows(ev: &Evaluation<'_>, li: usize, start: usize, end: usize) -> RecordBatch {
+fn assignment_rows(ev: &Evaluation, li: usize, start: usize, end: usize) -> RecordBatch {
     let rows = end - start;
     let mut ids = StringBuilder::with_capacity(rows, rows * 8);
     let mut ladders = StringBuilder::with_capacity(rows, rows * 8);
@@ -517,7 +517,7 @@ fn push_six_decimals(out: &mut String, v: f64) {
 }
 
 /// Every metric and score per customer, plus tags, a batch of customers at a time.
-pub fn metrics<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> + 'a {
+pub fn metrics<'a>(ev: &'a Evaluation) -> impl Iterator<Item = RecordBatch> + 'a {
     let n = ev.frame.len();
     // One (empty) batch even for no customers: the file still gets its columns.
     (0..n.max(1))
@@ -525,7 +525,7 @@ pub fn metrics<'a>(ev: &'a Evaluation<'_>) -> impl Iterator<Item = RecordBatch> 
         .map(move |start| metrics_rows(ev, start, (start + BATCH_ROWS).min(n)))
 }
 
-pub(crate) fn metrics_rows(ev: &Evaluation<'_>, start: usize, end: usize) -> RecordBatch {
+pub(crate) fn metrics_rows(ev: &Evaluation, start: usize, end: usize) -> RecordBatch {
     let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
     let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
         (start..end).map(|row| &ev.frame.ids()[row]),
@@ -598,7 +598,7 @@ fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<(), RunError> {
 
 fn write_summary(
     path: &Path,
-    ev: &Evaluation<'_>,
+    ev: &Evaluation,
     summaries: &[LadderSummary],
     as_of: NaiveDate,
     rejected: usize,

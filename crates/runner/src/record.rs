@@ -2,21 +2,22 @@
 //! its level, where the rules alone put it, its standing for the next run's holds, and the
 //! explanation already built for the output files.
 
+use std::future::Future;
 use std::io::Read;
-use std::thread::JoinHandle;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
 use stratum_core::Evaluation;
+use stratum_engine::blocking::Started;
 use stratum_store::{AssignmentRow, MetricChunks, NewRun, Store, StoreError};
 
 use crate::{LoadedPolicy, RunError};
 
-/// Hashes every input file on a thread of its own while the run computes: path, size,
+/// Hashes every input file on the blocking pool while the run computes: path, size,
 /// modification time and SHA-256, as JSON.
-pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<String, RunError>> {
+pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String, RunError>> {
     let mut files: Vec<(String, std::path::PathBuf)> = loaded
         .policy
         .file
@@ -30,7 +31,7 @@ pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<Str
     if let Some(f) = &loaded.policy.file.policy.overrides_file {
         files.push(("overrides_file".into(), loaded.base_dir.join(f)));
     }
-    std::thread::spawn(move || {
+    stratum_engine::blocking::start(move || {
         let mut out = Vec::new();
         for (source, path) in files {
             let err = |e: std::io::Error| RunError::Output {
@@ -79,15 +80,15 @@ pub(crate) fn spawn_fingerprints(loaded: &LoadedPolicy) -> JoinHandle<Result<Str
 }
 
 /// Every customer's metrics and scores, encoded as the store keeps them for explanations;
-/// run on a thread of its own while the results are recorded.
-pub(crate) fn metric_chunks(ev: &Evaluation<'_>) -> Result<MetricChunks, StoreError> {
+/// run on the blocking pool while the results are recorded.
+pub(crate) fn metric_chunks(ev: &Evaluation) -> Result<MetricChunks, StoreError> {
     let batch = recorded_metrics(ev).map_err(|e| StoreError::Internal(e.to_string()))?;
     MetricChunks::encode(&batch)
 }
 
 /// Every customer's metrics and scores (no tags), in byte order of the customer id. Frames
 /// of integer keys are in numeric order, so those are sorted (on every core).
-fn recorded_metrics(ev: &Evaluation<'_>) -> Result<RecordBatch, RunError> {
+fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
     use rayon::slice::ParallelSliceMut;
     let n = ev.frame.len();
     let all = crate::output::metrics_rows(ev, 0, n);
@@ -112,14 +113,14 @@ fn recorded_metrics(ev: &Evaluation<'_>) -> Result<RecordBatch, RunError> {
 pub(crate) async fn record(
     store: &Store,
     loaded: &LoadedPolicy,
-    ev: &Evaluation<'_>,
+    ev: &Evaluation,
     batches: &[RecordBatch],
     as_of: NaiveDate,
     started_at: String,
     inputs: String,
     recorded_by: &str,
-    metrics: &mut (dyn FnMut() -> Result<Option<MetricChunks>, StoreError> + Send),
-    ready: &mut (dyn FnMut() -> Result<(), String> + Send),
+    metrics: impl Future<Output = Result<Option<MetricChunks>, StoreError>> + Send,
+    ready: impl Future<Output = Result<(), String>> + Send,
 ) -> Result<i64, RunError> {
     let policy = &loaded.policy;
     let n = ev.frame.len();

@@ -157,7 +157,7 @@ name = "small"
 rest = true
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn pyramid_takes_1_19_30_50_percent_by_rank_and_reports_the_value_pyramid() {
     let ws = Ws::new();
     let mut customers = String::from("customer_id\n");
@@ -194,7 +194,7 @@ async fn pyramid_takes_1_19_30_50_percent_by_rank_and_reports_the_value_pyramid(
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn ties_are_broken_by_customer_id() {
     let ws = Ws::new();
     let policy = PYRAMID.replace("top_share = 0.01", "top_n = 2");
@@ -252,7 +252,7 @@ fn bank_fixture() -> Ws {
     ws
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn bank_card_tiers_with_family_cards_and_the_shared_vip_queue() {
     let ws = bank_fixture();
     let (_, levels) = ws.run("policies/bank.toml").await;
@@ -282,7 +282,7 @@ async fn bank_card_tiers_with_family_cards_and_the_shared_vip_queue() {
     assert_eq!(bc("Q5"), "ordinary");
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn explain_says_what_it_takes_to_reach_the_next_level() {
     let ws = bank_fixture();
     let loaded = stratum_runner::load_policy(&ws.path("policies/bank.toml")).unwrap();
@@ -333,7 +333,7 @@ fn main_policy_fixture(customers: &str, transactions: &str, invoices: &str, over
     ws
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn weighted_composite_scores_and_pyramid_with_overrides() {
     let ws = main_policy_fixture(
         "customer_id,owner,tags\nA,wang,\nB,wang,blacklist\nC,li,\nD,li,\nE,li,\n",
@@ -408,7 +408,7 @@ async fn weighted_composite_scores_and_pyramid_with_overrides() {
 // ---------------------------------------------------------------------------------------
 // 3b. Cumulative value share (ABC / Pareto).
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn abc_takes_the_customers_holding_the_first_80_and_next_15_percent() {
     let ws = Ws::new();
     let values = [50, 20, 10, 8, 5, 3, 2, 1, 1, 0];
@@ -480,7 +480,7 @@ fn property_fixture(manual: &str) -> Ws {
     ws
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn real_estate_scorecard_grades_a_b_c_with_manual_inputs() {
     let ws = property_fixture(
         "customer_id,relationship_top,strategic_importance\nK1,18,17\nK2,14,12\nK3,,20\nK4,10,4\n",
@@ -522,7 +522,7 @@ async fn real_estate_scorecard_grades_a_b_c_with_manual_inputs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn manual_points_above_the_dimension_maximum_are_an_error() {
     let ws = property_fixture("customer_id,relationship_top,strategic_importance\nK1,25,17\n");
     let err = ws
@@ -543,7 +543,7 @@ async fn manual_points_above_the_dimension_maximum_are_an_error() {
 // ---------------------------------------------------------------------------------------
 // 5 and 6. Multi-condition B2B grades (with their holes) and dealer credit A–E.
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn b2b_grades_and_dealer_credit_ratings() {
     let ws = Ws::new();
     ws.demo_policy("policies/b2b.toml")
@@ -606,7 +606,7 @@ async fn b2b_grades_and_dealer_credit_ratings() {
     assert_eq!(limits, [2_000_000, 1_000_000, 500_000, 100_000, 0]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn check_reports_the_holes_in_the_b2b_grades_and_the_retailer_levels() {
     let ws = Ws::new();
     ws.demo_policy("policies/b2b.toml")
@@ -659,7 +659,7 @@ async fn check_reports_the_holes_in_the_b2b_grades_and_the_retailer_levels() {
 // ---------------------------------------------------------------------------------------
 // Lifecycle stages: potential → new → developing → mature → loyal → dormant.
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn lifecycle_stages() {
     let mut tx = String::from("customer_id,date,amount,cost\n");
     let mut add = |id: &str, dates: &[String]| {
@@ -747,7 +747,7 @@ fn small(tx: &str) -> Ws {
     ws
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn bad_rows_are_named_by_file_line_and_column() {
     let cases = [
         (
@@ -778,7 +778,7 @@ async fn bad_rows_are_named_by_file_line_and_column() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn quarantine_keeps_going_and_accounts_for_every_row() {
     let ws = small(
         "customer_id,date,amount\nA,2026-01-01,150\nB,2026-01-01,abc\nC,2026-01-01,20\nC,2026-01-01\nB,2026-02-01,30\n",
@@ -818,7 +818,7 @@ async fn quarantine_keeps_going_and_accounts_for_every_row() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn policy_and_schema_mistakes_are_located_and_change_nothing() {
     let ws = small("customer_id,date,amount\nA,2026-01-01,150\n");
     ws.run("p.toml").await;
@@ -898,7 +898,7 @@ async fn policy_and_schema_mistakes_are_located_and_change_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn refunds_net_out_and_customers_without_events_are_placed() {
     let ws = small(
         "customer_id,date,amount\nA,2026-01-01,150\nA,2026-01-05,-150\nB,2026-01-01,100\nZ,2026-01-01,999\n",
@@ -918,7 +918,7 @@ async fn refunds_net_out_and_customers_without_events_are_placed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn json_lines_sources_read_like_csv() {
     let ws = Ws::new();
     ws.file("customers.jsonl", "{\"customer_id\": \"A\"}\n{\"customer_id\": \"B\"}\n")
@@ -948,7 +948,7 @@ async fn json_lines_sources_read_like_csv() {
 // ---------------------------------------------------------------------------------------
 // Determinism: thread count and input row order do not change any placement.
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn results_do_not_depend_on_thread_count_or_row_order() {
     let ws = Ws::new();
     stratum_demo::init(&ws.path("demo"), 400, false).unwrap();
@@ -983,7 +983,7 @@ async fn run_demo(ws: &Ws, threads: usize, out: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // `stratum gen` data with the benchmark policy: exact pyramid counts on Parquet.
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn generated_parquet_data_runs_the_benchmark_policy() {
     let ws = Ws::new();
     ws.bench(1000, 20_000, 2_000, 3);
@@ -1001,7 +1001,7 @@ async fn generated_parquet_data_runs_the_benchmark_policy() {
 /// A Parquet customers file with a key listed twice: the run stops naming the file and the
 /// key (found in stage two, where a duplicate customer is two neighbouring rows), writes
 /// nothing, and `check` reports the same.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_duplicate_customer_in_parquet_is_named_by_run_and_check() {
     use datafusion::dataframe::DataFrameWriteOptions;
     use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -1056,7 +1056,7 @@ async fn a_duplicate_customer_in_parquet_is_named_by_run_and_check() {
 /// From 100,000 customers with few rows each, stage one skips DataFusion's partial
 /// aggregation (rows go straight to hash-partitioned final aggregations). Its metrics must
 /// equal a plain GROUP BY over the same files, customer by customer.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn many_customers_with_few_rows_each_aggregate_like_a_plain_group_by() {
     use datafusion::arrow::array::{Array, Int64Array};
     use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -1210,7 +1210,7 @@ fn cdnow_workspace() -> Ws {
     ws
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn lifetime_metrics_reproduce_the_cdnow_fit_and_predictions() {
     let ws = cdnow_workspace();
     let (outcome, levels) = ws.run("p.toml").await;
@@ -1274,7 +1274,7 @@ async fn levels_at(ws: &Ws, date: &str) -> Levels {
     ws.run_with("p.toml", options).await.unwrap().1
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn churn_lists_who_fell_below_or_dropped_with_value_at_risk() {
     let ws = cdnow_workspace();
     let loaded = stratum_runner::load_policy(&ws.path("p.toml")).unwrap();

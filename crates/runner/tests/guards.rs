@@ -101,7 +101,7 @@ async fn run_count(store: &Store) -> usize {
     store.runs(None).await.unwrap().len()
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_stray_quote_is_one_bad_line_and_every_other_line_is_read() {
     let ws = Ws::new(200);
     // Line 6 of the customers file (C05) opens a quoted field that never closes.
@@ -133,7 +133,7 @@ async fn a_stray_quote_is_one_bad_line_and_every_other_line_is_read() {
     assert_eq!(run_count(&store).await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_quoted_field_over_two_lines_is_one_row() {
     let ws = Ws::new(3);
     ws.file(
@@ -149,7 +149,7 @@ async fn a_quoted_field_over_two_lines_is_one_row() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn more_rejects_than_the_limit_stop_the_run_and_record_nothing() {
     let ws = Ws::new(200);
     let tx = ws
@@ -196,7 +196,7 @@ async fn more_rejects_than_the_limit_stop_the_run_and_record_nothing() {
     assert_eq!(run_count(&store).await, 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn an_empty_or_shrunken_export_stops_the_run_unless_allowed() {
     let ws = Ws::new(100);
     let store = ws.store().await;
@@ -257,7 +257,7 @@ async fn an_empty_or_shrunken_export_stops_the_run_unless_allowed() {
     assert_eq!(run_count(&store).await, 3);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn outputs_that_cannot_be_written_record_nothing() {
     let ws = Ws::new(10);
     let store = ws.store().await;
@@ -267,7 +267,7 @@ async fn outputs_that_cannot_be_written_record_nothing() {
     assert_eq!(run_count(&store).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_second_run_in_the_same_workspace_is_refused_while_one_runs() {
     let ws = Ws::new(10);
     let store = ws.store().await;
@@ -297,7 +297,7 @@ async fn a_second_run_in_the_same_workspace_is_refused_while_one_runs() {
     assert_eq!(run_count(&store).await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_far_future_or_ancient_as_of_is_refused_and_a_retired_run_is_not_served() {
     let ws = Ws::new(10);
     let store = ws.store().await;
@@ -371,7 +371,7 @@ async fn a_far_future_or_ancient_as_of_is_refused_and_a_retired_run_is_not_serve
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn overflowing_and_dividing_metrics_are_reported_not_silently_missing() {
     let ws = Ws::new(3);
     ws.file(
@@ -425,7 +425,7 @@ async fn overflowing_and_dividing_metrics_are_reported_not_silently_missing() {
     assert_eq!(run_count(&store).await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn an_overrides_row_for_an_unknown_customer_is_a_reject_in_quarantine() {
     let ws = Ws::new(3);
     ws.file(
@@ -456,7 +456,7 @@ async fn an_overrides_row_for_an_unknown_customer_is_a_reject_in_quarantine() {
     assert!(assignments.contains("C02,value,big"), "{assignments}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn json_lines_with_a_bad_byte_or_a_key_twice_are_bad_rows_with_their_lines() {
     let ws = Ws::new(3);
     let mut bytes = b"{\"customer_id\":\"C01\",\"date\":\"2026-10-01\",\"amount\":150}\n".to_vec();
@@ -493,7 +493,7 @@ async fn json_lines_with_a_bad_byte_or_a_key_twice_are_bad_rows_with_their_lines
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn an_evaluation_over_its_memory_limit_is_a_user_error() {
     let ws = Ws::new(2_000);
     let loaded = stratum_runner::load_policy(&ws.path("p.toml")).unwrap();
@@ -517,7 +517,7 @@ async fn an_evaluation_over_its_memory_limit_is_a_user_error() {
 }
 
 /// `--metrics-csv` (issue 17, point 20): the same columns as metrics.parquet, as CSV.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn metrics_can_be_written_as_csv_too() {
     let ws = Ws::new(3);
     let store = ws.store().await;
@@ -544,7 +544,7 @@ async fn metrics_can_be_written_as_csv_too() {
 
 /// A risk ladder (`better = "down"`, issue 17 point 10): leaving the worst level is the
 /// upgrade in diffs and reports, and explain says what it takes to improve.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn a_risk_ladder_counts_leaving_its_first_level_as_the_upgrade() {
     let ws = Ws::new(3);
     let risk = POLICY
@@ -591,7 +591,7 @@ async fn a_risk_ladder_counts_leaving_its_first_level_as_the_upgrade() {
 
 /// A transaction log alone is enough (issue 17, point 12): the customers are its distinct
 /// keys, with `first_seen` and `last_seen`.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn customers_can_be_derived_from_an_event_source() {
     let ws = Ws::new(3);
     std::fs::remove_file(ws.path("customers.csv")).unwrap();

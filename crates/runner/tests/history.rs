@@ -469,13 +469,13 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
     store.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn sqlite_four_runs_with_holds_overrides_and_kpis() {
     let dir = tempfile::tempdir().unwrap();
     four_runs_with_holds_overrides_and_kpis(testing::sqlite_in(dir.path())).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn postgres_four_runs_with_holds_overrides_and_kpis() {
     let Some(admin) = testing::postgres_admin_url() else {
         return;
@@ -575,13 +575,13 @@ async fn manual_inputs_from_the_store_feed_runs(url: String) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn sqlite_manual_inputs_from_the_store_feed_runs() {
     let dir = tempfile::tempdir().unwrap();
     manual_inputs_from_the_store_feed_runs(testing::sqlite_in(dir.path())).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn postgres_manual_inputs_from_the_store_feed_runs() {
     let Some(admin) = testing::postgres_admin_url() else {
         return;
@@ -591,7 +591,7 @@ async fn postgres_manual_inputs_from_the_store_feed_runs() {
 
 /// A run whose recording fails changes neither the history nor the output files: the files
 /// are written side by side with the store and renamed into place only after the commit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_run_that_fails_to_record_leaves_the_previous_files() {
     let ws = Ws::new();
     let url = testing::sqlite_in(ws.dir.path());

@@ -253,7 +253,7 @@ async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, 
                 .map_err(ApiError::internal)?;
             let secret_owned = secret.to_string();
             let hash = row.secret_hash.clone();
-            let ok = tokio::task::spawn_blocking(move || {
+            let ok = stratum_runner::blocking::blocking(move || {
                 PasswordHash::new(&hash)
                     .map(|h| {
                         Argon2::default()
@@ -262,8 +262,7 @@ async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, 
                     })
                     .unwrap_or(false)
             })
-            .await
-            .map_err(ApiError::internal)?;
+            .await;
             if ok {
                 state
                     .store

@@ -204,9 +204,8 @@ impl Lookup {
         }
         let started = std::time::Instant::now();
         let standings = store.run_standings(latest).await?;
-        let table = tokio::task::spawn_blocking(move || LevelTable::build(standings))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("building the lookup table: {e}")))??;
+        let table =
+            stratum_runner::blocking::blocking(move || LevelTable::build(standings)).await?;
         tracing::info!(
             run = latest,
             customers = table.customers(),

@@ -345,20 +345,15 @@ async fn customer_explain(
         state.limits.evaluation_timeout,
         state.limits.evaluation_memory,
     );
+    let options = stratum_runner::RunOptions {
+        memory_limit: Some(memory),
+        ..Default::default()
+    };
     let (policy, store, customer) = (state.policy.clone(), state.store.clone(), id.clone());
-    let explained = on_blocking_thread(move |handle| {
-        let _turn = turn;
-        let options = stratum_runner::RunOptions {
-            memory_limit: Some(memory),
-            ..Default::default()
-        };
-        handle.block_on(tokio::time::timeout(
-            limit,
-            stratum_runner::explain(&policy, &options, Some(&store), &customer),
-        ))
+    let explained = evaluation(turn, limit, async move {
+        stratum_runner::explain(&policy, &options, Some(&store), &customer).await
     })
-    .await?
-    .map_err(|_| evaluation_timed_out(limit))?;
+    .await?;
     let (as_of, ex) = match explained {
         Ok(x) => x,
         Err(stratum_runner::RunError::UnknownCustomer(_)) => {
@@ -557,15 +552,21 @@ fn evaluation_timed_out(limit: std::time::Duration) -> ApiError {
     )
 }
 
-/// Runs a policy evaluation future on a blocking thread of its own: evaluations are not
-/// `Send`.
-async fn on_blocking_thread<T: Send + 'static>(
-    work: impl FnOnce(tokio::runtime::Handle) -> T + Send + 'static,
+/// Runs an evaluation (a recomputed explanation, a simulation) as a task of its own that
+/// holds `turn` and is stopped after `limit`: the permit bounds the work itself, whether or
+/// not the client waits for it.
+async fn evaluation<T: Send + 'static>(
+    turn: tokio::sync::OwnedSemaphorePermit,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || work(handle))
-        .await
-        .map_err(ApiError::internal)
+    tokio::spawn(async move {
+        let _turn = turn;
+        tokio::time::timeout(limit, work).await
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|_| evaluation_timed_out(limit))
 }
 
 /// Runs the served policy over its data and records the run, like `stratum run`; one at a
@@ -577,7 +578,7 @@ async fn start_run(
 ) -> ApiResult {
     who.require(&[Admin, Analyst], "start runs")?;
     let body: RunBody = optional_json(&body?)?;
-    let _running = state.running.try_lock().map_err(|_| {
+    let running = state.running.clone().try_lock_owned().map_err(|_| {
         ApiError::new(
             ErrorCode::RunInProgress,
             "a run started through the API is still going; try again when it has finished",
@@ -590,15 +591,13 @@ async fn start_run(
         ..Default::default()
     };
     let (policy, store) = (state.policy.clone(), state.store.clone());
-    let outcome = on_blocking_thread(move |handle| {
-        handle.block_on(stratum_runner::run(
-            &policy,
-            &options,
-            Some(&store),
-            &mut stratum_runner::Quiet,
-        ))
+    // A task of its own: a client that hangs up does not stop a run half recorded.
+    let outcome = tokio::spawn(async move {
+        let _running = running;
+        stratum_runner::run(&policy, &options, Some(&store), &mut stratum_runner::Quiet).await
     })
-    .await??;
+    .await
+    .map_err(ApiError::internal)??;
     let run_id = outcome
         .run_id
         .ok_or_else(|| ApiError::internal("a recorded run has no id"))?;
@@ -689,18 +688,13 @@ async fn simulate(
         memory_limit: Some(state.limits.evaluation_memory),
         ..Default::default()
     };
-    let store = state.store.clone();
     let turn = state.evaluation_turn()?;
     let limit = state.limits.evaluation_timeout;
-    let sim = on_blocking_thread(move |handle| {
-        let _turn = turn;
-        handle.block_on(tokio::time::timeout(
-            limit,
-            stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet),
-        ))
+    let store = state.store.clone();
+    let sim = evaluation(turn, limit, async move {
+        stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet).await
     })
-    .await?
-    .map_err(|_| evaluation_timed_out(limit))??;
+    .await??;
     let ladders: Vec<Value> = sim
         .ladders
         .iter()

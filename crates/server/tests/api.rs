@@ -1408,7 +1408,7 @@ stratum_store::on_both!(
 /// Issue 16, defect 9: on a real socket, a client that sends half a request header is
 /// disconnected after the header timeout instead of holding its connection for good, and the
 /// server keeps answering others.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_half_sent_request_is_cut_off_after_the_header_timeout() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();

@@ -208,22 +208,23 @@ impl Store {
         rows: &[AssignmentRow<'_>],
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<i64, StoreError> {
-        self.record_run_if(run, rows, progress, &mut || Ok(None), &mut || Ok(()))
+        self.record_run_if(run, rows, progress, async { Ok(None) }, async { Ok(()) })
             .await
     }
 
-    /// Like [`Store::record_run`], with two hooks. `metrics` hands over the run's encoded
-    /// metrics once the results are written (the runner encodes them on another thread
-    /// meanwhile); `ready` is asked just before the commit, and an `Err` rolls everything
-    /// back (`StoreError::Aborted`): the runner commits a run only once its output files are
-    /// written.
+    /// Like [`Store::record_run`], with two futures awaited on the way. `metrics` gives the
+    /// run's encoded metrics once the results are written (the runner encodes them on
+    /// another thread meanwhile); `ready` is awaited just before the commit, and an `Err`
+    /// rolls everything back (`StoreError::Aborted`): the runner commits a run only once its
+    /// output files are written. A future not reached (an earlier failure) is dropped
+    /// unpolled.
     pub async fn record_run_if(
         &self,
         run: &NewRun,
         rows: &[AssignmentRow<'_>],
         progress: &mut (dyn FnMut(usize) + Send),
-        metrics: &mut (dyn FnMut() -> Result<Option<MetricChunks>, StoreError> + Send),
-        ready: &mut (dyn FnMut() -> Result<(), String> + Send),
+        metrics: impl Future<Output = Result<Option<MetricChunks>, StoreError>> + Send,
+        ready: impl Future<Output = Result<(), String>> + Send,
     ) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin().await?;
         // Two hosts recording runs of one policy into one PostgreSQL database at once would
@@ -269,7 +270,7 @@ impl Store {
                 .await?;
         }
         self.write_chunks(&mut tx, id, rows, progress).await?;
-        if let Some(MetricChunks(chunks)) = metrics()? {
+        if let Some(MetricChunks(chunks)) = metrics.await? {
             for (first, blob) in chunks {
                 sqlx::query(
                     "INSERT INTO metric_chunks (run_id, first_customer, metrics) VALUES ($1, $2, $3)",
@@ -334,7 +335,7 @@ impl Store {
             ),
         )
         .await?;
-        ready().map_err(StoreError::Aborted)?;
+        ready.await.map_err(StoreError::Aborted)?;
         tx.commit().await?;
         Ok(id)
     }

@@ -783,13 +783,13 @@ mod tests {
         assert_eq!(store.owner_of("other", "A").await.unwrap(), None);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn sqlite_rows_are_converted_by_migrate() {
         let dir = tempfile::tempdir().unwrap();
         rows_recorded_before_chunks_are_converted_by_migrate(testing::sqlite_in(dir.path())).await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn postgres_rows_are_converted_by_migrate() {
         let Some(admin) = testing::postgres_admin_url() else {
             return;
@@ -821,7 +821,7 @@ pub mod testing {
         ($($case:ident),* $(,)?) => {
             mod sqlite {
                 $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    #[tokio::test]
                     async fn $case() {
                         let dir = tempfile::tempdir().unwrap();
                         super::$case(stratum_store::testing::sqlite_in(dir.path())).await;
@@ -830,7 +830,7 @@ pub mod testing {
             }
             mod postgres {
                 $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    #[tokio::test]
                     async fn $case() {
                         let Some(admin) = stratum_store::testing::postgres_admin_url() else {
                             return;
