@@ -50,8 +50,9 @@ pub enum ServiceCommand {
 pub enum UserCommand {
     Add {
         name: String,
+        /// admin, analyst, agent or service
         #[arg(long)]
-        role: String,
+        role: stratum_store::Role,
     },
     List,
     /// Disable a user: none of its keys is accepted any more
@@ -117,7 +118,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot serve on {listen}"))?;
         }
         ServiceCommand::User(UserCommand::Add { name, role }) => {
-            store.add_user(name, role, &actor(cli)).await?;
+            store.add_user(name, *role, &actor(cli)).await?;
             println!("added user {name} ({role})");
         }
         ServiceCommand::User(UserCommand::Disable { name }) => {

@@ -23,30 +23,7 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Policy, overrides, users; everything else too.
-    Admin,
-    /// Reads everything.
-    Analyst,
-    /// Reads and redeems for the customers it owns.
-    Agent,
-    /// Lookups and redemptions for any customer (a machine client).
-    Service,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "analyst" => Some(Role::Analyst),
-            "agent" => Some(Role::Agent),
-            "service" => Some(Role::Service),
-            _ => None,
-        }
-    }
-}
+pub use stratum_store::Role;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -70,9 +47,10 @@ impl Principal {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(
-                format!("the {:?} role may not {what}", self.role).to_lowercase(),
-            ))
+            Err(ApiError::forbidden(format!(
+                "the {} role may not {what}",
+                self.role
+            )))
         }
     }
 }
@@ -240,7 +218,7 @@ async fn verify(state: &AppState, token: &str, origin: &str) -> Result<(String, 
             "the API key was revoked or its user disabled",
         ));
     }
-    let role = Role::parse(&row.role).ok_or_else(invalid)?;
+    let role = row.role;
     let ok = match row.secret_hash.strip_prefix(DIGEST_PREFIX) {
         Some(_) => bool::from(digest(secret).as_bytes().ct_eq(row.secret_hash.as_bytes())),
         None => {
@@ -284,6 +262,10 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Authenticated already by the route's role check.
+        if let Some(who) = parts.extensions.get::<Principal>() {
+            return Ok(who.clone());
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

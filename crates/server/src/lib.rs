@@ -28,7 +28,8 @@ use stratum_store::Store;
 pub use auth::{Principal, Role, create_key};
 pub use error::{ApiError, ERROR_CODES, ErrorCode};
 pub use lookup::{LadderLevel, LevelTable, REFRESH_EVERY};
-pub use openapi::{ROUTES, openapi_document};
+pub use openapi::openapi_document;
+pub use routes::{ANY, Method, Route, routes};
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -170,7 +171,7 @@ impl AppState {
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     let timeout = state.limits.request_timeout;
-    routes::router()
+    routes::router(&state)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {

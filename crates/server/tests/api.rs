@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use stratum_server::{AppState, ROUTES, app, create_key};
+use stratum_server::{AppState, Role, app, create_key, routes};
 use stratum_store::{Actor, Store};
 use tower::ServiceExt;
 
@@ -127,7 +127,10 @@ async fn fixture(url: String) -> Fixture {
         ("li", "agent"),
         ("ivr", "service"),
     ] {
-        store.add_user(name, role, &root).await.unwrap();
+        store
+            .add_user(name, role.parse().unwrap(), &root)
+            .await
+            .unwrap();
         keys.push(create_key(&store, name, &root).await.unwrap());
     }
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T02:00:00Z")
@@ -279,9 +282,10 @@ async fn every_documented_route_is_routed(url: String) {
     assert_eq!(status, StatusCode::OK);
     let paths = doc["paths"].as_object().unwrap();
     let mut documented = 0;
-    for (method, path, _, _) in ROUTES {
+    for route in routes() {
+        let (method, path) = (route.method.as_str().to_lowercase(), route.path);
         assert!(
-            paths[*path][*method].is_object(),
+            paths[path][&method].is_object(),
             "{method} {path} missing from the document"
         );
         documented += 1;
@@ -300,7 +304,7 @@ async fn every_documented_route_is_routed(url: String) {
             )
             .replace("{field}", "relationship")
             .replace("{name}", "nobody");
-        let body = if *method == "get" { None } else { Some("{}") };
+        let body = if method == "get" { None } else { Some("{}") };
         let (status, body) = f
             .call(&method.to_uppercase(), &uri, Some(&f.admin), body)
             .await;
@@ -311,6 +315,35 @@ async fn every_documented_route_is_routed(url: String) {
     }
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(operations, documented);
+    // The role check is the table's: each role is refused exactly where its row leaves it
+    // out, before the handler reads anything.
+    let keys = [
+        (Role::Admin, &f.admin),
+        (Role::Analyst, &f.analyst),
+        (Role::Agent, &f.wang),
+        (Role::Service, &f.service),
+    ];
+    for route in routes() {
+        let Some(roles) = route.roles else { continue };
+        let uri = route
+            .path
+            .replace("{id}", "C1")
+            .replace("{field}", "relationship")
+            .replace("{name}", "nobody");
+        let body = (route.method != stratum_server::Method::Get).then_some("{}");
+        for (role, key) in keys {
+            let (status, answer) = f.call(route.method.as_str(), &uri, Some(key), body).await;
+            let refused_by_role = status == StatusCode::FORBIDDEN
+                && answer["message"] == format!("the {role} role may not {}", route.does);
+            assert_eq!(
+                refused_by_role,
+                !roles.contains(&role),
+                "{role} on {} {}: {status} {answer}",
+                route.method.as_str(),
+                route.path
+            );
+        }
+    }
     assert_error(
         &f.call("GET", "/api/nothing", Some(&f.admin), None).await,
         404,
@@ -1475,7 +1508,34 @@ fn the_api_docs_list_every_error_code_and_route() {
             "docs/API.md lacks the row of error `{code}`"
         );
     }
-    for (_, path, _, _) in ROUTES {
-        assert!(doc.contains(path), "docs/API.md does not mention {path}");
-    }
+    // The routes table of docs/API.md, row for row: `| METHOD | `path` | roles | what |`.
+    let documented: std::collections::BTreeSet<(String, String, String)> = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("| method | path | roles |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].to_string(),
+                cells[2].trim_matches('`').to_string(),
+                cells[3].to_string(),
+            )
+        })
+        .collect();
+    let served: std::collections::BTreeSet<(String, String, String)> = routes()
+        .map(|r| {
+            (
+                r.method.as_str().to_string(),
+                r.path.to_string(),
+                r.roles_text(),
+            )
+        })
+        .collect();
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/API.md's route table differs from the routes: missing {missing:?}, not served {stale:?}"
+    );
 }

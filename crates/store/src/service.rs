@@ -67,7 +67,7 @@ pub struct Redeemed {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UserRow {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub created_by: String,
     pub created_at: String,
     pub disabled_at: Option<String>,
@@ -78,7 +78,7 @@ pub struct UserRow {
 pub struct ApiKeyRow {
     pub id: String,
     pub user_name: String,
-    pub role: String,
+    pub role: Role,
     pub secret_hash: String,
     /// Revoked, or its user disabled.
     pub usable: bool,
@@ -191,7 +191,59 @@ async fn used_in(
     Ok(used.unwrap_or(0).max(0) as u32)
 }
 
-pub const ROLES: &[&str] = &["admin", "analyst", "agent", "service"];
+/// What a user may do; the one type for roles, from the store's column to the server's
+/// route table and the CLI's flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Policy, overrides, users; everything else too.
+    Admin,
+    /// Reads everything; starts runs and simulates drafts.
+    Analyst,
+    /// Reads and redeems for the customers it owns.
+    Agent,
+    /// Lookups and redemptions for any customer (a machine client).
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Analyst, Role::Agent, Role::Service];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Agent => "agent",
+            Role::Service => "service",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role `{s}`: use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// A role read back from the database.
+fn stored_role(r: &sqlx::any::AnyRow) -> Result<Role, StoreError> {
+    let text: String = r.try_get("role")?;
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("users.role: {e}")))
+}
 
 impl Store {
     /// Redeems `quantity` units of a benefit, or refuses with `QuotaExceeded` and writes
@@ -378,13 +430,7 @@ impl Store {
         used_in(&mut conn, customer_id, benefit, window).await
     }
 
-    pub async fn add_user(&self, name: &str, role: &str, actor: &Actor) -> Result<(), StoreError> {
-        if !ROLES.contains(&role) {
-            return Err(StoreError::Invalid(format!(
-                "unknown role `{role}`: use one of {}",
-                ROLES.join(", ")
-            )));
-        }
+    pub async fn add_user(&self, name: &str, role: Role, actor: &Actor) -> Result<(), StoreError> {
         if name.trim().is_empty() || name.contains(char::is_whitespace) {
             return Err(StoreError::Invalid(
                 "a user name is one word, not empty".into(),
@@ -402,7 +448,7 @@ impl Store {
             "INSERT INTO users (name, role, created_by, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(name)
-        .bind(role)
+        .bind(role.as_str())
         .bind(&actor.name)
         .bind(now())
         .execute(&mut *tx)
@@ -414,7 +460,8 @@ impl Store {
             }
             e => e.into(),
         })?;
-        self.audit(&mut tx, actor, "user.add", name, role).await?;
+        self.audit(&mut tx, actor, "user.add", name, role.as_str())
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -490,7 +537,7 @@ impl Store {
             .map(|r| {
                 Ok(UserRow {
                     name: r.try_get("name")?,
-                    role: r.try_get("role")?,
+                    role: stored_role(r)?,
                     created_by: r.try_get("created_by")?,
                     created_at: r.try_get("created_at")?,
                     disabled_at: r.try_get("disabled_at")?,
@@ -557,7 +604,7 @@ impl Store {
             Ok(ApiKeyRow {
                 id: r.try_get("id")?,
                 user_name: r.try_get("user_name")?,
-                role: r.try_get("role")?,
+                role: stored_role(&r)?,
                 secret_hash: r.try_get("secret_hash")?,
                 usable: revoked.is_none() && disabled.is_none(),
             })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use stratum_core::QuotaPeriod;
-use stratum_store::{Actor, NewRedemption, Store, StoreError};
+use stratum_store::{Actor, NewRedemption, Role, Store, StoreError};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -319,17 +319,22 @@ async fn users_keys_and_callbacks(url: String) {
         name: "admin".into(),
         origin: "cli".into(),
     };
-    store.add_user("agent.wang", "agent", &admin).await.unwrap();
+    store
+        .add_user("agent.wang", Role::Agent, &admin)
+        .await
+        .unwrap();
     let dup = store
-        .add_user("agent.wang", "agent", &admin)
+        .add_user("agent.wang", Role::Agent, &admin)
         .await
         .unwrap_err();
     assert!(dup.to_string().contains("exists already"), "{dup}");
-    let role = store.add_user("x", "boss", &admin).await.unwrap_err();
-    assert!(
-        role.to_string().contains("admin, analyst, agent, service"),
-        "{role}"
+    // A role is one type from the database to the flag: text that is none is refused
+    // where it is parsed, with the roles that exist.
+    assert_eq!(
+        "boss".parse::<Role>().unwrap_err(),
+        "unknown role `boss`: use one of admin, analyst, agent, service"
     );
+    assert_eq!("analyst".parse::<Role>(), Ok(Role::Analyst));
     store
         .add_api_key("k1", "agent.wang", "$argon2id$fake", &admin)
         .await

@@ -1,0 +1,180 @@
+//! Benefits: the catalog, and the redemption ledger with its quotas.
+
+use stratum_core::Quota;
+use stratum_store::NewRedemption;
+
+use super::prelude::*;
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/api/benefits",
+        summary: "The benefits catalog: quota per level and period",
+        roles: Some(ANY),
+        own_customers: false,
+        does: "read the benefits catalog",
+        handler: |m| on(m, benefits),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/customers/{id}/redemptions",
+        summary: "The customer's redemptions, newest first",
+        roles: Some(ANY),
+        own_customers: true,
+        does: "list redemptions",
+        handler: |m| on(m, list_redemptions),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/customers/{id}/redemptions",
+        summary: "Redeem a benefit: body {benefit, quantity}; header Idempotency-Key makes retries safe",
+        roles: Some(&[Role::Admin, Role::Agent, Role::Service]),
+        own_customers: true,
+        does: "redeem benefits",
+        handler: |m| on(m, redeem),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/redemptions/{id}/cancel",
+        summary: "Cancel a redemption; its quota is restored",
+        roles: Some(&[Role::Admin, Role::Agent, Role::Service]),
+        own_customers: true,
+        does: "cancel redemptions",
+        handler: |m| on(m, cancel_redemption),
+    },
+];
+
+async fn benefits(State(state): State<AppState>) -> ApiResult {
+    let service = state.service()?;
+    let out: Vec<Value> = service
+        .benefits
+        .iter()
+        .map(|b| {
+            let quota: serde_json::Map<String, Value> = service
+                .levels
+                .iter()
+                .zip(&b.quota)
+                .filter_map(|(level, q)| match q {
+                    Quota::Limited(n) => Some((level.clone(), json!(n))),
+                    Quota::Unlimited => Some((level.clone(), json!("unlimited"))),
+                    Quota::NotEligible => None,
+                })
+                .collect();
+            json!({"benefit": b.name, "title": b.title, "period": b.period,
+                   "quota": quota, "grant_hours": b.grant_hours})
+        })
+        .collect();
+    ok(json!({"ladder": service.ladder_name, "timezone": service.timezone.name(), "benefits": out}))
+}
+
+async fn list_redemptions(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
+    let redemptions = state.store.redemptions(&id).await?;
+    ok_local(
+        &state,
+        json!({"customer_id": id, "redemptions": redemptions}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemBody {
+    benefit: String,
+    quantity: Option<i64>,
+}
+
+async fn redeem(
+    State(state): State<AppState>,
+    customer: Customer,
+    headers: HeaderMap,
+    AppJson(body): AppJson<RedeemBody>,
+) -> ApiResult {
+    let Customer { id, who } = customer;
+    let quantity = body.quantity.unwrap_or(1);
+    if !(1..=1000).contains(&quantity) {
+        return Err(ApiError::invalid(format!(
+            "quantity must be between 1 and 1000, not {quantity}"
+        )));
+    }
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    ApiError::invalid("Idempotency-Key must be 1-200 visible characters")
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let service = state.service()?;
+    let benefit = service.benefit(&body.benefit).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BenefitNotFound,
+            format!("the catalog has no benefit `{}`", body.benefit),
+        )
+    })?;
+    let levels = current_levels(&state, &id).await?;
+    let level = service_level(&state, &levels)?;
+    let quota = match benefit.quota_for(level) {
+        Quota::NotEligible => {
+            return Err(ApiError::new(
+                ErrorCode::NotEligible,
+                format!(
+                    "customer {id} ({}) is not eligible for `{}`",
+                    level
+                        .map(|l| service.levels[l].as_str())
+                        .unwrap_or("no level"),
+                    benefit.name
+                ),
+            ));
+        }
+        Quota::Limited(n) => Some(n),
+        Quota::Unlimited => None,
+    };
+    let now = state.now();
+    let redeemed = state
+        .store
+        .redeem(
+            &NewRedemption {
+                customer_id: id.clone(),
+                benefit: benefit.name.clone(),
+                quantity: quantity as u32,
+                level: level.map(|l| service.levels[l].clone()).unwrap_or_default(),
+                idempotency_key: key,
+                at: now,
+                window: benefit.period.window(now, service.timezone),
+                quota,
+                grant_hours: benefit.grant_hours,
+            },
+            &who.actor(),
+        )
+        .await?;
+    let status = if redeemed.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body = json!({
+        "redemption": redeemed.redemption, "replayed": redeemed.replayed,
+        "used": redeemed.used,
+        "remaining": quota.map(|q| json!(q.saturating_sub(redeemed.used))).unwrap_or(json!("unlimited")),
+    });
+    Ok((status, Json(local_times(&state, body))).into_response())
+}
+
+async fn cancel_redemption(
+    State(state): State<AppState>,
+    who: Principal,
+    AppPath(id): AppPath<i64>,
+) -> ApiResult {
+    let existing = state
+        .store
+        .redemption(id)
+        .await
+        .map_err(not_found_as(ErrorCode::RedemptionNotFound))?;
+    authorize(&state, &who, &existing.customer_id).await?;
+    let cancelled = state.store.cancel_redemption(id, &who.actor()).await?;
+    ok_local(&state, cancelled)
+}

@@ -1,0 +1,262 @@
+//! Customers: search, the card, the tier lookup, the level history and why a customer is where it is.
+
+use stratum_core::Quota;
+
+use super::evaluation;
+use super::prelude::*;
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/api/customers",
+        summary: "Search customers by id prefix (`q`, `limit`) with their service level",
+        roles: Some(ANY),
+        own_customers: true,
+        does: "search customers",
+        handler: |m| on(m, search_customers),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/customers/{id}",
+        summary: "Customer card: levels on every ladder with explanations, owner, tags, benefits with quota used and remaining",
+        roles: Some(ANY),
+        own_customers: true,
+        does: "read customer cards",
+        handler: |m| on(m, customer_card),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/customers/{id}/levels",
+        summary: "Tier lookup: level, score and rank on every ladder of the served run (from memory)",
+        roles: Some(ANY),
+        own_customers: true,
+        does: "look up levels",
+        handler: |m| on(m, customer_levels),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/customers/{id}/history",
+        summary: "Level timeline across runs with reasons",
+        roles: Some(ANY),
+        own_customers: true,
+        does: "read level histories",
+        handler: |m| on(m, customer_history),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/customers/{id}/explain",
+        summary: "What the served run recorded: metrics, placements, explanations, pending changes; `?recompute=true` (admin, analyst) evaluates the policy afresh, one at a time, time-limited",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: true,
+        does: "explain placements",
+        handler: |m| on(m, customer_explain),
+    },
+];
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<i64>,
+}
+
+async fn search_customers(
+    State(state): State<AppState>,
+    who: Principal,
+    AppQuery(query): AppQuery<SearchQuery>,
+) -> ApiResult {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let run = latest_run(&state).await?;
+    let ladder = match state.policy.policy.service.as_ref() {
+        Some(s) => s.ladder_name.clone(),
+        None => state.policy.policy.ladders[0].name.clone(),
+    };
+    // An agent's search is over its own customers, filtered before the limit.
+    let found: Vec<(String, String)> = if who.role == Role::Agent {
+        let table = state.level_table().await?;
+        table
+            .owned_by(&who.user, &query.q, limit as usize)
+            .into_iter()
+            .map(|c| {
+                let level = table
+                    .levels(c)
+                    .and_then(|l| l.into_iter().find(|l| l.ladder == ladder))
+                    .map(|l| l.level.to_string())
+                    .unwrap_or_default();
+                (c.to_string(), level)
+            })
+            .collect()
+    } else {
+        state
+            .store
+            .search_customers(run, &ladder, &query.q, limit)
+            .await?
+    };
+    let out: Vec<Value> = found
+        .into_iter()
+        .map(|(customer, level)| json!({"customer_id": customer, "ladder": ladder, "level": level}))
+        .collect();
+    ok(json!({"run_id": run, "customers": out}))
+}
+
+async fn customer_card(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
+    let levels = current_levels(&state, &id).await?;
+    let policy_name = state.policy.policy.history_name();
+    let owner = state.store.owner_of(policy_name, &id).await?;
+    let tags = state.store.tags_of(policy_name, &id).await?;
+    let mut benefits = Vec::new();
+    if let Some(service) = state.policy.policy.service.as_ref() {
+        let level = service_level(&state, &levels)?;
+        let now = state.now();
+        for b in &service.benefits {
+            let quota = b.quota_for(level);
+            if quota == Quota::NotEligible {
+                continue;
+            }
+            let window = b.period.window(now, service.timezone);
+            let used = state.store.usage(&id, &b.name, window).await?;
+            let (quota_json, remaining) = match quota {
+                Quota::Limited(n) => (json!(n), json!(n.saturating_sub(used))),
+                _ => (json!("unlimited"), json!("unlimited")),
+            };
+            benefits.push(json!({
+                "benefit": b.name, "title": b.title, "period": b.period,
+                "period_start": window.0, "period_end": window.1,
+                "quota": quota_json, "used": used, "remaining": remaining,
+                "grant_hours": b.grant_hours,
+            }));
+        }
+    }
+    let run = state.store.run(levels[0].run_id).await?;
+    let pending =
+        stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
+    ok_local(
+        &state,
+        json!({
+            "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
+            "pending_changes": pending,
+        }),
+    )
+}
+
+/// The tier lookup: the customer's level, score and rank on every ladder of the latest run,
+/// from memory (see `lookup`).
+async fn customer_levels(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
+    let table = state.level_table().await?;
+    let owner = table.owner(&id);
+    let levels = table.levels(&id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::CustomerNotFound,
+            format!("customer {id} is not in the latest run (#{})", table.run.id),
+        )
+    })?;
+    ok(json!({
+        "customer_id": id, "run_id": table.run.id, "as_of": table.run.as_of,
+        "owner": owner, "levels": levels,
+    }))
+}
+
+async fn customer_history(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
+    let rows = state.store.history(&id).await?;
+    if rows.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::CustomerNotFound,
+            format!("customer {id} is in no recorded run"),
+        ));
+    }
+    ok(json!({"customer_id": id, "history": rows}))
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    /// Recompute the policy over today's data instead of reading the served run.
+    #[serde(default)]
+    recompute: bool,
+}
+
+/// Why a customer is where it is: by default what the served run recorded (level, score,
+/// rank and explanation per ladder; milliseconds, the same level every other view shows).
+/// `?recompute=true` (admins and analysts) evaluates the policy afresh for the metrics,
+/// score contributions and gaps to the next level; one at a time, with a time limit.
+async fn customer_explain(
+    State(state): State<AppState>,
+    customer: Customer,
+    AppQuery(query): AppQuery<ExplainQuery>,
+) -> ApiResult {
+    let Customer { id, who } = customer;
+    if !query.recompute {
+        let levels = current_levels(&state, &id).await?;
+        let (run_id, as_of) = (levels[0].run_id, levels[0].as_of.clone());
+        let text: Vec<String> = levels
+            .iter()
+            .map(|l| format!("{}: {} — {}", l.ladder, l.level, l.explanation))
+            .collect();
+        let placements: Vec<Value> = levels
+            .iter()
+            .map(|l| {
+                json!({"ladder": l.ladder, "level": l.level, "rank": l.rank,
+                       "score": l.score, "because": l.explanation})
+            })
+            .collect();
+        let metrics: Vec<Value> = state
+            .store
+            .metrics_of(run_id, &id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(metric, value)| json!({"metric": metric, "value": value}))
+            .collect();
+        let run = state.store.run(run_id).await?;
+        let pending =
+            stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
+        return ok(json!({
+            "customer_id": id, "run_id": run_id, "as_of": as_of, "recorded": true,
+            "metrics": metrics, "placements": placements, "text": text.join("\n"),
+            "pending_changes": pending,
+        }));
+    }
+    who.require(&[Role::Admin, Role::Analyst], "recompute explanations")?;
+    let turn = state.evaluation_turn()?;
+    let (limit, memory) = (
+        state.limits.evaluation_timeout,
+        state.limits.evaluation_memory,
+    );
+    let options = stratum_runner::RunOptions {
+        memory_limit: Some(memory),
+        ..Default::default()
+    };
+    let (policy, store, customer) = (state.policy.clone(), state.store.clone(), id.clone());
+    let explained = evaluation(turn, limit, async move {
+        stratum_runner::explain(&policy, &options, Some(&store), &customer).await
+    })
+    .await?;
+    let (as_of, ex) = match explained {
+        Ok(x) => x,
+        Err(stratum_runner::RunError::UnknownCustomer(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::CustomerNotFound,
+                format!("no customer {id} in the policy's data"),
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let placements: Vec<Value> = ex
+        .placements
+        .iter()
+        .map(|p| {
+            json!({"ladder": p.ladder, "level": p.level, "rank": p.rank,
+                   "because": p.because, "next_level_gap": p.next})
+        })
+        .collect();
+    ok(json!({
+        "customer_id": id, "as_of": as_of, "recorded": false, "tags": ex.tags,
+        "metrics": ex.metrics.iter().map(|(k, v)| json!({"metric": k, "value": v})).collect::<Vec<_>>(),
+        "placements": placements, "models": ex.models, "text": ex.to_string(),
+    }))
+}

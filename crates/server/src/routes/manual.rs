@@ -1,0 +1,145 @@
+//! What people enter: level overrides and manual scorecard inputs.
+
+use stratum_store::NewOverride;
+
+use super::prelude::*;
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/api/overrides",
+        summary: "Level overrides",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "list overrides",
+        handler: |m| on(m, overrides),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/overrides",
+        summary: "Add an override: body {customer_id, ladder, level, mode?, reason, until?}",
+        roles: Some(&[Role::Admin]),
+        own_customers: false,
+        does: "change overrides",
+        handler: |m| on(m, add_override),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/overrides/{id}/remove",
+        summary: "Remove an override: body {reason}",
+        roles: Some(&[Role::Admin]),
+        own_customers: false,
+        does: "change overrides",
+        handler: |m| on(m, remove_override),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/inputs",
+        summary: "Manual inputs",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "list manual inputs",
+        handler: |m| on(m, inputs),
+    },
+    Route {
+        method: Method::Put,
+        path: "/api/customers/{id}/inputs/{field}",
+        summary: "Set a manual scorecard input: body {value, reason}",
+        roles: Some(&[Role::Admin]),
+        own_customers: false,
+        does: "change manual inputs",
+        handler: |m| on(m, set_input),
+    },
+];
+
+async fn overrides(State(state): State<AppState>) -> ApiResult {
+    ok(json!({"overrides": state.store.overrides().await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    customer_id: String,
+    ladder: String,
+    level: String,
+    mode: Option<stratum_core::OverrideMode>,
+    reason: String,
+    until: Option<chrono::NaiveDate>,
+    /// The customer is not in the served run yet.
+    #[serde(default)]
+    new_customer: bool,
+}
+
+async fn add_override(
+    State(state): State<AppState>,
+    who: Principal,
+    AppJson(b): AppJson<OverrideBody>,
+) -> ApiResult {
+    let policy = &state.policy.policy;
+    stratum_runner::manual::check_override(policy, &b.ladder, &b.level)?;
+    stratum_runner::manual::check_customer(&state.store, policy, &b.customer_id, b.new_customer)
+        .await?;
+    let mode = b.mode.unwrap_or_default();
+    let id = state
+        .store
+        .add_override(
+            &NewOverride {
+                customer_id: b.customer_id,
+                ladder: b.ladder,
+                level: b.level,
+                mode,
+                reason: b.reason,
+                until: b.until,
+            },
+            &who.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn remove_override(
+    State(state): State<AppState>,
+    who: Principal,
+    AppPath(id): AppPath<i64>,
+    AppJson(b): AppJson<ReasonBody>,
+) -> ApiResult {
+    state
+        .store
+        .remove_override(id, &b.reason, &who.actor())
+        .await?;
+    ok(json!({"removed": id}))
+}
+
+async fn inputs(State(state): State<AppState>) -> ApiResult {
+    ok(json!({"inputs": state.store.inputs().await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputBody {
+    value: String,
+    reason: String,
+}
+
+async fn set_input(
+    State(state): State<AppState>,
+    target: Customer,
+    AppPath((customer, field)): AppPath<(String, String)>,
+    AppJson(b): AppJson<InputBody>,
+) -> ApiResult {
+    let who = target.who;
+    let policy = &state.policy.policy;
+    stratum_runner::manual::check_input(policy, &field, &b.value)?;
+    stratum_runner::manual::check_customer(&state.store, policy, &customer, false).await?;
+    let changed = state
+        .store
+        .set_input(&customer, &field, &b.value, &b.reason, &who.actor())
+        .await?;
+    ok(json!({"customer_id": customer, "field": field, "value": b.value, "changed": changed}))
+}

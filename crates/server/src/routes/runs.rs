@@ -1,0 +1,246 @@
+//! Runs: the served policy's history, a diff between two runs, starting a run, and what-if simulations.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+
+use super::prelude::*;
+use super::{evaluation, ladder_summary, money, optional_json};
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/api/runs",
+        summary: "The served policy's recorded runs",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "list runs",
+        handler: |m| on(m, runs),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/runs",
+        summary: "Run the served policy over its data and record the run (body {as_of?, allow_future_as_of?}); one at a time",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "start runs",
+        handler: |m| on(m, start_run),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/runs/{id}",
+        summary: "One run",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "read runs",
+        handler: |m| on(m, run),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/diff",
+        summary: "Migration matrix between two runs (`from`, `to`; default the last two)",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "compare runs",
+        handler: |m| on(m, diff),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/simulate",
+        summary: "What-if: a draft policy (body {policy: TOML text, as_of?}) over the same data against the latest run; records nothing",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "simulate drafts",
+        handler: |m| on(m, simulate),
+    },
+];
+
+async fn runs(State(state): State<AppState>) -> ApiResult {
+    let policy = state.policy.policy.history_name();
+    ok(json!({"runs": state.store.runs(Some(policy)).await?}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    as_of: Option<String>,
+    /// Accept an `as_of` more than a day after today.
+    #[serde(default)]
+    allow_future_as_of: bool,
+}
+
+/// Runs the served policy over its data and records the run, like `stratum run`; one at a
+/// time. The lookup table switches to the new run before the answer.
+async fn start_run(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body: RunBody = optional_json(&body?)?;
+    let running = state.running.clone().try_lock_owned().map_err(|_| {
+        ApiError::new(
+            ErrorCode::RunInProgress,
+            "a run started through the API is still going; try again when it has finished",
+        )
+    })?;
+    let options = stratum_runner::RunOptions {
+        as_of: body.as_of,
+        allow_future_as_of: body.allow_future_as_of,
+        recorded_by: who.user.clone(),
+        ..Default::default()
+    };
+    let (policy, store) = (state.policy.clone(), state.store.clone());
+    // A task of its own: a client that hangs up does not stop a run half recorded.
+    let outcome = tokio::spawn(async move {
+        let _running = running;
+        stratum_runner::run(&policy, &options, Some(&store), &mut stratum_runner::Quiet).await
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let run_id = outcome
+        .run_id
+        .ok_or_else(|| ApiError::internal("a recorded run has no id"))?;
+    state
+        .store
+        .audit_event(
+            &who.actor(),
+            "run.start",
+            &run_id.to_string(),
+            &format!("as of {}, {} customers", outcome.as_of, outcome.customers),
+        )
+        .await?;
+    state.refresh().await?;
+    let ladders: Vec<Value> = outcome.ladders.iter().map(ladder_summary).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "run_id": run_id, "as_of": outcome.as_of, "customers": outcome.customers,
+            "previous_run": outcome.previous_run, "ladders": ladders,
+        })),
+    )
+        .into_response())
+}
+
+/// The files a policy reads: its sources and its overrides file.
+fn files_read(policy: &stratum_runner::LoadedPolicy) -> Vec<&str> {
+    let file = &policy.policy.file;
+    file.sources
+        .values()
+        .map(|s| s.path.as_str())
+        .chain(file.policy.overrides_file.as_deref())
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateBody {
+    /// The draft policy's TOML text.
+    policy: String,
+    as_of: Option<String>,
+}
+
+/// What-if: evaluates a draft policy over the served policy's data and compares it with the
+/// latest run, recording nothing.
+async fn simulate(
+    State(state): State<AppState>,
+    who: Principal,
+    AppJson(body): AppJson<SimulateBody>,
+) -> ApiResult {
+    let served = &state.policy;
+    let draft = stratum_runner::LoadedPolicy::from_text(
+        std::path::Path::new("draft policy"),
+        body.policy,
+        served.base_dir.clone(),
+    )?;
+    // A draft may only read what the served policy reads: it is evaluated on the server.
+    let allowed = files_read(served);
+    let read = files_read(&draft);
+    for path in read {
+        if !allowed.contains(&path) {
+            return Err(ApiError::invalid(format!(
+                "the draft reads `{path}`, which the served policy does not; over the API a \
+                 draft may only read the served policy's files"
+            )));
+        }
+    }
+    let options = stratum_runner::RunOptions {
+        as_of: body.as_of,
+        recorded_by: who.user.clone(),
+        memory_limit: Some(state.limits.evaluation_memory),
+        ..Default::default()
+    };
+    let turn = state.evaluation_turn()?;
+    let limit = state.limits.evaluation_timeout;
+    let store = state.store.clone();
+    let sim = evaluation(turn, limit, async move {
+        stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet).await
+    })
+    .await??;
+    let ladders: Vec<Value> = sim
+        .ladders
+        .iter()
+        .map(|l| {
+            json!({
+                "ladder": l.ladder, "levels": l.levels,
+                "moves": l.cells.iter().map(|(from, to, n)| json!({"from": from, "to": to, "customers": n})).collect::<Vec<_>>(),
+                "upgrades": l.upgrades, "downgrades": l.downgrades,
+                "benefit_cost_before": l.cost_before, "benefit_cost_after": l.cost_after,
+            })
+        })
+        .collect();
+    ok(json!({
+        "base_run": sim.base.as_ref().map(|r| r.id), "as_of": sim.as_of,
+        "ladders": ladders,
+        "summaries": sim.summaries.iter().map(ladder_summary).collect::<Vec<_>>(),
+    }))
+}
+
+async fn run(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult {
+    let run = state
+        .store
+        .run(id)
+        .await
+        .map_err(not_found_as(ErrorCode::RunNotFound))?;
+    ok(run)
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+async fn diff(State(state): State<AppState>, AppQuery(q): AppQuery<DiffQuery>) -> ApiResult {
+    let runs = state
+        .store
+        .runs(Some(state.policy.policy.history_name()))
+        .await?;
+    let (from, to) = match (q.from, q.to) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) if runs.len() >= 2 => (runs[runs.len() - 2].id, runs[runs.len() - 1].id),
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::RunNotFound,
+                "a diff needs two recorded runs",
+            ));
+        }
+        _ => return Err(ApiError::invalid("give both `from` and `to`, or neither")),
+    };
+    for id in [from, to] {
+        state
+            .store
+            .run(id)
+            .await
+            .map_err(not_found_as(ErrorCode::RunNotFound))?;
+    }
+    let matrix: Vec<Value> = state
+        .store
+        .migration_matrix(from, to)
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({"ladder": c.ladder, "from_level": c.from_level, "to_level": c.to_level,
+                   "customers": c.customers, "value": money(c.value)})
+        })
+        .collect();
+    ok(json!({"from": from, "to": to, "matrix": matrix}))
+}
