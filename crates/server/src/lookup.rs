@@ -142,6 +142,15 @@ impl LevelTable {
         )
     }
 
+    /// The customer's level on one ladder, by name; `None` when not placed on it or not in
+    /// the run.
+    pub fn level_on(&self, customer: &str, ladder: &str) -> Option<&str> {
+        let row = *self.rows.get(customer)? as usize;
+        let l = self.ladders.iter().position(|(name, _)| name == ladder)?;
+        let cell = self.cells[row * self.ladders.len() + l];
+        (cell.level != NO_LEVEL).then(|| self.ladders[l].1[cell.level as usize].as_str())
+    }
+
     /// The customers `owner` owns whose id starts with `prefix`, in id order, at most
     /// `limit`: an agent's search, filtered before the limit (one pass over the table).
     pub fn owned_by(&self, owner: &str, prefix: &str, limit: usize) -> Vec<&str> {

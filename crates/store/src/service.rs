@@ -705,6 +705,67 @@ impl Store {
         Ok(tags)
     }
 
+    /// [`Store::tags_of`] for many customers at once (a queue, an SLA report): two queries
+    /// per 500 customers instead of two per customer. Customers without tags are left out.
+    pub async fn tags_of_many(
+        &self,
+        policy_name: &str,
+        customers: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+        let mut tags: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let mut ids: Vec<&str> = customers.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(500) {
+            let list = |first: usize| -> String {
+                (0..chunk.len())
+                    .map(|i| format!("${}", first + i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let facts = format!(
+                "SELECT customer_id, tags FROM customer_facts WHERE policy_name = $1 AND customer_id IN ({})",
+                list(2)
+            );
+            let mut q = sqlx::query(&facts).bind(policy_name);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                let text: Option<String> = r.try_get("tags")?;
+                let found: Vec<String> = text
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if !found.is_empty() {
+                    tags.entry(r.try_get("customer_id")?)
+                        .or_default()
+                        .extend(found);
+                }
+            }
+            let kept = format!(
+                "SELECT customer_id, tag FROM tags WHERE customer_id IN ({})",
+                list(1)
+            );
+            let mut q = sqlx::query(&kept);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                tags.entry(r.try_get("customer_id")?)
+                    .or_default()
+                    .push(r.try_get("tag")?);
+            }
+        }
+        for list in tags.values_mut() {
+            list.sort();
+            list.dedup();
+        }
+        Ok(tags)
+    }
+
     /// The run served for a policy: the one an operator pinned (`stratum runs pin`), else
     /// the one recorded last that is not retired. Recording order, not `as_of`: a run dated
     /// far ahead must not take over serving for good.

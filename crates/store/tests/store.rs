@@ -335,7 +335,44 @@ async fn standings_come_back_exactly_in_bulk(url: String) {
     );
 }
 
+/// Many customers' tags at once (the queue, the SLA report): the recorded run's, from the
+/// data, and the store's, each customer once.
+async fn tags_of_many_customers_at_once(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    store
+        .add_tag("C9", "blacklist", "chargebacks", &actor())
+        .await
+        .unwrap();
+    store
+        .add_tag("C1", "vip_watch", "board member", &actor())
+        .await
+        .unwrap();
+    // Many customers' tags at once: the recorded run's (from the data) and the store's.
+    store
+        .record_run(&new_run("2026-01-31"), &[row("C1", "gold")], &mut |_| {})
+        .await
+        .unwrap();
+    let many = store
+        .tags_of_many("p", &["C1", "C9", "C2", "C9"])
+        .await
+        .unwrap();
+    assert_eq!(
+        many.into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        [
+            (
+                "C1".to_string(),
+                vec!["blacklist".to_string(), "vip_watch".to_string()]
+            ),
+            ("C9".to_string(), vec!["blacklist".to_string()]),
+        ]
+        .into()
+    );
+    assert_eq!(store.tags_of("p", "C9").await.unwrap(), ["blacklist"]);
+}
+
 stratum_store::on_both!(
+    tags_of_many_customers_at_once,
     standings_come_back_exactly_in_bulk,
     schema_is_created_and_reported,
     a_failed_run_leaves_nothing,

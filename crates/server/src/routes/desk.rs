@@ -66,22 +66,6 @@ struct WaitingIn {
     arrived_at: DateTime<Utc>,
 }
 
-async fn customer_standing(
-    state: &AppState,
-    customer: &str,
-) -> Result<(Option<usize>, bool), ApiError> {
-    let service = state.service()?;
-    let run = latest_run(state).await?;
-    let levels = state.store.levels_of(run, customer).await?;
-    let level = service_level(state, &levels)?;
-    let tags = state
-        .store
-        .tags_of(state.policy.policy.history_name(), customer)
-        .await?;
-    let last = tags.iter().any(|t| service.last_tags.contains(t));
-    Ok((level, last))
-}
-
 async fn queue_order(
     State(state): State<AppState>,
     who: Principal,
@@ -93,19 +77,34 @@ async fn queue_order(
         ));
     }
     let service = state.service()?;
-    let mut waiting = Vec::with_capacity(body.waiting.len());
+    // One run for the whole request: every caller is ordered by the same levels.
+    let table = state.level_table().await?;
     for w in &body.waiting {
-        authorize(&state, &who, &w.customer_id).await?;
+        authorize_in(&table, &who, &w.customer_id)?;
     }
-    for w in &body.waiting {
-        let (level, last) = customer_standing(&state, &w.customer_id).await?;
-        waiting.push(Waiting {
+    let ids: Vec<&str> = body
+        .waiting
+        .iter()
+        .map(|w| w.customer_id.as_str())
+        .collect();
+    let tags = state
+        .store
+        .tags_of_many(state.policy.policy.history_name(), &ids)
+        .await?;
+    let waiting: Vec<Waiting> = body
+        .waiting
+        .iter()
+        .map(|w| Waiting {
             customer_id: w.customer_id.clone(),
             arrived_at: w.arrived_at,
-            level,
-            last,
-        });
-    }
+            level: table
+                .level_on(&w.customer_id, &service.ladder_name)
+                .and_then(|l| service.level_index(l)),
+            last: tags
+                .get(&w.customer_id)
+                .is_some_and(|t| t.iter().any(|t| service.last_tags.contains(t))),
+        })
+        .collect();
     let now = body.now.unwrap_or_else(|| state.now());
     ok_local(
         &state,
@@ -201,9 +200,9 @@ async fn sla_report(
     AppJson(body): AppJson<SlaBody>,
 ) -> ApiResult {
     let service = state.service()?;
-    let run = latest_run(&state).await?;
+    let table = state.level_table().await?;
     for c in &body.calls {
-        authorize(&state, &who, &c.customer_id).await?;
+        authorize_in(&table, &who, &c.customer_id)?;
     }
     let mut calls = Vec::with_capacity(body.calls.len());
     for (i, c) in body.calls.iter().enumerate() {
@@ -212,10 +211,11 @@ async fn sla_report(
                 "calls[{i}]: answered_at is before queued_at"
             )));
         }
-        let levels = state.store.levels_of(run, &c.customer_id).await?;
         calls.push(Call {
             customer_id: c.customer_id.clone(),
-            level: service_level(&state, &levels)?,
+            level: table
+                .level_on(&c.customer_id, &service.ladder_name)
+                .and_then(|l| service.level_index(l)),
             queued_at: c.queued_at,
             answered_at: c.answered_at,
         });

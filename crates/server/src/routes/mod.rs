@@ -44,7 +44,7 @@ mod prelude {
         ok_local, service_level,
     };
     pub(crate) use crate::AppState;
-    pub(crate) use crate::access::{Customer, authorize};
+    pub(crate) use crate::access::{Customer, authorize, authorize_in};
     pub(crate) use crate::auth::{Principal, Role};
     pub(crate) use crate::error::{ApiError, ErrorCode};
 }
