@@ -1,7 +1,12 @@
 //! Benefits: the catalog, and the redemption ledger with its quotas.
 
-use stratum_core::Quota;
-use stratum_store::NewRedemption;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stratum_core::{Quota, QuotaPeriod};
+use stratum_store::{NewRedemption, RedemptionRow};
+
+use super::Units;
 
 use super::prelude::*;
 
@@ -46,25 +51,45 @@ pub(super) const ROUTES: &[Route] = &[
 
 async fn benefits(State(state): State<AppState>) -> ApiResult {
     let service = state.service()?;
-    let out: Vec<Value> = service
+    let benefits = service
         .benefits
         .iter()
-        .map(|b| {
-            let quota: serde_json::Map<String, Value> = service
+        .map(|b| CatalogBenefit {
+            benefit: &b.name,
+            title: b.title.as_deref(),
+            period: b.period,
+            quota: service
                 .levels
                 .iter()
                 .zip(&b.quota)
-                .filter_map(|(level, q)| match q {
-                    Quota::Limited(n) => Some((level.clone(), json!(n))),
-                    Quota::Unlimited => Some((level.clone(), json!("unlimited"))),
-                    Quota::NotEligible => None,
-                })
-                .collect();
-            json!({"benefit": b.name, "title": b.title, "period": b.period,
-                   "quota": quota, "grant_hours": b.grant_hours})
+                .filter(|(_, q)| **q != Quota::NotEligible)
+                .map(|(level, q)| (level.as_str(), Units::of(*q)))
+                .collect(),
+            grant_hours: b.grant_hours,
         })
         .collect();
-    ok(json!({"ladder": service.ladder_name, "timezone": service.timezone.name(), "benefits": out}))
+    ok(Catalog {
+        ladder: &service.ladder_name,
+        timezone: service.timezone.name(),
+        benefits,
+    })
+}
+
+#[derive(Serialize)]
+struct Catalog<'a> {
+    ladder: &'a str,
+    timezone: &'a str,
+    benefits: Vec<CatalogBenefit<'a>>,
+}
+
+#[derive(Serialize)]
+struct CatalogBenefit<'a> {
+    benefit: &'a str,
+    title: Option<&'a str>,
+    period: QuotaPeriod,
+    /// Per eligible level, by name.
+    quota: BTreeMap<&'a str, Units>,
+    grant_hours: Option<u32>,
 }
 
 async fn list_redemptions(State(state): State<AppState>, customer: Customer) -> ApiResult {
@@ -72,8 +97,17 @@ async fn list_redemptions(State(state): State<AppState>, customer: Customer) -> 
     let redemptions = state.store.redemptions(&id).await?;
     ok_local(
         &state,
-        json!({"customer_id": id, "redemptions": redemptions}),
+        Redemptions {
+            customer_id: id,
+            redemptions,
+        },
     )
+}
+
+#[derive(Serialize)]
+struct Redemptions {
+    customer_id: String,
+    redemptions: Vec<RedemptionRow>,
 }
 
 #[derive(Deserialize)]
@@ -156,12 +190,23 @@ async fn redeem(
     } else {
         StatusCode::CREATED
     };
-    let body = json!({
-        "redemption": redeemed.redemption, "replayed": redeemed.replayed,
-        "used": redeemed.used,
-        "remaining": quota.map(|q| json!(q.saturating_sub(redeemed.used))).unwrap_or(json!("unlimited")),
-    });
+    let body = Redeemed {
+        remaining: quota.map_or(Units::Unlimited, |q| {
+            Units::Count(q.saturating_sub(redeemed.used))
+        }),
+        redemption: redeemed.redemption,
+        replayed: redeemed.replayed,
+        used: redeemed.used,
+    };
     Ok((status, Json(local_times(&state, body))).into_response())
+}
+
+#[derive(Serialize)]
+struct Redeemed {
+    redemption: RedemptionRow,
+    replayed: bool,
+    used: u32,
+    remaining: Units,
 }
 
 async fn cancel_redemption(

@@ -1,6 +1,11 @@
 //! Customers: search, the card, the tier lookup, the level history and why a customer is where it is.
 
-use stratum_core::Quota;
+use serde::Serialize;
+use stratum_core::{Quota, QuotaPeriod};
+use stratum_runner::PendingChange;
+use stratum_store::CurrentLevel;
+
+use super::Units;
 
 use super::evaluation;
 use super::prelude::*;
@@ -95,11 +100,31 @@ async fn search_customers(
             .search_customers(run, &ladder, &query.q, limit)
             .await?
     };
-    let out: Vec<Value> = found
+    let customers = found
         .into_iter()
-        .map(|(customer, level)| json!({"customer_id": customer, "ladder": ladder, "level": level}))
+        .map(|(customer_id, level)| Found {
+            customer_id,
+            ladder: &ladder,
+            level,
+        })
         .collect();
-    ok(json!({"run_id": run, "customers": out}))
+    ok(Search {
+        run_id: run,
+        customers,
+    })
+}
+
+#[derive(Serialize)]
+struct Search<'a> {
+    run_id: i64,
+    customers: Vec<Found<'a>>,
+}
+
+#[derive(Serialize)]
+struct Found<'a> {
+    customer_id: String,
+    ladder: &'a str,
+    level: String,
 }
 
 async fn customer_card(State(state): State<AppState>, customer: Customer) -> ApiResult {
@@ -119,16 +144,17 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
             }
             let window = b.period.window(now, service.timezone);
             let used = state.store.usage(&id, &b.name, window).await?;
-            let (quota_json, remaining) = match quota {
-                Quota::Limited(n) => (json!(n), json!(n.saturating_sub(used))),
-                _ => (json!("unlimited"), json!("unlimited")),
-            };
-            benefits.push(json!({
-                "benefit": b.name, "title": b.title, "period": b.period,
-                "period_start": window.0, "period_end": window.1,
-                "quota": quota_json, "used": used, "remaining": remaining,
-                "grant_hours": b.grant_hours,
-            }));
+            benefits.push(BenefitLeft {
+                benefit: &b.name,
+                title: b.title.as_deref(),
+                period: b.period,
+                period_start: window.0,
+                period_end: window.1,
+                quota: Units::of(quota),
+                used,
+                remaining: Units::left(quota, used),
+                grant_hours: b.grant_hours,
+            });
         }
     }
     let run = state.store.run(levels[0].run_id).await?;
@@ -136,11 +162,39 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
         stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
     ok_local(
         &state,
-        json!({
-            "customer_id": id, "owner": owner, "tags": tags, "levels": levels, "benefits": benefits,
-            "pending_changes": pending,
-        }),
+        Card {
+            customer_id: &id,
+            owner,
+            tags,
+            levels,
+            benefits,
+            pending_changes: pending,
+        },
     )
+}
+
+#[derive(Serialize)]
+struct Card<'a> {
+    customer_id: &'a str,
+    owner: Option<String>,
+    tags: Vec<String>,
+    levels: Vec<CurrentLevel>,
+    benefits: Vec<BenefitLeft<'a>>,
+    pending_changes: Vec<PendingChange>,
+}
+
+/// A benefit on the card: its quota this period, used and left.
+#[derive(Serialize)]
+struct BenefitLeft<'a> {
+    benefit: &'a str,
+    title: Option<&'a str>,
+    period: QuotaPeriod,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    quota: Units,
+    used: u32,
+    remaining: Units,
+    grant_hours: Option<u32>,
 }
 
 /// The tier lookup: the customer's level, score and rank on every ladder of the latest run,
@@ -155,10 +209,22 @@ async fn customer_levels(State(state): State<AppState>, customer: Customer) -> A
             format!("customer {id} is not in the latest run (#{})", table.run.id),
         )
     })?;
-    ok(json!({
-        "customer_id": id, "run_id": table.run.id, "as_of": table.run.as_of,
-        "owner": owner, "levels": levels,
-    }))
+    ok(Levels {
+        customer_id: &id,
+        run_id: table.run.id,
+        as_of: table.run.as_of,
+        owner,
+        levels,
+    })
+}
+
+#[derive(Serialize)]
+struct Levels<'a> {
+    customer_id: &'a str,
+    run_id: i64,
+    as_of: chrono::NaiveDate,
+    owner: Option<&'a str>,
+    levels: Vec<crate::LadderLevel<'a>>,
 }
 
 async fn customer_history(State(state): State<AppState>, customer: Customer) -> ApiResult {
@@ -170,7 +236,16 @@ async fn customer_history(State(state): State<AppState>, customer: Customer) -> 
             format!("customer {id} is in no recorded run"),
         ));
     }
-    ok(json!({"customer_id": id, "history": rows}))
+    ok(History {
+        customer_id: id,
+        history: rows,
+    })
+}
+
+#[derive(Serialize)]
+struct History {
+    customer_id: String,
+    history: Vec<stratum_store::HistoryRow>,
 }
 
 #[derive(Deserialize)]
@@ -197,29 +272,37 @@ async fn customer_explain(
             .iter()
             .map(|l| format!("{}: {} — {}", l.ladder, l.level, l.explanation))
             .collect();
-        let placements: Vec<Value> = levels
+        let placements = levels
             .iter()
-            .map(|l| {
-                json!({"ladder": l.ladder, "level": l.level, "rank": l.rank,
-                       "score": l.score, "because": l.explanation})
+            .map(|l| RecordedPlacement {
+                ladder: &l.ladder,
+                level: &l.level,
+                rank: l.rank,
+                score: l.score,
+                because: &l.explanation,
             })
             .collect();
-        let metrics: Vec<Value> = state
+        let metrics = state
             .store
             .metrics_of(run_id, &id)
             .await?
             .unwrap_or_default()
             .into_iter()
-            .map(|(metric, value)| json!({"metric": metric, "value": value}))
+            .map(|(metric, value)| MetricValue { metric, value })
             .collect();
         let run = state.store.run(run_id).await?;
         let pending =
             stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
-        return ok(json!({
-            "customer_id": id, "run_id": run_id, "as_of": as_of, "recorded": true,
-            "metrics": metrics, "placements": placements, "text": text.join("\n"),
-            "pending_changes": pending,
-        }));
+        return ok(Recorded {
+            customer_id: &id,
+            run_id,
+            as_of,
+            recorded: true,
+            metrics,
+            placements,
+            text: text.join("\n"),
+            pending_changes: pending,
+        });
     }
     who.require(&[Role::Admin, Role::Analyst], "recompute explanations")?;
     let turn = state.evaluation_turn()?;
@@ -246,17 +329,82 @@ async fn customer_explain(
         }
         Err(e) => return Err(ApiError::internal(e)),
     };
-    let placements: Vec<Value> = ex
+    let placements = ex
         .placements
         .iter()
-        .map(|p| {
-            json!({"ladder": p.ladder, "level": p.level, "rank": p.rank,
-                   "because": p.because, "next_level_gap": p.next})
+        .map(|p| Recomputed {
+            ladder: &p.ladder,
+            level: &p.level,
+            rank: p.rank,
+            because: &p.because,
+            next_level_gap: &p.next,
         })
         .collect();
-    ok(json!({
-        "customer_id": id, "as_of": as_of, "recorded": false, "tags": ex.tags,
-        "metrics": ex.metrics.iter().map(|(k, v)| json!({"metric": k, "value": v})).collect::<Vec<_>>(),
-        "placements": placements, "models": ex.models, "text": ex.to_string(),
-    }))
+    ok(Explained {
+        customer_id: &id,
+        as_of,
+        recorded: false,
+        tags: &ex.tags,
+        metrics: ex
+            .metrics
+            .iter()
+            .map(|(metric, value)| MetricValue {
+                metric: metric.as_str(),
+                value: value.as_str(),
+            })
+            .collect(),
+        placements,
+        models: &ex.models,
+        text: ex.to_string(),
+    })
+}
+
+/// An explanation read from the served run.
+#[derive(Serialize)]
+struct Recorded<'a> {
+    customer_id: &'a str,
+    run_id: i64,
+    as_of: String,
+    recorded: bool,
+    metrics: Vec<MetricValue<String, Value>>,
+    placements: Vec<RecordedPlacement<'a>>,
+    text: String,
+    pending_changes: Vec<PendingChange>,
+}
+
+#[derive(Serialize)]
+struct MetricValue<M: Serialize, V: Serialize> {
+    metric: M,
+    value: V,
+}
+
+#[derive(Serialize)]
+struct RecordedPlacement<'a> {
+    ladder: &'a str,
+    level: &'a str,
+    rank: Option<i64>,
+    score: Option<f64>,
+    because: &'a str,
+}
+
+/// An explanation evaluated afresh (`?recompute=true`).
+#[derive(Serialize)]
+struct Explained<'a> {
+    customer_id: &'a str,
+    as_of: chrono::NaiveDate,
+    recorded: bool,
+    tags: &'a [String],
+    metrics: Vec<MetricValue<&'a str, &'a str>>,
+    placements: Vec<Recomputed<'a>>,
+    models: &'a [String],
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Recomputed<'a> {
+    ladder: &'a str,
+    level: &'a str,
+    rank: Option<u32>,
+    because: &'a str,
+    next_level_gap: &'a str,
 }

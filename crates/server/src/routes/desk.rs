@@ -2,6 +2,10 @@
 
 use stratum_core::{Call, Waiting};
 
+use serde::Serialize;
+use stratum_core::{QueuePlace, SlaRow};
+use stratum_store::CallbackRow;
+
 use super::prelude::*;
 
 pub(super) const ROUTES: &[Route] = &[
@@ -108,9 +112,19 @@ async fn queue_order(
     let now = body.now.unwrap_or_else(|| state.now());
     ok_local(
         &state,
-        json!({"now": now, "aging_minutes": service.aging_minutes,
-              "order": service.order_queue(&waiting, now)}),
+        QueueOrder {
+            now,
+            aging_minutes: service.aging_minutes,
+            order: service.order_queue(&waiting, now),
+        },
     )
+}
+
+#[derive(Serialize)]
+struct QueueOrder {
+    now: DateTime<Utc>,
+    aging_minutes: u32,
+    order: Vec<QueuePlace>,
 }
 
 #[derive(Deserialize)]
@@ -144,13 +158,28 @@ async fn missed_call(
                 .await?;
             Ok((
                 StatusCode::CREATED,
-                Json(local_times(&state, json!({"callback": row}))),
+                Json(local_times(
+                    &state,
+                    Missed {
+                        callback: Some(row),
+                        reason: None,
+                    },
+                )),
             )
                 .into_response())
         }
-        None => ok(json!({"callback": null,
-                          "reason": "the customer's level gets no call-back"})),
+        None => ok(Missed {
+            callback: None,
+            reason: Some("the customer's level gets no call-back"),
+        }),
     }
+}
+
+#[derive(Serialize)]
+struct Missed {
+    callback: Option<CallbackRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 async fn callbacks(State(state): State<AppState>, who: Principal) -> ApiResult {
@@ -164,7 +193,12 @@ async fn callbacks(State(state): State<AppState>, who: Principal) -> ApiResult {
         }
         open = mine;
     }
-    ok_local(&state, json!({"callbacks": open}))
+    ok_local(&state, Callbacks { callbacks: open })
+}
+
+#[derive(Serialize)]
+struct Callbacks {
+    callbacks: Vec<CallbackRow>,
 }
 
 async fn callback_done(
@@ -220,5 +254,14 @@ async fn sla_report(
             answered_at: c.answered_at,
         });
     }
-    ok(json!({"ladder": service.ladder_name, "report": service.sla_report(&calls)}))
+    ok(Sla {
+        ladder: &service.ladder_name,
+        report: service.sla_report(&calls),
+    })
+}
+
+#[derive(Serialize)]
+struct Sla<'a> {
+    ladder: &'a str,
+    report: Vec<SlaRow>,
 }

@@ -3,6 +3,7 @@
 use stratum_store::NewOverride;
 
 use super::prelude::*;
+use serde::Serialize;
 
 pub(super) const ROUTES: &[Route] = &[
     Route {
@@ -53,7 +54,14 @@ pub(super) const ROUTES: &[Route] = &[
 ];
 
 async fn overrides(State(state): State<AppState>) -> ApiResult {
-    ok(json!({"overrides": state.store.overrides().await?}))
+    ok(Overrides {
+        overrides: state.store.overrides().await?,
+    })
+}
+
+#[derive(Serialize)]
+struct Overrides {
+    overrides: Vec<stratum_store::OverrideRow>,
 }
 
 #[derive(Deserialize)]
@@ -94,7 +102,12 @@ async fn add_override(
             &who.actor(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+    Ok((StatusCode::CREATED, Json(Added { id })).into_response())
+}
+
+#[derive(Serialize)]
+struct Added {
+    id: i64,
 }
 
 #[derive(Deserialize)]
@@ -113,11 +126,23 @@ async fn remove_override(
         .store
         .remove_override(id, &b.reason, &who.actor())
         .await?;
-    ok(json!({"removed": id}))
+    ok(Removed { removed: id })
+}
+
+#[derive(Serialize)]
+struct Removed {
+    removed: i64,
 }
 
 async fn inputs(State(state): State<AppState>) -> ApiResult {
-    ok(json!({"inputs": state.store.inputs().await?}))
+    ok(Inputs {
+        inputs: state.store.inputs().await?,
+    })
+}
+
+#[derive(Serialize)]
+struct Inputs {
+    inputs: Vec<stratum_store::InputRow>,
 }
 
 #[derive(Deserialize)]
@@ -141,5 +166,18 @@ async fn set_input(
         .store
         .set_input(&customer, &field, &b.value, &b.reason, &who.actor())
         .await?;
-    ok(json!({"customer_id": customer, "field": field, "value": b.value, "changed": changed}))
+    ok(InputSet {
+        customer_id: customer,
+        field,
+        value: b.value,
+        changed,
+    })
+}
+
+#[derive(Serialize)]
+struct InputSet {
+    customer_id: String,
+    field: String,
+    value: String,
+    changed: bool,
 }

@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter};
 use chrono::DateTime;
-use serde_json::{Value, json};
+use serde_json::Value;
 use stratum_store::CurrentLevel;
 
 use crate::auth::{Principal, Role};
@@ -36,7 +36,7 @@ mod prelude {
     pub(crate) use axum::routing::on;
     pub(crate) use chrono::{DateTime, Utc};
     pub(crate) use serde::Deserialize;
-    pub(crate) use serde_json::{Value, json};
+    pub(crate) use serde_json::Value;
 
     pub(crate) use super::extract::{AppJson, AppPath, AppQuery};
     pub(crate) use super::{
@@ -72,6 +72,40 @@ impl Method {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
             Method::Put => MethodFilter::PUT,
+        }
+    }
+}
+
+/// A quota, or what is left of one: a number of units, or `"unlimited"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Units {
+    Count(u32),
+    Unlimited,
+}
+
+impl Units {
+    /// A level's quota (a level not eligible has none: callers leave those benefits out).
+    pub(crate) fn of(quota: stratum_core::Quota) -> Units {
+        match quota {
+            stratum_core::Quota::Limited(n) => Units::Count(n),
+            _ => Units::Unlimited,
+        }
+    }
+
+    /// What is left of `quota` once `used` units are used.
+    pub(crate) fn left(quota: stratum_core::Quota, used: u32) -> Units {
+        match quota {
+            stratum_core::Quota::Limited(n) => Units::Count(n.saturating_sub(used)),
+            _ => Units::Unlimited,
+        }
+    }
+}
+
+impl serde::Serialize for Units {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Units::Count(n) => serializer.serialize_u32(*n),
+            Units::Unlimited => serializer.serialize_str("unlimited"),
         }
     }
 }
@@ -186,8 +220,13 @@ async fn allowed(
     next.run(Request::from_parts(parts, body)).await
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 async fn openapi_json() -> Json<Value> {
@@ -346,12 +385,39 @@ pub(crate) fn money(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-pub(crate) fn ladder_summary(l: &stratum_core::LadderSummary) -> Value {
-    json!({
-        "ladder": l.ladder, "value": l.value_name, "pareto_top20": l.pareto_top20,
-        "levels": l.rows.iter().map(|r| json!({
-            "level": r.level, "customers": r.count, "share": r.share,
-            "value": money(r.value), "value_share": r.value_share,
-        })).collect::<Vec<_>>(),
-    })
+/// A ladder's count and value pyramids, as runs and simulations answer them.
+#[derive(serde::Serialize)]
+pub(crate) struct LadderPyramid<'a> {
+    ladder: &'a str,
+    value: Option<&'a str>,
+    pareto_top20: Option<f64>,
+    levels: Vec<PyramidLevel<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct PyramidLevel<'a> {
+    level: &'a str,
+    customers: usize,
+    share: f64,
+    value: f64,
+    value_share: Option<f64>,
+}
+
+pub(crate) fn ladder_summary(l: &stratum_core::LadderSummary) -> LadderPyramid<'_> {
+    LadderPyramid {
+        ladder: &l.ladder,
+        value: l.value_name.as_deref(),
+        pareto_top20: l.pareto_top20,
+        levels: l
+            .rows
+            .iter()
+            .map(|r| PyramidLevel {
+                level: &r.level,
+                customers: r.count,
+                share: r.share,
+                value: money(r.value),
+                value_share: r.value_share,
+            })
+            .collect(),
+    }
 }

@@ -3,6 +3,9 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 
+use serde::Serialize;
+
+use super::LadderPyramid;
 use super::prelude::*;
 use super::{evaluation, ladder_summary, money, optional_json};
 
@@ -56,7 +59,14 @@ pub(super) const ROUTES: &[Route] = &[
 
 async fn runs(State(state): State<AppState>) -> ApiResult {
     let policy = state.policy.policy.history_name();
-    ok(json!({"runs": state.store.runs(Some(policy)).await?}))
+    ok(Runs {
+        runs: state.store.runs(Some(policy)).await?,
+    })
+}
+
+#[derive(Serialize)]
+struct Runs {
+    runs: Vec<stratum_store::RunInfo>,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,13 +119,15 @@ async fn start_run(
         )
         .await?;
     state.refresh().await?;
-    let ladders: Vec<Value> = outcome.ladders.iter().map(ladder_summary).collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "run_id": run_id, "as_of": outcome.as_of, "customers": outcome.customers,
-            "previous_run": outcome.previous_run, "ladders": ladders,
-        })),
+        Json(Started {
+            run_id,
+            as_of: outcome.as_of,
+            customers: outcome.customers,
+            previous_run: outcome.previous_run,
+            ladders: outcome.ladders.iter().map(ladder_summary).collect(),
+        }),
     )
         .into_response())
 }
@@ -175,23 +187,68 @@ async fn simulate(
         stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet).await
     })
     .await??;
-    let ladders: Vec<Value> = sim
+    let ladders = sim
         .ladders
         .iter()
-        .map(|l| {
-            json!({
-                "ladder": l.ladder, "levels": l.levels,
-                "moves": l.cells.iter().map(|(from, to, n)| json!({"from": from, "to": to, "customers": n})).collect::<Vec<_>>(),
-                "upgrades": l.upgrades, "downgrades": l.downgrades,
-                "benefit_cost_before": l.cost_before, "benefit_cost_after": l.cost_after,
-            })
+        .map(|l| SimulatedLadder {
+            ladder: &l.ladder,
+            levels: &l.levels,
+            moves: l
+                .cells
+                .iter()
+                .map(|(from, to, n)| Move {
+                    from: from.as_deref(),
+                    to,
+                    customers: *n,
+                })
+                .collect(),
+            upgrades: l.upgrades,
+            downgrades: l.downgrades,
+            benefit_cost_before: l.cost_before,
+            benefit_cost_after: l.cost_after,
         })
         .collect();
-    ok(json!({
-        "base_run": sim.base.as_ref().map(|r| r.id), "as_of": sim.as_of,
-        "ladders": ladders,
-        "summaries": sim.summaries.iter().map(ladder_summary).collect::<Vec<_>>(),
-    }))
+    ok(Simulated {
+        base_run: sim.base.as_ref().map(|r| r.id),
+        as_of: sim.as_of,
+        ladders,
+        summaries: sim.summaries.iter().map(ladder_summary).collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct Started<'a> {
+    run_id: i64,
+    as_of: chrono::NaiveDate,
+    customers: usize,
+    previous_run: Option<i64>,
+    ladders: Vec<LadderPyramid<'a>>,
+}
+
+#[derive(Serialize)]
+struct Simulated<'a> {
+    base_run: Option<i64>,
+    as_of: chrono::NaiveDate,
+    ladders: Vec<SimulatedLadder<'a>>,
+    summaries: Vec<LadderPyramid<'a>>,
+}
+
+#[derive(Serialize)]
+struct SimulatedLadder<'a> {
+    ladder: &'a str,
+    levels: &'a [String],
+    moves: Vec<Move<'a>>,
+    upgrades: i64,
+    downgrades: i64,
+    benefit_cost_before: Option<f64>,
+    benefit_cost_after: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Move<'a> {
+    from: Option<&'a str>,
+    to: &'a str,
+    customers: i64,
 }
 
 async fn run(State(state): State<AppState>, AppPath(id): AppPath<i64>) -> ApiResult {
@@ -232,15 +289,22 @@ async fn diff(State(state): State<AppState>, AppQuery(q): AppQuery<DiffQuery>) -
             .await
             .map_err(not_found_as(ErrorCode::RunNotFound))?;
     }
-    let matrix: Vec<Value> = state
+    let matrix = state
         .store
         .migration_matrix(from, to)
         .await?
         .into_iter()
-        .map(|c| {
-            json!({"ladder": c.ladder, "from_level": c.from_level, "to_level": c.to_level,
-                   "customers": c.customers, "value": money(c.value)})
+        .map(|c| stratum_store::MatrixCell {
+            value: money(c.value),
+            ..c
         })
         .collect();
-    ok(json!({"from": from, "to": to, "matrix": matrix}))
+    ok(Diff { from, to, matrix })
+}
+
+#[derive(Serialize)]
+struct Diff {
+    from: i64,
+    to: i64,
+    matrix: Vec<stratum_store::MatrixCell>,
 }

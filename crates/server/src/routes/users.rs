@@ -1,6 +1,7 @@
 //! Users and the audit log.
 
 use super::prelude::*;
+use serde::Serialize;
 
 pub(super) const ROUTES: &[Route] = &[
     Route {
@@ -42,7 +43,14 @@ pub(super) const ROUTES: &[Route] = &[
 ];
 
 async fn users(State(state): State<AppState>) -> ApiResult {
-    ok(json!({"users": state.store.users().await?}))
+    ok(Users {
+        users: state.store.users().await?,
+    })
+}
+
+#[derive(Serialize)]
+struct Users {
+    users: Vec<stratum_store::UserRow>,
 }
 
 #[derive(Deserialize)]
@@ -59,11 +67,7 @@ async fn add_user(
 ) -> ApiResult {
     let role: Role = b.role.parse().map_err(ApiError::invalid)?;
     state.store.add_user(&b.name, role, &who.actor()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"name": b.name, "role": b.role})),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(UserAdded { name: b.name, role })).into_response())
 }
 
 async fn disable_user(
@@ -76,7 +80,22 @@ async fn disable_user(
         .disable_user(&name, &who.actor())
         .await
         .map_err(not_found_as(ErrorCode::UserNotFound))?;
-    ok(json!({"name": name, "disabled": true}))
+    ok(Disabled {
+        name,
+        disabled: true,
+    })
+}
+
+#[derive(Serialize)]
+struct UserAdded {
+    name: String,
+    role: Role,
+}
+
+#[derive(Serialize)]
+struct Disabled {
+    name: String,
+    disabled: bool,
 }
 
 #[derive(Deserialize)]
@@ -98,5 +117,12 @@ async fn audit(State(state): State<AppState>, AppQuery(q): AppQuery<AuditQuery>)
         since: q.since,
         until: q.until,
     };
-    ok(json!({"audit": state.store.audit_search(&filter, limit).await?}))
+    ok(Audit {
+        audit: state.store.audit_search(&filter, limit).await?,
+    })
+}
+
+#[derive(Serialize)]
+struct Audit {
+    audit: Vec<stratum_store::AuditRow>,
 }
