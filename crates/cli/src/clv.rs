@@ -8,17 +8,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use stratum_core::clv::{LifetimeFit, Measure, TimeUnit};
 use stratum_core::fmt_num;
 use stratum_engine::lifetime::{TransactionFile, summarise_file};
 use stratum_runner::blocking::blocking;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Unit {
-    Day,
-    Week,
-    Month,
+/// `--unit`: the lifetime models' units (as `[lifetime] unit`), one type with the policy's.
+fn lifetime_unit(text: &str) -> Result<TimeUnit, String> {
+    match text.parse::<TimeUnit>()? {
+        TimeUnit::Year => Err("a year is too coarse for the models; use day, week or month".into()),
+        unit => Ok(unit),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,8 +48,8 @@ pub enum ClvCommand {
         #[arg(long)]
         as_of: String,
         /// The unit of recency, age (T) and the printed parameters
-        #[arg(long, value_enum, default_value = "week")]
-        unit: Unit,
+        #[arg(long, default_value = "week", value_parser = lifetime_unit)]
+        unit: TimeUnit,
         /// Print the fit as JSON
         #[arg(long)]
         json: bool,
@@ -146,11 +147,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
     if !(1..=1200).contains(horizon_months) {
         bail!("--horizon-months must be between 1 and 1200");
     }
-    let unit = match unit {
-        Unit::Day => TimeUnit::Day,
-        Unit::Week => TimeUnit::Week,
-        Unit::Month => TimeUnit::Month,
-    };
+    let unit = *unit;
     // Refunds are not purchases: left out unless asked for, like `[lifetime] filter`.
     let default_filter = format!("\"{}\" >= 0", amount_column.replace('"', "\"\""));
     let filter = match (filter, include_refunds) {

@@ -49,24 +49,7 @@ pub enum ClvError {
     Numeric(String),
 }
 
-/// The time unit of frequency, recency and age.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeUnit {
-    Day,
-    Week,
-    Month,
-}
-
-impl TimeUnit {
-    pub fn days(self) -> f64 {
-        match self {
-            TimeUnit::Day => 1.0,
-            TimeUnit::Week => 7.0,
-            // The mean Gregorian month.
-            TimeUnit::Month => 365.2425 / 12.0,
-        }
-    }
-}
+pub use crate::time::TimeUnit;
 
 impl CustomerSummary {
     /// The summary from a customer's purchase days: how many distinct days, the first and
@@ -276,26 +259,6 @@ impl GammaGamma {
     pub fn expected_spend(&self, x: f64, m: f64) -> f64 {
         let GammaGamma { p, q, v } = *self;
         (v + x * m) * p / (p * x + q - 1.0)
-    }
-}
-
-/// The unit's name and parsing, for policies and the command line.
-impl TimeUnit {
-    pub fn parse(text: &str) -> Option<TimeUnit> {
-        match text {
-            "day" | "days" => Some(TimeUnit::Day),
-            "week" | "weeks" => Some(TimeUnit::Week),
-            "month" | "months" => Some(TimeUnit::Month),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TimeUnit::Day => "day",
-            TimeUnit::Week => "week",
-            TimeUnit::Month => "month",
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{Days, Months, NaiveDate};
+use chrono::{Days, NaiveDate};
 
 use crate::cond::{Cond, parse_condition, sql_identifiers};
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -11,73 +11,7 @@ use crate::policy::*;
 use crate::service::{Benefit, Quota, QuotaPeriod, Service};
 use crate::source_map::SourceMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeUnit {
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-/// The longest period a window or offset may span.
-pub const MAX_WINDOW_YEARS: u32 = 200;
-
-/// A distance back in time, e.g. "12 months".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offset {
-    pub amount: u32,
-    pub unit: TimeUnit,
-}
-
-impl Offset {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut parts = text.split_whitespace();
-        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!(
-                "`{text}` is not a period; write e.g. \"12 months\" or \"90 days\""
-            ));
-        };
-        let amount: u32 = n
-            .parse()
-            .map_err(|_| format!("`{n}` in `{text}` is not a whole number"))?;
-        let unit = match unit.trim_end_matches('s') {
-            "day" => TimeUnit::Day,
-            "week" => TimeUnit::Week,
-            "month" => TimeUnit::Month,
-            "year" => TimeUnit::Year,
-            other => {
-                return Err(format!(
-                    "unknown unit `{other}`; use days, weeks, months or years"
-                ));
-            }
-        };
-        // Dates are computed back from as_of; a window past this reaches before any data
-        // (and past what a calendar date can hold).
-        let limit = match unit {
-            TimeUnit::Day => MAX_WINDOW_YEARS * 366,
-            TimeUnit::Week => MAX_WINDOW_YEARS * 53,
-            TimeUnit::Month => MAX_WINDOW_YEARS * 12,
-            TimeUnit::Year => MAX_WINDOW_YEARS,
-        };
-        if amount > limit {
-            return Err(format!(
-                "`{text}` is longer than {MAX_WINDOW_YEARS} years; write a shorter period"
-            ));
-        }
-        Ok(Self { amount, unit })
-    }
-
-    /// `date` moved back by this offset.
-    pub fn before(self, date: NaiveDate) -> NaiveDate {
-        let n = self.amount;
-        match self.unit {
-            TimeUnit::Day => date - Days::new(n.into()),
-            TimeUnit::Week => date - Days::new(u64::from(n) * 7),
-            TimeUnit::Month => date - Months::new(n),
-            TimeUnit::Year => date - Months::new(n * 12),
-        }
-    }
-}
+pub use crate::time::{MAX_WINDOW_YEARS, Offset, TimeUnit};
 
 /// A metric's time window, measured back from the end of the `as_of` day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -805,10 +739,11 @@ fn compile_lifetime(
     cx: &mut Ctx<'_>,
 ) -> Option<Lifetime> {
     let unit = match def.unit.as_deref() {
-        None => crate::clv::TimeUnit::Week,
-        Some(u) => match crate::clv::TimeUnit::parse(u) {
-            Some(unit) => unit,
-            None => {
+        None => TimeUnit::Week,
+        Some(u) => match TimeUnit::parse(u) {
+            // The models' periods: a year is longer than any customer's purchase rhythm.
+            Some(unit) if unit != TimeUnit::Year => unit,
+            _ => {
                 cx.push(Diagnostic::error(
                     "invalid_unit",
                     "lifetime.unit",
@@ -1411,6 +1346,21 @@ fn compile_ladder(
     let mut share_sum = 0.0;
     for (i, l) in def.levels.iter().enumerate() {
         let lkey = format!("{key}.levels[{i}]");
+        if let Some(placeholder) = crate::evaluate::Placeholder::named(&l.name) {
+            cx.push(
+                Diagnostic::error(
+                    "reserved_level",
+                    format!("{lkey}.name"),
+                    format!(
+                        "`{}` is what Stratum calls a customer {}; a level cannot be named so",
+                        l.name,
+                        placeholder.meaning()
+                    ),
+                )
+                .with_help("rename the level"),
+            );
+            ok = false;
+        }
         if !seen.insert(l.name.as_str()) {
             cx.push(Diagnostic::error(
                 "duplicate_level",
@@ -1721,7 +1671,7 @@ expr = "revenue / nullif(prev, 0) - 1"
             (churn.p_alive.as_str(), churn.below, churn.drop),
             ("p_alive", 0.5, 0.2)
         );
-        assert_eq!(p.lifetime.unwrap().unit, crate::clv::TimeUnit::Week);
+        assert_eq!(p.lifetime.unwrap().unit, TimeUnit::Week);
     }
 
     #[test]
@@ -1742,6 +1692,33 @@ expr = "revenue / nullif(prev, 0) - 1"
         let codes: Vec<_> = err.errors().map(|d| d.code).collect();
         assert!(codes.contains(&"missing_rank_by"));
         assert!(codes.contains(&"shares_over_one"));
+    }
+
+    #[test]
+    fn a_level_named_like_a_placeholder_is_an_error() {
+        let text = format!(
+            "{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"gold\"\nwhen = \"true\"\n[[ladders.v.levels]]\nname = \"(unplaced)\"\nrest = true\n"
+        );
+        let err = Policy::from_str("p.toml", &text).unwrap_err();
+        let d = err.errors().find(|d| d.code == "reserved_level").unwrap();
+        assert_eq!(d.key, "ladders.v.levels[1].name");
+        assert_eq!(
+            d.message,
+            "`(unplaced)` is what Stratum calls a customer who matches no level; a level cannot be named so"
+        );
+    }
+
+    #[test]
+    fn units_parse_once_for_windows_quotas_and_models() {
+        assert_eq!(TimeUnit::parse("weeks"), Some(TimeUnit::Week));
+        assert_eq!("month".parse::<TimeUnit>(), Ok(TimeUnit::Month));
+        assert!("fortnight".parse::<TimeUnit>().is_err());
+        assert_eq!(
+            QuotaPeriod::parse("30 days"),
+            Some(QuotaPeriod::Rolling { days: 30 })
+        );
+        assert_eq!(QuotaPeriod::parse("0 days"), None);
+        assert_eq!(QuotaPeriod::parse("2 weeks"), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod score;
 pub mod service;
 pub mod source_map;
+pub mod time;
 
 pub use compile::{Ladder, Level, Metric, MetricKind, Policy, Rule, Score, ScoreSpec, Window};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};

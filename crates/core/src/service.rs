@@ -81,12 +81,13 @@ impl QuotaPeriod {
             "day" => Some(QuotaPeriod::Day),
             "month" => Some(QuotaPeriod::Month),
             "year" => Some(QuotaPeriod::Year),
-            other => {
-                let (n, unit) = other.split_once(' ')?;
-                let days: u32 = n.trim().parse().ok()?;
-                (days > 0 && matches!(unit.trim(), "day" | "days"))
-                    .then_some(QuotaPeriod::Rolling { days })
-            }
+            other => match crate::time::Offset::parse(other) {
+                Ok(crate::time::Offset {
+                    amount,
+                    unit: crate::time::TimeUnit::Day,
+                }) if amount > 0 => Some(QuotaPeriod::Rolling { days: amount }),
+                _ => None,
+            },
         }
     }
 
