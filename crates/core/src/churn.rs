@@ -3,6 +3,7 @@
 //! the action the policy recommends for their stage.
 
 use crate::compile::{Ladder, Metric, MetricKind};
+use crate::diagnostic::Code;
 use crate::diagnostic::Diagnostic;
 use crate::policy::ChurnDef;
 use crate::{Evaluation, Frame};
@@ -29,8 +30,8 @@ pub(crate) fn compile(
     let mut metric = |key: &str, name: &str, push: &mut dyn FnMut(Diagnostic)| {
         if !metrics.iter().any(|m| m.name == name) {
             push(
-                Diagnostic::error(
-                    "unknown_metric",
+                Diagnostic::new(
+                    Code::UnknownMetric,
                     format!("churn.{key}"),
                     format!("unknown metric `{name}`"),
                 )
@@ -45,8 +46,8 @@ pub(crate) fn compile(
     }
     for (key, v) in [("below", def.below), ("drop", def.drop)] {
         if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
-            push(Diagnostic::error(
-                "invalid_churn",
+            push(Diagnostic::new(
+                Code::InvalidChurn,
                 format!("churn.{key}"),
                 format!("`{key}` is a probability: between 0 and 1"),
             ));
@@ -57,8 +58,8 @@ pub(crate) fn compile(
         && !ladders.iter().any(|x| &x.name == l)
     {
         push(
-            Diagnostic::error(
-                "unknown_ladder",
+            Diagnostic::new(
+                Code::UnknownLadder,
                 "churn.ladder",
                 format!("unknown ladder `{l}`"),
             )
@@ -71,8 +72,8 @@ pub(crate) fn compile(
             .iter()
             .any(|m| m.name == p_alive && matches!(m.kind, MetricKind::Lifetime { .. }))
     {
-        push(Diagnostic::warning(
-            "churn_without_model",
+        push(Diagnostic::new(
+            Code::ChurnWithoutModel,
             "churn.p_alive",
             format!(
                 "`{p_alive}` is not a lifetime metric; it is read as a probability all the same"

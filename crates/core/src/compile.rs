@@ -1,6 +1,7 @@
 //! Turns a [`PolicyFile`] into a checked [`Policy`]: names resolved, conditions parsed, metrics
 //! ordered by dependency, windows understood. Every problem becomes a located diagnostic.
 
+use crate::diagnostic::Code;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Days, NaiveDate};
@@ -306,8 +307,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     // Sources.
     if !raw.sources.contains_key(CUSTOMERS) {
         cx.push(
-            Diagnostic::error(
-                "missing_customers",
+            Diagnostic::new(
+                Code::MissingCustomers,
                 "sources",
                 "the policy has no `[sources.customers]` table",
             )
@@ -317,8 +318,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, src) in &raw.sources {
         let key = format!("sources.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error(
-                "invalid_name",
+            cx.push(Diagnostic::new(
+                Code::InvalidName,
                 &key,
                 format!("source name `{name}` must be lower-case letters, digits and _"),
             ));
@@ -329,21 +330,21 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                 .get(from)
                 .filter(|s| s.time.is_some() && s.from.is_none());
             if name != CUSTOMERS {
-                cx.push(Diagnostic::error(
-                    "invalid_derived_source",
+                cx.push(Diagnostic::new(
+                    Code::InvalidDerivedSource,
                     format!("{key}.from"),
                     "only the customers source can be derived from another source",
                 ));
             } else if !src.path.is_empty() {
-                cx.push(Diagnostic::error(
-                    "invalid_derived_source",
+                cx.push(Diagnostic::new(
+                    Code::InvalidDerivedSource,
                     format!("{key}.from"),
                     "a customers source takes either `path` or `from`, not both",
                 ));
             } else if event.is_none() {
                 cx.push(
-                    Diagnostic::error(
-                        "invalid_derived_source",
+                    Diagnostic::new(
+                        Code::InvalidDerivedSource,
                         format!("{key}.from"),
                         format!("`{from}` is not an event source (a source with a `time` column)"),
                     )
@@ -358,8 +359,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             }
         } else if src.format == Some(SourceFormat::Inputs) {
             if !src.path.is_empty() || src.time.is_some() || name == CUSTOMERS {
-                cx.push(Diagnostic::error(
-                    "invalid_inputs_source",
+                cx.push(Diagnostic::new(
+                    Code::InvalidInputsSource,
                     &key,
                     "a `format = \"inputs\"` source reads the manual inputs kept in the history \
                      database: it takes no path and no time, and cannot be the customers source",
@@ -367,8 +368,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             }
         } else if src.path.is_empty() {
             cx.push(
-                Diagnostic::error(
-                    "missing_path",
+                Diagnostic::new(
+                    Code::MissingPath,
                     format!("{key}.path"),
                     "the source has no path",
                 )
@@ -376,8 +377,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             );
         } else if src.resolved_format().is_none() {
             cx.push(
-                Diagnostic::error(
-                    "unknown_format",
+                Diagnostic::new(
+                    Code::UnknownFormat,
                     format!("{key}.path"),
                     format!("cannot tell the format of `{}`", src.path),
                 )
@@ -385,15 +386,15 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             );
         }
         if name == CUSTOMERS && src.time.is_some() {
-            cx.push(Diagnostic::error(
-                "customers_with_time",
+            cx.push(Diagnostic::new(
+                Code::CustomersWithTime,
                 format!("{key}.time"),
                 "the customers source has one row per customer and takes no `time` column",
             ));
         }
         if name != CUSTOMERS && src.tags.is_some() {
-            cx.push(Diagnostic::error(
-                "tags_outside_customers",
+            cx.push(Diagnostic::new(
+                Code::TagsOutsideCustomers,
                 format!("{key}.tags"),
                 "only the customers source can name a tags column",
             ));
@@ -407,8 +408,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, def) in &raw.metrics {
         let key = format!("metrics.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error(
-                "invalid_name",
+            cx.push(Diagnostic::new(
+                Code::InvalidName,
                 &key,
                 format!("metric name `{name}` must be lower-case letters, digits and _"),
             ));
@@ -422,8 +423,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                 || def.filter.is_some()
             {
                 cx.push(
-                    Diagnostic::error(
-                        "invalid_metric",
+                    Diagnostic::new(
+                        Code::InvalidMetric,
                         format!("{key}.lifetime"),
                         format!("metric `{name}` has `lifetime`, which takes no source, expr, window, filter or rollup"),
                     )
@@ -434,8 +435,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             let measure = match crate::clv::Measure::parse(text) {
                 Ok(m) => m,
                 Err(e) => {
-                    cx.push(Diagnostic::error(
-                        "invalid_lifetime",
+                    cx.push(Diagnostic::new(
+                        Code::InvalidLifetime,
                         format!("{key}.lifetime"),
                         e,
                     ));
@@ -445,8 +446,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             match &raw.lifetime {
                 None => {
                     cx.push(
-                        Diagnostic::error(
-                            "missing_lifetime",
+                        Diagnostic::new(
+                            Code::MissingLifetime,
                             format!("{key}.lifetime"),
                             format!("metric `{name}` needs the `[lifetime]` table"),
                         )
@@ -455,8 +456,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                     continue;
                 }
                 Some(l) if measure.needs_spend() && l.amount.is_none() => {
-                    cx.push(Diagnostic::error(
-                        "missing_amount",
+                    cx.push(Diagnostic::new(
+                        Code::MissingAmount,
                         format!("{key}.lifetime"),
                         format!("`{text}` needs the spend model: add `amount` under `[lifetime]`"),
                     ));
@@ -477,8 +478,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         let mut too_large = false;
         for (field, text) in [("expr", &def.expr), ("filter", &def.filter)] {
             if let Some(Err(e)) = text.as_deref().map(crate::cond::check_size) {
-                cx.push(Diagnostic::error(
-                    "expression_too_large",
+                cx.push(Diagnostic::new(
+                    Code::ExpressionTooLarge,
                     format!("{key}.{field}"),
                     e,
                 ));
@@ -492,8 +493,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             (Some(source), Some(expr), None) => {
                 let Some(src) = raw.sources.get(source) else {
                     cx.push(
-                        Diagnostic::error(
-                            "unknown_source",
+                        Diagnostic::new(
+                            Code::UnknownSource,
                             format!("{key}.source"),
                             format!("unknown source `{source}`"),
                         )
@@ -507,8 +508,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                         Some(WindowDef::Last(s)) => match Offset::parse(s) {
                             Ok(from) => Some(Window { from, to: None }),
                             Err(e) => {
-                                cx.push(Diagnostic::error(
-                                    "invalid_window",
+                                cx.push(Diagnostic::new(
+                                    Code::InvalidWindow,
                                     format!("{key}.window"),
                                     e,
                                 ));
@@ -519,8 +520,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                             match (Offset::parse(from), Offset::parse(to)) {
                                 (Ok(from), Ok(to)) => Some(Window { from, to: Some(to) }),
                                 (Err(e), _) | (_, Err(e)) => {
-                                    cx.push(Diagnostic::error(
-                                        "invalid_window",
+                                    cx.push(Diagnostic::new(
+                                        Code::InvalidWindow,
                                         format!("{key}.window"),
                                         e,
                                     ));
@@ -542,8 +543,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                     }
                 } else {
                     if def.window.is_some() || def.filter.is_some() {
-                        cx.push(Diagnostic::error(
-                            "window_on_attributes",
+                        cx.push(Diagnostic::new(
+                            Code::WindowOnAttributes,
                             format!("{key}.window"),
                             format!("source `{source}` has no time column, so `window` and `filter` do not apply"),
                         ));
@@ -562,8 +563,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                         let mut deps = Vec::new();
                         for id in ids {
                             if id == *name {
-                                cx.push(Diagnostic::error(
-                                    "metric_cycle",
+                                cx.push(Diagnostic::new(
+                                    Code::MetricCycle,
                                     format!("{key}.expr"),
                                     format!("metric `{name}` refers to itself"),
                                 ));
@@ -573,7 +574,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                                 }
                             } else {
                                 cx.push(
-                                    Diagnostic::error("unknown_metric", format!("{key}.expr"), format!("unknown metric `{id}` in `{expr}`"))
+                                    Diagnostic::new(Code::UnknownMetric, format!("{key}.expr"), format!("unknown metric `{id}` in `{expr}`"))
                                         .suggest(&id, metric_names.iter().copied())
                                         .with_help_if_none("a metric without `source` is computed from other metrics; add `source` to read a table"),
                                 );
@@ -585,7 +586,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                         }
                     }
                     Err(e) => {
-                        cx.push(Diagnostic::error("invalid_expr", format!("{key}.expr"), e));
+                        cx.push(Diagnostic::new(Code::InvalidExpr, format!("{key}.expr"), e));
                         continue;
                     }
                 }
@@ -593,8 +594,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             (None, None, Some(r)) => {
                 if !metric_names.contains(r.metric.as_str()) {
                     cx.push(
-                        Diagnostic::error(
-                            "unknown_metric",
+                        Diagnostic::new(
+                            Code::UnknownMetric,
                             format!("{key}.rollup.metric"),
                             format!("unknown metric `{}`", r.metric),
                         )
@@ -609,8 +610,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
                 }
             }
             (Some(_), None, None) => {
-                cx.push(Diagnostic::error(
-                    "missing_expr",
+                cx.push(Diagnostic::new(
+                    Code::MissingExpr,
                     &key,
                     format!("metric `{name}` names a source but no `expr`"),
                 ));
@@ -618,7 +619,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
             }
             _ => {
                 cx.push(
-                    Diagnostic::error("invalid_metric", &key, format!("metric `{name}` needs exactly one of: `source` + `expr`, `expr` alone, or `rollup`")),
+                    Diagnostic::new(Code::InvalidMetric, &key, format!("metric `{name}` needs exactly one of: `source` + `expr`, `expr` alone, or `rollup`")),
                 );
                 continue;
             }
@@ -641,16 +642,16 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     for (name, def) in &raw.scores {
         let key = format!("scores.{name}");
         if !valid_name(name) {
-            cx.push(Diagnostic::error(
-                "invalid_name",
+            cx.push(Diagnostic::new(
+                Code::InvalidName,
                 &key,
                 format!("score name `{name}` must be lower-case letters, digits and _"),
             ));
             continue;
         }
         if metric_names.contains(name.as_str()) {
-            cx.push(Diagnostic::error(
-                "duplicate_name",
+            cx.push(Diagnostic::new(
+                Code::DuplicateName,
                 &key,
                 format!("`{name}` is both a metric and a score"),
             ));
@@ -680,8 +681,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         && !metrics.iter().any(|m| &m.name == a)
     {
         cx.push(
-            Diagnostic::error(
-                "unknown_metric",
+            Diagnostic::new(
+                Code::UnknownMetric,
                 "policy.activity",
                 format!("unknown metric `{a}`"),
             )
@@ -699,8 +700,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         &mut |d| cx.push(d),
     );
     if raw.ladders.is_empty() {
-        cx.push(Diagnostic::warning(
-            "no_ladders",
+        cx.push(Diagnostic::new(
+            Code::NoLadders,
             "ladders",
             "the policy defines no ladders, so no one is placed",
         ));
@@ -744,8 +745,8 @@ fn compile_lifetime(
             // The models' periods: a year is longer than any customer's purchase rhythm.
             Some(unit) if unit != TimeUnit::Year => unit,
             _ => {
-                cx.push(Diagnostic::error(
-                    "invalid_unit",
+                cx.push(Diagnostic::new(
+                    Code::InvalidUnit,
                     "lifetime.unit",
                     format!("unknown unit `{u}`; use day, week or month"),
                 ));
@@ -756,8 +757,8 @@ fn compile_lifetime(
     match sources.get(&def.source) {
         None => {
             cx.push(
-                Diagnostic::error(
-                    "unknown_source",
+                Diagnostic::new(
+                    Code::UnknownSource,
                     "lifetime.source",
                     format!("unknown source `{}`", def.source),
                 )
@@ -766,8 +767,8 @@ fn compile_lifetime(
             return None;
         }
         Some(src) if src.time.is_none() => {
-            cx.push(Diagnostic::error(
-                "lifetime_without_time",
+            cx.push(Diagnostic::new(
+                Code::LifetimeWithoutTime,
                 "lifetime.source",
                 format!(
                     "source `{}` has no time column; the lifetime models need dated purchases",
@@ -802,8 +803,8 @@ fn compile_service(
             Some(i) => i,
             None => {
                 cx.push(
-                    Diagnostic::error(
-                        "unknown_ladder",
+                    Diagnostic::new(
+                        Code::UnknownLadder,
                         "service.ladder",
                         format!("no ladder named `{name}`"),
                     )
@@ -814,8 +815,8 @@ fn compile_service(
         },
         None if !ladders.is_empty() => 0,
         None => {
-            cx.push(Diagnostic::error(
-                "unknown_ladder",
+            cx.push(Diagnostic::new(
+                Code::UnknownLadder,
                 "service",
                 "service and benefits need a ladder, and the policy has none",
             ));
@@ -829,8 +830,8 @@ fn compile_service(
             Ok(tz) => tz,
             Err(_) => {
                 cx.push(
-                    Diagnostic::error(
-                        "invalid_timezone",
+                    Diagnostic::new(
+                        Code::InvalidTimezone,
                         "service.timezone",
                         format!("`{name}` is not an IANA timezone"),
                     )
@@ -844,8 +845,8 @@ fn compile_service(
         && !metrics.iter().any(|m| &m.name == owner)
     {
         cx.push(
-            Diagnostic::error(
-                "unknown_metric",
+            Diagnostic::new(
+                Code::UnknownMetric,
                 "service.owner",
                 format!(
                     "no metric named `{owner}` (the owner is a text metric of the customers source)"
@@ -857,8 +858,8 @@ fn compile_service(
     let seconds = def.sla_seconds.unwrap_or(20.0);
     let target = def.sla_target.unwrap_or(0.85);
     if !(0.0..=1.0).contains(&target) {
-        cx.push(Diagnostic::error(
-            "invalid_sla_target",
+        cx.push(Diagnostic::new(
+            Code::InvalidSlaTarget,
             "service.sla_target",
             format!("sla_target is a share between 0 and 1, not {target}"),
         ));
@@ -874,8 +875,8 @@ fn compile_service(
                 Some(p) => p,
                 None => {
                     cx.push(
-                        Diagnostic::error(
-                            "invalid_period",
+                        Diagnostic::new(
+                            Code::InvalidPeriod,
                             format!("{key}.period"),
                             format!("`{text}` is not a quota period"),
                         )
@@ -889,8 +890,8 @@ fn compile_service(
         for (level, q) in &b.quota {
             let Some(l) = lad.level_index(level) else {
                 cx.push(
-                    Diagnostic::error(
-                        "unknown_level",
+                    Diagnostic::new(
+                        Code::UnknownLevel,
                         format!("{key}.quota.{level}"),
                         format!("ladder `{}` has no level `{level}`", lad.name),
                     )
@@ -902,8 +903,8 @@ fn compile_service(
                 QuotaDef::Count(n) if *n >= 0 => Quota::Limited(*n as u32),
                 QuotaDef::Word(w) if w == "unlimited" => Quota::Unlimited,
                 other => {
-                    cx.push(Diagnostic::error(
-                        "invalid_quota",
+                    cx.push(Diagnostic::new(
+                        Code::InvalidQuota,
                         format!("{key}.quota.{level}"),
                         format!(
                             "a quota is a number of uses (0 or more) or \"unlimited\", not {}",
@@ -918,8 +919,8 @@ fn compile_service(
             };
         }
         if b.grant_hours == Some(0) {
-            cx.push(Diagnostic::error(
-                "invalid_grant",
+            cx.push(Diagnostic::new(
+                Code::InvalidGrant,
                 format!("{key}.grant_hours"),
                 "grant_hours must be at least 1",
             ));
@@ -986,8 +987,8 @@ fn order_metrics(metrics: Vec<Metric>, cx: &mut Ctx<'_>) -> Vec<Metric> {
                 .collect()
         }
         Err(cycle) => {
-            cx.push(Diagnostic::error(
-                "metric_cycle",
+            cx.push(Diagnostic::new(
+                Code::MetricCycle,
                 format!("metrics.{}", cycle[0]),
                 format!(
                     "metrics depend on each other in a cycle: {}",
@@ -1034,8 +1035,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
     match def.kind {
         ScoreKind::Weighted => {
             if def.parts.is_empty() {
-                cx.push(Diagnostic::error(
-                    "empty_score",
+                cx.push(Diagnostic::new(
+                    Code::EmptyScore,
                     format!("{key}.parts"),
                     format!("weighted score `{name}` has no `[[scores.{name}.parts]]`"),
                 ));
@@ -1045,8 +1046,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
             let mut parts = Vec::new();
             for (i, p) in def.parts.iter().enumerate() {
                 if !(p.weight.is_finite() && p.weight > 0.0) {
-                    cx.push(Diagnostic::error(
-                        "invalid_weight",
+                    cx.push(Diagnostic::new(
+                        Code::InvalidWeight,
                         format!("{key}.parts[{i}].weight"),
                         format!("weight {} must be a positive number", p.weight),
                     ));
@@ -1061,8 +1062,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
             let sum: f64 = parts.iter().map(|p| p.weight).sum();
             if (sum - 1.0).abs() > 1e-6 {
                 cx.push(
-                    Diagnostic::warning(
-                        "weights_sum",
+                    Diagnostic::new(
+                        Code::WeightsSum,
                         format!("{key}.parts"),
                         format!("weights of `{name}` sum to {sum}, not 1"),
                     )
@@ -1078,8 +1079,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
         }
         ScoreKind::Scorecard => {
             if def.dimensions.is_empty() {
-                cx.push(Diagnostic::error(
-                    "empty_score",
+                cx.push(Diagnostic::new(
+                    Code::EmptyScore,
                     format!("{key}.dimensions"),
                     format!("scorecard `{name}` has no dimensions"),
                 ));
@@ -1088,8 +1089,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
             for (i, d) in def.dimensions.iter().enumerate() {
                 let dkey = format!("{key}.dimensions[{i}]");
                 if d.categories.is_some() && d.bands.is_some() {
-                    cx.push(Diagnostic::error(
-                        "invalid_dimension",
+                    cx.push(Diagnostic::new(
+                        Code::InvalidDimension,
                         &dkey,
                         format!(
                             "dimension `{}` has both `categories` and `bands`; choose one",
@@ -1100,8 +1101,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
                 if let (Some(max), Some(missing)) = (d.max_points, d.missing)
                     && !(0.0..=max).contains(&missing)
                 {
-                    cx.push(Diagnostic::warning(
-                        "points_over_max",
+                    cx.push(Diagnostic::new(
+                        Code::PointsOverMax,
                         format!("{dkey}.missing"),
                         format!(
                             "dimension `{}` gives {} points for a missing value, outside 0..{}",
@@ -1114,8 +1115,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
                 if let (Some(max), Some(bands)) = (d.max_points, &d.bands) {
                     for (j, b) in bands.iter().enumerate() {
                         if b.points > max {
-                            cx.push(Diagnostic::warning(
-                                "points_over_max",
+                            cx.push(Diagnostic::new(
+                                Code::PointsOverMax,
                                 format!("{dkey}.bands[{j}]"),
                                 format!("band gives {} points, above max_points {max}", b.points),
                             ));
@@ -1125,8 +1126,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
                 if let (Some(max), Some(cats)) = (d.max_points, &d.categories) {
                     for (cat, pts) in cats {
                         if *pts > max {
-                            cx.push(Diagnostic::warning(
-                                "points_over_max",
+                            cx.push(Diagnostic::new(
+                                Code::PointsOverMax,
                                 format!("{dkey}.categories"),
                                 format!(
                                     "category `{cat}` gives {pts} points, above max_points {max}"
@@ -1146,8 +1147,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
         ScoreKind::Rfm => {
             let field = |v: &Option<String>, f: &str, cx: &mut Ctx<'_>| -> Option<String> {
                 if v.is_none() {
-                    cx.push(Diagnostic::error(
-                        "missing_field",
+                    cx.push(Diagnostic::new(
+                        Code::MissingField,
                         key,
                         format!("RFM score `{name}` needs `{f}`"),
                     ));
@@ -1161,8 +1162,8 @@ fn compile_score(name: &str, def: &ScoreDef, key: &str, cx: &mut Ctx<'_>) -> Opt
             );
             let bins = def.bins.unwrap_or(5);
             if !(2..=10).contains(&bins) {
-                cx.push(Diagnostic::error(
-                    "invalid_bins",
+                cx.push(Diagnostic::new(
+                    Code::InvalidBins,
                     format!("{key}.bins"),
                     "bins must be between 2 and 10",
                 ));
@@ -1189,8 +1190,8 @@ fn lint_bands(bands: &[Band], key: &str, dim: &str, cx: &mut Ctx<'_>) {
         let lo_max = lo.max.unwrap_or(f64::INFINITY);
         let hi_min = hi.min.unwrap_or(f64::NEG_INFINITY);
         if lo_max < hi_min {
-            cx.push(Diagnostic::warning(
-                "band_gap",
+            cx.push(Diagnostic::new(
+                Code::BandGap,
                 format!("{key}.bands"),
                 format!(
                     "dimension `{dim}`: values in [{lo_max}, {hi_min}) fall in no band and score 0"
@@ -1229,8 +1230,8 @@ fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -
             };
             if !all.contains(&input) {
                 cx.push(
-                    Diagnostic::error(
-                        "unknown_metric",
+                    Diagnostic::new(
+                        Code::UnknownMetric,
                         key,
                         format!("unknown metric or score `{input}`"),
                     )
@@ -1255,8 +1256,8 @@ fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -
                 .collect()
         }
         Err(cycle) => {
-            cx.push(Diagnostic::error(
-                "score_cycle",
+            cx.push(Diagnostic::new(
+                Code::ScoreCycle,
                 format!("scores.{}", cycle[0]),
                 format!(
                     "scores depend on each other in a cycle: {}",
@@ -1276,8 +1277,8 @@ fn compile_condition(text: &str, key: &str, names: &[String], cx: &mut Ctx<'_>) 
                 if !names.iter().any(|k| k == n) {
                     ok = false;
                     cx.push(
-                        Diagnostic::error(
-                            "unknown_metric",
+                        Diagnostic::new(
+                            Code::UnknownMetric,
                             key,
                             format!("unknown metric or score `{n}` in `{text}`"),
                         )
@@ -1288,7 +1289,7 @@ fn compile_condition(text: &str, key: &str, names: &[String], cx: &mut Ctx<'_>) 
             ok.then_some(cond)
         }
         Err(e) => {
-            cx.push(Diagnostic::error("invalid_condition", key, e));
+            cx.push(Diagnostic::new(Code::InvalidCondition, key, e));
             None
         }
     }
@@ -1303,8 +1304,8 @@ fn compile_ladder(
     let key = format!("ladders.{name}");
     let mut ok = true;
     if !valid_name(name) {
-        cx.push(Diagnostic::error(
-            "invalid_name",
+        cx.push(Diagnostic::new(
+            Code::InvalidName,
             &key,
             format!("ladder name `{name}` must be lower-case letters, digits and _"),
         ));
@@ -1315,8 +1316,8 @@ fn compile_ladder(
             && !names.iter().any(|n| n == v)
         {
             cx.push(
-                Diagnostic::error(
-                    "unknown_metric",
+                Diagnostic::new(
+                    Code::UnknownMetric,
                     format!("{key}.{field}"),
                     format!("unknown metric or score `{v}`"),
                 )
@@ -1326,8 +1327,8 @@ fn compile_ladder(
         }
     }
     if def.levels.is_empty() {
-        cx.push(Diagnostic::error(
-            "no_levels",
+        cx.push(Diagnostic::new(
+            Code::NoLevels,
             &key,
             format!("ladder `{name}` has no levels"),
         ));
@@ -1348,8 +1349,8 @@ fn compile_ladder(
         let lkey = format!("{key}.levels[{i}]");
         if let Some(placeholder) = crate::evaluate::Placeholder::named(&l.name) {
             cx.push(
-                Diagnostic::error(
-                    "reserved_level",
+                Diagnostic::new(
+                    Code::ReservedLevel,
                     format!("{lkey}.name"),
                     format!(
                         "`{}` is what Stratum calls a customer {}; a level cannot be named so",
@@ -1362,8 +1363,8 @@ fn compile_ladder(
             ok = false;
         }
         if !seen.insert(l.name.as_str()) {
-            cx.push(Diagnostic::error(
-                "duplicate_level",
+            cx.push(Diagnostic::new(
+                Code::DuplicateLevel,
                 format!("{lkey}.name"),
                 format!("level `{}` appears twice in ladder `{name}`", l.name),
             ));
@@ -1389,8 +1390,8 @@ fn compile_ladder(
         .filter(|b| **b)
         .count();
         if quotas > 1 {
-            cx.push(Diagnostic::error(
-                "ambiguous_rule",
+            cx.push(Diagnostic::new(
+                Code::AmbiguousRule,
                 &lkey,
                 format!(
                     "level `{}` has more than one of top_share, top_n, value_share, rest",
@@ -1403,8 +1404,8 @@ fn compile_ladder(
         let needs_rank = l.top_share.is_some() || l.top_n.is_some() || l.value_share.is_some();
         if needs_rank && def.rank_by.is_none() {
             cx.push(
-                Diagnostic::error(
-                    "missing_rank_by",
+                Diagnostic::new(
+                    Code::MissingRankBy,
                     &key,
                     format!(
                         "level `{}` takes customers by rank, so ladder `{name}` needs `rank_by`",
@@ -1419,8 +1420,8 @@ fn compile_ladder(
             if let Some(s) = share
                 && !(s.is_finite() && (0.0..=1.0).contains(&s))
             {
-                cx.push(Diagnostic::error(
-                    "invalid_share",
+                cx.push(Diagnostic::new(
+                    Code::InvalidShare,
                     format!("{lkey}.{field}"),
                     format!("{field} {s} must be between 0 and 1 (0.19 = 19%)"),
                 ));
@@ -1436,15 +1437,15 @@ fn compile_ladder(
             (_, _, Some(share), _, when) => Rule::ValueShare { share, when },
             (_, _, _, true, None) => Rule::Rest,
             (_, _, _, true, Some(_)) => {
-                cx.push(Diagnostic::error("ambiguous_rule", &lkey, format!("level `{}` is `rest` and also has `when`; a rest level takes everyone left", l.name)));
+                cx.push(Diagnostic::new(Code::AmbiguousRule, &lkey, format!("level `{}` is `rest` and also has `when`; a rest level takes everyone left", l.name)));
                 ok = false;
                 continue;
             }
             (None, None, None, false, Some(c)) => Rule::When(c),
             (None, None, None, false, None) => {
                 cx.push(
-                    Diagnostic::error(
-                        "missing_rule",
+                    Diagnostic::new(
+                        Code::MissingRule,
                         &lkey,
                         format!("level `{}` has no rule", l.name),
                     )
@@ -1468,8 +1469,8 @@ fn compile_ladder(
             ("downgrade_after_runs", h.downgrade_after_runs),
         ] {
             if v == Some(0) {
-                cx.push(Diagnostic::error(
-                    "invalid_hold",
+                cx.push(Diagnostic::new(
+                    Code::InvalidHold,
                     format!("{key}.hold.{field}"),
                     format!("{field} must be at least 1 (1 = at the first run)"),
                 ));
@@ -1478,8 +1479,8 @@ fn compile_ladder(
         }
     }
     if share_sum > 1.0 + 1e-9 {
-        cx.push(Diagnostic::error(
-            "shares_over_one",
+        cx.push(Diagnostic::new(
+            Code::SharesOverOne,
             &key,
             format!("top_share levels of `{name}` add up to {share_sum}, more than 100%"),
         ));
@@ -1488,8 +1489,8 @@ fn compile_ladder(
     for (i, o) in def.overrides.iter().enumerate() {
         if !def.levels.iter().any(|l| l.name == o.level) {
             cx.push(
-                Diagnostic::error(
-                    "unknown_level",
+                Diagnostic::new(
+                    Code::UnknownLevel,
                     format!("{key}.overrides[{i}].level"),
                     format!("unknown level `{}` in ladder `{name}`", o.level),
                 )

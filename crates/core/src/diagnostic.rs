@@ -23,6 +23,145 @@ impl fmt::Display for Location {
     }
 }
 
+/// Declares every diagnostic code once: its variant, its text (stable: scripts match on it),
+/// its severity, and when it is given (docs/POLICY.md lists this table; a test keeps the two
+/// in step).
+macro_rules! diagnostic_codes {
+    ($($variant:ident = $code:literal, $severity:ident, $when:literal;)*) => {
+        /// What a diagnostic is about; its severity comes with it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+
+            pub const fn severity(self) -> Severity {
+                match self {
+                    $(Code::$variant => Severity::$severity,)*
+                }
+            }
+
+            pub const fn when(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $when,)*
+                }
+            }
+        }
+
+        /// Every code, in the order docs/POLICY.md lists them.
+        pub const DIAGNOSTIC_CODES: &[Code] = &[$(Code::$variant,)*];
+    };
+}
+
+diagnostic_codes! {
+    AmbiguousRule = "ambiguous_rule", Error, "a level gives more than one rule (`when`, `top_share`, `top_n`, `value_share`, `rest`)";
+    BandGap = "band_gap", Warning, "values between two bands of a dimension that fall in no band (and score 0)";
+    ChurnWithoutModel = "churn_without_model", Warning, "`[churn] p_alive` names a metric that is not a lifetime measure";
+    CustomersWithTime = "customers_with_time", Error, "the customers source has a `time` column (it holds one row per customer)";
+    Data = "data", Error, "`check` read the data and a source or metric failed (missing column, bad type); located at the metric's expression";
+    DuplicateLevel = "duplicate_level", Error, "a ladder names a level twice";
+    DuplicateName = "duplicate_name", Error, "a name that is both a metric and a score";
+    EmptyScore = "empty_score", Error, "a weighted score without parts, or a scorecard without dimensions";
+    ExpressionTooLarge = "expression_too_large", Error, "an expression, filter or condition beyond 8 KiB, 256 operators or 32 nested parentheses";
+    InvalidBins = "invalid_bins", Error, "RFM `bins` not between 2 and 10";
+    InvalidChurn = "invalid_churn", Error, "a `[churn]` threshold that is not a probability between 0 and 1";
+    InvalidCondition = "invalid_condition", Error, "a `when`, `applies_to` or `filter` that does not parse or mixes types";
+    InvalidDerivedSource = "invalid_derived_source", Error, "`from` on a source other than customers, with a path, or naming no event source";
+    InvalidDimension = "invalid_dimension", Error, "a scorecard dimension with both `categories` and `bands`, or neither, or bad bands";
+    InvalidExpr = "invalid_expr", Error, "a metric expression that does not parse as SQL";
+    InvalidGrant = "invalid_grant", Error, "a benefit's `grant_hours` below 1";
+    InvalidHold = "invalid_hold", Error, "a ladder's `hold` counts (grace, hysteresis runs) below 1";
+    InvalidInputsSource = "invalid_inputs_source", Error, "a `format = \"inputs\"` source with a path or a time, or as the customers source";
+    InvalidLifetime = "invalid_lifetime", Error, "a `[lifetime]` table that cannot be used (the message says why)";
+    InvalidLimit = "invalid_limit", Error, "`max_rejects`, `max_shrink` or `non_finite` that cannot be read";
+    InvalidMetric = "invalid_metric", Error, "a metric that is not exactly one of `source` + `expr`, `expr` alone, `rollup` or `lifetime`";
+    InvalidName = "invalid_name", Error, "a name that is not a plain identifier (letters, digits, underscores)";
+    InvalidPeriod = "invalid_period", Error, "a quota period that is not day, month, year or \"N days\"";
+    InvalidPolicy = "invalid_policy", Error, "the file is not valid TOML or has an unknown key";
+    InvalidQuota = "invalid_quota", Error, "a benefit quota that is not a number of uses (0 or more) or \"unlimited\"";
+    InvalidShare = "invalid_share", Error, "a `top_share` or `value_share` outside (0, 1]";
+    InvalidSlaTarget = "invalid_sla_target", Error, "an SLA target outside (0, 1]";
+    InvalidTimezone = "invalid_timezone", Error, "`[service] timezone` is not an IANA zone name";
+    InvalidUnit = "invalid_unit", Error, "`[lifetime] unit` is not day, week or month";
+    InvalidWeight = "invalid_weight", Error, "a composite part's weight that is not a positive number";
+    InvalidWindow = "invalid_window", Error, "a window or offset that is not \"N days/weeks/months/years\" or is longer than 200 years";
+    LifetimeWithoutTime = "lifetime_without_time", Error, "the `[lifetime]` source has no `time` column";
+    MetricCycle = "metric_cycle", Error, "metrics that depend on each other in a circle";
+    MissingAmount = "missing_amount", Error, "a lifetime spend measure without an `amount` column";
+    MissingCustomers = "missing_customers", Error, "no `[sources.customers]`";
+    MissingExpr = "missing_expr", Error, "a metric without `expr`";
+    MissingField = "missing_field", Error, "a required key is absent (the message names it)";
+    MissingLifetime = "missing_lifetime", Error, "a lifetime metric without a `[lifetime]` table";
+    MissingPath = "missing_path", Error, "a file source without `path`";
+    MissingRankBy = "missing_rank_by", Error, "a quota level (`top_share`, `top_n`, `value_share`) on a ladder without `rank_by`";
+    MissingRule = "missing_rule", Error, "a level without a rule";
+    NoLadders = "no_ladders", Warning, "the policy places nobody: it has no ladders";
+    NoLevels = "no_levels", Error, "a ladder without levels";
+    NoRestLevel = "no_rest_level", Warning, "customers matching no level would be unplaced";
+    NonFiniteMetric = "non_finite_metric", Warning, "a run computed NaN or infinite values; they count as missing (`non_finite = \"error\"` stops the run)";
+    PointsOverMax = "points_over_max", Warning, "a band, category or `missing` giving more points than the dimension's `max_points`";
+    ReservedLevel = "reserved_level", Error, "a level named like a placeholder: `(unplaced)`, `(not applicable)`";
+    ScoreCycle = "score_cycle", Error, "scores that depend on each other in a circle";
+    SharesOverOne = "shares_over_one", Error, "a ladder's shares add up to more than 1";
+    ShrinkAllowed = "shrink_allowed", Warning, "a source far smaller than at the last recorded run, let through by `--allow-shrink`";
+    TagsOutsideCustomers = "tags_outside_customers", Error, "`tags` on a source other than customers";
+    ThresholdGap = "threshold_gap", Warning, "for the metric most levels grade on, a range that lies between two levels' ranges; says where such customers fall (e.g. the retailer's 50k–100k falls to `vip`, below `gold`). For whole-number metrics (a `count(…)`, an `int` column) only a range holding a whole number is a gap";
+    ThresholdOverlap = "threshold_overlap", Warning, "a level's bounded range reaching into the range of the level above";
+    UnknownCustomer = "unknown_customer", Warning, "an override pins a customer the data does not have; ignored";
+    UnknownFormat = "unknown_format", Error, "a source format other than csv, jsonl, parquet or inputs";
+    UnknownLadder = "unknown_ladder", Error, "a reference to a ladder the policy does not have";
+    UnknownLevel = "unknown_level", Error, "a reference to a level its ladder does not have";
+    UnknownMetric = "unknown_metric", Error, "a reference to a metric or column that does not exist (with a did-you-mean)";
+    UnknownSource = "unknown_source", Error, "a metric or lifetime table names a source the policy does not have";
+    UnreachableLevel = "unreachable_level", Warning, "after `rest`, a contradiction (`x > 5 AND x < 3`), a zero share, or a range entirely taken by an earlier level";
+    UnusedMetric = "unused_metric", Warning, "a metric no score, ladder or other metric reads";
+    WeightsSum = "weights_sum", Warning, "weights of a weighted score do not add up to 1";
+    WindowOnAttributes = "window_on_attributes", Error, "a `window` on a metric over an attribute source (no `time` column)";
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::{Code, DIAGNOSTIC_CODES, Severity};
+
+    /// docs/POLICY.md lists every code, row for row, and nothing else.
+    #[test]
+    fn the_policy_docs_list_every_diagnostic_code() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/POLICY.md"
+        ))
+        .unwrap();
+        let documented: Vec<&str> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| code | severity | when |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let expected: Vec<String> = DIAGNOSTIC_CODES
+            .iter()
+            .map(|c| {
+                let severity = match c.severity() {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                };
+                format!("| `{}` | {severity} | {} |", c.as_str(), c.when())
+            })
+            .collect();
+        assert_eq!(documented, expected);
+        let mut names: Vec<&str> = DIAGNOSTIC_CODES.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DIAGNOSTIC_CODES.len(), "a code is declared twice");
+        assert_eq!(Code::ThresholdGap.as_str(), "threshold_gap");
+    }
+}
+
 /// One finding about a policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
@@ -37,21 +176,15 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, key: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A finding of `code` (its severity is the code's) at the policy key `key`.
+    pub fn new(code: Code, key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            severity: Severity::Error,
-            code,
+            severity: code.severity(),
+            code: code.as_str(),
             message: message.into(),
             key: key.into(),
             location: None,
             help: None,
-        }
-    }
-
-    pub fn warning(code: &'static str, key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(code, key, message)
         }
     }
 

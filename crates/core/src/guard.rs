@@ -2,6 +2,7 @@
 //! recorded run to the next before a run stops. An export cut short or mostly unreadable
 //! must stop a run, not become history that wipes holds and ownership.
 
+use crate::diagnostic::Code;
 use std::fmt;
 
 use crate::diagnostic::Diagnostic;
@@ -106,8 +107,8 @@ pub(crate) fn compile(
     match non_finite {
         None | Some("warn") => {}
         Some("error") => guards.non_finite_is_error = true,
-        Some(other) => push(Diagnostic::error(
-            "invalid_limit",
+        Some(other) => push(Diagnostic::new(
+            Code::InvalidLimit,
             "policy.non_finite",
             format!("`{other}` is neither \"warn\" nor \"error\""),
         )),
@@ -115,14 +116,14 @@ pub(crate) fn compile(
     if let Some(s) = max_rejects {
         match s.parse() {
             Ok(l) => guards.max_rejects = l,
-            Err(e) => push(Diagnostic::error("invalid_limit", "policy.max_rejects", e)),
+            Err(e) => push(Diagnostic::new(Code::InvalidLimit, "policy.max_rejects", e)),
         }
     }
     if let Some(s) = max_shrink {
         match s.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
             Some(Ok(v)) if (0.0..=100.0).contains(&v) => guards.max_shrink = v / 100.0,
-            _ => push(Diagnostic::error(
-                "invalid_limit",
+            _ => push(Diagnostic::new(
+                Code::InvalidLimit,
                 "policy.max_shrink",
                 format!("`{s}` is not a share between 0% and 100% (write e.g. \"50%\")"),
             )),

@@ -2,6 +2,7 @@
 //! B2B A1…D grades and the retailer's member levels both have holes), unreachable levels,
 //! ladders without a `rest` level, and metrics nobody reads.
 
+use crate::diagnostic::Code;
 use std::collections::HashSet;
 
 use crate::compile::{MetricKind, Policy, Rule};
@@ -26,8 +27,8 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
         .position(|l| matches!(l.rule, Rule::Rest));
     if let Some(r) = rest_at {
         for (i, l) in ladder.levels.iter().enumerate().skip(r + 1) {
-            out.push(Diagnostic::warning(
-                "unreachable_level",
+            out.push(Diagnostic::new(
+                Code::UnreachableLevel,
                 format!("{key}.levels[{i}]"),
                 format!(
                     "level `{}` comes after the rest level `{}` and can never be reached",
@@ -53,8 +54,8 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
                 < 1e-9;
         if !covers_all {
             out.push(
-                Diagnostic::warning(
-                    "no_rest_level",
+                Diagnostic::new(
+                    Code::NoRestLevel,
                     &key,
                     format!("ladder `{}` has no `rest` level; customers matching no level are reported as unplaced", ladder.name),
                 )
@@ -77,8 +78,8 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
                 if let Some((intervals, other)) = c.intervals() {
                     for (m, iv) in &intervals {
                         if iv.is_empty() {
-                            out.push(Diagnostic::warning(
-                                "unreachable_level",
+                            out.push(Diagnostic::new(
+                                Code::UnreachableLevel,
                                 format!("{key}.levels[{i}].when"),
                                 format!("level `{}` can never match: its conditions on `{m}` contradict each other", l.name),
                             ));
@@ -93,15 +94,15 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
                 }
             }
             Rule::TopShare { share, .. } | Rule::ValueShare { share, .. } if *share == 0.0 => {
-                out.push(Diagnostic::warning(
-                    "unreachable_level",
+                out.push(Diagnostic::new(
+                    Code::UnreachableLevel,
                     format!("{key}.levels[{i}]"),
                     format!("level `{}` takes a 0 share and stays empty", l.name),
                 ));
             }
             Rule::TopN { n: 0, .. } => {
-                out.push(Diagnostic::warning(
-                    "unreachable_level",
+                out.push(Diagnostic::new(
+                    Code::UnreachableLevel,
                     format!("{key}.levels[{i}]"),
                     format!("level `{}` takes the top 0 and stays empty", l.name),
                 ));
@@ -139,8 +140,8 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
     for (s, iv, _) in &ranged {
         for (earlier, eiv, eextra) in &ranged {
             if earlier.index < s.index && !eextra && contains(*eiv, *iv) {
-                out.push(Diagnostic::warning(
-                    "unreachable_level",
+                out.push(Diagnostic::new(
+                    Code::UnreachableLevel,
                     format!("{key}.levels[{}].when", s.index),
                     format!(
                         "level `{}` ({primary} {}) is never reached: `{}` above it takes every {primary} {}",
@@ -207,8 +208,8 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
                     .unwrap_or_else(|| "they are left unplaced".into()),
             };
             out.push(
-                Diagnostic::warning(
-                    "threshold_gap",
+                Diagnostic::new(
+                    Code::ThresholdGap,
                     format!("{key}.levels[{}].when", lower.index),
                     format!(
                         "gap in ladder `{}`: {primary} in {} matches neither `{}` ({}) nor `{}` ({}); {fallback}",
@@ -224,8 +225,8 @@ fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<D
             );
         } else if l_iv.high.is_some() && lhi > ulo && u_iv.high.is_none_or(|(uhi, _)| uhi >= lhi) {
             // A bounded range reaching into the range above: the boundaries disagree.
-            out.push(Diagnostic::warning(
-                "threshold_overlap",
+            out.push(Diagnostic::new(
+                Code::ThresholdOverlap,
                 format!("{key}.levels[{}].when", upper.index.max(lower.index)),
                 format!(
                     "overlap in ladder `{}`: {primary} in {} is claimed by both `{}` ({}) and `{}` ({}); the earlier level wins",
@@ -335,7 +336,7 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
     for m in &policy.metrics {
         if !used.contains(m.name.as_str()) {
             out.push(
-                Diagnostic::warning("unused_metric", format!("metrics.{}", m.name), format!("metric `{}` is not used by any score, ladder or other metric", m.name))
+                Diagnostic::new(Code::UnusedMetric, format!("metrics.{}", m.name), format!("metric `{}` is not used by any score, ladder or other metric", m.name))
                     .with_help("it is still computed and written to metrics.parquet; remove it if it is not needed"),
             );
         }

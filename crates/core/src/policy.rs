@@ -1,6 +1,7 @@
 //! The policy as written: a serde model of the TOML file. `compile` turns it into checked,
 //! resolved structures; nothing here evaluates anything.
 
+use crate::diagnostic::Code;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -521,7 +522,7 @@ pub fn parse_policy(file: &str, text: &str) -> Result<(PolicyFile, SourceMap), D
         Ok(policy) => Ok((policy, map)),
         Err(err) => {
             let message = err.message().to_string();
-            let mut diag = Diagnostic::error("invalid_policy", "", message.clone());
+            let mut diag = Diagnostic::new(Code::InvalidPolicy, "", message.clone());
             diag.location = err.span().map(|s| map.location_of_offset(s.start));
             if let Some((wrong, expected)) = unknown_field_parts(&message) {
                 diag = match did_you_mean(&wrong, expected.iter().map(String::as_str)) {

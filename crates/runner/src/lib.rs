@@ -28,6 +28,7 @@ mod record;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stratum_core::diagnostic::Code;
 
 use chrono::NaiveDate;
 use stratum_core::lint::lint;
@@ -314,7 +315,7 @@ pub async fn check(path: &Path, options: &EngineOptions) -> Result<CheckReport, 
                 }
                 _ => String::new(),
             };
-            let mut d = Diagnostic::error("data", &key, u.to_string());
+            let mut d = Diagnostic::new(Code::Data, &key, u.to_string());
             d.location = loaded.policy.map.locate(&key);
             diagnostics.push(d);
         }
@@ -563,8 +564,8 @@ async fn evaluate_policy(
         .non_finite
         .iter()
         .map(|n| {
-            Diagnostic::warning(
-                "non_finite_metric",
+            Diagnostic::new(
+                Code::NonFiniteMetric,
                 format!("metrics.{}", n.metric),
                 format!("{}; they count as missing (`[policy] non_finite = \"error\"` stops the run instead)", non_finite_text(n)),
             )
@@ -573,8 +574,8 @@ async fn evaluate_policy(
     warnings.extend(shrink_allowed
         .iter()
         .map(|name| {
-            Diagnostic::warning(
-                "shrink_allowed",
+            Diagnostic::new(
+                Code::ShrinkAllowed,
                 format!("sources.{name}"),
                 format!("source `{name}` has far fewer rows than at the last recorded run (or none); let through by --allow-shrink"),
             )
@@ -595,8 +596,8 @@ async fn evaluate_policy(
             if rows.contains_key(p.customer_id.as_str()) {
                 pins.push(p.clone());
             } else {
-                warnings.push(Diagnostic::warning(
-                    "unknown_customer",
+                warnings.push(Diagnostic::new(
+                    Code::UnknownCustomer,
                     &p.origin,
                     format!(
                         "{} pins customer `{}`, who is not in the customers source; ignored",
