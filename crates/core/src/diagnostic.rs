@@ -132,11 +132,9 @@ mod code_tests {
     /// docs/POLICY.md lists every code, row for row, and nothing else.
     #[test]
     fn the_policy_docs_list_every_diagnostic_code() {
-        let doc = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../docs/POLICY.md"
-        ))
-        .unwrap();
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/POLICY.md"))
+                .unwrap();
         let documented: Vec<&str> = doc
             .lines()
             .skip_while(|l| !l.starts_with("| code | severity | when |"))
@@ -157,7 +155,11 @@ mod code_tests {
         let mut names: Vec<&str> = DIAGNOSTIC_CODES.iter().map(|c| c.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), DIAGNOSTIC_CODES.len(), "a code is declared twice");
+        assert_eq!(
+            names.len(),
+            DIAGNOSTIC_CODES.len(),
+            "a code is declared twice"
+        );
         assert_eq!(Code::ThresholdGap.as_str(), "threshold_gap");
     }
 }

@@ -26,6 +26,15 @@ pub enum EvalError {
     Internal(String),
 }
 
+impl EvalError {
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            EvalError::User { .. } => true,
+            EvalError::Internal(_) => false,
+        }
+    }
+}
+
 /// Everything computed for one policy over one frame.
 #[derive(Debug)]
 pub struct Evaluation {

@@ -75,6 +75,16 @@ pub enum EngineError {
     Division(String),
 }
 
+impl EngineError {
+    /// The policy's or the data's fault (exit 1, a 4xx), not a bug.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            EngineError::User(_) | EngineError::Division(_) => true,
+            EngineError::Internal(_) => false,
+        }
+    }
+}
+
 impl From<datafusion::error::DataFusionError> for EngineError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
         if crate::divides_by_zero(&e) {

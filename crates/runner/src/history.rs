@@ -135,10 +135,7 @@ pub async fn history(
         }
     }
     if rows.is_empty() {
-        return Err(RunError::Invalid(format!(
-            "customer `{customer_id}` has no recorded placement in any run (`stratum runs` lists \
-             the runs; `stratum run` records one)"
-        )));
+        return Err(RunError::NeverPlaced(customer_id.to_string()));
     }
     Ok(rows)
 }
@@ -189,19 +186,17 @@ async fn serving_runs(store: &Store, policy: Option<&str>) -> Result<Vec<RunInfo
 /// Refuses a run of another policy unless `across` says the comparison is meant.
 fn same_policy(run: &RunInfo, policy: Option<&str>, across: bool) -> Result<(), RunError> {
     match policy {
-        Some(name) if !across && run.policy_name != name => Err(RunError::Invalid(format!(
-            "run #{} is a run of policy `{}`, not of `{name}`; pass --across-policies to compare runs of different policies",
-            run.id, run.policy_name
-        ))),
+        Some(name) if !across && run.policy_name != name => Err(RunError::OtherPolicy {
+            run: run.id,
+            run_policy: run.policy_name.clone(),
+            policy: name.to_string(),
+        }),
         _ => Ok(()),
     }
 }
 
 fn empty_history(policy: Option<&str>) -> RunError {
-    RunError::Invalid(match policy {
-        Some(name) => format!("policy `{name}` has no recorded run: `stratum run` records one"),
-        None => "the history is empty: `stratum run` records a run".into(),
-    })
+    RunError::EmptyHistory(policy.map(str::to_string))
 }
 
 /// Runs to compare: both given; one given (against the latest run of the policy); none (the
@@ -229,10 +224,7 @@ async fn pick_runs(
                     .filter(|r| r.policy_name == latest.policy_name)
                     .collect();
                 if same.len() < 2 {
-                    return Err(RunError::Invalid(format!(
-                        "policy `{}` has only one recorded run; a diff needs two",
-                        latest.policy_name
-                    )));
+                    return Err(RunError::OneRun(latest.policy_name.clone()));
                 }
                 (same[same.len() - 2].clone(), latest)
             }
@@ -241,10 +233,12 @@ async fn pick_runs(
     same_policy(&from, policy, across)?;
     same_policy(&to, policy, across)?;
     if !across && from.policy_name != to.policy_name {
-        return Err(RunError::Invalid(format!(
-            "run #{} is of policy `{}` and run #{} of `{}`; pass --across-policies to compare runs of different policies",
-            from.id, from.policy_name, to.id, to.policy_name
-        )));
+        return Err(RunError::PoliciesDiffer {
+            from: from.id,
+            from_policy: from.policy_name.clone(),
+            to: to.id,
+            to_policy: to.policy_name.clone(),
+        });
     }
     Ok((from, to))
 }
@@ -430,15 +424,11 @@ pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiR
         .map(str::to_string)
         .or_else(|| all.last().map(|r| r.policy_name.clone()))
     else {
-        return Err(RunError::Invalid(
-            "the history is empty: `stratum run` records a run".into(),
-        ));
+        return Err(RunError::EmptyHistory(None));
     };
     let mut runs: Vec<RunInfo> = all.into_iter().filter(|r| r.policy_name == name).collect();
     if runs.is_empty() {
-        return Err(RunError::Invalid(format!(
-            "no recorded run of policy `{name}`"
-        )));
+        return Err(RunError::EmptyHistory(Some(name)));
     }
     runs.sort_by_key(|r| (r.as_of, r.id));
     let mut out = Vec::new();

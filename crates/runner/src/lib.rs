@@ -84,8 +84,45 @@ pub enum RunError {
     Output { path: String, message: String },
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Invalid(String),
+    #[error(
+        "customer `{0}` has no recorded placement in any run (`stratum runs` lists the runs; `stratum run` records one)"
+    )]
+    NeverPlaced(String),
+    #[error("{}", match .0 {
+        Some(name) => format!("policy `{name}` has no recorded run: `stratum run` records one"),
+        None => "the history is empty: `stratum run` records a run".to_string(),
+    })]
+    EmptyHistory(Option<String>),
+    #[error("policy `{0}` has only one recorded run; a diff needs two")]
+    OneRun(String),
+    #[error(
+        "run #{run} is a run of policy `{run_policy}`, not of `{policy}`; pass --across-policies to compare runs of different policies"
+    )]
+    OtherPolicy {
+        run: i64,
+        run_policy: String,
+        policy: String,
+    },
+    #[error(
+        "run #{from} is of policy `{from_policy}` and run #{to} of `{to_policy}`; pass --across-policies to compare runs of different policies"
+    )]
+    PoliciesDiffer {
+        from: i64,
+        from_policy: String,
+        to: i64,
+        to_policy: String,
+    },
+    #[error(
+        "{0}: the policy has no [churn] table; add one naming the p_alive metric (see docs/POLICY.md, \"Lifetime models\")"
+    )]
+    NoChurnRule(String),
+    #[error("--since {since} must be before the evaluation date {as_of}")]
+    SinceNotBefore { since: NaiveDate, as_of: NaiveDate },
+    #[error("the owner metric `{0}` must be text (a column of the customers source)")]
+    OwnerNotText(String),
+    /// A bug: an invariant of the runner broke.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(
         "source `{source_name}` ({file}): {rejected} of {read} rows rejected, more than the limit of {limit}; \
          the run stops so a mostly unreadable export does not become history (see rejects in the output, \
@@ -151,13 +188,34 @@ fn non_finite_text(n: &stratum_engine::NonFinite) -> String {
 }
 
 impl RunError {
+    /// The policy's, the data's or the caller's fault (exit 1, a 4xx), not a bug (exit 3, a
+    /// 500). Every variant is named: a new one must be classified.
     pub fn is_user_error(&self) -> bool {
-        !matches!(
-            self,
-            RunError::Engine(EngineError::Internal(_))
-                | RunError::Eval(EvalError::Internal(_))
-                | RunError::Output { .. }
-        ) && !matches!(self, RunError::Store(e) if !e.is_user_error())
+        match self {
+            RunError::Engine(e) => e.is_user_error(),
+            RunError::Eval(e) => e.is_user_error(),
+            RunError::Store(e) => e.is_user_error(),
+            RunError::PolicyFile { .. }
+            | RunError::Policy(_)
+            | RunError::Overrides { .. }
+            | RunError::AsOf(_)
+            | RunError::Locked { .. }
+            | RunError::NonFinite(_)
+            | RunError::Refused(_)
+            | RunError::AsOfOutOfRange { .. }
+            | RunError::UnknownCustomer(_)
+            | RunError::TooManyRejects { .. }
+            | RunError::Shrunk { .. }
+            | RunError::NeverPlaced(_)
+            | RunError::EmptyHistory(_)
+            | RunError::OneRun(_)
+            | RunError::OtherPolicy { .. }
+            | RunError::PoliciesDiffer { .. }
+            | RunError::NoChurnRule(_)
+            | RunError::SinceNotBefore { .. }
+            | RunError::OwnerNotText(_) => true,
+            RunError::Output { .. } | RunError::Internal(_) => false,
+        }
     }
 }
 
@@ -522,6 +580,13 @@ async fn evaluate_policy(
     {
         return Err(RunError::NonFinite(non_finite_text(n)));
     }
+    // The owner metric names people: a number there is the policy's mistake, found before
+    // anything is scored or written.
+    if let Some(owner) = policy.service.as_ref().and_then(|s| s.owner.as_deref())
+        && !matches!(out.frame.column(owner), Some(stratum_core::Column::Text(_)))
+    {
+        return Err(RunError::OwnerNotText(owner.to_string()));
+    }
     progress.stage("scoring and placing");
     let t = Instant::now();
     let mut frame = out.frame;
@@ -883,12 +948,11 @@ pub async fn churn(
     store: Option<&Store>,
     since: Option<NaiveDate>,
 ) -> Result<ChurnReport, RunError> {
-    let rule = loaded.policy.churn.clone().ok_or_else(|| {
-        RunError::Invalid(format!(
-            "{}: the policy has no [churn] table; add one naming the p_alive metric (see docs/POLICY.md, \"Lifetime models\")",
-            loaded.path.display()
-        ))
-    })?;
+    let rule = loaded
+        .policy
+        .churn
+        .clone()
+        .ok_or_else(|| RunError::NoChurnRule(loaded.path.display().to_string()))?;
     let now = evaluate_policy(loaded, options, store, &mut Quiet).await?;
     let (since, since_run) = match (since, store) {
         (Some(d), _) => (Some(d), None),
@@ -904,10 +968,10 @@ pub async fn churn(
     if let Some(d) = since
         && d >= now.as_of
     {
-        return Err(RunError::Invalid(format!(
-            "--since {d} must be before the evaluation date {}",
-            now.as_of
-        )));
+        return Err(RunError::SinceNotBefore {
+            since: d,
+            as_of: now.as_of,
+        });
     }
     let before = match since {
         Some(d) => {

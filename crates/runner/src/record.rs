@@ -95,7 +95,7 @@ fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
     let keep: Vec<usize> = (0..all.num_columns()).filter(|&i| i != 1).collect();
     let batch = all
         .project(&keep)
-        .map_err(|e| RunError::Invalid(format!("metrics for the store: {e}")))?;
+        .map_err(|e| RunError::Internal(format!("metrics for the store: {e}")))?;
     let ids = ev.frame.ids();
     if (1..n).all(|i| ids[i - 1] < ids[i]) {
         return Ok(batch);
@@ -106,7 +106,7 @@ fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
         &batch,
         &datafusion::arrow::array::UInt32Array::from(order),
     )
-    .map_err(|e| RunError::Invalid(format!("metrics for the store: {e}")))
+    .map_err(|e| RunError::Internal(format!("metrics for the store: {e}")))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -171,7 +171,7 @@ pub(crate) async fn record(
                 activity: activity.and_then(|c| c.num(row)),
                 state,
                 explanation: why.next().ok_or_else(|| {
-                    RunError::Invalid("fewer explanations than assignments".into())
+                    RunError::Internal("fewer explanations than assignments".into())
                 })?,
             });
         }
@@ -184,9 +184,10 @@ pub(crate) async fn record(
                 None => None,
                 Some(metric) => match ev.frame.column(metric) {
                     Some(stratum_core::Column::Text(values)) => Some(values),
+                    // Checked before scoring (`RunError::OwnerNotText`).
                     _ => {
-                        return Err(RunError::Invalid(format!(
-                            "the owner metric `{metric}` must be text (a column of the customers source)"
+                        return Err(RunError::Internal(format!(
+                            "the owner metric `{metric}` is not text"
                         )));
                     }
                 },

@@ -138,26 +138,48 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m.clone()),
             StoreError::Invalid(m) => ApiError::invalid(m.clone()),
-            _ => ApiError::internal(e),
+            // Refused by the caller's own check before the commit: a run that could not
+            // write its files.
+            StoreError::Aborted(_) => ApiError::new(ErrorCode::RunFailed, e.to_string()),
+            StoreError::Connect { .. }
+            | StoreError::Schema { .. }
+            | StoreError::Internal(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Database(_)
+            | StoreError::Migrate(_) => ApiError::internal(e),
         }
     }
 }
 
 impl From<stratum_runner::RunError> for ApiError {
     fn from(e: stratum_runner::RunError) -> Self {
+        use stratum_runner::RunError as E;
         match e {
-            stratum_runner::RunError::Store(e) => e.into(),
-            stratum_runner::RunError::Policy(d) => {
-                ApiError::new(ErrorCode::InvalidPolicy, d.to_string())
+            E::Store(e) => e.into(),
+            E::Policy(d) => ApiError::new(ErrorCode::InvalidPolicy, d.to_string()),
+            e @ (E::AsOf(_) | E::AsOfOutOfRange { .. } | E::Refused(_)) => {
+                ApiError::invalid(e.to_string())
             }
-            e @ (stratum_runner::RunError::AsOf(_)
-            | stratum_runner::RunError::AsOfOutOfRange { .. }) => ApiError::invalid(e.to_string()),
-            e @ stratum_runner::RunError::Refused(_) => ApiError::invalid(e.to_string()),
-            e @ stratum_runner::RunError::Locked { .. } => {
-                ApiError::new(ErrorCode::RunInProgress, e.to_string())
-            }
-            e if e.is_user_error() => ApiError::new(ErrorCode::RunFailed, e.to_string()),
-            e => ApiError::internal(e),
+            e @ E::Locked { .. } => ApiError::new(ErrorCode::RunInProgress, e.to_string()),
+            E::Engine(e) if !e.is_user_error() => ApiError::internal(e),
+            E::Eval(e) if !e.is_user_error() => ApiError::internal(e),
+            e @ (E::Engine(_)
+            | E::Eval(_)
+            | E::PolicyFile { .. }
+            | E::Overrides { .. }
+            | E::NonFinite(_)
+            | E::UnknownCustomer(_)
+            | E::TooManyRejects { .. }
+            | E::Shrunk { .. }
+            | E::NeverPlaced(_)
+            | E::EmptyHistory(_)
+            | E::OneRun(_)
+            | E::OtherPolicy { .. }
+            | E::PoliciesDiffer { .. }
+            | E::NoChurnRule(_)
+            | E::SinceNotBefore { .. }
+            | E::OwnerNotText(_)) => ApiError::new(ErrorCode::RunFailed, e.to_string()),
+            e @ (E::Output { .. } | E::Internal(_)) => ApiError::internal(e),
         }
     }
 }

@@ -164,7 +164,7 @@ const FACTS_PER_INSERT: usize = 1000;
 
 fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| StoreError::Invalid(format!("stored {what} `{s}` is not a date")))
+        .map_err(|_| StoreError::Corrupt(format!("stored {what} `{s}` is not a date")))
 }
 
 fn opt_date(s: Option<String>, what: &str) -> Result<Option<NaiveDate>, StoreError> {

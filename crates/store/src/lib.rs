@@ -175,16 +175,19 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Connect { .. }
-                | StoreError::NotFound(_)
-                | StoreError::Invalid(_)
-                | StoreError::Schema { .. }
-                | StoreError::QuotaExceeded { .. }
-                | StoreError::IdempotencyConflict(_)
-                | StoreError::Aborted(_)
-        )
+            | StoreError::NotFound(_)
+            | StoreError::Invalid(_)
+            | StoreError::Schema { .. }
+            | StoreError::QuotaExceeded { .. }
+            | StoreError::IdempotencyConflict(_)
+            | StoreError::Aborted(_) => true,
+            StoreError::Internal(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Database(_)
+            | StoreError::Migrate(_) => false,
+        }
     }
 }
 

@@ -198,7 +198,7 @@ impl Store {
                         .try_get::<Option<String>, _>("until")?
                         .map(|s| {
                             NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
-                                StoreError::Invalid(format!("stored date `{s}` is not a date"))
+                                StoreError::Corrupt(format!("stored date `{s}` is not a date"))
                             })
                         })
                         .transpose()?,
