@@ -104,7 +104,7 @@ fn fit_json(fit: &LifetimeFit) -> serde_json::Value {
     out
 }
 
-pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
+pub async fn run(settings: &crate::Settings, cmd: &ClvCommand) -> Result<ExitCode> {
     if let ClvCommand::Churn {
         as_of,
         since,
@@ -113,7 +113,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
     } = cmd
     {
         return churn(
-            cli,
+            settings,
             as_of.as_deref(),
             since.as_deref(),
             *limit,
@@ -204,36 +204,40 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
         Vec::new()
     };
     if *json {
-        println!("{summary}");
+        out!("{summary}");
     } else {
-        println!(
+        out!(
             "{} customers as of {as_of}",
             fmt_num(customers.len() as f64)
         );
         for line in fit.describe() {
-            println!("{line}");
+            out!("{line}");
         }
         let b = fit.purchases;
         print_errors(
             "BG/NBD",
             &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)],
             &fit.purchases_report.standard_errors,
-        );
+        )?;
         if let Some((g, report)) = &fit.spend {
             print_errors(
                 "Gamma-Gamma",
                 &[("p", g.p), ("q", g.q), ("v", g.v)],
                 &report.standard_errors,
-            );
+            )?;
         }
         let mut by_value: Vec<usize> = (0..customers.len()).collect();
         by_value.sort_by(|&a, &b| columns[3][b].total_cmp(&columns[3][a]));
-        println!(
+        out!(
             "  top customers by {horizon_months}-month CLV (all with --out):\n  {:<14} {:>8} {:>10} {:>12} {:>12}",
-            "customer", "p_alive", "purchases", "spend", "clv"
+            "customer",
+            "p_alive",
+            "purchases",
+            "spend",
+            "clv"
         );
         for &i in by_value.iter().take(10) {
-            println!(
+            out!(
                 "  {:<14} {:>8.3} {:>10.2} {:>12.2} {:>12.2}",
                 customers[i].customer_id,
                 columns[0][i],
@@ -288,8 +292,8 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", fit_path.display()))?;
         writeln!(f, "{}", serde_json::to_string_pretty(&summary)?)?;
         if !*json {
-            println!("wrote {}", path.display());
-            println!("wrote {}", fit_path.display());
+            out!("wrote {}", path.display());
+            out!("wrote {}", fit_path.display());
         }
     }
     // On stderr, like `run`'s: benchmarks read them.
@@ -304,7 +308,7 @@ pub async fn run(cli: &crate::Cli, cmd: &ClvCommand) -> Result<ExitCode> {
 }
 
 async fn churn(
-    cli: &crate::Cli,
+    settings: &crate::Settings,
     as_of: Option<&str>,
     since: Option<&str>,
     limit: usize,
@@ -316,27 +320,27 @@ async fn churn(
         }
         None => None,
     };
-    let path = crate::policy_path(cli, None);
+    let path = settings.policy_path(None);
     let loaded = stratum_runner::load_policy(&path)?;
     let options = stratum_runner::RunOptions {
         as_of: as_of.map(str::to_string),
         ..Default::default()
     };
-    let store = crate::open_existing_store(cli).await?;
+    let store = settings.open_existing_store().await?;
     let report = stratum_runner::churn(&loaded, &options, store.as_ref(), since).await?;
     let rule = &report.rule;
     match (report.since, report.since_run) {
-        (Some(d), Some(id)) => println!(
+        (Some(d), Some(id)) => out!(
             "churn warning as of {} against run #{id} (as of {d}): {} customers",
             report.as_of,
             fmt_num(report.customers as f64)
         ),
-        (Some(d), None) => println!(
+        (Some(d), None) => out!(
             "churn warning as of {} against {d}: {} customers",
             report.as_of,
             fmt_num(report.customers as f64)
         ),
-        _ => println!(
+        _ => out!(
             "churn warning as of {}: {} customers (no previous run to compare with: threshold only)",
             report.as_of,
             fmt_num(report.customers as f64)
@@ -344,11 +348,11 @@ async fn churn(
     }
     if let Some(fit) = &report.lifetime {
         for line in fit.describe() {
-            println!("  {line}");
+            out!("  {line}");
         }
     }
     let at_risk: f64 = report.warnings.iter().filter_map(|w| w.value_at_risk).sum();
-    println!(
+    out!(
         "{} customers with {} below {} or dropped by more than {}{}",
         report.warnings.len(),
         rule.p_alive,
@@ -360,15 +364,20 @@ async fn churn(
             .unwrap_or_default()
     );
     if !report.warnings.is_empty() {
-        println!(
+        out!(
             "\n  {:<14} {:>7} {:>7} {:>12}  {:<20} {:<18} action",
-            "customer", "before", "now", "at risk", "why", "stage"
+            "customer",
+            "before",
+            "now",
+            "at risk",
+            "why",
+            "stage"
         );
     }
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     for w in report.warnings.iter().take(limit) {
-        println!(
+        out!(
             "  {:<14} {:>7} {:>7.3} {:>12}  {:<20} {:<18} {}",
             w.customer_id,
             opt(w.before, 3),
@@ -380,7 +389,7 @@ async fn churn(
         );
     }
     if report.warnings.len() > limit {
-        println!("  … and {} more", report.warnings.len() - limit);
+        out!("  … and {} more", report.warnings.len() - limit);
     }
     if let Some(path) = out {
         let mut w = csv::Writer::from_path(path)
@@ -406,29 +415,30 @@ async fn churn(
             ])?;
         }
         w.flush()?;
-        println!("wrote {}", path.display());
+        out!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Each parameter with its standard error, and a warning for one the data hardly
 /// determines (an error over ten times the estimate).
-fn print_errors(model: &str, params: &[(&str, f64)], errors: &[f64]) {
+fn print_errors(model: &str, params: &[(&str, f64)], errors: &[f64]) -> Result<()> {
     let parts: Vec<String> = params
         .iter()
         .zip(errors)
         .map(|((name, value), se)| format!("{name} {value:.4} ± {se:.4}"))
         .collect();
-    println!("  {model} standard errors: {}", parts.join(", "));
+    out!("  {model} standard errors: {}", parts.join(", "));
     for ((name, value), se) in params.iter().zip(errors) {
         if se.is_finite() && value.abs() > 0.0 && *se > 10.0 * value.abs() {
-            println!(
+            out!(
                 "  warning: {model} `{name}` is poorly determined by the data (standard error {:.0}× the estimate); \
                  predictions that lean on it are unreliable",
                 se / value.abs()
             );
         } else if !se.is_finite() {
-            println!("  warning: {model} `{name}` has no finite standard error");
+            out!("  warning: {model} `{name}` has no finite standard error");
         }
     }
+    Ok(())
 }

@@ -10,9 +10,9 @@ use chrono::NaiveDate;
 use clap::Subcommand;
 use stratum_core::fmt_num;
 use stratum_runner::{DiffReport, RunOptions};
-use stratum_store::{Actor, NewOverride, Store};
+use stratum_store::{NewOverride, Store};
 
-use crate::{Cli, Reporter, actor_name, database_url, open_store, policy_path, print_ladder};
+use crate::{Reporter, Settings, print_ladder};
 
 #[derive(Subcommand, Debug)]
 pub enum KeptCommand {
@@ -136,8 +136,8 @@ pub enum OverrideCommand {
         #[arg(long, default_value = "pin", value_parser = parse_mode)]
         mode: stratum_core::OverrideMode,
         /// Last day the override applies (YYYY-MM-DD); without it, until removed
-        #[arg(long)]
-        until: Option<String>,
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        until: Option<NaiveDate>,
         #[arg(long)]
         reason: String,
         /// The customer is not in the served run yet (the next run's data will have it)
@@ -196,47 +196,46 @@ pub enum TagCommand {
     },
 }
 
-fn actor(cli: &Cli) -> Actor {
-    Actor {
-        name: actor_name(cli),
-        origin: "cli".into(),
-    }
-}
-
-fn print_matrix(levels: &[String], cell: &dyn Fn(&str, &str) -> i64) {
+fn print_matrix(levels: &[String], cell: &dyn Fn(&str, &str) -> i64) -> Result<()> {
     let used: Vec<&String> = levels
         .iter()
         .filter(|l| levels.iter().any(|o| cell(l, o) > 0 || cell(o, l) > 0))
         .collect();
     if used.is_empty() {
-        println!("  (no customers in both runs)");
-        return;
+        out!("  (no customers in both runs)");
+        return Ok(());
     }
     let w = used.iter().map(|l| l.len()).max().unwrap_or(4).max(9);
-    print!("  {:<w$}", "from \\ to");
+    out_part!("  {:<w$}", "from \\ to");
     for l in &used {
-        print!("  {:>w$}", l);
+        out_part!("  {:>w$}", l);
     }
-    println!();
+    out!();
     for f in &used {
-        print!("  {:<w$}", f);
+        out_part!("  {:<w$}", f);
         for t in &used {
-            print!("  {:>w$}", fmt_num(cell(f, t) as f64));
+            out_part!("  {:>w$}", fmt_num(cell(f, t) as f64));
         }
-        println!();
+        out!();
     }
+    Ok(())
 }
 
-fn print_diff(d: &DiffReport) {
-    println!(
+fn print_diff(d: &DiffReport) -> Result<()> {
+    out!(
         "run #{} ({}, as of {}) -> run #{} ({}, as of {})",
-        d.from.id, d.from.policy_name, d.from.as_of, d.to.id, d.to.policy_name, d.to.as_of
+        d.from.id,
+        d.from.policy_name,
+        d.from.as_of,
+        d.to.id,
+        d.to.policy_name,
+        d.to.as_of
     );
     for l in &d.ladders {
-        println!("\nladder {}", l.ladder);
-        print_matrix(&l.levels, &|f, t| l.cell(f, t));
+        out!("\nladder {}", l.ladder);
+        print_matrix(&l.levels, &|f, t| l.cell(f, t))?;
         let value: f64 = l.cells.iter().map(|c| c.value).sum();
-        println!(
+        out!(
             "  upgrades {}, downgrades {}, new customers {}, gone {}; value at the later run {}",
             fmt_num(l.upgrades as f64),
             fmt_num(l.downgrades as f64),
@@ -250,18 +249,22 @@ fn print_diff(d: &DiffReport) {
             if list.is_empty() {
                 continue;
             }
-            println!("  {title} ({}):", fmt_num(list.len() as f64));
+            out!("  {title} ({}):", fmt_num(list.len() as f64));
             for (m, _) in list.iter().take(show) {
-                println!(
+                out!(
                     "    {:<12} {} -> {}: {}",
-                    m.customer_id, m.from_level, m.to_level, m.explanation
+                    m.customer_id,
+                    m.from_level,
+                    m.to_level,
+                    m.explanation
                 );
             }
             if list.len() > show {
-                println!("    … {} more (--export FILE)", list.len() - show);
+                out!("    … {} more (--export FILE)", list.len() - show);
             }
         }
     }
+    Ok(())
 }
 
 fn parse_mode(s: &str) -> Result<stratum_core::OverrideMode, String> {
@@ -273,19 +276,19 @@ fn parse_date(s: &str) -> Result<NaiveDate> {
         .with_context(|| format!("invalid date `{s}`; write YYYY-MM-DD"))
 }
 
-pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: &KeptCommand) -> Result<ExitCode> {
     if let KeptCommand::Migrate = cmd {
-        let store = Store::connect(&database_url(cli)).await?;
+        let store = Store::connect(&settings.database_url.clone()).await?;
         let applied = store.migrate().await?;
         if applied.is_empty() {
-            println!("{}: schema is up to date", store.url());
+            out!("{}: schema is up to date", store.url());
         }
         for (v, d) in applied {
-            println!("{}: applied migration {v} {d}", store.url());
+            out!("{}: applied migration {v} {d}", store.url());
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let store = open_store(cli).await?;
+    let store = settings.open_store().await?;
     match cmd {
         KeptCommand::Migrate => unreachable!("handled above"),
         KeptCommand::Runs {
@@ -295,11 +298,11 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             let policy = if *all {
                 None
             } else {
-                crate::history_policy(cli)?
+                settings.history_policy()?
             };
             let runs = store.runs(policy.as_deref()).await?;
             if runs.is_empty() {
-                println!("no runs recorded in {}", store.url());
+                out!("no runs recorded in {}", store.url());
             }
             let name_width = runs
                 .iter()
@@ -314,7 +317,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     ),
                     (None, _) => String::new(),
                 };
-                println!(
+                out!(
                     "#{:<4} {:<name_width$}  as of {}  {:>10} customers  policy {} ({}, {})  by {} at {}{retired}",
                     r.id,
                     r.policy_name,
@@ -332,10 +335,12 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             action: Some(RunsCommand::Retire { run, reason }),
             ..
         } => {
-            let r = store.retire_run(*run, reason, &actor(cli)).await?;
-            println!(
+            let r = store.retire_run(*run, reason, &settings.actor()).await?;
+            out!(
                 "retired run #{} ({}, as of {}): no longer served, compared with by default or held from; its history stays",
-                r.id, r.policy_name, r.as_of
+                r.id,
+                r.policy_name,
+                r.as_of
             );
         }
         KeptCommand::Runs {
@@ -344,24 +349,26 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
         } => {
             let r = store.run(*run).await?;
             store
-                .pin_served_run(&r.policy_name, Some(r.id), &actor(cli))
+                .pin_served_run(&r.policy_name, Some(r.id), &settings.actor())
                 .await?;
-            println!(
+            out!(
                 "run #{} ({}, as of {}) is served until `stratum runs unpin`",
-                r.id, r.policy_name, r.as_of
+                r.id,
+                r.policy_name,
+                r.as_of
             );
         }
         KeptCommand::Runs {
             action: Some(RunsCommand::Unpin),
             ..
         } => {
-            let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
+            let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
             let name = loaded.policy.history_name();
-            store.pin_served_run(name, None, &actor(cli)).await?;
-            println!("policy `{name}`: the latest recorded run is served again");
+            store.pin_served_run(name, None, &settings.actor()).await?;
+            out!("policy `{name}`: the latest recorded run is served again");
         }
         KeptCommand::History { customer_id } => {
-            let policy = crate::history_policy(cli)?;
+            let policy = settings.history_policy()?;
             let rows = stratum_runner::history(&store, policy.as_deref(), customer_id).await?;
             let mut ladder = "";
             let mut last_level = "";
@@ -369,7 +376,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 if r.ladder != ladder {
                     ladder = &r.ladder;
                     last_level = "";
-                    println!("\nladder {} ({})", r.ladder, r.policy_name);
+                    out!("\nladder {} ({})", r.ladder, r.policy_name);
                 }
                 let mark = if last_level.is_empty() || last_level == r.level {
                     "  "
@@ -381,9 +388,13 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 } else {
                     String::new()
                 };
-                println!(
+                out!(
                     "  {} run #{:<4} {} {:<12}{rules}  {}",
-                    r.as_of, r.run_id, mark, r.level, r.explanation
+                    r.as_of,
+                    r.run_id,
+                    mark,
+                    r.level,
+                    r.explanation
                 );
                 last_level = &r.level;
             }
@@ -394,21 +405,21 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             export,
             across_policies,
         } => {
-            let policy = crate::history_policy(cli)?;
+            let policy = settings.history_policy()?;
             let report =
                 stratum_runner::diff(&store, policy.as_deref(), *run_a, *run_b, *across_policies)
                     .await?;
-            print_diff(&report);
+            print_diff(&report)?;
             if let Some(path) = export {
                 let n = stratum_runner::write_moves(path, &report)?;
-                println!("\nwrote {} ({} customers who moved)", path.display(), n);
+                out!("\nwrote {} ({} customers who moved)", path.display(), n);
             }
         }
         KeptCommand::ExportRun { run, out } => {
-            let policy = crate::history_policy(cli)?;
+            let policy = settings.history_policy()?;
             let (run, rows) =
                 stratum_runner::export_run(&store, policy.as_deref(), *run, out).await?;
-            println!(
+            out!(
                 "wrote {} ({rows} rows: run #{}, {}, as of {})",
                 out.display(),
                 run.id,
@@ -417,7 +428,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             );
         }
         KeptCommand::Simulate { as_of } => {
-            let path = policy_path(cli, None);
+            let path = settings.policy_path(None);
             let draft = stratum_runner::load_policy(&path)?;
             let options = RunOptions {
                 as_of: as_of.clone(),
@@ -428,7 +439,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             reporter.finish();
             let sim = sim?;
             match &sim.base {
-                Some(b) => println!(
+                Some(b) => out!(
                     "draft {} as of {} against run #{} ({}, as of {}); nothing recorded",
                     path.display(),
                     sim.as_of,
@@ -436,19 +447,19 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     b.policy_name,
                     b.as_of
                 ),
-                None => println!(
+                None => out!(
                     "draft {} as of {}: no recorded run to compare with; nothing recorded",
                     path.display(),
                     sim.as_of
                 ),
             }
             for (l, s) in sim.ladders.iter().zip(&sim.summaries) {
-                print_ladder(s);
+                print_ladder(s)?;
                 if sim.base.is_some() {
-                    println!("  migration from the recorded run:");
-                    print_matrix(&l.levels, &|f, t| l.cell(f, t));
+                    out!("  migration from the recorded run:");
+                    print_matrix(&l.levels, &|f, t| l.cell(f, t))?;
                     let new: i64 = l.cells.iter().filter(|c| c.0.is_none()).map(|c| c.2).sum();
-                    println!(
+                    out!(
                         "  would upgrade {}, downgrade {}{}",
                         fmt_num(l.upgrades as f64),
                         fmt_num(l.downgrades as f64),
@@ -460,7 +471,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     );
                 }
                 if let (Some(before), Some(after)) = (l.cost_before, l.cost_after) {
-                    println!(
+                    out!(
                         "  benefit cost: {} -> {} ({}{})",
                         fmt_num(before),
                         fmt_num(after),
@@ -473,7 +484,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
         KeptCommand::Report { policy_name, out } => {
             let policy = match policy_name {
                 Some(name) => Some(name.clone()),
-                None => crate::history_policy(cli)?,
+                None => settings.history_policy()?,
             };
             let rows = stratum_runner::report(&store, policy.as_deref()).await?;
             let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1}", x * 100.0));
@@ -533,11 +544,11 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                         }
                     })
                     .collect();
-                println!("{}", cells.join("  ").trim_end());
+                out!("{}", cells.join("  ").trim_end());
             }
             if let Some(path) = out {
                 stratum_runner::write_kpis(path, &rows)?;
-                println!("\nwrote {}", path.display());
+                out!("\nwrote {}", path.display());
             }
         }
         KeptCommand::Override(o) => match o {
@@ -552,7 +563,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
             } => {
                 // Checked against the workspace's policy and its served run; a policy that
                 // does not load is an error, not a reason to skip the check.
-                let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
+                let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
                 stratum_runner::manual::check_override(&loaded.policy, ladder, level)?;
                 stratum_runner::manual::check_customer(
                     &store,
@@ -561,7 +572,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     *new_customer,
                 )
                 .await?;
-                let until = until.as_deref().map(parse_date).transpose()?;
+                let until = *until;
                 let id = store
                     .add_override(
                         &NewOverride {
@@ -572,10 +583,10 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                             reason: reason.clone(),
                             until,
                         },
-                        &actor(cli),
+                        &settings.actor(),
                     )
                     .await?;
-                println!(
+                out!(
                     "override #{id}: {customer_id} {mode} {level} on {ladder}{}; applies from the next run",
                     until.map_or(String::new(), |d| format!(" until {d}"))
                 );
@@ -585,7 +596,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                     if !all && o.removed_at.is_some() {
                         continue;
                     }
-                    println!(
+                    out!(
                         "#{:<4} {:<12} {:<8} {:<12} on {:<14} {:<18} {} (by {} at {}){}",
                         o.id,
                         o.customer_id,
@@ -607,8 +618,10 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 }
             }
             OverrideCommand::Remove { id, reason } => {
-                store.remove_override(*id, reason, &actor(cli)).await?;
-                println!("override #{id} removed; it stops applying at the next run");
+                store
+                    .remove_override(*id, reason, &settings.actor())
+                    .await?;
+                out!("override #{id} removed; it stops applying at the next run");
             }
         },
         KeptCommand::Input(i) => match i {
@@ -619,7 +632,7 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 reason,
                 new_customer,
             } => {
-                let loaded = stratum_runner::load_policy(&policy_path(cli, None))?;
+                let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
                 stratum_runner::manual::check_input(&loaded.policy, field, value)?;
                 stratum_runner::manual::check_customer(
                     &store,
@@ -629,19 +642,24 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 )
                 .await?;
                 if store
-                    .set_input(customer_id, field, value, reason, &actor(cli))
+                    .set_input(customer_id, field, value, reason, &settings.actor())
                     .await?
                 {
-                    println!("{customer_id}: {field} = {value}; applies from the next run");
+                    out!("{customer_id}: {field} = {value}; applies from the next run");
                 } else {
-                    println!("{customer_id}: {field} is {value} already; nothing changed");
+                    out!("{customer_id}: {field} is {value} already; nothing changed");
                 }
             }
             InputCommand::List => {
                 for r in store.inputs().await? {
-                    println!(
+                    out!(
                         "{:<12} {:<24} {:<10} {} (by {} at {})",
-                        r.customer_id, r.field, r.value, r.reason, r.updated_by, r.updated_at
+                        r.customer_id,
+                        r.field,
+                        r.value,
+                        r.reason,
+                        r.updated_by,
+                        r.updated_at
                     );
                 }
             }
@@ -651,9 +669,9 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 reason,
             } => {
                 store
-                    .remove_input(customer_id, field, reason, &actor(cli))
+                    .remove_input(customer_id, field, reason, &settings.actor())
                     .await?;
-                println!("{customer_id}: {field} removed");
+                out!("{customer_id}: {field} removed");
             }
         },
         KeptCommand::Tag(t) => match t {
@@ -662,21 +680,27 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 tag,
                 reason,
             } => {
-                store.add_tag(customer_id, tag, reason, &actor(cli)).await?;
-                println!("{customer_id}: tagged {tag}; applies from the next run");
+                store
+                    .add_tag(customer_id, tag, reason, &settings.actor())
+                    .await?;
+                out!("{customer_id}: tagged {tag}; applies from the next run");
             }
             TagCommand::List => {
                 for r in store.tags().await? {
-                    println!(
+                    out!(
                         "{:<12} {:<14} {} (by {} at {})",
-                        r.customer_id, r.tag, r.reason, r.added_by, r.added_at
+                        r.customer_id,
+                        r.tag,
+                        r.reason,
+                        r.added_by,
+                        r.added_at
                     );
                 }
                 // And the tags the data itself gives, as the policy's last run recorded them.
-                if let Some(policy) = crate::history_policy(cli)? {
+                if let Some(policy) = settings.history_policy()? {
                     for (customer, tags) in store.data_tags(&policy).await? {
                         for tag in tags.split(',').filter(|t| !t.is_empty()) {
-                            println!("{customer:<12} {tag:<14} (from the data)");
+                            out!("{customer:<12} {tag:<14} (from the data)");
                         }
                     }
                 }
@@ -687,9 +711,9 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 reason,
             } => {
                 store
-                    .remove_tag(customer_id, tag, reason, &actor(cli))
+                    .remove_tag(customer_id, tag, reason, &settings.actor())
                     .await?;
-                println!("{customer_id}: tag {tag} removed");
+                out!("{customer_id}: tag {tag} removed");
             }
         },
         KeptCommand::Audit {
@@ -708,15 +732,20 @@ pub async fn run(cli: &Cli, cmd: &KeptCommand) -> Result<ExitCode> {
                 until: *until,
             };
             for a in store.audit_search(&filter, *limit).await? {
-                println!(
+                out!(
                     "{} {:<10} {:<6} {:<16} {:<12} {}",
-                    a.at, a.actor, a.origin, a.action, a.subject, a.detail
+                    a.at,
+                    a.actor,
+                    a.origin,
+                    a.action,
+                    a.subject,
+                    a.detail
                 );
             }
         }
         KeptCommand::Backup { file } => {
             store.backup(file).await?;
-            println!(
+            out!(
                 "wrote {}: a consistent copy of {}",
                 file.display(),
                 store.url()

@@ -7,7 +7,7 @@
 //! 3 an internal error.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,10 +19,34 @@ use stratum_engine::BadRows;
 use stratum_runner::{Progress, RunError, RunOptions};
 use stratum_store::{Store, StoreError};
 
+/// `println!` that returns the write's error instead of panicking, so that a closed pipe
+/// (`stratum report | head`) ends the command quietly (see `main`).
+macro_rules! out {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock())?
+    }};
+    ($($arg:tt)+) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)+)?
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out_part {
+    ($($arg:tt)+) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)+)?
+    }};
+}
+
 mod clv;
 mod kept;
 mod malloc;
 mod service;
+mod settings;
+
+use settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -181,40 +205,6 @@ impl Progress for Reporter {
     }
 }
 
-fn policy_path(cli: &Cli, explicit: Option<&Path>) -> PathBuf {
-    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    match explicit.or(cli.policy.as_deref()) {
-        Some(p) if p.is_absolute() || cli.dir.is_none() => p.to_path_buf(),
-        Some(p) => dir.join(p),
-        None => dir.join("stratum.toml"),
-    }
-}
-
-/// `-C DIR`; without it the folder of `--policy`, or that folder's parent when the parent
-/// is the workspace (holds `stratum.toml` or `stratum.db`: a demo workspace's
-/// `policies/*.toml`); else the current folder. The default history database lives there.
-fn workspace_dir(cli: &Cli) -> PathBuf {
-    let here = || PathBuf::from(".");
-    if let Some(dir) = &cli.dir {
-        return dir.clone();
-    }
-    let Some(policy) = &cli.policy else {
-        return here();
-    };
-    let non_empty = |p: &Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
-    let folder = policy.parent().and_then(non_empty).unwrap_or_else(here);
-    let is_workspace = |d: &Path| d.join("stratum.toml").exists() || d.join("stratum.db").exists();
-    if is_workspace(&folder) {
-        return folder;
-    }
-    let parent = folder.parent().and_then(non_empty).unwrap_or_else(here);
-    if folder != parent && is_workspace(&parent) {
-        parent
-    } else {
-        folder
-    }
-}
-
 /// After a recomputed explanation: where the served run recorded the customer when that
 /// differs, and the manual changes made since that apply from the next run, so the CLI and
 /// the API never leave one customer with two unexplained levels.
@@ -246,65 +236,36 @@ async fn print_recorded(
     if differs.is_empty() && pending.is_empty() {
         return Ok(());
     }
-    println!(
+    out!(
         "\nrecorded: run #{} as of {} (what lookups and the API serve until the next run)",
-        run.id, run.as_of
+        run.id,
+        run.as_of
     );
     for d in differs {
-        println!("{d}");
+        out!("{d}");
     }
     for p in pending {
-        println!(
+        out!(
             "  pending from the next run: override #{} ({} {} on {}), {} by {} at {}",
-            p.override_id, p.mode, p.level, p.ladder, p.change, p.by, p.at
+            p.override_id,
+            p.mode,
+            p.level,
+            p.ladder,
+            p.change,
+            p.by,
+            p.at
         );
     }
     Ok(())
 }
 
-/// The policy a history command is about: `--policy`, else the workspace's `stratum.toml`
-/// (its runs only, whatever else the database holds); `None` when there is no policy file at
-/// all (a database on its own), meaning every policy's runs.
-fn history_policy(cli: &Cli) -> Result<Option<String>> {
-    let path = policy_path(cli, None);
-    if cli.policy.is_none() && !path.exists() {
-        return Ok(None);
-    }
-    let loaded = stratum_runner::load_policy(&path)?;
-    Ok(Some(loaded.policy.history_name().to_string()))
-}
-
-fn database_url(cli: &Cli) -> String {
-    cli.database
-        .clone()
-        .unwrap_or_else(|| stratum_runner::default_database_url(&workspace_dir(cli)))
-}
-
-/// `--by`, else `$USER` / `$LOGNAME`, else the login name of the process's user (a
-/// container or a cron job often has no `$USER`).
-fn actor_name(cli: &Cli) -> String {
-    let given = |s: &String| !s.trim().is_empty();
-    cli.by
-        .clone()
-        .filter(given)
-        .or_else(|| std::env::var("USER").ok().filter(given))
-        .or_else(|| std::env::var("LOGNAME").ok().filter(given))
-        .or_else(|| whoami::fallible::username().ok().filter(given))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Opens the history database, creating the embedded one on first use.
-async fn open_store(cli: &Cli) -> Result<Store> {
-    Ok(Store::open(&database_url(cli)).await?)
-}
-
-/// The history database when there is one: a configured URL, or the workspace's SQLite file
-/// if it exists (reading commands never create one).
-async fn open_existing_store(cli: &Cli) -> Result<Option<Store>> {
-    if cli.database.is_none() && !workspace_dir(cli).join("stratum.db").exists() {
-        return Ok(None);
-    }
-    Ok(Some(open_store(cli).await?))
+/// Whether writing to stdout failed because its reader went away.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error and its causes, each cause once: library errors that wrap another usually
@@ -337,13 +298,13 @@ fn bad_rows(v: OnBadRows) -> BadRows {
     }
 }
 
-fn print_ladder(s: &LadderSummary) {
+fn print_ladder(s: &LadderSummary) -> Result<()> {
     let title = s
         .title
         .as_deref()
         .map(|t| format!(" — {t}"))
         .unwrap_or_default();
-    println!("\nladder {}{title}", s.ladder);
+    out!("\nladder {}{title}", s.ladder);
     let value = s.value_name.as_deref();
     let width = s
         .rows
@@ -353,11 +314,15 @@ fn print_ladder(s: &LadderSummary) {
         .unwrap_or(5)
         .max(5);
     match value {
-        Some(v) => println!(
+        Some(v) => out!(
             "  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}",
-            "level", "customers", "share", v, "share"
+            "level",
+            "customers",
+            "share",
+            v,
+            "share"
         ),
-        None => println!("  {:<width$}  {:>10}  {:>7}", "level", "customers", "share"),
+        None => out!("  {:<width$}  {:>10}  {:>7}", "level", "customers", "share"),
     }
     for r in &s.rows {
         let share = if r.level == stratum_core::evaluate::NOT_APPLICABLE {
@@ -366,7 +331,7 @@ fn print_ladder(s: &LadderSummary) {
             format!("{:.1}%", r.share * 100.0)
         };
         match value {
-            Some(_) => println!(
+            Some(_) => out!(
                 "  {:<width$}  {:>10}  {:>7}  {:>16}  {:>7}",
                 r.level,
                 fmt_num(r.count as f64),
@@ -376,7 +341,7 @@ fn print_ladder(s: &LadderSummary) {
                     .map(|v| format!("{:.1}%", v * 100.0))
                     .unwrap_or_else(|| "-".into())
             ),
-            None => println!(
+            None => out!(
                 "  {:<width$}  {:>10}  {:>7}",
                 r.level,
                 fmt_num(r.count as f64),
@@ -385,15 +350,16 @@ fn print_ladder(s: &LadderSummary) {
         }
     }
     if let (Some(p), Some(v)) = (s.pareto_top20, value) {
-        println!(
+        out!(
             "  Pareto: the top 20% of customers by {v} hold {:.1}% of it",
             p * 100.0
         );
     }
+    Ok(())
 }
 
-async fn run_command(cli: &Cli) -> Result<ExitCode> {
-    match &cli.command {
+async fn run_command(command: &Command, settings: &Settings) -> Result<ExitCode> {
+    match command {
         Command::Init {
             dir,
             customers,
@@ -401,28 +367,28 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
         } => {
             let report = stratum_demo::init(dir, *customers, *force)
                 .with_context(|| format!("creating {}", dir.display()))?;
-            println!("created demo workspace {}", dir.display());
+            out!("created demo workspace {}", dir.display());
             for f in &report.files {
-                println!("  {}", f.display());
+                out!("  {}", f.display());
             }
-            println!("\nnext: stratum -C {} run", dir.display());
+            out!("\nnext: stratum -C {} run", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { policy_file } => {
-            let path = policy_path(cli, policy_file.as_deref());
+            let path = settings.policy_path(policy_file.as_deref());
             let report = stratum_runner::check(&path, &Default::default()).await?;
             for d in &report.diagnostics {
-                println!("{d}\n");
+                out!("{d}\n");
             }
             for line in &report.windows {
-                println!("{line}");
+                out!("{line}");
             }
             if !report.windows.is_empty() {
-                println!();
+                out!();
             }
             let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
             let warnings = report.diagnostics.len() - errors;
-            println!(
+            out!(
                 "{}: {errors} error(s), {warnings} warning(s)",
                 path.display()
             );
@@ -444,14 +410,14 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             show_sql,
             no_record,
         } => {
-            let path = policy_path(cli, None);
+            let path = settings.policy_path(None);
             let loaded = stratum_runner::load_policy(&path)?;
             let options = RunOptions {
                 as_of: as_of.clone(),
                 out_dir: out.clone(),
                 on_bad_rows: bad_rows(*on_bad_rows),
                 target_partitions: *threads,
-                recorded_by: actor_name(cli),
+                recorded_by: settings.actor.clone(),
                 guard: stratum_runner::GuardOptions {
                     max_rejects: *max_rejects,
                     allow_shrink: *allow_shrink,
@@ -461,13 +427,13 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 metrics_csv: *metrics_csv,
             };
             if *show_sql {
-                println!("{}", stratum_runner::show_sql(&loaded, &options).await?);
+                out!("{}", stratum_runner::show_sql(&loaded, &options).await?);
                 return Ok(ExitCode::SUCCESS);
             }
             let store = if *no_record {
                 None
             } else {
-                Some(open_store(cli).await?)
+                Some(settings.open_store().await?)
             };
             let mut reporter = Reporter::new();
             let outcome =
@@ -477,14 +443,14 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             for w in &outcome.warnings {
                 eprintln!("{w}\n");
             }
-            println!(
+            out!(
                 "policy {} as of {}: {} customers",
                 path.display(),
                 outcome.as_of,
                 fmt_num(outcome.customers as f64)
             );
             for s in &outcome.sources {
-                println!(
+                out!(
                     "  {:<14} {:<28} read {} = accepted {} + rejected {}",
                     s.name,
                     s.file,
@@ -494,7 +460,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 );
             }
             for o in &outcome.orphans {
-                println!(
+                out!(
                     "  note: {} rows of `{}` name {} customer id(s) missing from customers; they count for no one",
                     fmt_num(o.rows as f64),
                     o.source,
@@ -502,30 +468,30 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 );
             }
             if let Some(fit) = &outcome.lifetime {
-                println!("\nlifetime models");
+                out!("\nlifetime models");
                 for line in fit.describe() {
-                    println!("  {line}");
+                    out!("  {line}");
                 }
             }
             for l in &outcome.ladders {
-                print_ladder(l);
+                print_ladder(l)?;
             }
-            println!("\nwrote {}", outcome.files.assignments_parquet.display());
-            println!("wrote {}", outcome.files.assignments_csv.display());
-            println!("wrote {}", outcome.files.metrics_parquet.display());
+            out!("\nwrote {}", outcome.files.assignments_parquet.display());
+            out!("wrote {}", outcome.files.assignments_csv.display());
+            out!("wrote {}", outcome.files.metrics_parquet.display());
             if let Some(m) = &outcome.files.metrics_csv {
-                println!("wrote {}", m.display());
+                out!("wrote {}", m.display());
             }
             if let Some(r) = &outcome.files.rejects_csv {
-                println!("wrote {} (rejected rows with reasons)", r.display());
+                out!("wrote {} (rejected rows with reasons)", r.display());
             }
             if let (Some(id), Some(store)) = (outcome.run_id, &store) {
                 match outcome.previous_run {
-                    Some(p) => println!(
+                    Some(p) => out!(
                         "recorded run #{id} in {} (holds continue from run #{p}; `stratum diff` compares them)",
                         store.url()
                     ),
-                    None => println!("recorded run #{id} in {}", store.url()),
+                    None => out!("recorded run #{id} in {}", store.url()),
                 }
             }
             let timing: Vec<String> = outcome
@@ -544,7 +510,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             as_of,
             on_bad_rows,
         } => {
-            let path = policy_path(cli, None);
+            let path = settings.policy_path(None);
             let loaded = stratum_runner::load_policy(&path)?;
             let options = RunOptions {
                 as_of: as_of.clone(),
@@ -552,23 +518,23 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
                 ..Default::default()
             };
             // With a history, the explanation shows holds and stored overrides too.
-            let store = open_existing_store(cli).await?;
+            let store = settings.open_existing_store().await?;
             let (as_of, explanation) =
                 stratum_runner::explain(&loaded, &options, store.as_ref(), customer_id).await?;
-            println!("as of {as_of}, policy {}", path.display());
-            print!("{explanation}");
+            out!("as of {as_of}, policy {}", path.display());
+            out_part!("{explanation}");
             let windows = stratum_runner::window_lines(&loaded.policy, as_of);
             if !windows.is_empty() {
-                println!("\n{}", windows.join("\n"));
+                out!("\n{}", windows.join("\n"));
             }
             if let Some(store) = &store {
                 print_recorded(store, &loaded, customer_id, &explanation).await?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Kept(k) => kept::run(cli, k).await,
-        Command::Service(s) => service::run(cli, s).await,
-        Command::Clv(c) => clv::run(cli, c).await,
+        Command::Kept(k) => kept::run(settings, k).await,
+        Command::Service(s) => service::run(settings, s).await,
+        Command::Clv(c) => clv::run(settings, c).await,
         Command::Gen {
             customers,
             transactions,
@@ -590,7 +556,7 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
             let files = stratum_demo::generate_bench(dir, &options)
                 .with_context(|| format!("writing {}", dir.display()))?;
             for f in files {
-                println!("wrote {}", f.display());
+                out!("wrote {}", f.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -598,22 +564,8 @@ async fn run_command(cli: &Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    // `stratum report | head` closes stdout early; end quietly, as other command-line tools
-    // do, instead of printing a panic.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(0);
-        }
-        default_hook(info);
-    }));
     let cli = Cli::parse();
+    let settings = Settings::resolve(&cli);
     let serving = matches!(
         cli.command,
         Command::Service(service::ServiceCommand::Serve { .. })
@@ -649,8 +601,11 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(run_command(&cli)) {
+    match runtime.block_on(run_command(&cli.command, &settings)) {
         Ok(code) => code,
+        // `stratum report | head` closes stdout early: end quietly, as other command-line
+        // tools do (every line goes out through `out!`, which returns the write's error).
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let user = err
                 .downcast_ref::<RunError>()

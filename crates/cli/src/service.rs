@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use stratum_core::{Call, fmt_num};
 
-use crate::{Cli, open_store, policy_path};
+use crate::Settings;
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
@@ -75,20 +75,13 @@ pub enum KeyCommand {
     List,
 }
 
-fn actor(cli: &Cli) -> stratum_store::Actor {
-    stratum_store::Actor {
-        name: crate::actor_name(cli),
-        origin: "cli".into(),
-    }
-}
-
-fn load(cli: &Cli) -> Result<stratum_runner::LoadedPolicy> {
-    let path = policy_path(cli, None);
+fn load(settings: &Settings) -> Result<stratum_runner::LoadedPolicy> {
+    let path = settings.policy_path(None);
     Ok(stratum_runner::load_policy(&path)?)
 }
 
-pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
-    let store = open_store(cli).await?;
+pub async fn run(settings: &Settings, cmd: &ServiceCommand) -> Result<ExitCode> {
+    let store = settings.open_store().await?;
     match cmd {
         ServiceCommand::Serve {
             listen,
@@ -98,7 +91,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
             evaluation_memory,
             max_connections,
         } => {
-            let policy = load(cli)?;
+            let policy = load(settings)?;
             eprintln!(
                 "stratum: serving {} on http://{listen} (history: {})",
                 policy.path.display(),
@@ -118,21 +111,21 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot serve on {listen}"))?;
         }
         ServiceCommand::User(UserCommand::Add { name, role }) => {
-            store.add_user(name, *role, &actor(cli)).await?;
-            println!("added user {name} ({role})");
+            store.add_user(name, *role, &settings.actor()).await?;
+            out!("added user {name} ({role})");
         }
         ServiceCommand::User(UserCommand::Disable { name }) => {
-            store.disable_user(name, &actor(cli)).await?;
-            println!("disabled user {name}");
+            store.disable_user(name, &settings.actor()).await?;
+            out!("disabled user {name}");
         }
         ServiceCommand::User(UserCommand::Enable { name }) => {
-            store.enable_user(name, &actor(cli)).await?;
-            println!("enabled user {name}: its keys that were not revoked work again");
+            store.enable_user(name, &settings.actor()).await?;
+            out!("enabled user {name}: its keys that were not revoked work again");
         }
         ServiceCommand::Key(KeyCommand::List) => {
             let keys = store.api_keys().await?;
             if keys.is_empty() {
-                println!("no keys (create one with `stratum key create USER`)");
+                out!("no keys (create one with `stratum key create USER`)");
             }
             for k in keys {
                 let state = match (&k.revoked_at, k.user_disabled) {
@@ -140,9 +133,12 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                     (None, true) => "user disabled".to_string(),
                     (None, false) => "active".to_string(),
                 };
-                println!(
+                out!(
                     "{:<14} {:<20} made by {} at {}  {state}",
-                    k.id, k.user_name, k.created_by, k.created_at
+                    k.id,
+                    k.user_name,
+                    k.created_by,
+                    k.created_at
                 );
             }
         }
@@ -153,23 +149,26 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                 } else {
                     ""
                 };
-                println!(
+                out!(
                     "{:<20} {:<8} added by {} at {}{state}",
-                    u.name, u.role, u.created_by, u.created_at
+                    u.name,
+                    u.role,
+                    u.created_by,
+                    u.created_at
                 );
             }
         }
         ServiceCommand::Key(KeyCommand::Create { user }) => {
-            let token = stratum_server::create_key(&store, user, &actor(cli)).await?;
-            println!("{token}");
+            let token = stratum_server::create_key(&store, user, &settings.actor()).await?;
+            out!("{token}");
             eprintln!("stratum: key for {user} created; it is shown only now");
         }
         ServiceCommand::Key(KeyCommand::Revoke { id }) => {
-            store.revoke_api_key(id, &actor(cli)).await?;
-            println!("revoked key {id}");
+            store.revoke_api_key(id, &settings.actor()).await?;
+            out!("revoked key {id}");
         }
         ServiceCommand::Sla { calls } => {
-            let policy = load(cli)?;
+            let policy = load(settings)?;
             let Some(service) = policy.policy.service.as_ref() else {
                 bail!(
                     "{}: the policy has no [service] section",
@@ -234,7 +233,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                     answered_at: answered,
                 });
             }
-            println!(
+            out!(
                 "SLA by level of `{}` (run #{run}), {} calls",
                 service.ladder_name,
                 fmt_num(parsed.len() as f64)
@@ -243,7 +242,7 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                 unknown.sort();
                 unknown.dedup();
                 let shown: Vec<&str> = unknown.iter().take(5).map(String::as_str).collect();
-                println!(
+                out!(
                     "  {} customer(s) not in run #{run}, counted under (no level): {}{}",
                     fmt_num(unknown.len() as f64),
                     shown.join(", "),
@@ -254,12 +253,17 @@ pub async fn run(cli: &Cli, cmd: &ServiceCommand) -> Result<ExitCode> {
                     }
                 );
             }
-            println!(
+            out!(
                 "  {:<12} {:>7} {:>9} {:>9} {:>8} {:>8}  met",
-                "level", "calls", "answered", "abandoned", "within", "target"
+                "level",
+                "calls",
+                "answered",
+                "abandoned",
+                "within",
+                "target"
             );
             for r in service.sla_report(&parsed) {
-                println!(
+                out!(
                     "  {:<12} {:>7} {:>9} {:>9} {:>8} {:>8}  {}",
                     r.level.as_deref().unwrap_or("(no level)"),
                     r.calls,

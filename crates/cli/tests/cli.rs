@@ -993,3 +993,21 @@ fn the_database_lives_beside_the_policy_and_is_whole_after_a_command() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("exists already"), "{:?}", text(&o));
 }
+
+/// `stratum … | head` closes stdout before the command is done: the command ends quietly
+/// with exit 0 (no panic, nothing on stderr), as other command-line tools do.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .args(["init", "demo", "--customers", "50"])
+        .current_dir(tmp.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+}
