@@ -89,63 +89,13 @@ enum GenFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a demo workspace: generated data and example policies for every domain example
-    Init {
-        dir: PathBuf,
-        /// Number of demo customers
-        #[arg(long, default_value_t = 2000)]
-        customers: usize,
-        /// Overwrite an existing workspace
-        #[arg(long)]
-        force: bool,
-    },
+    Init(InitArgs),
     /// Validate and lint a policy (exit 0 clean or warnings only, 1 errors)
-    Check {
-        /// Policy file (default: the workspace's stratum.toml)
-        policy_file: Option<PathBuf>,
-    },
+    Check(CheckArgs),
     /// Evaluate every ladder for every customer and write the outputs
-    Run {
-        /// Evaluation date, YYYY-MM-DD (default: the policy's as_of, else today)
-        #[arg(long)]
-        as_of: Option<String>,
-        /// Output folder (default: DIR/out)
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "fail")]
-        on_bad_rows: OnBadRows,
-        /// Rows of a source that may be rejected in quarantine before the run stops: a share
-        /// ("1%", the default, or the policy's max_rejects) or a number of rows
-        #[arg(long, value_name = "LIMIT", value_parser = parse_reject_limit)]
-        max_rejects: Option<stratum_core::RejectLimit>,
-        /// Run although a source has no rows or far fewer than at the last recorded run
-        /// (more than the policy's max_shrink, default 50%); recorded with the run
-        #[arg(long)]
-        allow_shrink: bool,
-        /// Accept an as-of date more than a day after today (a run dated ahead is compared
-        /// and held against as if it were the latest)
-        #[arg(long)]
-        allow_future_as_of: bool,
-        /// Also write metrics.csv (every metric and score per customer) for spreadsheets
-        #[arg(long)]
-        metrics_csv: bool,
-        /// Query threads (default: one per core)
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Print the SQL the run executes, and stop
-        #[arg(long)]
-        show_sql: bool,
-        /// Do not record the run in the history database
-        #[arg(long)]
-        no_record: bool,
-    },
+    Run(RunArgs),
     /// Explain one customer: metrics, score contributions, placements, next-level gaps
-    Explain {
-        customer_id: String,
-        #[arg(long)]
-        as_of: Option<String>,
-        #[arg(long, value_enum, default_value = "fail")]
-        on_bad_rows: OnBadRows,
-    },
+    Explain(ExplainArgs),
     #[command(flatten)]
     Kept(kept::KeptCommand),
     #[command(flatten)]
@@ -153,20 +103,90 @@ enum Command {
     #[command(flatten)]
     Clv(clv::ClvCommand),
     /// Generate benchmark-size data
-    Gen {
-        #[arg(long)]
-        customers: usize,
-        #[arg(long)]
-        transactions: usize,
-        /// Invoices (default: a tenth of the transactions)
-        #[arg(long)]
-        invoices: Option<usize>,
-        #[arg(long, value_enum, default_value = "parquet")]
-        format: GenFormat,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        dir: PathBuf,
-    },
+    Gen(GenArgs),
+}
+
+/// `stratum init`.
+#[derive(clap::Args, Debug)]
+struct InitArgs {
+    dir: PathBuf,
+    /// Number of demo customers
+    #[arg(long, default_value_t = 2000)]
+    customers: usize,
+    /// Overwrite an existing workspace
+    #[arg(long)]
+    force: bool,
+}
+
+/// `stratum check`.
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// Policy file (default: the workspace's stratum.toml)
+    policy_file: Option<PathBuf>,
+}
+
+/// `stratum run`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Evaluation date, YYYY-MM-DD (default: the policy's as_of, else today)
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Output folder (default: DIR/out)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "fail")]
+    on_bad_rows: OnBadRows,
+    /// Rows of a source that may be rejected in quarantine before the run stops: a share
+    /// ("1%", the default, or the policy's max_rejects) or a number of rows
+    #[arg(long, value_name = "LIMIT", value_parser = parse_reject_limit)]
+    max_rejects: Option<stratum_core::RejectLimit>,
+    /// Run although a source has no rows or far fewer than at the last recorded run
+    /// (more than the policy's max_shrink, default 50%); recorded with the run
+    #[arg(long)]
+    allow_shrink: bool,
+    /// Accept an as-of date more than a day after today (a run dated ahead is compared
+    /// and held against as if it were the latest)
+    #[arg(long)]
+    allow_future_as_of: bool,
+    /// Also write metrics.csv (every metric and score per customer) for spreadsheets
+    #[arg(long)]
+    metrics_csv: bool,
+    /// Query threads (default: one per core)
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print the SQL the run executes, and stop
+    #[arg(long)]
+    show_sql: bool,
+    /// Do not record the run in the history database
+    #[arg(long)]
+    no_record: bool,
+}
+
+/// `stratum explain`.
+#[derive(clap::Args, Debug)]
+struct ExplainArgs {
+    customer_id: String,
+    #[arg(long)]
+    as_of: Option<String>,
+    #[arg(long, value_enum, default_value = "fail")]
+    on_bad_rows: OnBadRows,
+}
+
+/// `stratum gen`.
+#[derive(clap::Args, Debug)]
+struct GenArgs {
+    #[arg(long)]
+    customers: usize,
+    #[arg(long)]
+    transactions: usize,
+    /// Invoices (default: a tenth of the transactions)
+    #[arg(long)]
+    invoices: Option<usize>,
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: GenFormat,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    dir: PathBuf,
 }
 
 /// Progress on a terminal: a spinner; elsewhere: plain lines on stderr.
@@ -360,207 +380,221 @@ fn print_ladder(s: &LadderSummary) -> Result<()> {
 
 async fn run_command(command: &Command, settings: &Settings) -> Result<ExitCode> {
     match command {
-        Command::Init {
-            dir,
-            customers,
-            force,
-        } => {
-            let report = stratum_demo::init(dir, *customers, *force)
-                .with_context(|| format!("creating {}", dir.display()))?;
-            out!("created demo workspace {}", dir.display());
-            for f in &report.files {
-                out!("  {}", f.display());
-            }
-            out!("\nnext: stratum -C {} run", dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { policy_file } => {
-            let path = settings.policy_path(policy_file.as_deref());
-            let report = stratum_runner::check(&path, &Default::default()).await?;
-            for d in &report.diagnostics {
-                out!("{d}\n");
-            }
-            for line in &report.windows {
-                out!("{line}");
-            }
-            if !report.windows.is_empty() {
-                out!();
-            }
-            let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
-            let warnings = report.diagnostics.len() - errors;
-            out!(
-                "{}: {errors} error(s), {warnings} warning(s)",
-                path.display()
-            );
-            Ok(if errors > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Run {
-            as_of,
-            out,
-            on_bad_rows,
-            max_rejects,
-            allow_shrink,
-            allow_future_as_of,
-            metrics_csv,
-            threads,
-            show_sql,
-            no_record,
-        } => {
-            let path = settings.policy_path(None);
-            let loaded = stratum_runner::load_policy(&path)?;
-            let options = RunOptions {
-                as_of: as_of.clone(),
-                out_dir: out.clone(),
-                on_bad_rows: bad_rows(*on_bad_rows),
-                target_partitions: *threads,
-                recorded_by: settings.actor.clone(),
-                guard: stratum_runner::GuardOptions {
-                    max_rejects: *max_rejects,
-                    allow_shrink: *allow_shrink,
-                },
-                allow_future_as_of: *allow_future_as_of,
-                memory_limit: None,
-                metrics_csv: *metrics_csv,
-            };
-            if *show_sql {
-                out!("{}", stratum_runner::show_sql(&loaded, &options).await?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let store = if *no_record {
-                None
-            } else {
-                Some(settings.open_store().await?)
-            };
-            let mut reporter = Reporter::new();
-            let outcome =
-                stratum_runner::run(&loaded, &options, store.as_ref(), &mut reporter).await;
-            reporter.finish();
-            let outcome = outcome?;
-            for w in &outcome.warnings {
-                eprintln!("{w}\n");
-            }
-            out!(
-                "policy {} as of {}: {} customers",
-                path.display(),
-                outcome.as_of,
-                fmt_num(outcome.customers as f64)
-            );
-            for s in &outcome.sources {
-                out!(
-                    "  {:<14} {:<28} read {} = accepted {} + rejected {}",
-                    s.name,
-                    s.file,
-                    fmt_num(s.stats.read as f64),
-                    fmt_num(s.stats.accepted as f64),
-                    fmt_num(s.stats.rejected as f64)
-                );
-            }
-            for o in &outcome.orphans {
-                out!(
-                    "  note: {} rows of `{}` name {} customer id(s) missing from customers; they count for no one",
-                    fmt_num(o.rows as f64),
-                    o.source,
-                    fmt_num(o.customer_ids as f64)
-                );
-            }
-            if let Some(fit) = &outcome.lifetime {
-                out!("\nlifetime models");
-                for line in fit.describe() {
-                    out!("  {line}");
-                }
-            }
-            for l in &outcome.ladders {
-                print_ladder(l)?;
-            }
-            out!("\nwrote {}", outcome.files.assignments_parquet.display());
-            out!("wrote {}", outcome.files.assignments_csv.display());
-            out!("wrote {}", outcome.files.metrics_parquet.display());
-            if let Some(m) = &outcome.files.metrics_csv {
-                out!("wrote {}", m.display());
-            }
-            if let Some(r) = &outcome.files.rejects_csv {
-                out!("wrote {} (rejected rows with reasons)", r.display());
-            }
-            if let (Some(id), Some(store)) = (outcome.run_id, &store) {
-                match outcome.previous_run {
-                    Some(p) => out!(
-                        "recorded run #{id} in {} (holds continue from run #{p}; `stratum diff` compares them)",
-                        store.url()
-                    ),
-                    None => out!("recorded run #{id} in {}", store.url()),
-                }
-            }
-            let timing: Vec<String> = outcome
-                .timings
-                .iter()
-                .map(|(k, d)| format!("{k} {:.2}s", d.as_secs_f64()))
-                .collect();
-            eprintln!("timings: {}", timing.join(", "));
-            if let Some(store) = store {
-                store.close().await?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Explain {
-            customer_id,
-            as_of,
-            on_bad_rows,
-        } => {
-            let path = settings.policy_path(None);
-            let loaded = stratum_runner::load_policy(&path)?;
-            let options = RunOptions {
-                as_of: as_of.clone(),
-                on_bad_rows: bad_rows(*on_bad_rows),
-                ..Default::default()
-            };
-            // With a history, the explanation shows holds and stored overrides too.
-            let store = settings.open_existing_store().await?;
-            let (as_of, explanation) =
-                stratum_runner::explain(&loaded, &options, store.as_ref(), customer_id).await?;
-            out!("as of {as_of}, policy {}", path.display());
-            out_part!("{explanation}");
-            let windows = stratum_runner::window_lines(&loaded.policy, as_of);
-            if !windows.is_empty() {
-                out!("\n{}", windows.join("\n"));
-            }
-            if let Some(store) = &store {
-                print_recorded(store, &loaded, customer_id, &explanation).await?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Init(args) => init(args).await,
+        Command::Check(args) => check(args, settings).await,
+        Command::Run(args) => run(args, settings).await,
+        Command::Explain(args) => explain(args, settings).await,
         Command::Kept(k) => kept::run(settings, k).await,
         Command::Service(s) => service::run(settings, s).await,
         Command::Clv(c) => clv::run(settings, c).await,
-        Command::Gen {
-            customers,
-            transactions,
-            invoices,
-            format,
-            seed,
-            dir,
-        } => {
-            if *customers == 0 {
-                bail!("--customers must be at least 1");
-            }
-            let options = stratum_demo::GenOptions {
-                customers: *customers,
-                transactions: *transactions,
-                invoices: invoices.unwrap_or(transactions / 10),
-                parquet: matches!(format, GenFormat::Parquet),
-                seed: *seed,
-            };
-            let files = stratum_demo::generate_bench(dir, &options)
-                .with_context(|| format!("writing {}", dir.display()))?;
-            for f in files {
-                out!("wrote {}", f.display());
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::Gen(args) => generate(args).await,
+    }
+}
+
+async fn init(args: &InitArgs) -> Result<ExitCode> {
+    let InitArgs {
+        dir,
+        customers,
+        force,
+    } = args;
+    let report = stratum_demo::init(dir, *customers, *force)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    out!("created demo workspace {}", dir.display());
+    for f in &report.files {
+        out!("  {}", f.display());
+    }
+    out!("\nnext: stratum -C {} run", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(args: &CheckArgs, settings: &Settings) -> Result<ExitCode> {
+    let CheckArgs { policy_file } = args;
+    let path = settings.policy_path(policy_file.as_deref());
+    let report = stratum_runner::check(&path, &Default::default()).await?;
+    for d in &report.diagnostics {
+        out!("{d}\n");
+    }
+    for line in &report.windows {
+        out!("{line}");
+    }
+    if !report.windows.is_empty() {
+        out!();
+    }
+    let errors = report.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = report.diagnostics.len() - errors;
+    out!(
+        "{}: {errors} error(s), {warnings} warning(s)",
+        path.display()
+    );
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn run(args: &RunArgs, settings: &Settings) -> Result<ExitCode> {
+    let RunArgs {
+        as_of,
+        out,
+        on_bad_rows,
+        max_rejects,
+        allow_shrink,
+        allow_future_as_of,
+        metrics_csv,
+        threads,
+        show_sql,
+        no_record,
+    } = args;
+    let path = settings.policy_path(None);
+    let loaded = stratum_runner::load_policy(&path)?;
+    let options = RunOptions {
+        as_of: as_of.clone(),
+        out_dir: out.clone(),
+        on_bad_rows: bad_rows(*on_bad_rows),
+        target_partitions: *threads,
+        recorded_by: settings.actor.clone(),
+        guard: stratum_runner::GuardOptions {
+            max_rejects: *max_rejects,
+            allow_shrink: *allow_shrink,
+        },
+        allow_future_as_of: *allow_future_as_of,
+        memory_limit: None,
+        metrics_csv: *metrics_csv,
+    };
+    if *show_sql {
+        out!("{}", stratum_runner::show_sql(&loaded, &options).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = if *no_record {
+        None
+    } else {
+        Some(settings.open_store().await?)
+    };
+    let mut reporter = Reporter::new();
+    let outcome = stratum_runner::run(&loaded, &options, store.as_ref(), &mut reporter).await;
+    reporter.finish();
+    let outcome = outcome?;
+    for w in &outcome.warnings {
+        eprintln!("{w}\n");
+    }
+    out!(
+        "policy {} as of {}: {} customers",
+        path.display(),
+        outcome.as_of,
+        fmt_num(outcome.customers as f64)
+    );
+    for s in &outcome.sources {
+        out!(
+            "  {:<14} {:<28} read {} = accepted {} + rejected {}",
+            s.name,
+            s.file,
+            fmt_num(s.stats.read as f64),
+            fmt_num(s.stats.accepted as f64),
+            fmt_num(s.stats.rejected as f64)
+        );
+    }
+    for o in &outcome.orphans {
+        out!(
+            "  note: {} rows of `{}` name {} customer id(s) missing from customers; they count for no one",
+            fmt_num(o.rows as f64),
+            o.source,
+            fmt_num(o.customer_ids as f64)
+        );
+    }
+    if let Some(fit) = &outcome.lifetime {
+        out!("\nlifetime models");
+        for line in fit.describe() {
+            out!("  {line}");
         }
     }
+    for l in &outcome.ladders {
+        print_ladder(l)?;
+    }
+    out!("\nwrote {}", outcome.files.assignments_parquet.display());
+    out!("wrote {}", outcome.files.assignments_csv.display());
+    out!("wrote {}", outcome.files.metrics_parquet.display());
+    if let Some(m) = &outcome.files.metrics_csv {
+        out!("wrote {}", m.display());
+    }
+    if let Some(r) = &outcome.files.rejects_csv {
+        out!("wrote {} (rejected rows with reasons)", r.display());
+    }
+    if let (Some(id), Some(store)) = (outcome.run_id, &store) {
+        match outcome.previous_run {
+            Some(p) => out!(
+                "recorded run #{id} in {} (holds continue from run #{p}; `stratum diff` compares them)",
+                store.url()
+            ),
+            None => out!("recorded run #{id} in {}", store.url()),
+        }
+    }
+    let timing: Vec<String> = outcome
+        .timings
+        .iter()
+        .map(|(k, d)| format!("{k} {:.2}s", d.as_secs_f64()))
+        .collect();
+    eprintln!("timings: {}", timing.join(", "));
+    if let Some(store) = store {
+        store.close().await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(args: &ExplainArgs, settings: &Settings) -> Result<ExitCode> {
+    let ExplainArgs {
+        customer_id,
+        as_of,
+        on_bad_rows,
+    } = args;
+    let path = settings.policy_path(None);
+    let loaded = stratum_runner::load_policy(&path)?;
+    let options = RunOptions {
+        as_of: as_of.clone(),
+        on_bad_rows: bad_rows(*on_bad_rows),
+        ..Default::default()
+    };
+    // With a history, the explanation shows holds and stored overrides too.
+    let store = settings.open_existing_store().await?;
+    let (as_of, explanation) =
+        stratum_runner::explain(&loaded, &options, store.as_ref(), customer_id).await?;
+    out!("as of {as_of}, policy {}", path.display());
+    out_part!("{explanation}");
+    let windows = stratum_runner::window_lines(&loaded.policy, as_of);
+    if !windows.is_empty() {
+        out!("\n{}", windows.join("\n"));
+    }
+    if let Some(store) = &store {
+        print_recorded(store, &loaded, customer_id, &explanation).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn generate(args: &GenArgs) -> Result<ExitCode> {
+    let GenArgs {
+        customers,
+        transactions,
+        invoices,
+        format,
+        seed,
+        dir,
+    } = args;
+    if *customers == 0 {
+        bail!("--customers must be at least 1");
+    }
+    let options = stratum_demo::GenOptions {
+        customers: *customers,
+        transactions: *transactions,
+        invoices: invoices.unwrap_or(transactions / 10),
+        parquet: matches!(format, GenFormat::Parquet),
+        seed: *seed,
+    };
+    let files = stratum_demo::generate_bench(dir, &options)
+        .with_context(|| format!("writing {}", dir.display()))?;
+    for f in files {
+        out!("wrote {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
