@@ -366,6 +366,75 @@ fn crate_dependencies_follow_the_architecture() {
     assert!(!deps_of("stratum-server").iter().any(|d| d == "anyhow"));
 }
 
+/// Within each crate, modules import one another one way: no module reaches (through
+/// `crate::…` paths) a module that reaches back to it. Tests inside a file are left out.
+#[test]
+fn modules_of_a_crate_import_each_other_one_way() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for krate in ["core", "engine", "store", "runner", "server", "cli"] {
+        let src = crates.join(krate).join("src");
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut pending = vec![src.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&src).unwrap();
+                let top = rel
+                    .components()
+                    .next()
+                    .unwrap()
+                    .as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string();
+                let is_test_file =
+                    rel.file_stem().is_some_and(|s| s == "tests") && rel.components().count() > 1;
+                if matches!(top.as_str(), "lib" | "main") || is_test_file {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+                let uses = graph.entry(top.clone()).or_default();
+                for (i, _) in code.match_indices("crate::") {
+                    let name: String = code[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != top {
+                        uses.insert(name);
+                    }
+                }
+            }
+        }
+        // Depth-first search for a path back to the start.
+        for start in graph.keys() {
+            let mut stack = vec![vec![start.clone()]];
+            let mut seen = BTreeSet::new();
+            while let Some(path) = stack.pop() {
+                let last = path.last().unwrap();
+                for next in graph.get(last).into_iter().flatten() {
+                    if next == start {
+                        panic!(
+                            "{krate}: modules import each other: {} -> {start}",
+                            path.join(" -> ")
+                        );
+                    }
+                    if graph.contains_key(next) && seen.insert(next.clone()) {
+                        let mut longer = path.clone();
+                        longer.push(next.clone());
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn history_diff_override_simulate_report() {
     let tmp = tempfile::tempdir().unwrap();

@@ -34,7 +34,10 @@ fn explain_diff_and_check_read_as_before() {
     stratum(&["run", "--as-of", "2026-09-30"], &ws);
     stratum(&["run"], &ws);
 
-    insta::assert_snapshot!("explain_C00042", stdout(&stratum(&["explain", "C00042"], &ws)));
+    insta::assert_snapshot!(
+        "explain_C00042",
+        stdout(&stratum(&["explain", "C00042"], &ws))
+    );
     insta::assert_snapshot!("diff", stdout(&stratum(&["diff"], &ws)));
     insta::assert_snapshot!(
         "check_b2b",

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::compile::{Ladder, Policy, Rule};
 use crate::diagnostic::did_you_mean;
 use crate::frame::{Frame, Value, fmt_num, push_num};
 use crate::hold::{self, HoldState, PriorState};
 use crate::ladder::{
     LadderResult, ManualPin, OverrideSource, Reason, apply_override, apply_tag_overrides, place,
 };
+use crate::model::{Ladder, Policy, Rule};
 use crate::policy::OverrideMode;
 use crate::score::{Contribution, ScoreModel};
 
@@ -270,42 +270,7 @@ pub struct LadderSummary {
     pub pareto_top20: Option<f64>,
 }
 
-/// Where a customer is when it holds no level of a ladder. Their names are written where
-/// level names are (outputs, the history), so a policy may not name a level so
-/// (`reserved_level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placeholder {
-    /// Matched no level, and the ladder has no `rest` level.
-    Unplaced,
-    /// Outside the ladder's `applies_to`.
-    NotApplicable,
-}
-
-impl Placeholder {
-    pub const ALL: [Placeholder; 2] = [Placeholder::Unplaced, Placeholder::NotApplicable];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Placeholder::Unplaced => "(unplaced)",
-            Placeholder::NotApplicable => "(not applicable)",
-        }
-    }
-
-    /// The placeholder a level name is, if it is one.
-    pub fn named(name: &str) -> Option<Placeholder> {
-        Placeholder::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    pub(crate) fn meaning(self) -> &'static str {
-        match self {
-            Placeholder::Unplaced => "who matches no level",
-            Placeholder::NotApplicable => "outside a ladder's applies_to",
-        }
-    }
-}
-
-pub const UNPLACED: &str = Placeholder::Unplaced.name();
-pub const NOT_APPLICABLE: &str = Placeholder::NotApplicable.name();
+pub use crate::model::{NOT_APPLICABLE, Placeholder, UNPLACED};
 
 impl Evaluation {
     pub fn level_name(&self, ladder: usize, level: usize) -> &str {

@@ -2,10 +2,7 @@
 //! recorded run to the next before a run stops. An export cut short or mostly unreadable
 //! must stop a run, not become history that wipes holds and ownership.
 
-use crate::diagnostic::Code;
 use std::fmt;
-
-use crate::diagnostic::Diagnostic;
 
 /// How many rows of a source may be rejected: a count, or a share of the rows read.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,42 +91,6 @@ impl Default for Guards {
             non_finite_is_error: false,
         }
     }
-}
-
-/// Reads `[policy] max_rejects` / `max_shrink`; problems go to `push` at their keys.
-pub(crate) fn compile(
-    max_rejects: Option<&str>,
-    max_shrink: Option<&str>,
-    non_finite: Option<&str>,
-    push: &mut dyn FnMut(Diagnostic),
-) -> Guards {
-    let mut guards = Guards::default();
-    match non_finite {
-        None | Some("warn") => {}
-        Some("error") => guards.non_finite_is_error = true,
-        Some(other) => push(Diagnostic::new(
-            Code::InvalidLimit,
-            "policy.non_finite",
-            format!("`{other}` is neither \"warn\" nor \"error\""),
-        )),
-    }
-    if let Some(s) = max_rejects {
-        match s.parse() {
-            Ok(l) => guards.max_rejects = l,
-            Err(e) => push(Diagnostic::new(Code::InvalidLimit, "policy.max_rejects", e)),
-        }
-    }
-    if let Some(s) = max_shrink {
-        match s.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
-            Some(Ok(v)) if (0.0..=100.0).contains(&v) => guards.max_shrink = v / 100.0,
-            _ => push(Diagnostic::new(
-                Code::InvalidLimit,
-                "policy.max_shrink",
-                format!("`{s}` is not a share between 0% and 100% (write e.g. \"50%\")"),
-            )),
-        }
-    }
-    guards
 }
 
 #[cfg(test)]

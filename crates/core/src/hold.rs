@@ -6,7 +6,7 @@
 
 use chrono::{Datelike, Days, NaiveDate};
 
-use crate::compile::Ladder;
+use crate::model::Ladder;
 use crate::policy::{HoldDef, Period};
 
 /// A customer's standing on one ladder after a run, carried to the next run by the store.
@@ -215,7 +215,7 @@ fn downgrade_date(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{Level, Rule};
+    use crate::model::{Level, Rule};
 
     fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

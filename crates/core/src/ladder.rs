@@ -5,10 +5,10 @@
 
 use rayon::slice::ParallelSliceMut;
 
-use crate::compile::{Ladder, Rule};
 use crate::cond::Cond;
 use crate::frame::Frame;
 use crate::hold::HoldState;
+use crate::model::{Ladder, Rule};
 use crate::policy::OverrideMode;
 
 /// Why a customer sits on its level. One per customer per ladder, so the rare variants box

@@ -17,13 +17,13 @@ pub mod guard;
 pub mod hold;
 pub mod ladder;
 pub mod lint;
+pub mod model;
 pub mod policy;
 pub mod score;
 pub mod service;
 pub mod source_map;
 pub mod time;
 
-pub use compile::{Ladder, Level, Metric, MetricKind, Policy, Rule, Score, ScoreSpec, Window};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use evaluate::{
     CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelRow, Prior, UNPLACED,
@@ -33,5 +33,9 @@ pub use frame::{Column, Frame, Ids, Value, fmt_num};
 pub use guard::{Guards, RejectLimit};
 pub use hold::{Hold, HoldState, PriorState, Standing};
 pub use ladder::{LadderResult, ManualPin, Reason};
+pub use model::{
+    Ladder, Level, Metric, MetricKind, Policy, PolicySettings, Rule, Score, ScoreSpec, Source,
+    Window,
+};
 pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};
 pub use service::{Benefit, Call, QueuePlace, Quota, QuotaPeriod, Service, SlaRow, Waiting};

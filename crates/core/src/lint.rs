@@ -5,9 +5,9 @@
 use crate::diagnostic::Code;
 use std::collections::HashSet;
 
-use crate::compile::{MetricKind, Policy, Rule};
 use crate::cond::Interval;
 use crate::diagnostic::Diagnostic;
+use crate::model::{MetricKind, Policy, Rule};
 
 /// All warnings for a compiled policy, located in the file.
 pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
@@ -19,7 +19,7 @@ pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
     out.into_iter().map(|d| policy.locate(d)).collect()
 }
 
-fn lint_ladder(policy: &Policy, ladder: &crate::compile::Ladder, out: &mut Vec<Diagnostic>) {
+fn lint_ladder(policy: &Policy, ladder: &crate::model::Ladder, out: &mut Vec<Diagnostic>) {
     let key = format!("ladders.{}", ladder.name);
     let rest_at = ladder
         .levels
@@ -259,7 +259,7 @@ fn contains(outer: Interval, inner: Interval) -> bool {
 /// Whether a metric only takes whole numbers: a `count(…)` aggregate, or a column the
 /// source declares `int`.
 fn integer_valued(policy: &Policy, name: &str) -> bool {
-    use crate::compile::MetricKind;
+    use crate::model::MetricKind;
     let Some(metric) = policy.metrics.iter().find(|m| m.name == name) else {
         return false;
     };
@@ -332,7 +332,7 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
     }
     // Read outside the ladders: the owner by the API, the activity by the run history.
     used.extend(policy.service.as_ref().and_then(|s| s.owner.as_deref()));
-    used.extend(policy.file.policy.activity.as_deref());
+    used.extend(policy.settings.activity.as_deref());
     for m in &policy.metrics {
         if !used.contains(m.name.as_str()) {
             out.push(
@@ -346,7 +346,7 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
 #[cfg(test)]
 mod tests {
     use super::lint;
-    use crate::compile::Policy;
+    use crate::model::Policy;
 
     #[test]
     fn metrics_read_by_the_service_or_the_history_are_used() {

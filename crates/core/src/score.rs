@@ -2,8 +2,8 @@
 //! RFM quintiles. Each score becomes a numeric column of the frame; its fitted normalisers are
 //! kept so one customer's contributions can be explained later.
 
-use crate::compile::{Score, ScoreSpec};
 use crate::frame::{Column, Frame, Value, fmt_num};
+use crate::model::{Score, ScoreSpec};
 use crate::policy::{Dimension, Normalize};
 
 /// How a raw value becomes 0..1 (or stays raw), fitted on the whole population.

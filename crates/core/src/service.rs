@@ -7,8 +7,6 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::compile::Ladder;
-
 /// The service settings and benefits of a policy, checked against its ladders.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -296,37 +294,6 @@ pub struct SlaRow {
     pub within_target: u64,
     pub share_within_target: Option<f64>,
     pub met: Option<bool>,
-}
-
-/// Reads a number level attribute.
-fn attr_f64(ladder: &Ladder, level: usize, key: &str) -> Option<f64> {
-    ladder.levels[level]
-        .attributes
-        .get(key)
-        .and_then(|v| match v {
-            toml::Value::Integer(i) => Some(*i as f64),
-            toml::Value::Float(f) => Some(*f),
-            _ => None,
-        })
-}
-
-pub(crate) fn sla_defaults(
-    ladder: &Ladder,
-    seconds: f64,
-    target: f64,
-) -> (Vec<f64>, Vec<f64>, Vec<Option<u32>>) {
-    let n = ladder.levels.len();
-    (
-        (0..n)
-            .map(|l| attr_f64(ladder, l, "sla_seconds").unwrap_or(seconds))
-            .collect(),
-        (0..n)
-            .map(|l| attr_f64(ladder, l, "sla_target").unwrap_or(target))
-            .collect(),
-        (0..n)
-            .map(|l| attr_f64(ladder, l, "callback_hours").map(|h| h.max(0.0) as u32))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use stratum_core::compile::{MetricKind, Policy};
+use stratum_core::model::{MetricKind, Policy};
 use stratum_core::policy::{CUSTOMERS, SourceFormat};
 use stratum_core::{Column, Frame, Ids};
 
@@ -304,12 +304,12 @@ impl Engine {
         let mut sources = Vec::new();
         let mut rejects = Vec::new();
         let mut deferred_key_checks = Vec::new();
-        for (name, def) in &policy.file.sources {
+        for (name, def) in &policy.sources {
             if def.from.is_some() {
                 // Derived from an event source once every file is loaded (below).
                 continue;
             }
-            if def.format == Some(SourceFormat::Inputs) {
+            if def.format == SourceFormat::Inputs {
                 progress(&format!("loading {name} (manual inputs)"));
                 let (schema, batch) = inputs_table(name, def, &options.inputs)?;
                 let rows = batch.num_rows() as u64;
@@ -338,9 +338,7 @@ impl Engine {
                 }));
             }
             progress(&format!("loading {name} ({display})"));
-            let format = def
-                .resolved_format()
-                .expect("compiled policy has known formats");
+            let format = def.format;
             let declared: Vec<(String, stratum_core::ColumnType)> =
                 def.columns.iter().map(|(k, v)| (k.clone(), *v)).collect();
             let unique_key = def.time.is_none();
@@ -481,7 +479,7 @@ impl Engine {
                 stats,
             });
         }
-        for (name, def) in &policy.file.sources {
+        for (name, def) in &policy.sources {
             let Some(from) = &def.from else { continue };
             let event = policy.source(from).expect("compiled: an event source");
             let time = event
@@ -514,7 +512,7 @@ impl Engine {
                 name: name.clone(),
                 file: format!("(distinct {} of {from_file})", event.key),
                 path: PathBuf::new(),
-                format: event.resolved_format().unwrap_or(SourceFormat::Csv),
+                format: event.format,
                 schema,
                 stats: LoadStats {
                     read: rows,
@@ -876,7 +874,7 @@ impl OwnedSummarySpec {
 /// naming the customer and field); other fields are numbers when every value parses as one.
 fn inputs_table(
     name: &str,
-    def: &stratum_core::SourceDef,
+    def: &stratum_core::Source,
     inputs: &[ManualInput],
 ) -> Result<(SchemaRef, RecordBatch), EngineError> {
     use datafusion::arrow::datatypes::{Field, Schema};

@@ -15,15 +15,14 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use stratum_core::ColumnType;
 use stratum_core::clv::{CustomerSummary, LifetimeFit, TimeUnit};
-use stratum_core::compile::Policy;
+use stratum_core::model::Policy;
 use stratum_core::policy::SourceFormat;
 
 use crate::error::{EngineError, UserError};
 use crate::load::{self, BadRows};
 use crate::sql::ident;
 
-/// The table the lifetime metrics are joined from in stage two.
-pub const TABLE: &str = "__lifetime";
+pub use crate::sql::LIFETIME_TABLE as TABLE;
 
 /// What the summary query reads: `key` and `time` are SQL expressions over `table`.
 pub struct SummarySpec<'a> {

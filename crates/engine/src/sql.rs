@@ -5,8 +5,11 @@
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
-use stratum_core::compile::{MetricKind, Policy, Window};
+use stratum_core::model::{MetricKind, Policy, Window};
 use stratum_core::policy::{CUSTOMERS, Literal};
+
+/// The table the lifetime metrics are joined from in stage two.
+pub const LIFETIME_TABLE: &str = "__lifetime";
 
 /// Quotes an identifier for DataFusion SQL.
 pub fn ident(name: &str) -> String {
@@ -186,7 +189,7 @@ pub fn frame_query(
         ));
     }
     if let Some((l, _)) = policy.lifetime_metrics() {
-        let t = ident(crate::lifetime::TABLE);
+        let t = ident(LIFETIME_TABLE);
         joins.push(format!(
             "LEFT JOIN {t} ON {} = {t}.\"__k\"",
             key_expr(&ckey, types.same_key_type(&l.source)),
@@ -250,7 +253,7 @@ pub fn frame_query(
                         d,
                         format!(
                             "{}.{}",
-                            ident(crate::lifetime::TABLE),
+                            ident(LIFETIME_TABLE),
                             ident(&format!("__m_{}", m.name))
                         )
                     ),

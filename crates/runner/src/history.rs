@@ -437,7 +437,7 @@ pub async fn report(store: &Store, policy_name: Option<&str>) -> Result<Vec<KpiR
         let policy = run_policy(store, run).await;
         let has_activity = policy
             .as_ref()
-            .is_some_and(|p| p.file.policy.activity.is_some());
+            .is_some_and(|p| p.settings.activity.is_some());
         let stats = store.level_stats(run.id).await?;
         let (cells, churn) = match previous {
             Some(p) => (

@@ -268,7 +268,7 @@ impl LoadedPolicy {
 
 /// `as_of`: the flag, else the policy's, else today.
 pub fn resolve_as_of(policy: &Policy, flag: Option<&str>) -> Result<NaiveDate, RunError> {
-    match flag.or(policy.file.policy.as_of.as_deref()) {
+    match flag.or(policy.settings.as_of.as_deref()) {
         Some(s) => {
             NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RunError::AsOf(s.to_string()))
         }
@@ -567,7 +567,7 @@ async fn evaluate_policy(
         options.guard,
         kept.as_ref().map_or(&no_history, |k| &k.recorded_rows),
     )?;
-    let pins = match &policy.file.policy.overrides_file {
+    let pins = match &policy.settings.overrides_file {
         Some(f) => pins::read(&loaded.base_dir.join(f), f)?,
         None => Vec::new(),
     };

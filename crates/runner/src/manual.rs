@@ -9,10 +9,9 @@ use crate::RunError;
 /// A manual input must be a field the policy reads, with a value of the declared type.
 pub fn check_input(policy: &Policy, field: &str, value: &str) -> Result<(), RunError> {
     let sources: Vec<_> = policy
-        .file
         .sources
         .values()
-        .filter(|s| s.format == Some(SourceFormat::Inputs))
+        .filter(|s| s.format == SourceFormat::Inputs)
         .collect();
     if sources.is_empty() {
         return Err(RunError::Refused(format!(

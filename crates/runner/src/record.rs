@@ -20,15 +20,12 @@ use crate::{LoadedPolicy, RunError};
 pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String, RunError>> {
     let mut files: Vec<(String, std::path::PathBuf)> = loaded
         .policy
-        .file
         .sources
         .iter()
-        .filter(|(_, def)| {
-            def.format != Some(stratum_core::SourceFormat::Inputs) && def.from.is_none()
-        })
+        .filter(|(_, def)| def.format != stratum_core::SourceFormat::Inputs && def.from.is_none())
         .map(|(name, def)| (name.clone(), loaded.base_dir.join(&def.path)))
         .collect();
-    if let Some(f) = &loaded.policy.file.policy.overrides_file {
+    if let Some(f) = &loaded.policy.settings.overrides_file {
         files.push(("overrides_file".into(), loaded.base_dir.join(f)));
     }
     stratum_engine::blocking::start(move || {
@@ -125,8 +122,7 @@ pub(crate) async fn record(
     let policy = &loaded.policy;
     let n = ev.frame.len();
     let activity = policy
-        .file
-        .policy
+        .settings
         .activity
         .as_deref()
         .and_then(|a| ev.frame.column(a));

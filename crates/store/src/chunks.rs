@@ -27,7 +27,24 @@ use chrono::NaiveDate;
 use stratum_core::Standing;
 
 use crate::StoreError;
-use crate::history::AssignmentRow;
+
+/// One customer's result on one ladder, as recorded. Borrowed, so a million rows cost no
+/// copies.
+#[derive(Debug, Clone)]
+pub struct AssignmentRow<'a> {
+    pub ladder: &'a str,
+    pub customer_id: &'a str,
+    pub level: &'a str,
+    pub rule_level: &'a str,
+    pub score: Option<f64>,
+    pub rank: Option<i64>,
+    pub value: Option<f64>,
+    /// The policy's activity metric (purchases in the window), for repeat and churn rates.
+    pub activity: Option<f64>,
+    /// The standing for the next run's holds, the level by name.
+    pub state: Option<Standing<&'a str>>,
+    pub explanation: &'a str,
+}
 
 /// Customers per chunk: large enough to compress well and keep a million-customer run to a
 /// thousand SQL rows, small enough that finding one customer decodes little.

@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use stratum_core::{PriorState, Standing};
+use stratum_core::PriorState;
 
-use crate::chunks::{self, CHUNK_ROWS, StandingsChunk};
+use crate::chunks::{self, AssignmentRow, CHUNK_ROWS, StandingsChunk};
 use crate::{Actor, Backend, Store, StoreError};
 
 /// A run about to be recorded.
@@ -91,24 +91,6 @@ impl RunInfo {
     }
 }
 
-/// One customer's result on one ladder, as recorded. Borrowed, so a million rows cost no
-/// copies.
-#[derive(Debug, Clone)]
-pub struct AssignmentRow<'a> {
-    pub ladder: &'a str,
-    pub customer_id: &'a str,
-    pub level: &'a str,
-    pub rule_level: &'a str,
-    pub score: Option<f64>,
-    pub rank: Option<i64>,
-    pub value: Option<f64>,
-    /// The policy's activity metric (purchases in the window), for repeat and churn rates.
-    pub activity: Option<f64>,
-    /// The standing for the next run's holds, the level by name.
-    pub state: Option<Standing<&'a str>>,
-    pub explanation: &'a str,
-}
-
 /// One line of a customer's timeline.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HistoryRow {
@@ -162,12 +144,12 @@ pub struct LevelStat {
 /// PostgreSQL's 65,535 bind parameters.
 const FACTS_PER_INSERT: usize = 1000;
 
-fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
+pub(crate) fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| StoreError::Corrupt(format!("stored {what} `{s}` is not a date")))
 }
 
-fn opt_date(s: Option<String>, what: &str) -> Result<Option<NaiveDate>, StoreError> {
+pub(crate) fn opt_date(s: Option<String>, what: &str) -> Result<Option<NaiveDate>, StoreError> {
     s.map(|s| date(&s, what)).transpose()
 }
 
@@ -544,7 +526,7 @@ impl Store {
 
     /// Writes a run's rows as chunks of [`CHUNK_ROWS`] customers per ladder, in customer-id
     /// order; `progress` is told after each chunk.
-    async fn write_chunks(
+    pub(crate) async fn write_chunks(
         &self,
         conn: &mut sqlx::AnyConnection,
         run_id: i64,
@@ -596,98 +578,6 @@ impl Store {
             next = encoded?;
             tracing::debug!(run = run_id, rows = written, "recorded rows");
             progress(written);
-        }
-        Ok(())
-    }
-
-    /// Moves the rows of the `assignments` table (schema before migration 5) into chunks,
-    /// one transaction per run, so an interrupted conversion resumes where it stopped.
-    pub(crate) async fn convert_row_assignments(&self) -> Result<(), StoreError> {
-        let runs: Vec<i64> =
-            sqlx::query_scalar("SELECT DISTINCT run_id FROM assignments ORDER BY run_id")
-                .fetch_all(self.pool())
-                .await?;
-        for run_id in runs {
-            let mut tx = self.pool().begin().await?;
-            let stored = sqlx::query(
-                "SELECT ladder, customer_id, level, rule_level, score, rank, value, activity, \
-                 held_level, since, last_qualified, below_runs, below_since, above_runs, \
-                 explanation FROM assignments WHERE run_id = $1",
-            )
-            .bind(run_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            struct Owned {
-                ladder: String,
-                customer_id: String,
-                level: String,
-                rule_level: String,
-                score: Option<f64>,
-                rank: Option<i64>,
-                value: Option<f64>,
-                activity: Option<f64>,
-                state: Option<PriorState>,
-                explanation: String,
-            }
-            let mut owned = Vec::with_capacity(stored.len());
-            for row in &stored {
-                let held: Option<String> = row.try_get("held_level")?;
-                let state = match held {
-                    None => None,
-                    Some(level) => Some(PriorState {
-                        level,
-                        since: date(&row.try_get::<String, _>("since")?, "since")?,
-                        last_qualified: date(
-                            &row.try_get::<String, _>("last_qualified")?,
-                            "last_qualified",
-                        )?,
-                        below_runs: row.try_get::<Option<i64>, _>("below_runs")?.unwrap_or(0)
-                            as u32,
-                        below_since: opt_date(row.try_get("below_since")?, "below_since")?,
-                        above_runs: row.try_get::<Option<i64>, _>("above_runs")?.unwrap_or(0)
-                            as u32,
-                    }),
-                };
-                owned.push(Owned {
-                    ladder: row.try_get("ladder")?,
-                    customer_id: row.try_get("customer_id")?,
-                    level: row.try_get("level")?,
-                    rule_level: row.try_get("rule_level")?,
-                    score: row.try_get("score")?,
-                    rank: row.try_get("rank")?,
-                    value: row.try_get("value")?,
-                    activity: row.try_get("activity")?,
-                    state,
-                    explanation: row.try_get("explanation")?,
-                });
-            }
-            let rows: Vec<AssignmentRow> = owned
-                .iter()
-                .map(|o| AssignmentRow {
-                    ladder: &o.ladder,
-                    customer_id: &o.customer_id,
-                    level: &o.level,
-                    rule_level: &o.rule_level,
-                    score: o.score,
-                    rank: o.rank,
-                    value: o.value,
-                    activity: o.activity,
-                    state: o.state.as_ref().map(|s| s.with_level(s.level.as_str())),
-                    explanation: &o.explanation,
-                })
-                .collect();
-            self.write_chunks(&mut tx, run_id, &rows, &mut |_| {})
-                .await?;
-            sqlx::query("DELETE FROM assignments WHERE run_id = $1")
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            tracing::info!(
-                run = run_id,
-                rows = rows.len(),
-                "converted a run's rows to chunks"
-            );
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! runs intact and no half run visible.
 
 mod chunks;
+mod convert_rows;
 mod history;
 mod manual;
 mod metric_chunks;
@@ -23,9 +24,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 
+pub use chunks::AssignmentRow;
 pub use history::{
-    AssignmentRow, CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun,
-    RunInfo, policy_hash,
+    CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun, RunInfo,
+    policy_hash,
 };
 pub use manual::{AuditFilter, AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use service::{

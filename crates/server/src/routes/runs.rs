@@ -134,11 +134,12 @@ async fn start_run(
 
 /// The files a policy reads: its sources and its overrides file.
 fn files_read(policy: &stratum_runner::LoadedPolicy) -> Vec<&str> {
-    let file = &policy.policy.file;
-    file.sources
+    let checked = &policy.policy;
+    checked
+        .sources
         .values()
         .map(|s| s.path.as_str())
-        .chain(file.policy.overrides_file.as_deref())
+        .chain(checked.settings.overrides_file.as_deref())
         .collect()
 }
 
