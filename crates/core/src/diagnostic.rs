@@ -190,6 +190,19 @@ impl Diagnostic {
         }
     }
 
+    /// "unknown `what` `name`", with the nearest of `candidates` suggested: the one message
+    /// for a name that refers to nothing (`what`: "metric", "source", "ladder", "metric or
+    /// score").
+    pub fn unknown<'a>(
+        code: Code,
+        key: impl Into<String>,
+        what: &str,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        Diagnostic::new(code, key, format!("unknown {what} `{name}`")).suggest(name, candidates)
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

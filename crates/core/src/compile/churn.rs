@@ -13,14 +13,13 @@ pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> 
     let p_alive = def.p_alive.clone().unwrap_or_else(|| "p_alive".into());
     let mut metric = |key: &str, name: &str, cx: &mut Ctx<'_>| {
         if !metrics.iter().any(|m| m.name == name) {
-            cx.push(
-                Diagnostic::new(
-                    Code::UnknownMetric,
-                    format!("churn.{key}"),
-                    format!("unknown metric `{name}`"),
-                )
-                .suggest(name, names()),
-            );
+            cx.push(Diagnostic::unknown(
+                Code::UnknownMetric,
+                format!("churn.{key}"),
+                "metric",
+                name,
+                names(),
+            ));
             ok = false;
         }
     };
@@ -41,14 +40,13 @@ pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> 
     if let Some(l) = &def.ladder
         && !ladders.iter().any(|x| &x.name == l)
     {
-        cx.push(
-            Diagnostic::new(
-                Code::UnknownLadder,
-                "churn.ladder",
-                format!("unknown ladder `{l}`"),
-            )
-            .suggest(l, ladders.iter().map(|x| x.name.as_str())),
-        );
+        cx.push(Diagnostic::unknown(
+            Code::UnknownLadder,
+            "churn.ladder",
+            "ladder",
+            l,
+            ladders.iter().map(|x| x.name.as_str()),
+        ));
         ok = false;
     }
     if ok

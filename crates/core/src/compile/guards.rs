@@ -14,14 +14,13 @@ pub(super) fn compile(
     if let Some(a) = &raw.policy.activity
         && !checked.metrics.iter().any(|m| &m.name == a)
     {
-        cx.push(
-            Diagnostic::new(
-                Code::UnknownMetric,
-                "policy.activity",
-                format!("unknown metric `{a}`"),
-            )
-            .suggest(a, checked.metrics.iter().map(|m| m.name.as_str())),
-        );
+        cx.push(Diagnostic::unknown(
+            Code::UnknownMetric,
+            "policy.activity",
+            "metric",
+            a,
+            checked.metrics.iter().map(|m| m.name.as_str()),
+        ));
     }
     let guards = limits(
         raw.policy

@@ -73,14 +73,13 @@ fn compile_ladder(
         if let Some(v) = value
             && !names.iter().any(|n| n == v)
         {
-            cx.push(
-                Diagnostic::new(
-                    Code::UnknownMetric,
-                    format!("{key}.{field}"),
-                    format!("unknown metric or score `{v}`"),
-                )
-                .suggest(v, names.iter().map(String::as_str)),
-            );
+            cx.push(Diagnostic::unknown(
+                Code::UnknownMetric,
+                format!("{key}.{field}"),
+                "metric or score",
+                v,
+                names.iter().map(String::as_str),
+            ));
             ok = false;
         }
     }

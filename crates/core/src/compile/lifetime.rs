@@ -27,14 +27,13 @@ pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> 
     };
     match sources.get(&def.source) {
         None => {
-            cx.push(
-                Diagnostic::new(
-                    Code::UnknownSource,
-                    "lifetime.source",
-                    format!("unknown source `{}`", def.source),
-                )
-                .suggest(&def.source, sources.keys().map(String::as_str)),
-            );
+            cx.push(Diagnostic::unknown(
+                Code::UnknownSource,
+                "lifetime.source",
+                "source",
+                &def.source,
+                sources.keys().map(String::as_str),
+            ));
             return None;
         }
         Some(src) if src.time.is_none() => {

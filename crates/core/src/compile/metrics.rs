@@ -100,14 +100,13 @@ pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> 
         let kind = match (&def.source, &def.expr, &def.rollup) {
             (Some(source), Some(expr), None) => {
                 let Some(src) = checked.sources.get(source) else {
-                    cx.push(
-                        Diagnostic::new(
-                            Code::UnknownSource,
-                            format!("{key}.source"),
-                            format!("unknown source `{source}`"),
-                        )
-                        .suggest(source, source_names.iter().copied()),
-                    );
+                    cx.push(Diagnostic::unknown(
+                        Code::UnknownSource,
+                        format!("{key}.source"),
+                        "source",
+                        source,
+                        source_names.iter().copied(),
+                    ));
                     continue;
                 };
                 if src.time.is_some() {
@@ -201,14 +200,13 @@ pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> 
             }
             (None, None, Some(r)) => {
                 if !metric_names.contains(r.metric.as_str()) {
-                    cx.push(
-                        Diagnostic::new(
-                            Code::UnknownMetric,
-                            format!("{key}.rollup.metric"),
-                            format!("unknown metric `{}`", r.metric),
-                        )
-                        .suggest(&r.metric, metric_names.iter().copied()),
-                    );
+                    cx.push(Diagnostic::unknown(
+                        Code::UnknownMetric,
+                        format!("{key}.rollup.metric"),
+                        "metric",
+                        &r.metric,
+                        metric_names.iter().copied(),
+                    ));
                     continue;
                 }
                 MetricKind::Rollup {

@@ -237,14 +237,13 @@ fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -
                 ),
             };
             if !all.contains(&input) {
-                cx.push(
-                    Diagnostic::new(
-                        Code::UnknownMetric,
-                        key,
-                        format!("unknown metric or score `{input}`"),
-                    )
-                    .suggest(input, all.iter().copied()),
-                );
+                cx.push(Diagnostic::unknown(
+                    Code::UnknownMetric,
+                    key,
+                    "metric or score",
+                    input,
+                    all.iter().copied(),
+                ));
             } else if let Some(owner) = scores
                 .iter()
                 .find(|o| o.name == input || o.sub_names().iter().any(|n| n == input))
