@@ -1,8 +1,8 @@
 //! `[metrics.*]`: event, attribute, derived, rollup and lifetime metrics, in dependency order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use super::{Checked, Ctx, HelpIfNone, topo_order, valid_name};
+use super::{Checked, Ctx, HelpIfNone, in_dependency_order, valid_name};
 use crate::cond::sql_identifiers;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{Metric, MetricKind, Window};
@@ -256,25 +256,12 @@ fn order_metrics(metrics: Vec<Metric>, cx: &mut Ctx<'_>) -> Vec<Metric> {
         .iter()
         .map(|m| (m.name.clone(), deps_of(m)))
         .collect();
-    match topo_order(&items) {
-        Ok(order) => {
-            let mut by_name: HashMap<String, Metric> =
-                metrics.into_iter().map(|m| (m.name.clone(), m)).collect();
-            order
-                .into_iter()
-                .filter_map(|n| by_name.remove(&n))
-                .collect()
-        }
-        Err(cycle) => {
-            cx.push(Diagnostic::new(
-                Code::MetricCycle,
-                format!("metrics.{}", cycle[0]),
-                format!(
-                    "metrics depend on each other in a cycle: {}",
-                    cycle.join(" → ")
-                ),
-            ));
-            metrics
-        }
-    }
+    in_dependency_order(
+        metrics,
+        &items,
+        |m| &m.name,
+        Code::MetricCycle,
+        "metrics",
+        cx,
+    )
 }

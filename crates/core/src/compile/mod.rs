@@ -19,7 +19,7 @@ use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::{Ladder, Lifetime, Metric, Policy, Score, Source};
 use crate::policy::PolicyFile;
 use crate::source_map::SourceMap;
@@ -130,6 +130,40 @@ impl HelpIfNone for Diagnostic {
             self
         } else {
             self.with_help(help)
+        }
+    }
+}
+
+/// `items` (each named by `name`, with its dependencies in `deps`) in dependency order; on
+/// a cycle, a `code` diagnostic at the first member under `section` ("metrics", "scores")
+/// and the items as written.
+fn in_dependency_order<T>(
+    items: Vec<T>,
+    deps: &[(String, Vec<String>)],
+    name: impl Fn(&T) -> &String,
+    code: Code,
+    section: &str,
+    cx: &mut Ctx<'_>,
+) -> Vec<T> {
+    match topo_order(deps) {
+        Ok(order) => {
+            let mut by_name: std::collections::HashMap<String, T> =
+                items.into_iter().map(|i| (name(&i).clone(), i)).collect();
+            order
+                .into_iter()
+                .filter_map(|n| by_name.remove(&n))
+                .collect()
+        }
+        Err(cycle) => {
+            cx.push(Diagnostic::new(
+                code,
+                format!("{section}.{}", cycle[0]),
+                format!(
+                    "{section} depend on each other in a cycle: {}",
+                    cycle.join(" → ")
+                ),
+            ));
+            items
         }
     }
 }

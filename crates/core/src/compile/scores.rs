@@ -1,8 +1,8 @@
 //! `[scores.*]`: weighted composites, scorecards and RFM, in dependency order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use super::{Checked, Ctx, topo_order, valid_name};
+use super::{Checked, Ctx, in_dependency_order, valid_name};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{Part, Score, ScoreSpec};
 use crate::policy::*;
@@ -253,25 +253,5 @@ fn order_scores(scores: Vec<Score>, metric_names: &[String], cx: &mut Ctx<'_>) -
         }
         items.push((s.name.clone(), deps));
     }
-    match topo_order(&items) {
-        Ok(order) => {
-            let mut by_name: HashMap<String, Score> =
-                scores.into_iter().map(|s| (s.name.clone(), s)).collect();
-            order
-                .into_iter()
-                .filter_map(|n| by_name.remove(&n))
-                .collect()
-        }
-        Err(cycle) => {
-            cx.push(Diagnostic::new(
-                Code::ScoreCycle,
-                format!("scores.{}", cycle[0]),
-                format!(
-                    "scores depend on each other in a cycle: {}",
-                    cycle.join(" → ")
-                ),
-            ));
-            scores
-        }
-    }
+    in_dependency_order(scores, &items, |s| &s.name, Code::ScoreCycle, "scores", cx)
 }
