@@ -16,56 +16,22 @@ use crate::{Reporter, Settings, print_ladder};
 
 #[derive(Subcommand, Debug)]
 pub enum KeptCommand {
-    /// Apply pending schema migrations to the history database
-    Migrate,
     /// List the policy's recorded runs (--all: every policy's); retire one, or pin the one
     /// served
-    Runs {
-        /// Runs of every policy in the database, not only the workspace's
-        #[arg(long)]
-        all: bool,
-        #[command(subcommand)]
-        action: Option<RunsCommand>,
-    },
+    Runs(RunsArgs),
     /// A customer's level timeline on every ladder of the policy, with the reasons
-    History { customer_id: String },
+    History(HistoryArgs),
     /// Migration matrix between two runs of the policy (default: its last two runs)
-    Diff {
-        /// The earlier run (#N in `stratum runs`; default: the one before the latest)
-        run_a: Option<i64>,
-        /// The later run (default: the policy's latest)
-        run_b: Option<i64>,
-        /// Write the customers who moved (up, down, in/out of scope) to FILE (.csv or .parquet)
-        #[arg(long, value_name = "FILE")]
-        export: Option<PathBuf>,
-        /// Allow comparing runs of two different policies
-        #[arg(long)]
-        across_policies: bool,
-    },
+    Diff(DiffArgs),
     /// Write every customer's recorded result on every ladder of a run (default: the
     /// policy's latest) to FILE, Parquet or CSV by its extension, for SQL tools
-    ExportRun {
-        /// The run (#N in `stratum runs`)
-        run: Option<i64>,
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
+    ExportRun(ExportRunArgs),
     /// Evaluate a draft policy (--policy) against today's data and the latest run; records
     /// nothing
-    Simulate {
-        #[arg(long)]
-        as_of: Option<String>,
-    },
+    Simulate(SimulateArgs),
     /// Effect KPIs per level per run: count, value share, repeat-purchase and churn rates,
     /// upgrades, downgrades
-    Report {
-        /// Policy name (default: the workspace's policy, else the policy of the latest run)
-        #[arg(long = "policy-name")]
-        policy_name: Option<String>,
-        /// Write the report as CSV
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
+    Report(ReportArgs),
     /// Level overrides kept in the history database
     #[command(subcommand)]
     Override(OverrideCommand),
@@ -77,30 +43,96 @@ pub enum KeptCommand {
     Tag(TagCommand),
     /// A consistent copy of the SQLite history (safe while it is in use); for PostgreSQL it
     /// says how to use pg_dump
-    Backup {
-        /// The new file
-        file: PathBuf,
-    },
+    Backup(BackupArgs),
     /// Who changed what, newest first (runs recorded included)
-    Audit {
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-        /// Only what this user did
-        #[arg(long, value_name = "NAME")]
-        user: Option<String>,
-        /// Only what concerns this customer (or run number, user name, …)
-        #[arg(long, value_name = "ID")]
-        customer: Option<String>,
-        /// Only this action (`override.add`), or every action of a kind (`override`)
-        #[arg(long)]
-        action: Option<String>,
-        /// From this day (YYYY-MM-DD, UTC)
-        #[arg(long, value_name = "DATE", value_parser = parse_date)]
-        since: Option<NaiveDate>,
-        /// To this day, inclusive
-        #[arg(long, value_name = "DATE", value_parser = parse_date)]
-        until: Option<NaiveDate>,
-    },
+    Audit(AuditArgs),
+}
+
+/// `stratum history`.
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    pub customer_id: String,
+}
+
+/// `stratum diff`.
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// The earlier run (#N in `stratum runs`; default: the one before the latest)
+    pub run_a: Option<i64>,
+    /// The later run (default: the policy's latest)
+    pub run_b: Option<i64>,
+    /// Write the customers who moved (up, down, in/out of scope) to FILE (.csv or .parquet)
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+    /// Allow comparing runs of two different policies
+    #[arg(long)]
+    pub across_policies: bool,
+}
+
+/// `stratum export-run`.
+#[derive(clap::Args, Debug)]
+pub struct ExportRunArgs {
+    /// The run (#N in `stratum runs`)
+    pub run: Option<i64>,
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `stratum simulate`.
+#[derive(clap::Args, Debug)]
+pub struct SimulateArgs {
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+/// `stratum report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Policy name (default: the workspace's policy, else the policy of the latest run)
+    #[arg(long = "policy-name")]
+    pub policy_name: Option<String>,
+    /// Write the report as CSV
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `stratum backup`.
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    /// The new file
+    pub file: PathBuf,
+}
+
+/// `stratum audit`.
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Only what this user did
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only what concerns this customer (or run number, user name, …)
+    #[arg(long, value_name = "ID")]
+    pub customer: Option<String>,
+    /// Only this action (`override.add`), or every action of a kind (`override`)
+    #[arg(long)]
+    pub action: Option<String>,
+    /// From this day (YYYY-MM-DD, UTC)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<NaiveDate>,
+    /// To this day, inclusive
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub until: Option<NaiveDate>,
+}
+
+/// `stratum runs`.
+#[derive(clap::Args, Debug)]
+pub struct RunsArgs {
+    /// Runs of every policy in the database, not only the workspace's
+    #[arg(long)]
+    pub all: bool,
+    #[command(subcommand)]
+    pub action: Option<RunsCommand>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -277,24 +309,41 @@ fn parse_date(s: &str) -> Result<NaiveDate> {
 }
 
 pub async fn run(settings: &Settings, cmd: &KeptCommand) -> Result<ExitCode> {
-    if let KeptCommand::Migrate = cmd {
-        let store = Store::connect(&settings.database_url.clone()).await?;
-        let applied = store.migrate().await?;
-        if applied.is_empty() {
-            out!("{}: schema is up to date", store.url());
-        }
-        for (v, d) in applied {
-            out!("{}: applied migration {v} {d}", store.url());
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     let store = settings.open_store().await?;
     match cmd {
-        KeptCommand::Migrate => unreachable!("handled above"),
-        KeptCommand::Runs {
-            all,
-            action: None | Some(RunsCommand::List),
-        } => {
+        KeptCommand::Runs(args) => runs(settings, &store, args).await?,
+        KeptCommand::History(args) => history(settings, &store, args).await?,
+        KeptCommand::Diff(args) => diff(settings, &store, args).await?,
+        KeptCommand::ExportRun(args) => export_run(settings, &store, args).await?,
+        KeptCommand::Simulate(args) => simulate(settings, &store, args).await?,
+        KeptCommand::Report(args) => report(settings, &store, args).await?,
+        KeptCommand::Override(cmd) => overrides(settings, &store, cmd).await?,
+        KeptCommand::Input(cmd) => inputs(settings, &store, cmd).await?,
+        KeptCommand::Tag(cmd) => tags(settings, &store, cmd).await?,
+        KeptCommand::Audit(args) => audit(&store, args).await?,
+        KeptCommand::Backup(args) => backup(&store, args).await?,
+    }
+    store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stratum migrate`: applies pending schema migrations (connects without migrating first).
+pub async fn migrate(settings: &Settings) -> Result<ExitCode> {
+    let store = Store::connect(&settings.database_url).await?;
+    let applied = store.migrate().await?;
+    if applied.is_empty() {
+        out!("{}: schema is up to date", store.url());
+    }
+    for (v, d) in applied {
+        out!("{}: applied migration {v} {d}", store.url());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn runs(settings: &Settings, store: &Store, args: &RunsArgs) -> Result<()> {
+    let RunsArgs { all, action } = args;
+    match action {
+        None | Some(RunsCommand::List) => {
             let policy = if *all {
                 None
             } else {
@@ -331,10 +380,7 @@ pub async fn run(settings: &Settings, cmd: &KeptCommand) -> Result<ExitCode> {
                 );
             }
         }
-        KeptCommand::Runs {
-            action: Some(RunsCommand::Retire { run, reason }),
-            ..
-        } => {
+        Some(RunsCommand::Retire { run, reason }) => {
             let r = store.retire_run(*run, reason, &settings.actor()).await?;
             out!(
                 "retired run #{} ({}, as of {}): no longer served, compared with by default or held from; its history stays",
@@ -343,10 +389,7 @@ pub async fn run(settings: &Settings, cmd: &KeptCommand) -> Result<ExitCode> {
                 r.as_of
             );
         }
-        KeptCommand::Runs {
-            action: Some(RunsCommand::Pin { run }),
-            ..
-        } => {
+        Some(RunsCommand::Pin { run }) => {
             let r = store.run(*run).await?;
             store
                 .pin_served_run(&r.policy_name, Some(r.id), &settings.actor())
@@ -358,400 +401,427 @@ pub async fn run(settings: &Settings, cmd: &KeptCommand) -> Result<ExitCode> {
                 r.as_of
             );
         }
-        KeptCommand::Runs {
-            action: Some(RunsCommand::Unpin),
-            ..
-        } => {
+        Some(RunsCommand::Unpin) => {
             let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
             let name = loaded.policy.history_name();
             store.pin_served_run(name, None, &settings.actor()).await?;
             out!("policy `{name}`: the latest recorded run is served again");
         }
-        KeptCommand::History { customer_id } => {
-            let policy = settings.history_policy()?;
-            let rows = stratum_runner::history(&store, policy.as_deref(), customer_id).await?;
-            let mut ladder = "";
-            let mut last_level = "";
-            for r in &rows {
-                if r.ladder != ladder {
-                    ladder = &r.ladder;
-                    last_level = "";
-                    out!("\nladder {} ({})", r.ladder, r.policy_name);
-                }
-                let mark = if last_level.is_empty() || last_level == r.level {
-                    "  "
-                } else {
-                    "->"
-                };
-                let rules = if r.rule_level != r.level {
-                    format!(" (rules: {})", r.rule_level)
+    }
+    Ok(())
+}
+
+async fn history(settings: &Settings, store: &Store, args: &HistoryArgs) -> Result<()> {
+    let HistoryArgs { customer_id } = args;
+    let policy = settings.history_policy()?;
+    let rows = stratum_runner::history(store, policy.as_deref(), customer_id).await?;
+    let mut ladder = "";
+    let mut last_level = "";
+    for r in &rows {
+        if r.ladder != ladder {
+            ladder = &r.ladder;
+            last_level = "";
+            out!("\nladder {} ({})", r.ladder, r.policy_name);
+        }
+        let mark = if last_level.is_empty() || last_level == r.level {
+            "  "
+        } else {
+            "->"
+        };
+        let rules = if r.rule_level != r.level {
+            format!(" (rules: {})", r.rule_level)
+        } else {
+            String::new()
+        };
+        out!(
+            "  {} run #{:<4} {} {:<12}{rules}  {}",
+            r.as_of,
+            r.run_id,
+            mark,
+            r.level,
+            r.explanation
+        );
+        last_level = &r.level;
+    }
+    Ok(())
+}
+
+async fn diff(settings: &Settings, store: &Store, args: &DiffArgs) -> Result<()> {
+    let DiffArgs {
+        run_a,
+        run_b,
+        export,
+        across_policies,
+    } = args;
+    let policy = settings.history_policy()?;
+    let report =
+        stratum_runner::diff(store, policy.as_deref(), *run_a, *run_b, *across_policies).await?;
+    print_diff(&report)?;
+    if let Some(path) = export {
+        let n = stratum_runner::write_moves(path, &report)?;
+        out!("\nwrote {} ({} customers who moved)", path.display(), n);
+    }
+    Ok(())
+}
+
+async fn export_run(settings: &Settings, store: &Store, args: &ExportRunArgs) -> Result<()> {
+    let ExportRunArgs { run, out } = args;
+    let policy = settings.history_policy()?;
+    let (run, rows) = stratum_runner::export_run(store, policy.as_deref(), *run, out).await?;
+    out!(
+        "wrote {} ({rows} rows: run #{}, {}, as of {})",
+        out.display(),
+        run.id,
+        run.policy_name,
+        run.as_of
+    );
+    Ok(())
+}
+
+async fn simulate(settings: &Settings, store: &Store, args: &SimulateArgs) -> Result<()> {
+    let SimulateArgs { as_of } = args;
+    let path = settings.policy_path(None);
+    let draft = stratum_runner::load_policy(&path)?;
+    let options = RunOptions {
+        as_of: as_of.clone(),
+        ..Default::default()
+    };
+    let mut reporter = Reporter::new();
+    let sim = stratum_runner::simulate(&draft, &options, store, &mut reporter).await;
+    reporter.finish();
+    let sim = sim?;
+    match &sim.base {
+        Some(b) => out!(
+            "draft {} as of {} against run #{} ({}, as of {}); nothing recorded",
+            path.display(),
+            sim.as_of,
+            b.id,
+            b.policy_name,
+            b.as_of
+        ),
+        None => out!(
+            "draft {} as of {}: no recorded run to compare with; nothing recorded",
+            path.display(),
+            sim.as_of
+        ),
+    }
+    for (l, s) in sim.ladders.iter().zip(&sim.summaries) {
+        print_ladder(s)?;
+        if sim.base.is_some() {
+            out!("  migration from the recorded run:");
+            print_matrix(&l.levels, &|f, t| l.cell(f, t))?;
+            let new: i64 = l.cells.iter().filter(|c| c.0.is_none()).map(|c| c.2).sum();
+            out!(
+                "  would upgrade {}, downgrade {}{}",
+                fmt_num(l.upgrades as f64),
+                fmt_num(l.downgrades as f64),
+                if new > 0 {
+                    format!(", {} not in the recorded run", fmt_num(new as f64))
                 } else {
                     String::new()
-                };
-                out!(
-                    "  {} run #{:<4} {} {:<12}{rules}  {}",
-                    r.as_of,
-                    r.run_id,
-                    mark,
-                    r.level,
-                    r.explanation
-                );
-                last_level = &r.level;
-            }
-        }
-        KeptCommand::Diff {
-            run_a,
-            run_b,
-            export,
-            across_policies,
-        } => {
-            let policy = settings.history_policy()?;
-            let report =
-                stratum_runner::diff(&store, policy.as_deref(), *run_a, *run_b, *across_policies)
-                    .await?;
-            print_diff(&report)?;
-            if let Some(path) = export {
-                let n = stratum_runner::write_moves(path, &report)?;
-                out!("\nwrote {} ({} customers who moved)", path.display(), n);
-            }
-        }
-        KeptCommand::ExportRun { run, out } => {
-            let policy = settings.history_policy()?;
-            let (run, rows) =
-                stratum_runner::export_run(&store, policy.as_deref(), *run, out).await?;
-            out!(
-                "wrote {} ({rows} rows: run #{}, {}, as of {})",
-                out.display(),
-                run.id,
-                run.policy_name,
-                run.as_of
+                }
             );
         }
-        KeptCommand::Simulate { as_of } => {
-            let path = settings.policy_path(None);
-            let draft = stratum_runner::load_policy(&path)?;
-            let options = RunOptions {
-                as_of: as_of.clone(),
-                ..Default::default()
-            };
-            let mut reporter = Reporter::new();
-            let sim = stratum_runner::simulate(&draft, &options, &store, &mut reporter).await;
-            reporter.finish();
-            let sim = sim?;
-            match &sim.base {
-                Some(b) => out!(
-                    "draft {} as of {} against run #{} ({}, as of {}); nothing recorded",
-                    path.display(),
-                    sim.as_of,
-                    b.id,
-                    b.policy_name,
-                    b.as_of
-                ),
-                None => out!(
-                    "draft {} as of {}: no recorded run to compare with; nothing recorded",
-                    path.display(),
-                    sim.as_of
-                ),
-            }
-            for (l, s) in sim.ladders.iter().zip(&sim.summaries) {
-                print_ladder(s)?;
-                if sim.base.is_some() {
-                    out!("  migration from the recorded run:");
-                    print_matrix(&l.levels, &|f, t| l.cell(f, t))?;
-                    let new: i64 = l.cells.iter().filter(|c| c.0.is_none()).map(|c| c.2).sum();
-                    out!(
-                        "  would upgrade {}, downgrade {}{}",
-                        fmt_num(l.upgrades as f64),
-                        fmt_num(l.downgrades as f64),
-                        if new > 0 {
-                            format!(", {} not in the recorded run", fmt_num(new as f64))
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-                if let (Some(before), Some(after)) = (l.cost_before, l.cost_after) {
-                    out!(
-                        "  benefit cost: {} -> {} ({}{})",
-                        fmt_num(before),
-                        fmt_num(after),
-                        if after >= before { "+" } else { "-" },
-                        fmt_num((after - before).abs())
-                    );
-                }
-            }
-        }
-        KeptCommand::Report { policy_name, out } => {
-            let policy = match policy_name {
-                Some(name) => Some(name.clone()),
-                None => settings.history_policy()?,
-            };
-            let rows = stratum_runner::report(&store, policy.as_deref()).await?;
-            let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1}", x * 100.0));
-            let int = |v: Option<i64>| v.map_or("-".into(), |x| fmt_num(x as f64));
-            let header = [
-                "run",
-                "as_of",
-                "ladder",
-                "level",
-                "customers",
-                "share",
-                "value%",
-                "repeat%",
-                "churn%",
-                "up",
-                "down",
-            ]
-            .map(String::from);
-            let table: Vec<[String; 11]> = rows
-                .iter()
-                .map(|r| {
-                    [
-                        format!("#{}", r.run_id),
-                        r.as_of.to_string(),
-                        r.ladder.clone(),
-                        r.level.clone(),
-                        fmt_num(r.customers as f64),
-                        format!("{:.1}", r.share * 100.0),
-                        pct(r.value_share),
-                        pct(r.repeat_rate),
-                        pct(r.churn_rate),
-                        int(r.upgrades),
-                        int(r.downgrades),
-                    ]
-                })
-                .collect();
-            // Columns as wide as their widest cell: text left, figures right.
-            let widths: Vec<usize> = (0..11)
-                .map(|c| {
-                    std::iter::once(&header)
-                        .chain(&table)
-                        .map(|row| row[c].chars().count())
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            for row in std::iter::once(&header).chain(&table) {
-                let cells: Vec<String> = row
-                    .iter()
-                    .zip(&widths)
-                    .enumerate()
-                    .map(|(c, (cell, &w))| {
-                        if c < 4 {
-                            format!("{cell:<w$}")
-                        } else {
-                            format!("{cell:>w$}")
-                        }
-                    })
-                    .collect();
-                out!("{}", cells.join("  ").trim_end());
-            }
-            if let Some(path) = out {
-                stratum_runner::write_kpis(path, &rows)?;
-                out!("\nwrote {}", path.display());
-            }
-        }
-        KeptCommand::Override(o) => match o {
-            OverrideCommand::Add {
-                customer_id,
-                ladder,
-                level,
-                mode,
-                until,
-                reason,
-                new_customer,
-            } => {
-                // Checked against the workspace's policy and its served run; a policy that
-                // does not load is an error, not a reason to skip the check.
-                let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
-                stratum_runner::manual::check_override(&loaded.policy, ladder, level)?;
-                stratum_runner::manual::check_customer(
-                    &store,
-                    &loaded.policy,
-                    customer_id,
-                    *new_customer,
-                )
-                .await?;
-                let until = *until;
-                let id = store
-                    .add_override(
-                        &NewOverride {
-                            customer_id: customer_id.clone(),
-                            ladder: ladder.clone(),
-                            level: level.clone(),
-                            mode: *mode,
-                            reason: reason.clone(),
-                            until,
-                        },
-                        &settings.actor(),
-                    )
-                    .await?;
-                out!(
-                    "override #{id}: {customer_id} {mode} {level} on {ladder}{}; applies from the next run",
-                    until.map_or(String::new(), |d| format!(" until {d}"))
-                );
-            }
-            OverrideCommand::List { all } => {
-                for o in store.overrides().await? {
-                    if !all && o.removed_at.is_some() {
-                        continue;
-                    }
-                    out!(
-                        "#{:<4} {:<12} {:<8} {:<12} on {:<14} {:<18} {} (by {} at {}){}",
-                        o.id,
-                        o.customer_id,
-                        o.mode,
-                        o.level,
-                        o.ladder,
-                        o.until.map_or("no expiry".into(), |d| format!("until {d}")),
-                        o.reason,
-                        o.created_by,
-                        o.created_at,
-                        o.removed_at
-                            .as_ref()
-                            .map(|r| format!(
-                                " removed by {} at {r}",
-                                o.removed_by.as_deref().unwrap_or("?")
-                            ))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-            OverrideCommand::Remove { id, reason } => {
-                store
-                    .remove_override(*id, reason, &settings.actor())
-                    .await?;
-                out!("override #{id} removed; it stops applying at the next run");
-            }
-        },
-        KeptCommand::Input(i) => match i {
-            InputCommand::Set {
-                customer_id,
-                field,
-                value,
-                reason,
-                new_customer,
-            } => {
-                let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
-                stratum_runner::manual::check_input(&loaded.policy, field, value)?;
-                stratum_runner::manual::check_customer(
-                    &store,
-                    &loaded.policy,
-                    customer_id,
-                    *new_customer,
-                )
-                .await?;
-                if store
-                    .set_input(customer_id, field, value, reason, &settings.actor())
-                    .await?
-                {
-                    out!("{customer_id}: {field} = {value}; applies from the next run");
-                } else {
-                    out!("{customer_id}: {field} is {value} already; nothing changed");
-                }
-            }
-            InputCommand::List => {
-                for r in store.inputs().await? {
-                    out!(
-                        "{:<12} {:<24} {:<10} {} (by {} at {})",
-                        r.customer_id,
-                        r.field,
-                        r.value,
-                        r.reason,
-                        r.updated_by,
-                        r.updated_at
-                    );
-                }
-            }
-            InputCommand::Remove {
-                customer_id,
-                field,
-                reason,
-            } => {
-                store
-                    .remove_input(customer_id, field, reason, &settings.actor())
-                    .await?;
-                out!("{customer_id}: {field} removed");
-            }
-        },
-        KeptCommand::Tag(t) => match t {
-            TagCommand::Add {
-                customer_id,
-                tag,
-                reason,
-            } => {
-                store
-                    .add_tag(customer_id, tag, reason, &settings.actor())
-                    .await?;
-                out!("{customer_id}: tagged {tag}; applies from the next run");
-            }
-            TagCommand::List => {
-                for r in store.tags().await? {
-                    out!(
-                        "{:<12} {:<14} {} (by {} at {})",
-                        r.customer_id,
-                        r.tag,
-                        r.reason,
-                        r.added_by,
-                        r.added_at
-                    );
-                }
-                // And the tags the data itself gives, as the policy's last run recorded them.
-                if let Some(policy) = settings.history_policy()? {
-                    for (customer, tags) in store.data_tags(&policy).await? {
-                        for tag in tags.split(',').filter(|t| !t.is_empty()) {
-                            out!("{customer:<12} {tag:<14} (from the data)");
-                        }
-                    }
-                }
-            }
-            TagCommand::Remove {
-                customer_id,
-                tag,
-                reason,
-            } => {
-                store
-                    .remove_tag(customer_id, tag, reason, &settings.actor())
-                    .await?;
-                out!("{customer_id}: tag {tag} removed");
-            }
-        },
-        KeptCommand::Audit {
-            limit,
-            user,
-            customer,
-            action,
-            since,
-            until,
-        } => {
-            let filter = stratum_store::AuditFilter {
-                actor: user.clone(),
-                subject: customer.clone(),
-                action: action.clone(),
-                since: *since,
-                until: *until,
-            };
-            for a in store.audit_search(&filter, *limit).await? {
-                out!(
-                    "{} {:<10} {:<6} {:<16} {:<12} {}",
-                    a.at,
-                    a.actor,
-                    a.origin,
-                    a.action,
-                    a.subject,
-                    a.detail
-                );
-            }
-        }
-        KeptCommand::Backup { file } => {
-            store.backup(file).await?;
+        if let (Some(before), Some(after)) = (l.cost_before, l.cost_after) {
             out!(
-                "wrote {}: a consistent copy of {}",
-                file.display(),
-                store.url()
+                "  benefit cost: {} -> {} ({}{})",
+                fmt_num(before),
+                fmt_num(after),
+                if after >= before { "+" } else { "-" },
+                fmt_num((after - before).abs())
             );
         }
     }
-    store.close().await?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+async fn report(settings: &Settings, store: &Store, args: &ReportArgs) -> Result<()> {
+    let ReportArgs { policy_name, out } = args;
+    let policy = match policy_name {
+        Some(name) => Some(name.clone()),
+        None => settings.history_policy()?,
+    };
+    let rows = stratum_runner::report(store, policy.as_deref()).await?;
+    let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1}", x * 100.0));
+    let int = |v: Option<i64>| v.map_or("-".into(), |x| fmt_num(x as f64));
+    let header = [
+        "run",
+        "as_of",
+        "ladder",
+        "level",
+        "customers",
+        "share",
+        "value%",
+        "repeat%",
+        "churn%",
+        "up",
+        "down",
+    ]
+    .map(String::from);
+    let table: Vec<[String; 11]> = rows
+        .iter()
+        .map(|r| {
+            [
+                format!("#{}", r.run_id),
+                r.as_of.to_string(),
+                r.ladder.clone(),
+                r.level.clone(),
+                fmt_num(r.customers as f64),
+                format!("{:.1}", r.share * 100.0),
+                pct(r.value_share),
+                pct(r.repeat_rate),
+                pct(r.churn_rate),
+                int(r.upgrades),
+                int(r.downgrades),
+            ]
+        })
+        .collect();
+    // Columns as wide as their widest cell: text left, figures right.
+    let widths: Vec<usize> = (0..11)
+        .map(|c| {
+            std::iter::once(&header)
+                .chain(&table)
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(&header).chain(&table) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, &w))| {
+                if c < 4 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        out!("{}", cells.join("  ").trim_end());
+    }
+    if let Some(path) = out {
+        stratum_runner::write_kpis(path, &rows)?;
+        out!("\nwrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn overrides(settings: &Settings, store: &Store, cmd: &OverrideCommand) -> Result<()> {
+    match cmd {
+        OverrideCommand::Add {
+            customer_id,
+            ladder,
+            level,
+            mode,
+            until,
+            reason,
+            new_customer,
+        } => {
+            // Checked against the workspace's policy and its served run; a policy that
+            // does not load is an error, not a reason to skip the check.
+            let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
+            stratum_runner::manual::check_override(&loaded.policy, ladder, level)?;
+            stratum_runner::manual::check_customer(
+                store,
+                &loaded.policy,
+                customer_id,
+                *new_customer,
+            )
+            .await?;
+            let until = *until;
+            let id = store
+                .add_override(
+                    &NewOverride {
+                        customer_id: customer_id.clone(),
+                        ladder: ladder.clone(),
+                        level: level.clone(),
+                        mode: *mode,
+                        reason: reason.clone(),
+                        until,
+                    },
+                    &settings.actor(),
+                )
+                .await?;
+            out!(
+                "override #{id}: {customer_id} {mode} {level} on {ladder}{}; applies from the next run",
+                until.map_or(String::new(), |d| format!(" until {d}"))
+            );
+        }
+        OverrideCommand::List { all } => {
+            for o in store.overrides().await? {
+                if !all && o.removed_at.is_some() {
+                    continue;
+                }
+                out!(
+                    "#{:<4} {:<12} {:<8} {:<12} on {:<14} {:<18} {} (by {} at {}){}",
+                    o.id,
+                    o.customer_id,
+                    o.mode,
+                    o.level,
+                    o.ladder,
+                    o.until.map_or("no expiry".into(), |d| format!("until {d}")),
+                    o.reason,
+                    o.created_by,
+                    o.created_at,
+                    o.removed_at
+                        .as_ref()
+                        .map(|r| format!(
+                            " removed by {} at {r}",
+                            o.removed_by.as_deref().unwrap_or("?")
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        OverrideCommand::Remove { id, reason } => {
+            store
+                .remove_override(*id, reason, &settings.actor())
+                .await?;
+            out!("override #{id} removed; it stops applying at the next run");
+        }
+    }
+    Ok(())
+}
+
+async fn inputs(settings: &Settings, store: &Store, cmd: &InputCommand) -> Result<()> {
+    match cmd {
+        InputCommand::Set {
+            customer_id,
+            field,
+            value,
+            reason,
+            new_customer,
+        } => {
+            let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
+            stratum_runner::manual::check_input(&loaded.policy, field, value)?;
+            stratum_runner::manual::check_customer(
+                store,
+                &loaded.policy,
+                customer_id,
+                *new_customer,
+            )
+            .await?;
+            if store
+                .set_input(customer_id, field, value, reason, &settings.actor())
+                .await?
+            {
+                out!("{customer_id}: {field} = {value}; applies from the next run");
+            } else {
+                out!("{customer_id}: {field} is {value} already; nothing changed");
+            }
+        }
+        InputCommand::List => {
+            for r in store.inputs().await? {
+                out!(
+                    "{:<12} {:<24} {:<10} {} (by {} at {})",
+                    r.customer_id,
+                    r.field,
+                    r.value,
+                    r.reason,
+                    r.updated_by,
+                    r.updated_at
+                );
+            }
+        }
+        InputCommand::Remove {
+            customer_id,
+            field,
+            reason,
+        } => {
+            store
+                .remove_input(customer_id, field, reason, &settings.actor())
+                .await?;
+            out!("{customer_id}: {field} removed");
+        }
+    }
+    Ok(())
+}
+
+async fn tags(settings: &Settings, store: &Store, cmd: &TagCommand) -> Result<()> {
+    match cmd {
+        TagCommand::Add {
+            customer_id,
+            tag,
+            reason,
+        } => {
+            store
+                .add_tag(customer_id, tag, reason, &settings.actor())
+                .await?;
+            out!("{customer_id}: tagged {tag}; applies from the next run");
+        }
+        TagCommand::List => {
+            for r in store.tags().await? {
+                out!(
+                    "{:<12} {:<14} {} (by {} at {})",
+                    r.customer_id,
+                    r.tag,
+                    r.reason,
+                    r.added_by,
+                    r.added_at
+                );
+            }
+            // And the tags the data itself gives, as the policy's last run recorded them.
+            if let Some(policy) = settings.history_policy()? {
+                for (customer, tags) in store.data_tags(&policy).await? {
+                    for tag in tags.split(',').filter(|t| !t.is_empty()) {
+                        out!("{customer:<12} {tag:<14} (from the data)");
+                    }
+                }
+            }
+        }
+        TagCommand::Remove {
+            customer_id,
+            tag,
+            reason,
+        } => {
+            store
+                .remove_tag(customer_id, tag, reason, &settings.actor())
+                .await?;
+            out!("{customer_id}: tag {tag} removed");
+        }
+    }
+    Ok(())
+}
+
+async fn audit(store: &Store, args: &AuditArgs) -> Result<()> {
+    let AuditArgs {
+        limit,
+        user,
+        customer,
+        action,
+        since,
+        until,
+    } = args;
+    let filter = stratum_store::AuditFilter {
+        actor: user.clone(),
+        subject: customer.clone(),
+        action: action.clone(),
+        since: *since,
+        until: *until,
+    };
+    for a in store.audit_search(&filter, *limit).await? {
+        out!(
+            "{} {:<10} {:<6} {:<16} {:<12} {}",
+            a.at,
+            a.actor,
+            a.origin,
+            a.action,
+            a.subject,
+            a.detail
+        );
+    }
+    Ok(())
+}
+
+async fn backup(store: &Store, args: &BackupArgs) -> Result<()> {
+    let BackupArgs { file } = args;
+    store.backup(file).await?;
+    out!(
+        "wrote {}: a consistent copy of {}",
+        file.display(),
+        store.url()
+    );
+    Ok(())
 }

@@ -96,6 +96,8 @@ enum Command {
     Run(RunArgs),
     /// Explain one customer: metrics, score contributions, placements, next-level gaps
     Explain(ExplainArgs),
+    /// Apply pending schema migrations to the history database
+    Migrate,
     #[command(flatten)]
     Kept(kept::KeptCommand),
     #[command(flatten)]
@@ -384,6 +386,7 @@ async fn run_command(command: &Command, settings: &Settings) -> Result<ExitCode>
         Command::Check(args) => check(args, settings).await,
         Command::Run(args) => run(args, settings).await,
         Command::Explain(args) => explain(args, settings).await,
+        Command::Migrate => kept::migrate(settings).await,
         Command::Kept(k) => kept::run(settings, k).await,
         Command::Service(s) => service::run(settings, s).await,
         Command::Clv(c) => clv::run(settings, c).await,
