@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Connections served at once; more wait in the listen backlog
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_connections: usize,
+    /// Minutes a console session may stay unused before it has to sign in again
+    #[arg(long, default_value_t = 30, value_name = "MINUTES")]
+    pub session_idle: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +62,14 @@ pub enum UserCommand {
         /// admin, analyst, agent or service
         #[arg(long)]
         role: stratum_store::Role,
+        /// Also set a console password, read from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's console password (asked for on a terminal, else the first line of
+    /// standard input); signs the user's browsers out
+    Passwd {
+        name: String,
     },
     List,
     /// Disable a user: none of its keys is accepted any more
@@ -79,6 +90,24 @@ pub enum KeyCommand {
     Revoke { id: String },
     /// The keys: id, user, who made it and when, whether it works
     List,
+}
+
+/// A new console password, hashed: asked for twice on a terminal (not echoed), else the
+/// first line of standard input.
+fn password_hash(ask: bool) -> Result<String> {
+    let password = if ask {
+        let first = rpassword::prompt_password("new password: ")?;
+        let second = rpassword::prompt_password("again: ")?;
+        if first != second {
+            bail!("the two passwords differ; nothing changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    stratum_server::hash_password(&password).map_err(anyhow::Error::msg)
 }
 
 fn load(settings: &Settings) -> Result<stratum_runner::LoadedPolicy> {
@@ -106,6 +135,7 @@ async fn serve(settings: &Settings, store: &Store, args: &ServeArgs) -> Result<(
         evaluation_timeout,
         evaluation_memory,
         max_connections,
+        session_idle,
     } = args;
     let policy = load(settings)?;
     eprintln!(
@@ -120,6 +150,7 @@ async fn serve(settings: &Settings, store: &Store, args: &ServeArgs) -> Result<(
         evaluation_timeout: seconds(*evaluation_timeout),
         max_connections: *max_connections,
         evaluation_memory: evaluation_memory << 20,
+        session_idle: seconds(session_idle * 60),
     };
     let state = stratum_server::AppState::new(store.clone(), policy).with_limits(limits);
     stratum_server::serve(state, *listen)
@@ -246,9 +277,27 @@ async fn sla(settings: &Settings, store: &Store, calls: &std::path::Path) -> Res
 
 async fn users(settings: &Settings, store: &Store, cmd: &UserCommand) -> Result<()> {
     match cmd {
-        UserCommand::Add { name, role } => {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            // Read and checked first: a bad password adds no user.
+            let hash = if *password_stdin {
+                Some(password_hash(false)?)
+            } else {
+                None
+            };
             store.add_user(name, *role, &settings.actor()).await?;
+            if let Some(hash) = hash {
+                store.set_password(name, &hash, &settings.actor()).await?;
+            }
             out!("added user {name} ({role})");
+        }
+        UserCommand::Passwd { name } => {
+            let hash = password_hash(std::io::IsTerminal::is_terminal(&std::io::stdin()))?;
+            store.set_password(name, &hash, &settings.actor()).await?;
+            out!("password of {name} set; its console sessions are ended");
         }
         UserCommand::Disable { name } => {
             store.disable_user(name, &settings.actor()).await?;

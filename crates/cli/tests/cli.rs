@@ -1080,3 +1080,76 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "");
 }
+
+/// Console passwords from the command line: read from standard input when it is not a
+/// terminal, refused (adding no user) when too short, audited when set.
+#[test]
+fn users_get_console_passwords() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("h.db").display());
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(["--database", &url, "--by", "root"])
+            .args(args)
+            .current_dir(tmp.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = with_stdin(
+        &[
+            "user",
+            "add",
+            "mei",
+            "--role",
+            "analyst",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert_eq!(short.status.code(), Some(1));
+    assert_eq!(
+        text(&short).1,
+        "error: a password has at least 10 characters\n"
+    );
+    let list = with_stdin(&["user", "list"], "");
+    assert_eq!(text(&list).0, "", "no user was added");
+    let added = with_stdin(
+        &[
+            "user",
+            "add",
+            "mei",
+            "--role",
+            "analyst",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert_eq!(
+        text(&added).0,
+        "added user mei (analyst)\n",
+        "{:?}",
+        text(&added)
+    );
+    let set = with_stdin(&["user", "passwd", "mei"], "another long password\n");
+    assert_eq!(
+        text(&set).0,
+        "password of mei set; its console sessions are ended\n"
+    );
+    let audit = with_stdin(&["audit", "--user", "root"], "");
+    let out = text(&audit).0;
+    assert_eq!(out.matches("user.passwd").count(), 2, "{out}");
+    assert_eq!(out.matches("user.add").count(), 1, "{out}");
+    let unknown = with_stdin(&["user", "passwd", "nobody"], "long enough password\n");
+    assert_eq!(text(&unknown).1, "error: no enabled user `nobody`\n");
+}

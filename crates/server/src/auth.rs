@@ -63,7 +63,7 @@ pub struct NewKey {
     pub secret_hash: String,
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
@@ -73,7 +73,7 @@ fn random_hex(bytes: usize) -> String {
 const DIGEST_PREFIX: &str = "sha256:";
 
 /// The stored form of a secret.
-fn digest(secret: &str) -> String {
+pub(crate) fn digest(secret: &str) -> String {
     let hash = Sha256::digest(secret.as_bytes());
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("{DIGEST_PREFIX}{hex}")
@@ -88,6 +88,36 @@ pub fn new_key() -> NewKey {
         secret_hash: digest(&secret),
         id,
     }
+}
+
+/// The shortest console password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// A console password's stored form: argon2id (the crate's defaults: 19 MiB, 2 passes) with
+/// a random salt, as a PHC string. Refuses a password shorter than [`MIN_PASSWORD_CHARS`].
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "a password has at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches a stored PHC string (false for anything unreadable).
+pub(crate) fn password_matches(stored: &str, password: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
 }
 
 /// Creates a key for an existing user and returns the token to hand over.
@@ -106,7 +136,7 @@ pub struct KeyCache {
     verified: Mutex<HashMap<String, (String, Role, Instant)>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
     /// Legacy argon2 checks run one at a time (each needs ~19 MiB).
-    legacy: tokio::sync::Semaphore,
+    pub(crate) legacy: tokio::sync::Semaphore,
 }
 
 impl Default for KeyCache {
@@ -152,13 +182,13 @@ impl KeyCache {
     }
 
     /// Whether `who` (a key id or an address) failed `limit` times within the window.
-    fn blocked(&self, who: &str, limit: u32) -> bool {
+    pub(crate) fn blocked(&self, who: &str, limit: u32) -> bool {
         let map = self.failures.lock().expect("failure lock");
         map.get(who)
             .is_some_and(|(n, since)| *n >= limit && since.elapsed() < FAILURE_WINDOW)
     }
 
-    fn failed(&self, who: &str) {
+    pub(crate) fn failed(&self, who: &str) {
         let mut map = self.failures.lock().expect("failure lock");
         if map.len() > MAX_ENTRIES {
             map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);

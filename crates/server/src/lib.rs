@@ -11,6 +11,7 @@
 
 mod access;
 pub mod auth;
+mod console;
 pub mod error;
 mod lookup;
 mod openapi;
@@ -25,7 +26,8 @@ use stratum_core::Service;
 use stratum_runner::LoadedPolicy;
 use stratum_store::Store;
 
-pub use auth::{Principal, Role, create_key};
+pub use auth::{MIN_PASSWORD_CHARS, Principal, Role, create_key, hash_password};
+pub use console::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 pub use error::{ApiError, ERROR_CODES, ErrorCode};
 pub use lookup::{LadderLevel, LevelTable, REFRESH_EVERY};
 pub use openapi::openapi_document;
@@ -49,6 +51,8 @@ pub struct Limits {
     pub evaluation_timeout: std::time::Duration,
     /// The memory DataFusion's operators may hold during one (bytes).
     pub evaluation_memory: usize,
+    /// A console session unused this long is ended (the next page asks to sign in again).
+    pub session_idle: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_connections: 512,
             evaluation_timeout: std::time::Duration::from_secs(50),
             evaluation_memory: 2 << 30,
+            session_idle: std::time::Duration::from_secs(30 * 60),
         }
     }
 }
@@ -172,6 +177,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let timeout = state.limits.request_timeout;
     routes::router(&state)
+        .merge(console::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {

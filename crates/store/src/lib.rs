@@ -15,6 +15,7 @@ mod history;
 mod manual;
 mod metric_chunks;
 mod service;
+mod sessions;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use service::{
     ApiKeyRow, CallbackRow, CurrentLevel, KeyRow, NewRedemption, Redeemed, RedemptionRow, Role,
     RunStandings, StandingRow, UserRow,
 };
+pub use sessions::{LoginRow, SessionRow};
 
 /// The numbered migrations, embedded in the binary. The two dialects differ only where they
 /// must (identity columns, `WITHOUT ROWID`); a new migration is added to both lists.
@@ -73,6 +75,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy facts and serving",
         include_str!("../migrations/sqlite/0007_policy_facts_and_serving.sql"),
     ),
+    (
+        8,
+        "console logins",
+        include_str!("../migrations/sqlite/0008_console_logins.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -109,6 +116,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "policy facts and serving",
         include_str!("../migrations/postgres/0007_policy_facts_and_serving.sql"),
+    ),
+    (
+        8,
+        "console logins",
+        include_str!("../migrations/postgres/0008_console_logins.sql"),
     ),
 ];
 

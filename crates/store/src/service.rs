@@ -239,7 +239,7 @@ impl std::str::FromStr for Role {
 }
 
 /// A role read back from the database.
-fn stored_role(r: &sqlx::any::AnyRow) -> Result<Role, StoreError> {
+pub(crate) fn stored_role(r: &sqlx::any::AnyRow) -> Result<Role, StoreError> {
     let text: String = r.try_get("role")?;
     text.parse()
         .map_err(|e| StoreError::Corrupt(format!("users.role: {e}")))
@@ -481,6 +481,11 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound(format!("no enabled user `{name}`")));
         }
+        // A disabled user's browsers are signed out at once.
+        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         self.audit(&mut tx, actor, "user.disable", name, "").await?;
         tx.commit().await?;
         Ok(())

@@ -1,0 +1,345 @@
+//! The web console: pages rendered on the server (askama templates, checked at compile time)
+//! for people signed in with a password, beside the API on the same port, users, roles and
+//! audit log. A browser holds a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure`
+//! behind a proxy that says the request came over HTTPS); the store keeps only the cookie's
+//! SHA-256 digest, so sessions survive a restart and a stolen database signs nobody in.
+//! Every form carries a CSRF token: the session's, or before sign-in a cookie's twin
+//! (double submit). Failed sign-ins are counted per user name and per address like failed
+//! API keys; past the limit sign-ins are refused for a minute. Sign-ins, failures and
+//! sign-outs are audited.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+use stratum_store::{Actor, Role};
+
+use crate::AppState;
+use crate::auth::{
+    FAILURE_WINDOW, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_KEY, digest, password_matches,
+    random_hex,
+};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "stratum_session";
+/// The sign-in form's CSRF cookie (before there is a session).
+pub const LOGIN_CSRF_COOKIE: &str = "stratum_login";
+/// A session's last use is written at most this often (a write per page view is waste).
+const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+}
+
+/// A page, or an answer the console gives instead (a redirect to sign in, a refusal).
+type Page = Result<Response, Response>;
+
+fn render(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("rendering a page: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!("console: {e}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+/// Whether the browser reached us over HTTPS: only then is a cookie marked `Secure` (a proxy
+/// terminating TLS says so in `X-Forwarded-Proto`).
+fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(secure)
+        .build()
+}
+
+/// The client's address for the audit log (set by `serve`'s accept loop).
+fn client_address(connect: Option<&axum::Extension<ConnectInfo<SocketAddr>>>) -> String {
+    connect
+        .map(|c| c.0.0.ip().to_string())
+        .unwrap_or_else(|| "console".to_string())
+}
+
+/// A signed-in browser, checked against the store on every request (so signing out, a
+/// password change or disabling the user takes effect at once).
+pub(crate) struct Session {
+    pub user: String,
+    pub role: Role,
+    pub csrf: String,
+    token_digest: String,
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+            return Err(to_login());
+        };
+        let token_digest = digest(&token);
+        let Some(row) = state.store.session(&token_digest).await.map_err(internal)? else {
+            return Err(to_login());
+        };
+        let now = state.now();
+        let last_seen = chrono::DateTime::parse_from_rfc3339(&row.last_seen)
+            .map_err(internal)?
+            .with_timezone(&chrono::Utc);
+        let idle = chrono::TimeDelta::from_std(state.limits.session_idle)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        if now - last_seen > idle {
+            state
+                .store
+                .end_session(&token_digest)
+                .await
+                .map_err(internal)?;
+            return Err(to_login());
+        }
+        if now - last_seen > TOUCH_EVERY {
+            let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            state
+                .store
+                .touch_session(&token_digest, &at)
+                .await
+                .map_err(internal)?;
+        }
+        if let Some(log) = parts.extensions.get::<crate::RequestUser>() {
+            let _ = log.0.set(row.user_name.clone());
+        }
+        Ok(Session {
+            user: row.user_name,
+            role: row.role,
+            csrf: row.csrf_token,
+            token_digest,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    name: &'a str,
+    problem: Option<&'a str>,
+}
+
+async fn login_page(jar: CookieJar, headers: HeaderMap) -> (CookieJar, Response) {
+    let csrf = random_hex(16);
+    let page = render(
+        StatusCode::OK,
+        LoginPage {
+            csrf: &csrf,
+            name: "",
+            problem: None,
+        },
+    );
+    (
+        jar.add(cookie(LOGIN_CSRF_COOKIE, csrf, over_https(&headers))),
+        page,
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+    csrf: String,
+}
+
+/// A stored hash to check unknown users' passwords against, so that a wrong user name takes
+/// as long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        crate::auth::hash_password("decoy password, never matches").expect("hashing works")
+    })
+}
+
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<LoginForm>,
+) -> Page {
+    let secure = over_https(&headers);
+    let expected = jar.get(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
+    if expected.as_deref() != Some(form.csrf.as_str()) || form.csrf.is_empty() {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "the sign-in form expired or came from elsewhere; reload /login",
+        )
+            .into_response());
+    }
+    let address = client_address(connect.as_ref());
+    let (by_user, by_address) = (
+        format!("login {}", form.name),
+        format!("login address {address}"),
+    );
+    let again = |status: StatusCode, problem: &str| {
+        render(
+            status,
+            LoginPage {
+                csrf: &form.csrf,
+                name: &form.name,
+                problem: Some(problem),
+            },
+        )
+    };
+    if state.keys.blocked(&by_user, MAX_FAILURES_PER_KEY)
+        || state.keys.blocked(&by_address, MAX_FAILURES_PER_ADDRESS)
+    {
+        return Err(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "too many failed sign-ins; try again in {} seconds",
+                FAILURE_WINDOW.as_secs()
+            ),
+        ));
+    }
+    let user = state.store.login(&form.name).await.map_err(internal)?;
+    let stored = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .and_then(|u| u.password_hash.clone());
+    let checked_against = stored.clone().unwrap_or_else(|| decoy_hash().to_string());
+    let password = form.password.clone();
+    // argon2 costs 19 MiB and tens of milliseconds: one at a time, off the executor.
+    let permit = state.keys.legacy.acquire().await.map_err(internal)?;
+    let matches =
+        stratum_runner::blocking::blocking(move || password_matches(&checked_against, &password))
+            .await;
+    drop(permit);
+    let actor = Actor {
+        name: form.name.clone(),
+        origin: address.clone(),
+    };
+    if !(matches && stored.is_some()) {
+        state.keys.failed(&by_user);
+        state.keys.failed(&by_address);
+        state
+            .store
+            .audit_event(&actor, "login.fail", &form.name, "")
+            .await
+            .map_err(internal)?;
+        return Err(again(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
+    }
+    let token = random_hex(32);
+    let csrf = random_hex(16);
+    state
+        .store
+        .create_session(
+            &digest(&token),
+            &form.name,
+            &csrf,
+            &state
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+        .await
+        .map_err(internal)?;
+    state
+        .store
+        .audit_event(&actor, "login", &form.name, "")
+        .await
+        .map_err(internal)?;
+    let jar = jar
+        .remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/"))
+        .add(cookie(SESSION_COOKIE, token, secure));
+    Ok((jar, Redirect::to("/")).into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    jar: CookieJar,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<CsrfForm>,
+) -> Page {
+    if form.csrf != session.csrf {
+        return Err((StatusCode::FORBIDDEN, "the form expired; reload the page").into_response());
+    }
+    state
+        .store
+        .end_session(&session.token_digest)
+        .await
+        .map_err(internal)?;
+    let actor = Actor {
+        name: session.user.clone(),
+        origin: client_address(connect.as_ref()),
+    };
+    state
+        .store
+        .audit_event(&actor, "logout", &session.user, "")
+        .await
+        .map_err(internal)?;
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    Ok((jar, Redirect::to("/login")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    user: &'a str,
+    role: Role,
+    csrf: &'a str,
+    policy: &'a str,
+    run: Option<&'a stratum_store::RunInfo>,
+}
+
+async fn home(State(state): State<AppState>, session: Session) -> Page {
+    let served = state
+        .store
+        .latest_run_id(state.policy.policy.history_name())
+        .await
+        .map_err(internal)?;
+    let run = match served {
+        Some(id) => Some(state.store.run(id).await.map_err(internal)?),
+        None => None,
+    };
+    let policy = state.policy.policy.history_name();
+    Ok(render(
+        StatusCode::OK,
+        HomePage {
+            user: &session.user,
+            role: session.role,
+            csrf: &session.csrf,
+            policy,
+            run: run.as_ref(),
+        },
+    ))
+}

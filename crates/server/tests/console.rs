@@ -1,0 +1,410 @@
+//! The console's sign-in: passwords, sessions kept in the store, cookies, CSRF tokens, the
+//! failure limit, idle expiry and the audit trail, on SQLite and PostgreSQL.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use stratum_server::{AppState, LOGIN_CSRF_COOKIE, SESSION_COOKIE, app, create_key, hash_password};
+use stratum_store::{Actor, Role, Store};
+use tower::ServiceExt;
+
+const POLICY: &str = r#"
+[policy]
+name = "console"
+as_of = "2026-10-31"
+
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+
+[metrics.spend]
+source = "customers"
+expr = "spend"
+
+[ladders.tier]
+[[ladders.tier.levels]]
+name = "gold"
+when = "spend >= 100"
+[[ladders.tier.levels]]
+name = "basic"
+rest = true
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    clock: Arc<Mutex<chrono::DateTime<chrono::Utc>>>,
+}
+
+/// A page's answer: status, the `Set-Cookie` headers, `Location`, and the body.
+struct Answer {
+    status: StatusCode,
+    cookies: Vec<String>,
+    location: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    /// `name=value` of a cookie this answer sets, for the next request.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    }
+    /// The value of a hidden form field named `csrf`.
+    fn csrf_field(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.body[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+async fn fixture(url: String) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("customers.csv"),
+        "customer_id,spend\nC1,150\nC2,20\n",
+    )
+    .unwrap();
+    let store = Store::open(&url).await.unwrap();
+    let loaded = stratum_runner::load_policy(&dir.path().join("policy.toml")).unwrap();
+    let options = stratum_runner::RunOptions {
+        out_dir: Some(dir.path().join("out")),
+        ..Default::default()
+    };
+    stratum_runner::run(&loaded, &options, Some(&store), &mut stratum_runner::Quiet)
+        .await
+        .unwrap();
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    store.add_user("mei", Role::Analyst, &root).await.unwrap();
+    store
+        .set_password(
+            "mei",
+            &hash_password("correct horse battery").unwrap(),
+            &root,
+        )
+        .await
+        .unwrap();
+    let clock = Arc::new(Mutex::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-24T02:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    ));
+    let now = clock.clone();
+    let state = AppState::new(store, loaded).with_clock(move || *now.lock().unwrap());
+    Fixture {
+        _dir: dir,
+        state,
+        clock,
+    }
+}
+
+impl Fixture {
+    async fn send(&self, method: &str, uri: &str, cookies: &[&str], form: Option<&str>) -> Answer {
+        self.send_with(method, uri, cookies, form, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        uri: &str,
+        cookies: &[&str],
+        form: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !cookies.is_empty() {
+            req = req.header(header::COOKIE, cookies.join("; "));
+        }
+        if form.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        let req = req
+            .body(
+                form.map(|f| Body::from(f.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap();
+        let resp = app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let cookies = resp
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let location = resp
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            cookies,
+            location,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Opens the sign-in form and submits it; the answer and the form's CSRF cookie.
+    async fn sign_in(&self, name: &str, password: &str) -> (Answer, String) {
+        let page = self.send("GET", "/login", &[], None).await;
+        let csrf_cookie = page.cookie(LOGIN_CSRF_COOKIE).expect("a CSRF cookie");
+        let form = format!("name={name}&password={password}&csrf={}", page.csrf_field());
+        let answer = self
+            .send("POST", "/login", &[&csrf_cookie], Some(&form))
+            .await;
+        (answer, csrf_cookie)
+    }
+
+    async fn audit_actions(&self) -> Vec<String> {
+        let mut actions: Vec<String> = self
+            .state
+            .store
+            .audit_log(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| format!("{} {}", a.action, a.subject))
+            .filter(|a| a.starts_with("log"))
+            .collect();
+        actions.reverse();
+        actions
+    }
+}
+
+async fn signing_in_and_out(url: String) {
+    let f = fixture(url).await;
+    // Not signed in: every page sends the browser to the sign-in form.
+    let home = f.send("GET", "/", &[], None).await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.location.as_deref(), Some("/login"));
+
+    let page = f.send("GET", "/login", &[], None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("<form method=\"post\" action=\"/login\">")
+    );
+    let csrf = page
+        .cookies
+        .iter()
+        .find(|c| c.starts_with(LOGIN_CSRF_COOKIE))
+        .unwrap();
+    assert!(
+        csrf.contains("HttpOnly") && csrf.contains("SameSite=Strict"),
+        "{csrf}"
+    );
+
+    // A wrong password: the form again with a message, audited, no session.
+    let (wrong, _) = f.sign_in("mei", "not the password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("wrong user name or password"));
+    assert!(wrong.cookie(SESSION_COOKIE).is_none());
+    // An unknown user reads the same.
+    let (unknown, _) = f.sign_in("nobody", "correct horse battery").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.body.contains("wrong user name or password"));
+
+    // The right one: a session cookie (HttpOnly, SameSite=Strict, not Secure over HTTP).
+    let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(ok.location.as_deref(), Some("/"));
+    let set = ok
+        .cookies
+        .iter()
+        .find(|c| c.starts_with(SESSION_COOKIE))
+        .unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"));
+    assert!(!set.contains("Secure"), "{set}");
+    let session = ok.cookie(SESSION_COOKIE).unwrap();
+
+    let home = f.send("GET", "/", &[&session], None).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("signed in as mei (analyst)"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body
+            .contains("Serving run #1 as of 2026-10-31 (2 customers).")
+    );
+
+    // The session is the store's: a server started afresh knows it.
+    let restarted = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        state: {
+            let now = f.clock.clone();
+            AppState::new(
+                f.state.store.clone(),
+                stratum_runner::load_policy(&f.state.policy.path).unwrap(),
+            )
+            .with_clock(move || *now.lock().unwrap())
+        },
+        clock: f.clock.clone(),
+    };
+    let again = restarted.send("GET", "/", &[&session], None).await;
+    assert_eq!(again.status, StatusCode::OK);
+
+    // A session cookie is not an API key.
+    let api = f.send("GET", "/api/runs", &[&session], None).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+
+    // Signing out needs the page's CSRF token.
+    let forged = f
+        .send("POST", "/logout", &[&session], Some("csrf=guess"))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.send("GET", "/", &[&session], None).await.status,
+        StatusCode::OK
+    );
+    let token = home.csrf_field();
+    let out = f
+        .send(
+            "POST",
+            "/logout",
+            &[&session],
+            Some(&format!("csrf={token}")),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location.as_deref(), Some("/login"));
+    let after = f.send("GET", "/", &[&session], None).await;
+    assert_eq!(after.location.as_deref(), Some("/login"));
+
+    assert_eq!(
+        f.audit_actions().await,
+        [
+            "login.fail mei",
+            "login.fail nobody",
+            "login mei",
+            "logout mei"
+        ]
+    );
+}
+
+async fn forms_need_their_csrf_token(url: String) {
+    let f = fixture(url).await;
+    // A sign-in posted without the form's cookie (another site's form) is refused.
+    let page = f.send("GET", "/login", &[], None).await;
+    let form = format!(
+        "name=mei&password=correct+horse+battery&csrf={}",
+        page.csrf_field()
+    );
+    let cross = f.send("POST", "/login", &[], Some(&form)).await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    assert!(cross.cookie(SESSION_COOKIE).is_none());
+    // Behind a proxy that says HTTPS, cookies are Secure.
+    let secure = f
+        .send_with(
+            "GET",
+            "/login",
+            &[],
+            None,
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    let csrf = secure
+        .cookies
+        .iter()
+        .find(|c| c.starts_with(LOGIN_CSRF_COOKIE))
+        .unwrap();
+    assert!(csrf.contains("Secure"), "{csrf}");
+}
+
+async fn failed_sign_ins_lock_the_name_for_a_while(url: String) {
+    let f = fixture(url).await;
+    for _ in 0..10 {
+        let (wrong, _) = f.sign_in("mei", "wrong password").await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked: even the right password is refused, before it is checked.
+    let (locked, _) = f.sign_in("mei", "correct+horse+battery").await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        locked
+            .body
+            .contains("too many failed sign-ins; try again in 60 seconds")
+    );
+    assert!(locked.cookie(SESSION_COOKIE).is_none());
+}
+
+async fn idle_sessions_and_disabled_users_end(url: String) {
+    let f = fixture(url).await;
+    let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
+    let session = ok.cookie(SESSION_COOKIE).unwrap();
+    // 29 minutes later the session still works (and counts as used now)…
+    *f.clock.lock().unwrap() += chrono::TimeDelta::minutes(29);
+    assert_eq!(
+        f.send("GET", "/", &[&session], None).await.status,
+        StatusCode::OK
+    );
+    *f.clock.lock().unwrap() += chrono::TimeDelta::minutes(29);
+    assert_eq!(
+        f.send("GET", "/", &[&session], None).await.status,
+        StatusCode::OK
+    );
+    // …31 minutes unused, it has ended.
+    *f.clock.lock().unwrap() += chrono::TimeDelta::minutes(31);
+    let idle = f.send("GET", "/", &[&session], None).await;
+    assert_eq!(idle.location.as_deref(), Some("/login"));
+
+    let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
+    let session = ok.cookie(SESSION_COOKIE).unwrap();
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    f.state.store.disable_user("mei", &root).await.unwrap();
+    let disabled = f.send("GET", "/", &[&session], None).await;
+    assert_eq!(disabled.location.as_deref(), Some("/login"));
+    let (refused, _) = f.sign_in("mei", "correct+horse+battery").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // API keys keep working for the API, beside the console.
+    f.state
+        .store
+        .add_user("ivr", Role::Service, &root)
+        .await
+        .unwrap();
+    let key = create_key(&f.state.store, "ivr", &root).await.unwrap();
+    let req = Request::builder()
+        .uri("/api/benefits")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(f.state.clone()).oneshot(req).await.unwrap();
+    // The policy has no [service]: the key is accepted and the answer says so.
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn short_passwords_are_refused() {
+    assert_eq!(
+        hash_password("short").unwrap_err(),
+        "a password has at least 10 characters"
+    );
+    let hash = hash_password("long enough password").unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+}
+
+stratum_store::on_both!(
+    signing_in_and_out,
+    forms_need_their_csrf_token,
+    failed_sign_ins_lock_the_name_for_a_while,
+    idle_sessions_and_disabled_users_end,
+);
