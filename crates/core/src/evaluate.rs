@@ -250,7 +250,7 @@ fn apply_holds(
 }
 
 /// One row of a ladder's report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LevelRow {
     pub level: String,
     pub count: usize,
@@ -260,7 +260,7 @@ pub struct LevelRow {
 }
 
 /// The count pyramid beside the value pyramid, and the Pareto figure.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LadderSummary {
     pub ladder: String,
     pub title: Option<String>,
@@ -272,6 +272,19 @@ pub struct LadderSummary {
 
 pub use crate::model::{NOT_APPLICABLE, Placeholder, UNPLACED};
 
+/// A ladder's summary as a recorded run keeps it, for pages that must not recompute: the
+/// pyramids and the Pareto figure, and the Lorenz curve of the value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedSummary {
+    pub summary: LadderSummary,
+    /// (share of customers, share of value they hold), customers by value largest first,
+    /// from (0, 0) to (1, 1) in [`LORENZ_POINTS`] steps; empty without a value measure.
+    pub lorenz: Vec<(f64, f64)>,
+}
+
+/// Steps of a recorded Lorenz curve (every 5% of customers).
+pub const LORENZ_POINTS: usize = 20;
+
 impl Evaluation {
     pub fn level_name(&self, ladder: usize, level: usize) -> &str {
         let levels = &self.ladders[ladder].levels;
@@ -280,6 +293,36 @@ impl Evaluation {
             None if level == levels.len() => UNPLACED,
             None => NOT_APPLICABLE,
         }
+    }
+
+    /// The value's Lorenz curve on ladder `li` over the customers it grades (see
+    /// [`RecordedSummary::lorenz`]).
+    pub fn lorenz(&self, li: usize) -> Vec<(f64, f64)> {
+        use rayon::slice::ParallelSliceMut;
+        let ladder = &self.ladders[li];
+        let result = &self.results[li];
+        let Some(col) = ladder.value_measure().and_then(|v| self.frame.column(v)) else {
+            return Vec::new();
+        };
+        let mut values: Vec<f64> = (0..self.frame.len())
+            .filter(|&r| result.level[r] <= ladder.levels.len())
+            .map(|r| col.num(r).filter(|v| v.is_finite()).unwrap_or(0.0))
+            .collect();
+        let total: f64 = values.iter().sum();
+        if values.is_empty() || total <= 0.0 {
+            return Vec::new();
+        }
+        values.par_sort_unstable_by(|a, b| b.total_cmp(a));
+        let n = values.len();
+        let mut points = vec![(0.0, 0.0)];
+        let (mut sum, mut taken) = (0.0, 0);
+        for step in 1..=LORENZ_POINTS {
+            let upto = (n * step).div_ceil(LORENZ_POINTS);
+            sum += values[taken..upto].iter().sum::<f64>();
+            taken = upto;
+            points.push((step as f64 / LORENZ_POINTS as f64, sum / total));
+        }
+        points
     }
 
     pub fn summary(&self, li: usize) -> LadderSummary {

@@ -26,8 +26,8 @@ pub mod time;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use evaluate::{
-    CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelRow, Prior, UNPLACED,
-    evaluate, evaluate_with,
+    CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelRow, Prior,
+    RecordedSummary, UNPLACED, evaluate, evaluate_with,
 };
 pub use frame::{Column, Frame, Ids, Value, fmt_num};
 pub use guard::{Guards, RejectLimit};

@@ -801,6 +801,10 @@ pub async fn run(
     let recorded = match (store, fingerprints, &batches) {
         (Some(store), Some(fingerprints), Some(batches)) => {
             let t = Instant::now();
+            let summaries = {
+                let (ev, ladders) = (Arc::clone(&evaluation), ladders.clone());
+                blocking(move || record::recorded_summaries(&ev, &ladders)).await
+            };
             let ev = Arc::clone(&evaluation);
             let metrics = async { start(move || record::metric_chunks(&ev)).await.map(Some) };
             let files_ready = async {
@@ -815,8 +819,8 @@ pub async fn run(
                 staged = Some(result);
                 outcome
             };
-            let result = match fingerprints.await {
-                Ok(inputs) => {
+            let result = match (fingerprints.await, summaries) {
+                (Ok(inputs), Ok(summaries)) => {
                     record::record(
                         store,
                         loaded,
@@ -826,12 +830,13 @@ pub async fn run(
                         started_at,
                         guard::with_rows(&inputs, &engine, &shrink_allowed),
                         &options.recorded_by,
+                        summaries,
                         metrics,
                         files_ready,
                     )
                     .await
                 }
-                Err(e) => Err(e),
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
             Some((result, t.elapsed()))
         }

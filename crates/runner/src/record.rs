@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
-use stratum_core::Evaluation;
+use stratum_core::{Evaluation, LadderSummary};
 use stratum_engine::blocking::Started;
 use stratum_store::{AssignmentRow, MetricChunks, NewRun, Store, StoreError};
 
@@ -76,6 +76,28 @@ pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String
     })
 }
 
+/// What the run records of each ladder for pages that must not read its rows: the summary
+/// (pyramids, Pareto figure) with the Lorenz curve, as JSON. Sorts every customer's value:
+/// call it off the executor.
+pub(crate) fn recorded_summaries(
+    ev: &Evaluation,
+    summaries: &[LadderSummary],
+) -> Result<Vec<(String, String)>, RunError> {
+    summaries
+        .iter()
+        .enumerate()
+        .map(|(li, summary)| {
+            let recorded = stratum_core::RecordedSummary {
+                summary: summary.clone(),
+                lorenz: ev.lorenz(li),
+            };
+            serde_json::to_string(&recorded)
+                .map(|json| (summary.ladder.clone(), json))
+                .map_err(|e| RunError::Internal(format!("a ladder summary as JSON: {e}")))
+        })
+        .collect()
+}
+
 /// Every customer's metrics and scores, encoded as the store keeps them for explanations;
 /// run on the blocking pool while the results are recorded.
 pub(crate) fn metric_chunks(ev: &Evaluation) -> Result<MetricChunks, StoreError> {
@@ -116,6 +138,7 @@ pub(crate) async fn record(
     started_at: String,
     inputs: String,
     recorded_by: &str,
+    summaries: Vec<(String, String)>,
     metrics: impl Future<Output = Result<Option<MetricChunks>, StoreError>> + Send,
     ready: impl Future<Output = Result<(), String>> + Send,
 ) -> Result<i64, RunError> {
@@ -207,6 +230,7 @@ pub(crate) async fn record(
         inputs,
         recorded_by: recorded_by.to_string(),
         facts,
+        summaries,
     };
     Ok(store
         .record_run_if(&run, &rows, &mut |_| {}, metrics, ready)

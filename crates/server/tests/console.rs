@@ -243,6 +243,23 @@ async fn signing_in_and_out(url: String) {
         home.body
             .contains("Serving run #1 as of 2026-10-31 (2 customers).")
     );
+    // The dashboard draws the recorded run's pyramid (no value measure here: counts only).
+    assert!(
+        home.body.contains(">gold: 1 (50.0%)</text>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains(">basic: 1 (50.0%)</text>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body
+            .contains("<th scope=\"row\">#1 (2026-10-31)</th><td>1</td><td>1</td>"),
+        "{}",
+        home.body
+    );
 
     // The session is the store's: a server started afresh knows it.
     let restarted = Fixture {

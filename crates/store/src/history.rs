@@ -32,6 +32,8 @@ pub struct NewRun {
     /// `[service] owner` metric) and its tags from the data, comma-separated; kept as the
     /// customer's current facts for the API.
     pub facts: Vec<CustomerFacts>,
+    /// (ladder, summary as JSON): what pages show of the run without reading its rows.
+    pub summaries: Vec<(String, String)>,
 }
 
 /// A run's metrics, encoded for the store ([`MetricChunks::encode`]), which can happen on
@@ -263,6 +265,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+        }
+        for (ladder, summary) in &run.summaries {
+            sqlx::query("INSERT INTO run_summaries (run_id, ladder, summary) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(ladder)
+                .bind(summary)
+                .execute(&mut *tx)
+                .await?;
         }
         for chunk in run.facts.chunks(FACTS_PER_INSERT) {
             let mut sql = String::from(
@@ -757,6 +767,38 @@ impl Store {
 
     /// From-level × to-level counts between two runs, per ladder, with the later run's value.
     /// Customers only in one run appear with `None` on the other side.
+    /// The ladder summaries recorded with these runs: (run, ladder, JSON), by run then in
+    /// the order recorded. Runs recorded before summaries were kept have none.
+    pub async fn run_summaries(
+        &self,
+        runs: &[i64],
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (1..=runs.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT run_id, ladder, summary FROM run_summaries WHERE run_id IN ({}) \
+             ORDER BY run_id, ladder",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for r in runs {
+            q = q.bind(*r);
+        }
+        q.fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("run_id")?,
+                    r.try_get("ladder")?,
+                    r.try_get("summary")?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn migration_matrix(
         &self,
         from_run: i64,

@@ -77,7 +77,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         8,
-        "console logins",
+        "console logins and run summaries",
         include_str!("../migrations/sqlite/0008_console_logins.sql"),
     ),
 ];
@@ -119,7 +119,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         8,
-        "console logins",
+        "console logins and run summaries",
         include_str!("../migrations/postgres/0008_console_logins.sql"),
     ),
 ];

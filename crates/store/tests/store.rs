@@ -32,6 +32,7 @@ fn new_run(as_of: &str) -> NewRun {
             owner: Some("agent.wang".into()),
             tags: "blacklist".into(),
         }],
+        summaries: Vec::new(),
     }
 }
 

@@ -22,6 +22,8 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use stratum_store::{Actor, Role};
 
+mod charts;
+
 use crate::AppState;
 use crate::auth::{
     FAILURE_WINDOW, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_KEY, digest, password_matches,
@@ -311,6 +313,26 @@ async fn logout(
     Ok((jar, Redirect::to("/login")).into_response())
 }
 
+/// One ladder on the dashboard.
+struct LadderView {
+    name: String,
+    heading: String,
+    value_name: String,
+    pareto: Option<String>,
+    count_svg: String,
+    value_svg: Option<String>,
+    lorenz_svg: Option<String>,
+    levels: Vec<String>,
+    history: Vec<HistoryRow>,
+}
+
+/// A ladder's level counts at one earlier run.
+struct HistoryRow {
+    run: i64,
+    as_of: chrono::NaiveDate,
+    counts: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
@@ -319,19 +341,103 @@ struct HomePage<'a> {
     csrf: &'a str,
     policy: &'a str,
     run: Option<&'a stratum_store::RunInfo>,
+    customers: String,
+    ladders: Vec<LadderView>,
 }
 
+/// Runs whose level counts the dashboard shows beside the served one.
+const HISTORY_RUNS: usize = 6;
+
+/// The dashboard: per ladder of the served run, the count pyramid beside the value pyramid,
+/// the Lorenz curve with the Pareto figure, and the level counts over the last runs — all
+/// read from the summaries recorded with each run, never from its rows.
 async fn home(State(state): State<AppState>, session: Session) -> Page {
-    let served = state
-        .store
-        .latest_run_id(state.policy.policy.history_name())
-        .await
-        .map_err(internal)?;
+    let policy = state.policy.policy.history_name();
+    let served = state.store.latest_run_id(policy).await.map_err(internal)?;
     let run = match served {
         Some(id) => Some(state.store.run(id).await.map_err(internal)?),
         None => None,
     };
-    let policy = state.policy.policy.history_name();
+    let mut ladders = Vec::new();
+    if let Some(run) = &run {
+        let recent: Vec<stratum_store::RunInfo> = state
+            .store
+            .runs(Some(policy))
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|r| !r.is_retired() && r.id <= run.id)
+            .rev()
+            .take(HISTORY_RUNS)
+            .collect();
+        let ids: Vec<i64> = recent.iter().map(|r| r.id).collect();
+        let mut recorded = std::collections::HashMap::new();
+        for (run_id, ladder, json) in state.store.run_summaries(&ids).await.map_err(internal)? {
+            let summary: stratum_core::RecordedSummary =
+                serde_json::from_str(&json).map_err(internal)?;
+            recorded.insert((run_id, ladder), summary);
+        }
+        let unit = state
+            .policy
+            .policy
+            .settings
+            .currency
+            .as_deref()
+            .unwrap_or("");
+        for ladder in &state.policy.policy.ladders {
+            let Some(now) = recorded.get(&(run.id, ladder.name.clone())) else {
+                continue;
+            };
+            let s = &now.summary;
+            let value_name = s.value_name.clone().unwrap_or_default();
+            let levels: Vec<String> = s
+                .rows
+                .iter()
+                .filter(|r| r.level != stratum_core::evaluate::NOT_APPLICABLE)
+                .map(|r| r.level.clone())
+                .collect();
+            let history = recent
+                .iter()
+                .filter_map(|r| {
+                    let then = recorded.get(&(r.id, ladder.name.clone()))?;
+                    Some(HistoryRow {
+                        run: r.id,
+                        as_of: r.as_of,
+                        counts: levels
+                            .iter()
+                            .map(|l| {
+                                let n = then
+                                    .summary
+                                    .rows
+                                    .iter()
+                                    .find(|row| &row.level == l)
+                                    .map_or(0, |row| row.count);
+                                stratum_core::fmt_num(n as f64)
+                            })
+                            .collect(),
+                    })
+                })
+                .collect();
+            ladders.push(LadderView {
+                name: ladder.name.clone(),
+                heading: match &s.title {
+                    Some(t) => format!("{} — {t}", s.ladder),
+                    None => s.ladder.clone(),
+                },
+                pareto: s.pareto_top20.map(|p| format!("{:.1}%", p * 100.0)),
+                count_svg: charts::pyramid(s, charts::Pyramid::Customers, unit),
+                value_svg: s
+                    .value_name
+                    .is_some()
+                    .then(|| charts::pyramid(s, charts::Pyramid::Value, unit)),
+                lorenz_svg: (!now.lorenz.is_empty())
+                    .then(|| charts::lorenz(&now.lorenz, &value_name, s.pareto_top20)),
+                value_name,
+                levels,
+                history,
+            });
+        }
+    }
     Ok(render(
         StatusCode::OK,
         HomePage {
@@ -339,7 +445,12 @@ async fn home(State(state): State<AppState>, session: Session) -> Page {
             role: session.role,
             csrf: &session.csrf,
             policy,
+            customers: run
+                .as_ref()
+                .map(|r| stratum_core::fmt_num(r.customers as f64))
+                .unwrap_or_default(),
             run: run.as_ref(),
+            ladders,
         },
     ))
 }

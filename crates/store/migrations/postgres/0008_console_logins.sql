@@ -10,3 +10,13 @@ CREATE TABLE sessions (
     last_seen TEXT NOT NULL
 );
 CREATE INDEX sessions_by_user ON sessions (user_name);
+
+-- Each recorded run's ladder summaries (the pyramids, the Pareto figure, the Lorenz curve),
+-- as JSON written by the runner: the console's dashboard reads them instead of a million
+-- standings.
+CREATE TABLE run_summaries (
+    run_id BIGINT NOT NULL,
+    ladder TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (run_id, ladder)
+);
