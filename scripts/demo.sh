@@ -104,3 +104,9 @@ kill $server 2>/dev/null || true
 echo
 echo "== stratum -C $ws check policies/b2b.toml     (the source material's grades have holes)"
 "$stratum" -C "$ws" check policies/b2b.toml
+
+# A console login for the demo (the password is the demo's, printed on purpose).
+echo "stratum-demo-1" | "$stratum" -C "$ws" user add demo --role admin --password-stdin >/dev/null
+echo
+echo "== the web console"
+echo "stratum -C $ws serve      then open http://127.0.0.1:8080/ and sign in as demo / stratum-demo-1"

@@ -66,11 +66,11 @@ pub fn pyramid(summary: &LadderSummary, kind: Pyramid, unit: &str) -> String {
         let x = (width - w) / 2.0;
         let _ = write!(
             svg,
-            r##"<g class="level" data-level="{level}" data-figure="{figure}" data-share="{pct}"><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{bar_height}" fill="#3b6ea5" fill-opacity="{opacity:.2}"/><text x="{cx}" y="{ty:.1}" text-anchor="middle" font-size="12">{level}: {figure} ({pct})</text></g>"##,
+            r##"<g class="level" data-level="{level}" data-figure="{figure}" data-share="{pct}"><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{bar_height}" fill="#7fa8d6" fill-opacity="{opacity:.2}"/><text x="{cx}" y="{ty:.1}" text-anchor="middle" font-size="12">{level}: {figure} ({pct})</text></g>"##,
             level = esc(&r.level),
             figure = esc(&figure),
             pct = percent(share),
-            opacity = 0.35 + 0.6 * (1.0 - i as f64 / rows.len().max(1) as f64),
+            opacity = 0.45 + 0.5 * (1.0 - i as f64 / rows.len().max(1) as f64),
             cx = width / 2.0,
             ty = y + bar_height / 2.0 + 4.0,
         );
