@@ -23,6 +23,14 @@ key = "customer_id"
 source = "customers"
 expr = "spend"
 
+[metrics.owner]
+source = "customers"
+expr = "owner"
+
+[service]
+ladder = "tier"
+owner = "owner"
+
 [ladders.tier]
 [[ladders.tier.levels]]
 name = "gold"
@@ -70,7 +78,7 @@ async fn fixture(url: String) -> Fixture {
     std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
     std::fs::write(
         dir.path().join("customers.csv"),
-        "customer_id,spend\nC1,150\nC2,20\n",
+        "customer_id,spend,owner\nC1,150,wang\nC2,20,li\n",
     )
     .unwrap();
     let store = Store::open(&url).await.unwrap();
@@ -86,15 +94,17 @@ async fn fixture(url: String) -> Fixture {
         name: "root".into(),
         origin: "test".into(),
     };
-    store.add_user("mei", Role::Analyst, &root).await.unwrap();
-    store
-        .set_password(
-            "mei",
-            &hash_password("correct horse battery").unwrap(),
-            &root,
-        )
-        .await
-        .unwrap();
+    for (name, role) in [("mei", Role::Analyst), ("wang", Role::Agent)] {
+        store.add_user(name, role, &root).await.unwrap();
+        store
+            .set_password(
+                name,
+                &hash_password("correct horse battery").unwrap(),
+                &root,
+            )
+            .await
+            .unwrap();
+    }
     let clock = Arc::new(Mutex::new(
         chrono::DateTime::parse_from_rfc3339("2026-11-24T02:00:00Z")
             .unwrap()
@@ -255,8 +265,9 @@ async fn signing_in_and_out(url: String) {
         home.body
     );
     assert!(
-        home.body
-            .contains("<th scope=\"row\">#1 (2026-10-31)</th><td>1</td><td>1</td>"),
+        home.body.contains(
+            "<th scope=\"row\">#1 (2026-10-31)</th><td class=\"num\">1</td><td class=\"num\">1</td>"
+        ),
         "{}",
         home.body
     );
@@ -405,8 +416,7 @@ async fn idle_sessions_and_disabled_users_end(url: String) {
         .body(Body::empty())
         .unwrap();
     let resp = app(f.state.clone()).oneshot(req).await.unwrap();
-    // The policy has no [service]: the key is accepted and the answer says so.
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.status(), StatusCode::OK);
 }
 
 #[test]
@@ -419,7 +429,67 @@ fn short_passwords_are_refused() {
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
 
+async fn customer_pages_follow_the_ownership_rule(url: String) {
+    let f = fixture(url).await;
+    let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
+    let analyst = ok.cookie(SESSION_COOKIE).unwrap();
+    let list = f.send("GET", "/customers?q=C", &[&analyst], None).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body
+            .contains(r#"<td><a href="/customers/C1">C1</a></td><td>gold</td>"#)
+            && list
+                .body
+                .contains(r#"<td><a href="/customers/C2">C2</a></td><td>basic</td>"#),
+        "{}",
+        list.body
+    );
+    let card = f.send("GET", "/customers/C1", &[&analyst], None).await;
+    assert_eq!(card.status, StatusCode::OK);
+    assert!(card.body.contains("<h1>Customer C1</h1>"), "{}", card.body);
+    assert!(card.body.contains("Owner: wang."), "{}", card.body);
+    assert!(
+        card.body
+            .contains(r#"<th scope="row">tier</th><td class="level">gold</td>"#),
+        "{}",
+        card.body
+    );
+    assert!(card.body.contains("spend 150 &#62;= 100"), "{}", card.body);
+    assert!(
+        card.body.contains(
+            r#"<td class="num">#1</td><td class="date">2026-10-31</td><td>tier</td><td>gold</td>"#
+        ),
+        "{}",
+        card.body
+    );
+    let unknown = f.send("GET", "/customers/C9", &[&analyst], None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // An agent finds and opens only its own customers; another's is refused like a made-up id.
+    let (ok, _) = f.sign_in("wang", "correct+horse+battery").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let agent = ok.cookie(SESSION_COOKIE).unwrap();
+    let mine = f.send("GET", "/customers?q=C", &[&agent], None).await;
+    assert!(mine.body.contains("/customers/C1") && !mine.body.contains("/customers/C2"));
+    assert!(mine.body.contains("yours only"), "{}", mine.body);
+    assert_eq!(
+        f.send("GET", "/customers/C1", &[&agent], None).await.status,
+        StatusCode::OK
+    );
+    for other in ["C2", "C9"] {
+        let refused = f
+            .send("GET", &format!("/customers/{other}"), &[&agent], None)
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{other}");
+        assert_eq!(
+            refused.body,
+            format!("customer {other} is not one of yours")
+        );
+    }
+}
+
 stratum_store::on_both!(
+    customer_pages_follow_the_ownership_rule,
     signing_in_and_out,
     forms_need_their_csrf_token,
     failed_sign_ins_lock_the_name_for_a_while,

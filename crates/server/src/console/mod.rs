@@ -42,6 +42,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/customers", get(customers))
+        .route("/customers/{id}", get(customer))
 }
 
 /// A page, or an answer the console gives instead (a redirect to sign in, a refusal).
@@ -451,6 +453,137 @@ async fn home(State(state): State<AppState>, session: Session) -> Page {
                 .unwrap_or_default(),
             run: run.as_ref(),
             ladders,
+        },
+    ))
+}
+
+/// An API error as a console page: its status and message, as text.
+fn refused(e: crate::error::ApiError) -> Response {
+    let status =
+        StatusCode::from_u16(e.code.entry().0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        return internal(e.message);
+    }
+    (status, e.message).into_response()
+}
+
+impl Session {
+    /// The session as a caller of the rules the API applies (who may see which customer).
+    fn principal(&self) -> crate::Principal {
+        crate::Principal {
+            user: self.user.clone(),
+            role: self.role,
+            origin: "console".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchForm {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct CustomersPage<'a> {
+    user: &'a str,
+    role: Role,
+    csrf: &'a str,
+    q: &'a str,
+    ladder: &'a str,
+    own_only: bool,
+    found: Vec<(String, String)>,
+}
+
+/// Customers shown on a search page.
+const SEARCH_LIMIT: usize = 50;
+
+/// Search by id prefix; an agent searches its own customers only.
+async fn customers(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Query(form): axum::extract::Query<SearchForm>,
+) -> Page {
+    let policy = &state.policy.policy;
+    let ladder = match policy.service.as_ref() {
+        Some(s) => s.ladder_name.clone(),
+        None => policy.ladders[0].name.clone(),
+    };
+    let table = state.level_table().await.map_err(refused)?;
+    let own_only = session.role == Role::Agent;
+    let found: Vec<(String, String)> = if own_only {
+        table
+            .owned_by(&session.user, &form.q, SEARCH_LIMIT)
+            .into_iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    table.level_on(c, &ladder).unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    } else {
+        state
+            .store
+            .search_customers(table.run.id, &ladder, &form.q, SEARCH_LIMIT as i64)
+            .await
+            .map_err(internal)?
+    };
+    Ok(render(
+        StatusCode::OK,
+        CustomersPage {
+            user: &session.user,
+            role: session.role,
+            csrf: &session.csrf,
+            q: &form.q,
+            ladder: &ladder,
+            own_only,
+            found,
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "customer.html")]
+struct CustomerPage<'a> {
+    user: &'a str,
+    role: Role,
+    csrf: &'a str,
+    card: crate::routes::customers::Card<'a>,
+    run_id: i64,
+    as_of: String,
+    history: Vec<stratum_store::HistoryRow>,
+}
+
+/// The customer card: levels with their explanations, benefits with this period's use,
+/// pending changes and the level history. An agent sees only its own customers.
+async fn customer(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Page {
+    crate::access::authorize(&state, &session.principal(), &id)
+        .await
+        .map_err(refused)?;
+    let card = crate::routes::customers::card(&state, &id)
+        .await
+        .map_err(refused)?;
+    let (run_id, as_of) = (card.levels[0].run_id, card.levels[0].as_of.clone());
+    let history =
+        stratum_runner::history(&state.store, Some(state.policy.policy.history_name()), &id)
+            .await
+            .map_err(|e| refused(e.into()))?;
+    Ok(render(
+        StatusCode::OK,
+        CustomerPage {
+            user: &session.user,
+            role: session.role,
+            csrf: &session.csrf,
+            card,
+            run_id,
+            as_of,
+            history,
         },
     ))
 }

@@ -128,14 +128,21 @@ struct Found<'a> {
 }
 
 async fn customer_card(State(state): State<AppState>, customer: Customer) -> ApiResult {
-    let id = customer.id;
-    let levels = current_levels(&state, &id).await?;
+    let card = card(&state, &customer.id).await?;
+    ok_local(&state, card)
+}
+
+/// A customer's card: the served run's levels with their explanations, owner, tags, the
+/// benefits the service level gives with this period's use, and the manual changes pending
+/// for the next run. The API's card and the console's customer page both show this.
+pub(crate) async fn card<'a>(state: &'a AppState, id: &'a str) -> Result<Card<'a>, ApiError> {
+    let levels = current_levels(state, id).await?;
     let policy_name = state.policy.policy.history_name();
-    let owner = state.store.owner_of(policy_name, &id).await?;
-    let tags = state.store.tags_of(policy_name, &id).await?;
+    let owner = state.store.owner_of(policy_name, id).await?;
+    let tags = state.store.tags_of(policy_name, id).await?;
     let mut benefits = Vec::new();
     if let Some(service) = state.policy.policy.service.as_ref() {
-        let level = service_level(&state, &levels)?;
+        let level = service_level(state, &levels)?;
         let now = state.now();
         for b in &service.benefits {
             let quota = b.quota_for(level);
@@ -143,7 +150,7 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
                 continue;
             }
             let window = b.period.window(now, service.timezone);
-            let used = state.store.usage(&id, &b.name, window).await?;
+            let used = state.store.usage(id, &b.name, window).await?;
             benefits.push(BenefitLeft {
                 benefit: &b.name,
                 title: b.title.as_deref(),
@@ -158,43 +165,40 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
         }
     }
     let run = state.store.run(levels[0].run_id).await?;
-    let pending =
-        stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, &id).await?;
-    ok_local(
-        &state,
-        Card {
-            customer_id: &id,
-            owner,
-            tags,
-            levels,
-            benefits,
-            pending_changes: pending,
-        },
-    )
+    let pending_changes =
+        stratum_runner::pending_changes(&state.store, &state.policy.policy, &run, id).await?;
+    Ok(Card {
+        customer_id: id,
+        owner,
+        tags,
+        levels,
+        benefits,
+        pending_changes,
+    })
 }
 
 #[derive(Serialize)]
-struct Card<'a> {
-    customer_id: &'a str,
-    owner: Option<String>,
-    tags: Vec<String>,
-    levels: Vec<CurrentLevel>,
-    benefits: Vec<BenefitLeft<'a>>,
-    pending_changes: Vec<PendingChange>,
+pub(crate) struct Card<'a> {
+    pub customer_id: &'a str,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub levels: Vec<CurrentLevel>,
+    pub benefits: Vec<BenefitLeft<'a>>,
+    pub pending_changes: Vec<PendingChange>,
 }
 
 /// A benefit on the card: its quota this period, used and left.
 #[derive(Serialize)]
-struct BenefitLeft<'a> {
-    benefit: &'a str,
-    title: Option<&'a str>,
-    period: QuotaPeriod,
-    period_start: DateTime<Utc>,
-    period_end: DateTime<Utc>,
-    quota: Units,
-    used: u32,
-    remaining: Units,
-    grant_hours: Option<u32>,
+pub(crate) struct BenefitLeft<'a> {
+    pub benefit: &'a str,
+    pub title: Option<&'a str>,
+    pub period: QuotaPeriod,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub quota: Units,
+    pub used: u32,
+    pub remaining: Units,
+    pub grant_hours: Option<u32>,
 }
 
 /// The tier lookup: the customer's level, score and rank on every ladder of the latest run,

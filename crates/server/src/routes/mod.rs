@@ -6,7 +6,7 @@
 //! learns nothing.
 
 mod benefits;
-mod customers;
+pub(crate) mod customers;
 mod desk;
 mod extract;
 mod manual;
@@ -78,7 +78,7 @@ impl Method {
 
 /// A quota, or what is left of one: a number of units, or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Units {
+pub enum Units {
     Count(u32),
     Unlimited,
 }
@@ -97,6 +97,15 @@ impl Units {
         match quota {
             stratum_core::Quota::Limited(n) => Units::Count(n.saturating_sub(used)),
             _ => Units::Unlimited,
+        }
+    }
+}
+
+impl std::fmt::Display for Units {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Units::Count(n) => write!(f, "{}", stratum_core::fmt_num(f64::from(*n))),
+            Units::Unlimited => f.write_str("unlimited"),
         }
     }
 }
