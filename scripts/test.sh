@@ -23,11 +23,15 @@ if [ -z "${STRATUM_TEST_POSTGRES_URL:-}" ]; then
 fi
 echo "   PostgreSQL tests use $STRATUM_TEST_POSTGRES_URL"
 
+# The console's browser tests drive Debian's chromium with Playwright: install both (and
+# axe-core) unless they are there.
+bash scripts/browser.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
-# The PostgreSQL halves are #[ignore]d so that a plain `cargo test` shows them as not run;
-# here they run.
+# The PostgreSQL halves and the browser tests are #[ignore]d so that a plain `cargo test`
+# shows them as not run; here they run.
 cargo test --workspace -- --include-ignored
