@@ -67,6 +67,17 @@ async function signIn(name) {
         'card: the explanation of the pinned level');
   check(/Airport VIP lounge\s*unlimited\s*0\s*unlimited/.test(card), "card: the lounge unused, unlimited left");
   await inspect(page, 'customer-card');
+  // Redeem the lounge and see the quota used; cancel it and see it restored.
+  const lounge = page.locator('table.benefits tr', { hasText: 'Airport VIP lounge' });
+  await lounge.getByRole('button', { name: 'Redeem one' }).click();
+  check(/Airport VIP lounge\s*unlimited\s*1\s*unlimited/.test(await page.textContent('table.benefits')),
+        'card: redeemed, the lounge used once');
+  check((await page.textContent('table.redemptions')).includes('active'), 'card: the redemption listed as active');
+  await inspect(page, 'customer-card-redeemed');
+  await page.locator('table.redemptions').getByRole('button', { name: 'Cancel' }).click();
+  check(/Airport VIP lounge\s*unlimited\s*0\s*unlimited/.test(await page.textContent('table.benefits')),
+        'card: cancelled, the use given back');
+  check((await page.textContent('table.redemptions')).includes('cancelled'), 'card: the redemption listed as cancelled');
   // Signing out ends the session: the card asks to sign in again.
   await page.click('header button[type=submit]');
   await page.goto(`${base}/customers/C00003`);

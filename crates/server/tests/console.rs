@@ -30,6 +30,12 @@ expr = "owner"
 [service]
 ladder = "tier"
 owner = "owner"
+timezone = "Asia/Shanghai"
+
+[benefits.lounge]
+title = "Airport lounge"
+period = "year"
+quota = { gold = 2 }
 
 [ladders.tier]
 [[ladders.tier.levels]]
@@ -488,7 +494,89 @@ async fn customer_pages_follow_the_ownership_rule(url: String) {
     }
 }
 
+/// Redeem and cancel from the card: a redeemer's form with the session's CSRF token, the
+/// quota counted as the API counts it, a repeated form redeeming once.
+async fn benefits_are_redeemed_and_cancelled_from_the_card(url: String) {
+    let f = fixture(url).await;
+    let (ok, _) = f.sign_in("wang", "correct+horse+battery").await;
+    let agent = ok.cookie(SESSION_COOKIE).unwrap();
+    let card = f.send("GET", "/customers/C1", &[&agent], None).await;
+    let row = |body: &str| {
+        let at = body
+            .find("<th scope=\"row\">Airport lounge</th>")
+            .expect("the lounge row");
+        body[at..].split("</tr>").next().unwrap().to_string()
+    };
+    assert!(
+        row(&card.body)
+            .contains(r#"<td class="num">2</td><td class="num">0</td><td class="num">2</td>"#),
+        "{}",
+        row(&card.body)
+    );
+    let key_at = card.body.find("name=\"key\" value=\"").unwrap() + 18;
+    let key = card.body[key_at..].split('"').next().unwrap().to_string();
+    let form = format!("csrf={}&benefit=lounge&key={key}", card.csrf_field());
+    // Without the page's token: refused, nothing redeemed.
+    let forged = f
+        .send(
+            "POST",
+            "/customers/C1/redemptions",
+            &[&agent],
+            Some(&format!("csrf=x&benefit=lounge&key={key}")),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    for _ in 0..2 {
+        // Submitted twice (a double click): one redemption.
+        let done = f
+            .send("POST", "/customers/C1/redemptions", &[&agent], Some(&form))
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location.as_deref(), Some("/customers/C1"));
+    }
+    let card = f.send("GET", "/customers/C1", &[&agent], None).await;
+    assert!(
+        row(&card.body)
+            .contains(r#"<td class="num">2</td><td class="num">1</td><td class="num">1</td>"#),
+        "{}",
+        row(&card.body)
+    );
+    // The redemption, in the service's time zone (10:00 in Shanghai is 02:00 UTC).
+    assert!(card.body.contains(r#"<td class="num">1</td><td>lounge</td><td class="num">1</td><td>gold</td><td class="date">2026-11-24 10:00</td><td>active</td>"#), "{}", card.body);
+    let cancel = f
+        .send(
+            "POST",
+            "/redemptions/1/cancel",
+            &[&agent],
+            Some(&format!("csrf={}", card.csrf_field())),
+        )
+        .await;
+    assert_eq!(cancel.location.as_deref(), Some("/customers/C1"));
+    let card = f.send("GET", "/customers/C1", &[&agent], None).await;
+    assert!(
+        row(&card.body)
+            .contains(r#"<td class="num">2</td><td class="num">0</td><td class="num">2</td>"#)
+    );
+    assert!(card.body.contains("<td>cancelled</td>"));
+    // An analyst sees the card but no forms, and a posted form is refused.
+    let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
+    let analyst = ok.cookie(SESSION_COOKIE).unwrap();
+    let card = f.send("GET", "/customers/C1", &[&analyst], None).await;
+    assert!(!card.body.contains("Redeem one"), "{}", card.body);
+    let refused = f
+        .send(
+            "POST",
+            "/customers/C1/redemptions",
+            &[&analyst],
+            Some(&format!("csrf={}&benefit=lounge&key=k", card.csrf_field())),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body, "the analyst role may not redeem benefits");
+}
+
 stratum_store::on_both!(
+    benefits_are_redeemed_and_cancelled_from_the_card,
     customer_pages_follow_the_ownership_rule,
     signing_in_and_out,
     forms_need_their_csrf_token,

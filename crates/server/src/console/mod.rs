@@ -44,6 +44,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/customers", get(customers))
         .route("/customers/{id}", get(customer))
+        .route("/customers/{id}/redemptions", post(redeem))
+        .route("/redemptions/{id}/cancel", post(cancel_redemption))
 }
 
 /// A page, or an answer the console gives instead (a redirect to sign in, a refusal).
@@ -554,6 +556,11 @@ struct CustomerPage<'a> {
     run_id: i64,
     as_of: String,
     history: Vec<stratum_store::HistoryRow>,
+    redemptions: Vec<stratum_store::RedemptionRow>,
+    /// The role may redeem and cancel (for this customer: viewing it was authorized).
+    may_redeem: bool,
+    /// Makes a form's redemption idempotent: submitting it twice redeems once.
+    form_key: String,
 }
 
 /// The customer card: levels with their explanations, benefits with this period's use,
@@ -574,6 +581,18 @@ async fn customer(
         stratum_runner::history(&state.store, Some(state.policy.policy.history_name()), &id)
             .await
             .map_err(|e| refused(e.into()))?;
+    // Times in the service's time zone, as the API answers them.
+    let mut redemptions = state.store.redemptions(&id).await.map_err(internal)?;
+    if let Some(service) = state.policy.policy.service.as_ref() {
+        for r in &mut redemptions {
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&r.redeemed_at) {
+                r.redeemed_at = t
+                    .with_timezone(&service.timezone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string();
+            }
+        }
+    }
     Ok(render(
         StatusCode::OK,
         CustomerPage {
@@ -584,6 +603,64 @@ async fn customer(
             run_id,
             as_of,
             history,
+            redemptions,
+            may_redeem: crate::routes::benefits::REDEEMERS.contains(&session.role),
+            form_key: random_hex(8),
         },
     ))
+}
+
+#[derive(Deserialize)]
+struct RedeemForm {
+    csrf: String,
+    benefit: String,
+    key: String,
+}
+
+/// A form's refusal: a CSRF token that is not the session's, or a role that may not redeem.
+fn not_a_redeemer(session: &Session, csrf: &str) -> Option<Response> {
+    if csrf != session.csrf {
+        return Some((StatusCode::FORBIDDEN, "the form expired; reload the page").into_response());
+    }
+    session
+        .principal()
+        .require(crate::routes::benefits::REDEEMERS, "redeem benefits")
+        .err()
+        .map(refused)
+}
+
+/// Redeems one unit from the card's form, then shows the card again.
+async fn redeem(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<RedeemForm>,
+) -> Page {
+    if let Some(refusal) = not_a_redeemer(&session, &form.csrf) {
+        return Err(refusal);
+    }
+    let who = session.principal();
+    crate::access::authorize(&state, &who, &id)
+        .await
+        .map_err(refused)?;
+    crate::routes::benefits::redeem_benefit(&state, &who, &id, &form.benefit, 1, Some(form.key))
+        .await
+        .map_err(refused)?;
+    Ok(Redirect::to(&format!("/customers/{id}")).into_response())
+}
+
+/// Cancels a redemption from the card's form; its quota is restored.
+async fn cancel_redemption(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Page {
+    if let Some(refusal) = not_a_redeemer(&session, &form.csrf) {
+        return Err(refusal);
+    }
+    let cancelled = crate::routes::benefits::cancel(&state, &session.principal(), id)
+        .await
+        .map_err(refused)?;
+    Ok(Redirect::to(&format!("/customers/{}", cancelled.customer_id)).into_response())
 }

@@ -10,6 +10,10 @@ use super::Units;
 
 use super::prelude::*;
 
+/// Who may redeem and cancel benefits (agents for their own customers): the API's routes and
+/// the console's forms.
+pub(crate) const REDEEMERS: &[Role] = &[Role::Admin, Role::Agent, Role::Service];
+
 pub(super) const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
@@ -33,7 +37,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/api/customers/{id}/redemptions",
         summary: "Redeem a benefit: body {benefit, quantity}; header Idempotency-Key makes retries safe",
-        roles: Some(&[Role::Admin, Role::Agent, Role::Service]),
+        roles: Some(REDEEMERS),
         own_customers: true,
         does: "redeem benefits",
         handler: |m| on(m, redeem),
@@ -42,7 +46,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/api/redemptions/{id}/cancel",
         summary: "Cancel a redemption; its quota is restored",
-        roles: Some(&[Role::Admin, Role::Agent, Role::Service]),
+        roles: Some(REDEEMERS),
         own_customers: true,
         does: "cancel redemptions",
         handler: |m| on(m, cancel_redemption),
@@ -142,49 +146,8 @@ async fn redeem(
         ),
         None => None,
     };
-    let service = state.service()?;
-    let benefit = service.benefit(&body.benefit).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::BenefitNotFound,
-            format!("the catalog has no benefit `{}`", body.benefit),
-        )
-    })?;
-    let levels = current_levels(&state, &id).await?;
-    let level = service_level(&state, &levels)?;
-    let quota = match benefit.quota_for(level) {
-        Quota::NotEligible => {
-            return Err(ApiError::new(
-                ErrorCode::NotEligible,
-                format!(
-                    "customer {id} ({}) is not eligible for `{}`",
-                    level
-                        .map(|l| service.levels[l].as_str())
-                        .unwrap_or("no level"),
-                    benefit.name
-                ),
-            ));
-        }
-        Quota::Limited(n) => Some(n),
-        Quota::Unlimited => None,
-    };
-    let now = state.now();
-    let redeemed = state
-        .store
-        .redeem(
-            &NewRedemption {
-                customer_id: id.clone(),
-                benefit: benefit.name.clone(),
-                quantity: quantity as u32,
-                level: level.map(|l| service.levels[l].clone()).unwrap_or_default(),
-                idempotency_key: key,
-                at: now,
-                window: benefit.period.window(now, service.timezone),
-                quota,
-                grant_hours: benefit.grant_hours,
-            },
-            &who.actor(),
-        )
-        .await?;
+    let (redeemed, quota) =
+        redeem_benefit(&state, &who, &id, &body.benefit, quantity as u32, key).await?;
     let status = if redeemed.replayed {
         StatusCode::OK
     } else {
@@ -214,12 +177,78 @@ async fn cancel_redemption(
     who: Principal,
     AppPath(id): AppPath<i64>,
 ) -> ApiResult {
+    let cancelled = cancel(&state, &who, id).await?;
+    ok_local(&state, cancelled)
+}
+
+/// Redeems `quantity` of a benefit for a customer at its served level, within its quota this
+/// period: the API's redemptions and the console's form. The caller has authorized `who`
+/// for the customer. Returns the ledger's answer and the level's quota (`None`: unlimited).
+pub(crate) async fn redeem_benefit(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    benefit_name: &str,
+    quantity: u32,
+    key: Option<String>,
+) -> Result<(stratum_store::Redeemed, Option<u32>), ApiError> {
+    let service = state.service()?;
+    let benefit = service.benefit(benefit_name).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BenefitNotFound,
+            format!("the catalog has no benefit `{}`", benefit_name),
+        )
+    })?;
+    let levels = current_levels(state, id).await?;
+    let level = service_level(state, &levels)?;
+    let quota = match benefit.quota_for(level) {
+        Quota::NotEligible => {
+            return Err(ApiError::new(
+                ErrorCode::NotEligible,
+                format!(
+                    "customer {id} ({}) is not eligible for `{}`",
+                    level
+                        .map(|l| service.levels[l].as_str())
+                        .unwrap_or("no level"),
+                    benefit.name
+                ),
+            ));
+        }
+        Quota::Limited(n) => Some(n),
+        Quota::Unlimited => None,
+    };
+    let now = state.now();
+    let redeemed = state
+        .store
+        .redeem(
+            &NewRedemption {
+                customer_id: id.to_string(),
+                benefit: benefit.name.clone(),
+                quantity,
+                level: level.map(|l| service.levels[l].clone()).unwrap_or_default(),
+                idempotency_key: key,
+                at: now,
+                window: benefit.period.window(now, service.timezone),
+                quota,
+                grant_hours: benefit.grant_hours,
+            },
+            &who.actor(),
+        )
+        .await?;
+    Ok((redeemed, quota))
+}
+
+/// Cancels a redemption if `who` may see its customer; its quota is restored.
+pub(crate) async fn cancel(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+) -> Result<RedemptionRow, ApiError> {
     let existing = state
         .store
         .redemption(id)
         .await
         .map_err(not_found_as(ErrorCode::RedemptionNotFound))?;
-    authorize(&state, &who, &existing.customer_id).await?;
-    let cancelled = state.store.cancel_redemption(id, &who.actor()).await?;
-    ok_local(&state, cancelled)
+    authorize(state, who, &existing.customer_id).await?;
+    Ok(state.store.cancel_redemption(id, &who.actor()).await?)
 }

@@ -5,7 +5,7 @@
 //! agents every customer a request names goes through `access` first, so a refused request
 //! learns nothing.
 
-mod benefits;
+pub(crate) mod benefits;
 pub(crate) mod customers;
 mod desk;
 mod extract;
