@@ -100,7 +100,12 @@ async fn fixture(url: String) -> Fixture {
         name: "root".into(),
         origin: "test".into(),
     };
-    for (name, role) in [("mei", Role::Analyst), ("wang", Role::Agent)] {
+    for (name, role) in [
+        ("mei", Role::Analyst),
+        ("wang", Role::Agent),
+        ("boss", Role::Admin),
+        ("ivr", Role::Service),
+    ] {
         store.add_user(name, role, &root).await.unwrap();
         store
             .set_password(
@@ -410,11 +415,6 @@ async fn idle_sessions_and_disabled_users_end(url: String) {
     let (refused, _) = f.sign_in("mei", "correct+horse+battery").await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     // API keys keep working for the API, beside the console.
-    f.state
-        .store
-        .add_user("ivr", Role::Service, &root)
-        .await
-        .unwrap();
     let key = create_key(&f.state.store, "ivr", &root).await.unwrap();
     let req = Request::builder()
         .uri("/api/benefits")
@@ -575,7 +575,80 @@ async fn benefits_are_redeemed_and_cancelled_from_the_card(url: String) {
     assert_eq!(refused.body, "the analyst role may not redeem benefits");
 }
 
+/// Every page answers its roles and refuses the others (403 with the reason); every page's
+/// structure is closed.
+async fn every_page_answers_the_roles_it_names(url: String) {
+    let f = fixture(url).await;
+    let pages: [(&str, &[&str]); 5] = [
+        ("/", &["boss", "mei", "wang", "ivr"]),
+        ("/customers", &["boss", "mei", "wang", "ivr"]),
+        ("/customers/C1", &["boss", "mei", "wang", "ivr"]),
+        ("/runs", &["boss", "mei"]),
+        ("/admin", &["boss"]),
+    ];
+    for user in ["boss", "mei", "wang", "ivr"] {
+        let (ok, _) = f.sign_in(user, "correct+horse+battery").await;
+        let session = ok.cookie(SESSION_COOKIE).unwrap();
+        for (page, allowed) in pages {
+            let answer = f.send("GET", page, &[&session], None).await;
+            if allowed.contains(&user) {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::OK,
+                    "{user} {page}: {}",
+                    answer.body
+                );
+                for tag in ["html", "main", "table", "form", "section", "svg", "header"] {
+                    assert_eq!(
+                        answer.body.matches(&format!("<{tag}")).count(),
+                        answer.body.matches(&format!("</{tag}>")).count(),
+                        "{user} {page}: <{tag}> not closed"
+                    );
+                }
+            } else {
+                assert_eq!(answer.status, StatusCode::FORBIDDEN, "{user} {page}");
+                assert!(
+                    answer.body.contains("role may not see the"),
+                    "{}",
+                    answer.body
+                );
+            }
+        }
+    }
+    // The admin page lists users, keys and the audit log, narrowed on request.
+    let (ok, _) = f.sign_in("boss", "correct+horse+battery").await;
+    let session = ok.cookie(SESSION_COOKIE).unwrap();
+    let admin = f
+        .send("GET", "/admin?action=login", &[&session], None)
+        .await;
+    assert!(
+        admin.body.contains("<td>wang</td><td>agent</td>"),
+        "{}",
+        admin.body
+    );
+    assert!(
+        admin.body.contains("<td>login</td><td>boss</td>"),
+        "{}",
+        admin.body
+    );
+    assert!(
+        !admin.body.contains("<td>user.add</td>"),
+        "filtered to logins: {}",
+        admin.body
+    );
+    let runs = f.send("GET", "/runs", &[&session], None).await;
+    assert!(
+        runs.body.contains(
+            r#"<td class="num">#1</td><td class="date">2026-10-31</td><td class="num">2</td>"#
+        ),
+        "{}",
+        runs.body
+    );
+    assert!(runs.body.contains("<td>served</td>"));
+}
+
 stratum_store::on_both!(
+    every_page_answers_the_roles_it_names,
     benefits_are_redeemed_and_cancelled_from_the_card,
     customer_pages_follow_the_ownership_rule,
     signing_in_and_out,

@@ -429,29 +429,40 @@ impl Store {
     ) -> Result<Vec<AuditRow>, StoreError> {
         let mut conditions = Vec::new();
         let mut values: Vec<String> = Vec::new();
-        let mut add = |sql: &str, value: String| {
-            values.push(value);
-            conditions.push(sql.replace('?', &format!("${}", values.len())));
+        // Each `?` of `sql` takes the next of `given`, numbered after those before.
+        let mut add_all = |sql: &str, given: Vec<String>| {
+            let mut numbered = String::new();
+            for (i, part) in sql.split('?').enumerate() {
+                if i > 0 {
+                    numbered.push_str(&format!("${}", values.len() + i));
+                }
+                numbered.push_str(part);
+            }
+            values.extend(given);
+            conditions.push(numbered);
         };
         if let Some(v) = &filter.actor {
-            add("actor = ?", v.clone());
+            add_all("actor = ?", vec![v.clone()]);
         }
         if let Some(v) = &filter.subject {
-            add("subject = ?", v.clone());
+            add_all("subject = ?", vec![v.clone()]);
         }
         if let Some(v) = &filter.action {
-            // `override` matches override.add and override.remove.
+            // `override` matches override.add and override.remove; `login` also login itself.
             if v.contains('.') {
-                add("action = ?", v.clone());
+                add_all("action = ?", vec![v.clone()]);
             } else {
-                add("action LIKE ?", format!("{v}.%"));
+                add_all(
+                    "(action = ? OR action LIKE ?)",
+                    vec![v.clone(), format!("{v}.%")],
+                );
             }
         }
         if let Some(d) = filter.since {
-            add("at >= ?", d.to_string());
+            add_all("at >= ?", vec![d.to_string()]);
         }
         if let Some(d) = filter.until {
-            add("at < ?", (d + chrono::Days::new(1)).to_string());
+            add_all("at < ?", vec![(d + chrono::Days::new(1)).to_string()]);
         }
         let mut sql =
             String::from("SELECT id, at, actor, origin, action, subject, detail FROM audit_log");

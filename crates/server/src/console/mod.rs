@@ -45,6 +45,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/customers", get(customers))
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/redemptions", post(redeem))
+        .route("/runs", get(runs))
+        .route("/admin", get(admin))
         .route("/redemptions/{id}/cancel", post(cancel_redemption))
 }
 
@@ -663,4 +665,149 @@ async fn cancel_redemption(
         .await
         .map_err(refused)?;
     Ok(Redirect::to(&format!("/customers/{}", cancelled.customer_id)).into_response())
+}
+
+/// Who may see the runs page (the API's runs routes allow the same).
+pub(crate) const RUNS_PAGE: &[Role] = &[Role::Admin, Role::Analyst];
+/// Who may see the admin page.
+pub(crate) const ADMIN_PAGE: &[Role] = &[Role::Admin];
+
+/// The refusal of a page the session's role may not see, if it may not.
+fn not_for(session: &Session, roles: &[Role], page: &str) -> Option<Response> {
+    session
+        .principal()
+        .require(roles, &format!("see the {page} page"))
+        .err()
+        .map(refused)
+}
+
+/// A run as the runs page lists it.
+struct RunRow {
+    id: i64,
+    as_of: chrono::NaiveDate,
+    customers: String,
+    recorded_by: String,
+    finished: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage<'a> {
+    user: &'a str,
+    role: Role,
+    csrf: &'a str,
+    policy: &'a str,
+    runs: Vec<RunRow>,
+}
+
+/// The served policy's recorded runs, newest first, the served one marked.
+async fn runs(State(state): State<AppState>, session: Session) -> Page {
+    if let Some(refusal) = not_for(&session, RUNS_PAGE, "runs") {
+        return Err(refusal);
+    }
+    let policy = state.policy.policy.history_name();
+    let served = state.store.latest_run_id(policy).await.map_err(internal)?;
+    let mut rows: Vec<RunRow> = state
+        .store
+        .runs(Some(policy))
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|r| RunRow {
+            state: if Some(r.id) == served {
+                "served".to_string()
+            } else if r.is_retired() {
+                format!(
+                    "retired by {}",
+                    r.retired_by.as_deref().unwrap_or("unknown")
+                )
+            } else {
+                String::new()
+            },
+            id: r.id,
+            as_of: r.as_of,
+            customers: stratum_core::fmt_num(r.customers as f64),
+            recorded_by: r.recorded_by,
+            finished: r.finished_at,
+        })
+        .collect();
+    rows.reverse();
+    Ok(render(
+        StatusCode::OK,
+        RunsPage {
+            user: &session.user,
+            role: session.role,
+            csrf: &session.csrf,
+            policy,
+            runs: rows,
+        },
+    ))
+}
+
+#[derive(Deserialize, Default)]
+struct AuditForm {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    customer: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    user: &'a str,
+    role: Role,
+    csrf: &'a str,
+    users: Vec<stratum_store::UserRow>,
+    keys: Vec<stratum_store::KeyRow>,
+    audit: Vec<stratum_store::AuditRow>,
+    filter_user: &'a str,
+    filter_action: &'a str,
+    filter_subject: &'a str,
+}
+
+/// Entries of the audit log the admin page shows.
+const AUDIT_ROWS: i64 = 200;
+
+/// Users, API keys and the audit log (narrowed by user, action or subject).
+async fn admin(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Query(form): axum::extract::Query<AuditForm>,
+) -> Page {
+    if let Some(refusal) = not_for(&session, ADMIN_PAGE, "admin") {
+        return Err(refusal);
+    }
+    let given = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    let filter = stratum_store::AuditFilter {
+        actor: given(&form.user),
+        subject: given(&form.customer),
+        action: given(&form.action),
+        since: None,
+        until: None,
+    };
+    let users = state.store.users().await.map_err(internal)?;
+    let keys = state.store.api_keys().await.map_err(internal)?;
+    let audit = state
+        .store
+        .audit_search(&filter, AUDIT_ROWS)
+        .await
+        .map_err(internal)?;
+    Ok(render(
+        StatusCode::OK,
+        AdminPage {
+            user: &session.user,
+            role: session.role,
+            csrf: &session.csrf,
+            users,
+            keys,
+            audit,
+            filter_user: &form.user,
+            filter_action: &form.action,
+            filter_subject: &form.customer,
+        },
+    ))
 }
