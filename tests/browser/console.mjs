@@ -78,6 +78,14 @@ async function signIn(name) {
   check(/Airport VIP lounge\s*unlimited\s*0\s*unlimited/.test(await page.textContent('table.benefits')),
         'card: cancelled, the use given back');
   check((await page.textContent('table.redemptions')).includes('cancelled'), 'card: the redemption listed as cancelled');
+  await page.click('header a[href="/runs"]');
+  check((await page.textContent('table.runs')).includes('served'), 'runs: the served run marked');
+  await inspect(page, 'runs');
+  await page.click('header a[href="/admin"]');
+  await page.fill('#action', 'login');
+  await page.click('form[action="/admin"] button');
+  check((await page.textContent('table.audit')).includes('login'), 'admin: the sign-in in the audit log');
+  await inspect(page, 'admin');
   // Signing out ends the session: the card asks to sign in again.
   await page.click('header button[type=submit]');
   await page.goto(`${base}/customers/C00003`);
@@ -94,6 +102,8 @@ async function signIn(name) {
   answer = await page.goto(`${base}/customers/C00003`);
   check(answer.status() === 403, "agent rep09: refused rep04's customer C00003");
   check((await page.textContent('body')).includes('customer C00003 is not one of yours'), 'agent: says why');
+  answer = await page.goto(`${base}/admin`);
+  check(answer.status() === 403, 'agent rep09: refused the admin page');
   await context.close();
 }
 
