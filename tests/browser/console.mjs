@@ -56,6 +56,12 @@ async function signIn(name) {
   for (const level of ['key: 23 (1.1%)', 'major: 396 (19.8%)', 'ordinary: 620 (31.0%)', 'small: 961 (48.0%)']) {
     check(pyramid.includes(level), `dashboard: pyramid shows ${level}`);
   }
+  const pyramidSection = await page.textContent('#ladder-pyramid');
+  check(pyramidSection.includes('Since run #1: 69 up, 0 down'), 'dashboard: the moves since the previous run (as `stratum diff`)');
+  const heat = page.locator('#ladder-pyramid svg.heatmap');
+  check(await heat.locator('g[data-from="ordinary"][data-to="major"][data-customers="21"]').count() === 1,
+        'dashboard: the heat map has the 21 who went from ordinary to major');
+  check((await page.textContent('#ladder-pyramid table.movers')).includes('C00001'), 'dashboard: the upgraded list links C00001');
   await page.click('header a[href="/customers"]');
   await page.fill('#q', 'C0000');
   await page.click('form[action="/customers"] button');

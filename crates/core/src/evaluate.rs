@@ -280,7 +280,27 @@ pub struct RecordedSummary {
     /// (share of customers, share of value they hold), customers by value largest first,
     /// from (0, 0) to (1, 1) in [`LORENZ_POINTS`] steps; empty without a value measure.
     pub lorenz: Vec<(f64, f64)>,
+    /// The run compared with: the policy's previous run, when there was one.
+    #[serde(default)]
+    pub previous_run: Option<i64>,
+    /// The migration matrix from the previous run: (level then, level now, customers, value
+    /// now); `None` on the left: not in the previous run.
+    #[serde(default)]
+    pub moves: Vec<(Option<String>, String, u64, f64)>,
+    #[serde(default)]
+    pub upgrades: u64,
+    #[serde(default)]
+    pub downgrades: u64,
+    /// The first [`MOVERS_KEPT`] customers (by id) who moved up, and down: (customer, from,
+    /// to).
+    #[serde(default)]
+    pub upgraded: Vec<(String, String, String)>,
+    #[serde(default)]
+    pub downgraded: Vec<(String, String, String)>,
 }
+
+/// Customers kept in each of a recorded summary's upgrade and downgrade lists.
+pub const MOVERS_KEPT: usize = 20;
 
 /// Steps of a recorded Lorenz curve (every 5% of customers).
 pub const LORENZ_POINTS: usize = 20;

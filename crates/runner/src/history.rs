@@ -19,7 +19,7 @@ use crate::output::io_err;
 use crate::{LoadedPolicy, Progress, RunError, RunOptions, evaluate_policy};
 
 /// Levels of a ladder, best first, then "(unplaced)" and "(not applicable)".
-fn level_order(policy: Option<&Policy>, ladder: &str) -> Vec<String> {
+pub(crate) fn level_order(policy: Option<&Policy>, ladder: &str) -> Vec<String> {
     let mut out: Vec<String> = policy
         .and_then(|p| p.ladder(ladder))
         .map(|l| l.levels.iter().map(|x| x.name.clone()).collect())
@@ -32,7 +32,7 @@ fn level_order(policy: Option<&Policy>, ladder: &str) -> Vec<String> {
 /// +1 upgrade, -1 downgrade, 0 neither (same level, or moving in or out of the ladder's
 /// scope, or a level the policy no longer has). `order` is the policy's level order; on a
 /// `better = "down"` ladder (a risk ladder) moving towards its first level is the downgrade.
-fn direction(order: &[String], better: Better, from: &str, to: &str) -> i8 {
+pub(crate) fn direction(order: &[String], better: Better, from: &str, to: &str) -> i8 {
     let graded = order.len() - 1; // everything but "(not applicable)"
     let pos = |l: &str| order.iter().position(|x| x == l).filter(|&i| i < graded);
     let up = match (pos(from), pos(to)) {

@@ -801,9 +801,18 @@ pub async fn run(
     let recorded = match (store, fingerprints, &batches) {
         (Some(store), Some(fingerprints), Some(batches)) => {
             let t = Instant::now();
+            // The previous run's levels, for the migration the run records with its summaries.
+            let previous = match previous_run {
+                Some(id) => Some((id, store.levels(id).await?)),
+                None => None,
+            };
             let summaries = {
                 let (ev, ladders) = (Arc::clone(&evaluation), ladders.clone());
-                blocking(move || record::recorded_summaries(&ev, &ladders)).await
+                blocking(move || {
+                    let previous = previous.as_ref().map(|(id, l)| (*id, l.as_slice()));
+                    record::recorded_summaries(&ev, &ladders, previous)
+                })
+                .await
             };
             let ev = Arc::clone(&evaluation);
             let metrics = async { start(move || record::metric_chunks(&ev)).await.map(Some) };

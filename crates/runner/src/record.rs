@@ -82,20 +82,88 @@ pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String
 pub(crate) fn recorded_summaries(
     ev: &Evaluation,
     summaries: &[LadderSummary],
+    previous: Option<(i64, &[(String, String, String)])>,
 ) -> Result<Vec<(String, String)>, RunError> {
+    let before: std::collections::HashMap<(&str, &str), &str> = previous
+        .map(|(_, levels)| {
+            levels
+                .iter()
+                .map(|(l, c, level)| ((l.as_str(), c.as_str()), level.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     summaries
         .iter()
         .enumerate()
         .map(|(li, summary)| {
-            let recorded = stratum_core::RecordedSummary {
+            let mut recorded = stratum_core::RecordedSummary {
                 summary: summary.clone(),
                 lorenz: ev.lorenz(li),
+                previous_run: previous.map(|(id, _)| id),
+                moves: Vec::new(),
+                upgrades: 0,
+                downgrades: 0,
+                upgraded: Vec::new(),
+                downgraded: Vec::new(),
             };
+            if previous.is_some() {
+                migration(ev, li, &before, &mut recorded);
+            }
             serde_json::to_string(&recorded)
                 .map(|json| (summary.ladder.clone(), json))
                 .map_err(|e| RunError::Internal(format!("a ladder summary as JSON: {e}")))
         })
         .collect()
+}
+
+/// The moves of ladder `li` since the previous run (`before`: its levels by ladder and
+/// customer): the matrix with counts and value, the up and down counts and the first movers.
+fn migration(
+    ev: &Evaluation,
+    li: usize,
+    before: &std::collections::HashMap<(&str, &str), &str>,
+    out: &mut stratum_core::RecordedSummary,
+) {
+    let ladder = &ev.ladders[li];
+    let order = crate::history::level_order(Some(&ev.policy), &ladder.name);
+    let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
+    let mut cells: std::collections::BTreeMap<(usize, usize), (u64, f64)> = Default::default();
+    let pos = |l: &str| order.iter().position(|x| x == l).unwrap_or(order.len());
+    for row in 0..ev.frame.len() {
+        let id = &ev.frame.ids()[row];
+        let to = ev.level_name(li, ev.results[li].level[row]);
+        let from = before.get(&(ladder.name.as_str(), id)).copied();
+        // Rows are ordered by level then; `new` (not in the previous run) last.
+        let key = (from.map_or(usize::MAX, pos), pos(to));
+        let cell = cells.entry(key).or_insert((0, 0.0));
+        cell.0 += 1;
+        cell.1 += value
+            .and_then(|c| c.num(row))
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0);
+        let Some(from) = from else { continue };
+        match crate::history::direction(&order, ladder.better, from, to) {
+            1 => {
+                out.upgrades += 1;
+                if out.upgraded.len() < stratum_core::evaluate::MOVERS_KEPT {
+                    out.upgraded.push((id.to_string(), from.into(), to.into()));
+                }
+            }
+            -1 => {
+                out.downgrades += 1;
+                if out.downgraded.len() < stratum_core::evaluate::MOVERS_KEPT {
+                    out.downgraded
+                        .push((id.to_string(), from.into(), to.into()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let name = |i: usize| order.get(i).cloned();
+    out.moves = cells
+        .into_iter()
+        .map(|((from, to), (n, v))| (name(from), name(to).unwrap_or_default(), n, v))
+        .collect();
 }
 
 /// Every customer's metrics and scores, encoded as the store keeps them for explanations;

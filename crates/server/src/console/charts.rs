@@ -153,6 +153,79 @@ pub fn lorenz(points: &[(f64, f64)], value_name: &str, pareto_top20: Option<f64>
     svg
 }
 
+/// The migration matrix as a heat map: a row per level at the previous run (and "new"), a
+/// column per level now, each cell the customers who went from one to the other (darker:
+/// more) with the value they hold now.
+pub fn heatmap(moves: &[(Option<String>, String, u64, f64)], levels: &[String]) -> String {
+    let mut rows: Vec<Option<&str>> = levels.iter().map(|l| Some(l.as_str())).collect();
+    if moves.iter().any(|(from, ..)| from.is_none()) {
+        rows.push(None);
+    }
+    let cols: Vec<&str> = levels.iter().map(String::as_str).collect();
+    let (cell_w, cell_h, left, top) = (104.0, 40.0, 96.0, 44.0);
+    let (w, h) = (
+        left + cols.len() as f64 * cell_w + 8.0,
+        top + rows.len() as f64 * cell_h + 8.0,
+    );
+    let max = moves.iter().map(|m| m.2).max().unwrap_or(1).max(1) as f64;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}"><title>Moves since the previous run</title><text x="{}" y="14" text-anchor="middle" font-size="12">now →</text><text x="8" y="{}" font-size="12">then ↓</text>"#,
+        left + cols.len() as f64 * cell_w / 2.0,
+        top - 8.0
+    );
+    for (c, col) in cols.iter().enumerate() {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="34" text-anchor="middle" font-size="12" font-weight="bold">{}</text>"#,
+            left + (c as f64 + 0.5) * cell_w,
+            esc(col)
+        );
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let y = top + r as f64 * cell_h;
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="12" font-weight="bold">{}</text>"#,
+            left - 8.0,
+            y + cell_h / 2.0 + 4.0,
+            esc(row.unwrap_or("new"))
+        );
+        for (c, col) in cols.iter().enumerate() {
+            let found = moves
+                .iter()
+                .find(|(from, to, ..)| from.as_deref() == *row && to == col);
+            let (n, value) = found.map_or((0, 0.0), |m| (m.2, m.3));
+            let x = left + c as f64 * cell_w;
+            let _ = write!(
+                svg,
+                r##"<g class="cell" data-from="{from}" data-to="{to}" data-customers="{n}"><rect x="{x:.1}" y="{y:.1}" width="{cw:.1}" height="{ch:.1}" fill="#7fa8d6" fill-opacity="{o:.2}" stroke="#fff"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="middle" font-size="12">{count}</text><text x="{tx:.1}" y="{vy:.1}" text-anchor="middle" font-size="9">{v}</text></g>"##,
+                from = esc(row.unwrap_or("new")),
+                to = esc(col),
+                cw = cell_w - 2.0,
+                ch = cell_h - 2.0,
+                o = if n == 0 {
+                    0.05
+                } else {
+                    0.15 + 0.75 * (n as f64 / max)
+                },
+                tx = x + cell_w / 2.0,
+                ty = y + 17.0,
+                vy = y + 31.0,
+                count = fmt_num(n as f64),
+                v = if n == 0 {
+                    String::new()
+                } else {
+                    fmt_num(value)
+                },
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +268,30 @@ mod tests {
             value.contains(">key: 1,051,861.59 (29.6%)</text>"),
             "{value}"
         );
+    }
+
+    #[test]
+    fn the_heat_map_has_a_cell_per_move_with_new_customers_last() {
+        let levels = vec!["key".to_string(), "small".to_string()];
+        let moves = vec![
+            (Some("key".to_string()), "key".to_string(), 20, 1_000.5),
+            (Some("small".to_string()), "key".to_string(), 3, 40.0),
+            (None, "small".to_string(), 1_200, 99.0),
+        ];
+        let svg = heatmap(&moves, &levels);
+        assert!(
+            svg.contains(r#"data-from="small" data-to="key" data-customers="3""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"data-from="new" data-to="small" data-customers="1200""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(">1,200</text>") && svg.contains(">1,000.50</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains(r#"data-from="key" data-to="small" data-customers="0""#));
     }
 
     #[test]

@@ -330,6 +330,12 @@ struct LadderView {
     lorenz_svg: Option<String>,
     levels: Vec<String>,
     history: Vec<HistoryRow>,
+    heatmap_svg: Option<String>,
+    previous_run: i64,
+    upgrades: usize,
+    downgrades: usize,
+    upgraded: Vec<(String, String, String)>,
+    downgraded: Vec<(String, String, String)>,
 }
 
 /// A ladder's level counts at one earlier run.
@@ -438,6 +444,14 @@ async fn home(State(state): State<AppState>, session: Session) -> Page {
                     .then(|| charts::pyramid(s, charts::Pyramid::Value, unit)),
                 lorenz_svg: (!now.lorenz.is_empty())
                     .then(|| charts::lorenz(&now.lorenz, &value_name, s.pareto_top20)),
+                heatmap_svg: now
+                    .previous_run
+                    .map(|_| charts::heatmap(&now.moves, &levels)),
+                previous_run: now.previous_run.unwrap_or_default(),
+                upgrades: now.upgrades as usize,
+                downgrades: now.downgrades as usize,
+                upgraded: now.upgraded.clone(),
+                downgraded: now.downgraded.clone(),
                 value_name,
                 levels,
                 history,
