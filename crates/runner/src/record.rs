@@ -76,13 +76,16 @@ pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String
     })
 }
 
+/// A customer's level on a ladder of a recorded run: (ladder, customer, level).
+type LevelOf = (String, String, String);
+
 /// What the run records of each ladder for pages that must not read its rows: the summary
 /// (pyramids, Pareto figure) with the Lorenz curve, as JSON. Sorts every customer's value:
 /// call it off the executor.
 pub(crate) fn recorded_summaries(
     ev: &Evaluation,
     summaries: &[LadderSummary],
-    previous: Option<(i64, &[(String, String, String)])>,
+    previous: Option<(i64, &[LevelOf])>,
 ) -> Result<Vec<(String, String)>, RunError> {
     let before: std::collections::HashMap<(&str, &str), &str> = previous
         .map(|(_, levels)| {
