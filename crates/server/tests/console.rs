@@ -579,7 +579,8 @@ async fn benefits_are_redeemed_and_cancelled_from_the_card(url: String) {
 /// structure is closed.
 async fn every_page_answers_the_roles_it_names(url: String) {
     let f = fixture(url).await;
-    let pages: [(&str, &[&str]); 5] = [
+    let pages: [(&str, &[&str]); 6] = [
+        ("/mine", &["wang"]),
         ("/", &["boss", "mei", "wang", "ivr"]),
         ("/customers", &["boss", "mei", "wang", "ivr"]),
         ("/customers/C1", &["boss", "mei", "wang", "ivr"]),
@@ -635,6 +636,16 @@ async fn every_page_answers_the_roles_it_names(url: String) {
         !admin.body.contains("<td>user.add</td>"),
         "filtered to logins: {}",
         admin.body
+    );
+    let (ok, _) = f.sign_in("wang", "correct+horse+battery").await;
+    let agent = ok.cookie(SESSION_COOKIE).unwrap();
+    let mine = f.send("GET", "/mine", &[&agent], None).await;
+    assert!(
+        mine.body
+            .contains(r#"<td><a href="/customers/C1">C1</a></td><td>gold</td>"#)
+            && !mine.body.contains("/customers/C2"),
+        "{}",
+        mine.body
     );
     let runs = f.send("GET", "/runs", &[&session], None).await;
     assert!(

@@ -46,6 +46,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/redemptions", post(redeem))
         .route("/runs", get(runs))
+        .route("/mine", get(mine))
         .route("/admin", get(admin))
         .route("/redemptions/{id}/cancel", post(cancel_redemption))
 }
@@ -822,6 +823,66 @@ async fn admin(
             filter_user: &form.user,
             filter_action: &form.action,
             filter_subject: &form.customer,
+        },
+    ))
+}
+
+/// Who has a "my customers" page: the agents who own customers.
+pub(crate) const MINE_PAGE: &[Role] = &[Role::Agent];
+/// Customers listed on it.
+const MINE_LIMIT: usize = 500;
+
+#[derive(Template)]
+#[template(path = "mine.html")]
+struct MinePage<'a> {
+    user: &'a str,
+    role: Role,
+    csrf: &'a str,
+    ladder: &'a str,
+    customers: Vec<(String, String)>,
+    limit: usize,
+    callbacks: Vec<stratum_store::CallbackRow>,
+}
+
+/// An agent's own customers with their service levels, and their open call-backs.
+async fn mine(State(state): State<AppState>, session: Session) -> Page {
+    if let Some(refusal) = not_for(&session, MINE_PAGE, "my customers") {
+        return Err(refusal);
+    }
+    let policy = &state.policy.policy;
+    let ladder = match policy.service.as_ref() {
+        Some(s) => s.ladder_name.clone(),
+        None => policy.ladders[0].name.clone(),
+    };
+    let table = state.level_table().await.map_err(refused)?;
+    let customers: Vec<(String, String)> = table
+        .owned_by(&session.user, "", MINE_LIMIT)
+        .into_iter()
+        .map(|c| {
+            (
+                c.to_string(),
+                table.level_on(c, &ladder).unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let callbacks = state
+        .store
+        .open_callbacks()
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|c| table.owner(&c.customer_id) == Some(session.user.as_str()))
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        MinePage {
+            user: &session.user,
+            role: session.role,
+            csrf: &session.csrf,
+            ladder: &ladder,
+            customers,
+            limit: MINE_LIMIT,
+            callbacks,
         },
     ))
 }
