@@ -461,6 +461,8 @@ struct Evaluated {
     timings: Vec<(String, Duration)>,
     warnings: Vec<Diagnostic>,
     previous_run: Option<i64>,
+    /// The previous run's recorded levels (empty without a store or a previous run).
+    previous_levels: Vec<(String, String, String)>,
     /// Sources let through by `--allow-shrink`.
     shrink_allowed: Vec<String>,
     non_finite: Vec<stratum_engine::NonFinite>,
@@ -473,6 +475,8 @@ struct Kept {
     pins: Vec<ManualPin>,
     tags: Vec<(String, String)>,
     prior: Prior,
+    /// The previous run's recorded levels, for the migration this run records.
+    previous_levels: Vec<(String, String, String)>,
     previous_run: Option<i64>,
     /// Rows per source at the last recorded run of the policy.
     recorded_rows: std::collections::HashMap<String, u64>,
@@ -504,8 +508,9 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
         .collect();
     let previous = store.previous_run(policy.history_name(), as_of).await?;
     let mut prior = Prior::default();
+    let mut previous_levels = Vec::new();
     if let Some(run) = &previous {
-        prior.ladders = store.states(run.id).await?;
+        (prior.ladders, previous_levels) = store.states_and_levels(run.id).await?;
     }
     let inputs = store
         .inputs()
@@ -527,6 +532,7 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
         pins,
         tags,
         prior,
+        previous_levels,
         previous_run: previous.map(|r| r.id),
         recorded_rows,
     })
@@ -696,6 +702,10 @@ async fn evaluate_policy(
         as_of,
         timings,
         warnings,
+        previous_levels: kept
+            .as_mut()
+            .map(|k| std::mem::take(&mut k.previous_levels))
+            .unwrap_or_default(),
         previous_run: kept.and_then(|k| k.previous_run),
         shrink_allowed,
         non_finite: out.non_finite,
@@ -736,6 +746,7 @@ pub async fn run(
         mut timings,
         warnings: mut kept_warnings,
         previous_run,
+        previous_levels,
         shrink_allowed,
         non_finite,
     } = evaluate_policy(loaded, options, store, progress).await?;
@@ -801,11 +812,9 @@ pub async fn run(
     let recorded = match (store, fingerprints, &batches) {
         (Some(store), Some(fingerprints), Some(batches)) => {
             let t = Instant::now();
-            // The previous run's levels, for the migration the run records with its summaries.
-            let previous = match previous_run {
-                Some(id) => Some((id, store.levels(id).await?)),
-                None => None,
-            };
+            // The previous run's levels (read with its standings), for the migration the run
+            // records with its summaries.
+            let previous = previous_run.map(|id| (id, previous_levels));
             let summaries = {
                 let (ev, ladders) = (Arc::clone(&evaluation), ladders.clone());
                 blocking(move || {

@@ -691,6 +691,41 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::states`] and [`Store::levels`] of one run from one read of its rows (a
+    /// recorded run needs both of the previous run: standings for the holds, levels for
+    /// the migration it records).
+    pub async fn states_and_levels(
+        &self,
+        run_id: i64,
+    ) -> Result<
+        (
+            HashMap<String, HashMap<String, PriorState>>,
+            Vec<(String, String, String)>,
+        ),
+        StoreError,
+    > {
+        let mut states: HashMap<String, HashMap<String, PriorState>> = HashMap::new();
+        let mut levels = Vec::new();
+        for ladder in self.run_rows(run_id, false).await? {
+            let of_ladder = states.entry(ladder.ladder.clone()).or_default();
+            for (chunk, i) in ladder.rows() {
+                let customer = chunk.customer(i);
+                if let Some(state) = chunk.state(i) {
+                    of_ladder.insert(
+                        customer.to_string(),
+                        state.with_level(state.level.to_string()),
+                    );
+                }
+                levels.push((
+                    ladder.ladder.clone(),
+                    customer.to_string(),
+                    chunk.level(i).to_string(),
+                ));
+            }
+        }
+        Ok((states, levels))
+    }
+
     /// Every customer's level on every ladder of a run: (ladder, customer, level).
     pub async fn levels(&self, run_id: i64) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut out = Vec::new();
