@@ -335,6 +335,9 @@ struct LadderView {
     previous_run: i64,
     upgrades: usize,
     downgrades: usize,
+    /// The counts with thousands separators.
+    upgrades_text: String,
+    downgrades_text: String,
     upgraded: Vec<(String, String, String)>,
     downgraded: Vec<(String, String, String)>,
 }
@@ -451,6 +454,8 @@ async fn home(State(state): State<AppState>, session: Session) -> Page {
                 previous_run: now.previous_run.unwrap_or_default(),
                 upgrades: now.upgrades as usize,
                 downgrades: now.downgrades as usize,
+                upgrades_text: stratum_core::fmt_num(now.upgrades as f64),
+                downgrades_text: stratum_core::fmt_num(now.downgrades as f64),
                 upgraded: now.upgraded.clone(),
                 downgraded: now.downgraded.clone(),
                 value_name,
