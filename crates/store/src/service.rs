@@ -469,26 +469,9 @@ impl Store {
     /// Disables a user: none of its keys is accepted any more (within the key cache's minute
     /// on a running server). Its name stays in the audit log.
     pub async fn disable_user(&self, name: &str, actor: &Actor) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let n = sqlx::query(
-            "UPDATE users SET disabled_at = $1 WHERE name = $2 AND disabled_at IS NULL",
-        )
-        .bind(now())
-        .bind(name)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("no enabled user `{name}`")));
-        }
         // A disabled user's browsers are signed out at once.
-        sqlx::query("DELETE FROM sessions WHERE user_name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        self.audit(&mut tx, actor, "user.disable", name, "").await?;
-        tx.commit().await?;
-        Ok(())
+        self.change_enabled_user(name, "disabled_at", &now(), "user.disable", actor)
+            .await
     }
 
     /// Enables a disabled user again: its keys that were not revoked work again. Audited.

@@ -36,11 +36,26 @@ impl Store {
         password_hash: &str,
         actor: &Actor,
     ) -> Result<(), StoreError> {
+        self.change_enabled_user(name, "password_hash", password_hash, "user.passwd", actor)
+            .await
+    }
+
+    /// Sets one column of an enabled user, ends its sessions and audits `action`, in one
+    /// transaction; `NotFound` when no enabled user has the name. (`column` is one of ours,
+    /// never input.)
+    pub(crate) async fn change_enabled_user(
+        &self,
+        name: &str,
+        column: &'static str,
+        value: &str,
+        action: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        let n = sqlx::query(
-            "UPDATE users SET password_hash = $1 WHERE name = $2 AND disabled_at IS NULL",
-        )
-        .bind(password_hash)
+        let n = sqlx::query(&format!(
+            "UPDATE users SET {column} = $1 WHERE name = $2 AND disabled_at IS NULL"
+        ))
+        .bind(value)
         .bind(name)
         .execute(&mut *tx)
         .await?
@@ -52,7 +67,7 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        self.audit(&mut tx, actor, "user.passwd", name, "").await?;
+        self.audit(&mut tx, actor, action, name, "").await?;
         tx.commit().await?;
         Ok(())
     }
