@@ -637,6 +637,80 @@ async fn every_page_answers_the_roles_it_names(url: String) {
         "filtered to logins: {}",
         admin.body
     );
+    // An admin disables a user and revokes a key from the page (CSRF-checked, audited).
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    let key = create_key(&f.state.store, "ivr", &root).await.unwrap();
+    let key_id = key.split('_').nth(1).unwrap().to_string();
+    let csrf = admin.csrf_field();
+    let forged = f
+        .send(
+            "POST",
+            "/admin/users/ivr/disable",
+            &[&session],
+            Some("csrf=guess"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let disabled = f
+        .send(
+            "POST",
+            "/admin/users/ivr/disable",
+            &[&session],
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(disabled.location.as_deref(), Some("/admin"));
+    let revoked = f
+        .send(
+            "POST",
+            &format!("/admin/keys/{key_id}/revoke"),
+            &[&session],
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(revoked.location.as_deref(), Some("/admin"));
+    let admin = f.send("GET", "/admin", &[&session], None).await;
+    let row_of = |start: &str| {
+        let at = admin.body.find(start).expect("the row");
+        admin.body[at..].split("</tr>").next().unwrap().to_string()
+    };
+    assert!(row_of("<td>ivr</td><td>service</td>").contains("<td>disabled</td>"));
+    assert!(row_of(&format!("<td>{key_id}</td><td>ivr</td>")).contains("<td>revoked</td>"));
+    assert!(
+        admin.body.contains("<td>user.disable</td><td>ivr</td>"),
+        "{}",
+        admin.body
+    );
+    assert!(
+        admin
+            .body
+            .contains(&format!("<td>key.revoke</td><td>{key_id}</td>")),
+        "{}",
+        admin.body
+    );
+    let (refused, _) = f.sign_in("ivr", "correct+horse+battery").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "a disabled user cannot sign in"
+    );
+    // Not for analysts.
+    let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
+    let analyst = ok.cookie(SESSION_COOKIE).unwrap();
+    let home = f.send("GET", "/", &[&analyst], None).await;
+    let no = f
+        .send(
+            "POST",
+            "/admin/users/wang/disable",
+            &[&analyst],
+            Some(&format!("csrf={}", home.csrf_field())),
+        )
+        .await;
+    assert_eq!(no.status, StatusCode::FORBIDDEN);
+
     let (ok, _) = f.sign_in("wang", "correct+horse+battery").await;
     let agent = ok.cookie(SESSION_COOKIE).unwrap();
     let mine = f.send("GET", "/mine", &[&agent], None).await;

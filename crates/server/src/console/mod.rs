@@ -48,6 +48,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/runs", get(runs))
         .route("/mine", get(mine))
         .route("/admin", get(admin))
+        .route("/admin/users/{name}/{change}", post(change_user))
+        .route("/admin/keys/{id}/revoke", post(revoke_key))
         .route("/redemptions/{id}/cancel", post(cancel_redemption))
 }
 
@@ -890,4 +892,51 @@ async fn mine(State(state): State<AppState>, session: Session) -> Page {
             callbacks,
         },
     ))
+}
+
+/// Checks an admin form: the session's CSRF token and the admin role.
+fn not_an_admin_form(session: &Session, csrf: &str) -> Option<Response> {
+    if csrf != session.csrf {
+        return Some((StatusCode::FORBIDDEN, "the form expired; reload the page").into_response());
+    }
+    not_for(session, ADMIN_PAGE, "admin")
+}
+
+/// Disables or enables a user from the admin page (audited by the store; disabling signs
+/// the user's browsers out and stops its keys).
+async fn change_user(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path((name, change)): axum::extract::Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Page {
+    if let Some(refusal) = not_an_admin_form(&session, &form.csrf) {
+        return Err(refusal);
+    }
+    let actor = session.principal().actor();
+    let done = match change.as_str() {
+        "disable" => state.store.disable_user(&name, &actor).await,
+        "enable" => state.store.enable_user(&name, &actor).await,
+        _ => return Err((StatusCode::NOT_FOUND, "no such change").into_response()),
+    };
+    done.map_err(|e| refused(e.into()))?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+/// Revokes an API key from the admin page (audited by the store).
+async fn revoke_key(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Page {
+    if let Some(refusal) = not_an_admin_form(&session, &form.csrf) {
+        return Err(refusal);
+    }
+    state
+        .store
+        .revoke_api_key(&id, &session.principal().actor())
+        .await
+        .map_err(|e| refused(e.into()))?;
+    Ok(Redirect::to("/admin").into_response())
 }
