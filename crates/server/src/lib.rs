@@ -163,6 +163,16 @@ impl AppState {
         })
     }
 
+    /// The ladder a customer's service level is read from: `[service] ladder`, else the
+    /// policy's first (what searches and lists show beside each customer).
+    pub(crate) fn service_ladder(&self) -> String {
+        let policy = &self.policy.policy;
+        match policy.service.as_ref() {
+            Some(s) => s.ladder_name.clone(),
+            None => policy.ladders[0].name.clone(),
+        }
+    }
+
     pub(crate) fn service(&self) -> Result<&Service, ApiError> {
         self.policy.policy.service.as_ref().ok_or_else(|| {
             ApiError::new(

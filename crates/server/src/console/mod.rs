@@ -531,11 +531,7 @@ async fn customers(
     session: Session,
     axum::extract::Query(form): axum::extract::Query<SearchForm>,
 ) -> Page {
-    let policy = &state.policy.policy;
-    let ladder = match policy.service.as_ref() {
-        Some(s) => s.ladder_name.clone(),
-        None => policy.ladders[0].name.clone(),
-    };
+    let ladder = state.service_ladder();
     let table = state.level_table().await.map_err(refused)?;
     let own_only = session.role == Role::Agent;
     let found: Vec<(String, String)> = if own_only {
@@ -641,16 +637,13 @@ struct RedeemForm {
     key: String,
 }
 
-/// A form's refusal: a CSRF token that is not the session's, or a role that may not redeem.
-fn not_a_redeemer(session: &Session, csrf: &str) -> Option<Response> {
+/// A form's refusal: a CSRF token that is not the session's, or a role not in `roles`
+/// (`does`: what the role may not do, for the message).
+fn form_refused(session: &Session, csrf: &str, roles: &[Role], does: &str) -> Option<Response> {
     if csrf != session.csrf {
         return Some((StatusCode::FORBIDDEN, "the form expired; reload the page").into_response());
     }
-    session
-        .principal()
-        .require(crate::routes::benefits::REDEEMERS, "redeem benefits")
-        .err()
-        .map(refused)
+    session.principal().require(roles, does).err().map(refused)
 }
 
 /// Redeems one unit from the card's form, then shows the card again.
@@ -660,7 +653,12 @@ async fn redeem(
     axum::extract::Path(id): axum::extract::Path<String>,
     Form(form): Form<RedeemForm>,
 ) -> Page {
-    if let Some(refusal) = not_a_redeemer(&session, &form.csrf) {
+    if let Some(refusal) = form_refused(
+        &session,
+        &form.csrf,
+        crate::routes::benefits::REDEEMERS,
+        "redeem benefits",
+    ) {
         return Err(refusal);
     }
     let who = session.principal();
@@ -680,7 +678,12 @@ async fn cancel_redemption(
     axum::extract::Path(id): axum::extract::Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Page {
-    if let Some(refusal) = not_a_redeemer(&session, &form.csrf) {
+    if let Some(refusal) = form_refused(
+        &session,
+        &form.csrf,
+        crate::routes::benefits::REDEEMERS,
+        "redeem benefits",
+    ) {
         return Err(refusal);
     }
     let cancelled = crate::routes::benefits::cancel(&state, &session.principal(), id)
@@ -856,11 +859,7 @@ async fn mine(State(state): State<AppState>, session: Session) -> Page {
     if let Some(refusal) = not_for(&session, MINE_PAGE, "my customers") {
         return Err(refusal);
     }
-    let policy = &state.policy.policy;
-    let ladder = match policy.service.as_ref() {
-        Some(s) => s.ladder_name.clone(),
-        None => policy.ladders[0].name.clone(),
-    };
+    let ladder = state.service_ladder();
     let table = state.level_table().await.map_err(refused)?;
     let customers: Vec<(String, String)> = table
         .owned_by(&session.user, "", MINE_LIMIT)
@@ -894,14 +893,6 @@ async fn mine(State(state): State<AppState>, session: Session) -> Page {
     ))
 }
 
-/// Checks an admin form: the session's CSRF token and the admin role.
-fn not_an_admin_form(session: &Session, csrf: &str) -> Option<Response> {
-    if csrf != session.csrf {
-        return Some((StatusCode::FORBIDDEN, "the form expired; reload the page").into_response());
-    }
-    not_for(session, ADMIN_PAGE, "admin")
-}
-
 /// Disables or enables a user from the admin page (audited by the store; disabling signs
 /// the user's browsers out and stops its keys).
 async fn change_user(
@@ -910,7 +901,7 @@ async fn change_user(
     axum::extract::Path((name, change)): axum::extract::Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Page {
-    if let Some(refusal) = not_an_admin_form(&session, &form.csrf) {
+    if let Some(refusal) = form_refused(&session, &form.csrf, ADMIN_PAGE, "see the admin page") {
         return Err(refusal);
     }
     let actor = session.principal().actor();
@@ -930,7 +921,7 @@ async fn revoke_key(
     axum::extract::Path(id): axum::extract::Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Page {
-    if let Some(refusal) = not_an_admin_form(&session, &form.csrf) {
+    if let Some(refusal) = form_refused(&session, &form.csrf, ADMIN_PAGE, "see the admin page") {
         return Err(refusal);
     }
     state

@@ -75,10 +75,7 @@ async fn search_customers(
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
     let run = latest_run(&state).await?;
-    let ladder = match state.policy.policy.service.as_ref() {
-        Some(s) => s.ladder_name.clone(),
-        None => state.policy.policy.ladders[0].name.clone(),
-    };
+    let ladder = state.service_ladder();
     // An agent's search is over its own customers, filtered before the limit.
     let found: Vec<(String, String)> = if who.role == Role::Agent {
         let table = state.level_table().await?;
