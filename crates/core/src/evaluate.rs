@@ -297,6 +297,41 @@ pub struct RecordedSummary {
     pub upgraded: Vec<(String, String, String)>,
     #[serde(default)]
     pub downgraded: Vec<(String, String, String)>,
+    /// Per level, the rank measure of the last customer a rank rule (`top_share`, `top_n`,
+    /// `value_share`) took: how far a customer is from entering it.
+    #[serde(default)]
+    pub cutoffs: Vec<Option<f64>>,
+    /// Per level, the activity behind the report's repeat-purchase and churn rates; empty
+    /// without the policy's `activity` metric.
+    #[serde(default)]
+    pub activity: Vec<LevelActivity>,
+}
+
+/// A level's activity at a run, as `stratum report` defines its rates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LevelActivity {
+    pub level: String,
+    /// Customers on the level with a purchase in the window (activity above 0).
+    pub active: u64,
+    /// Of those, customers with two or more.
+    pub repeat: u64,
+    /// Customers on the level at the previous run who were active then (`None`: no previous
+    /// run), and how many of them are not active now (or gone).
+    pub active_before: Option<u64>,
+    pub churned: u64,
+}
+
+impl LevelActivity {
+    pub fn repeat_rate(&self) -> Option<f64> {
+        (self.active > 0).then(|| self.repeat as f64 / self.active as f64)
+    }
+    pub fn churn_rate(&self) -> Option<f64> {
+        match self.active_before {
+            Some(0) => Some(0.0),
+            Some(n) => Some(self.churned as f64 / n as f64),
+            None => None,
+        }
+    }
 }
 
 /// Customers kept in each of a recorded summary's upgrade and downgrade lists.
@@ -569,109 +604,17 @@ impl Evaluation {
         }
     }
 
-    /// On a ladder where down is better (a risk ladder): what keeps the customer on its
-    /// level, i.e. the rule it would have to stop meeting to move to a better one.
-    fn way_down(&self, li: usize, row: usize) -> String {
-        let ladder = &self.ladders[li];
-        let level = self.results[li].level[row];
-        let Some(current) = ladder.levels.get(level) else {
-            return "matched no level".to_string();
-        };
-        if level + 1 == ladder.levels.len() || matches!(current.rule, Rule::Rest) {
-            return "already on the best level".to_string();
-        }
-        let better = &ladder.levels[level + 1].name;
-        match &current.rule {
-            Rule::When(cond) => format!(
-                "to improve to {better}, stop meeting {}'s rule: {}",
-                current.name,
-                cond.render(None)
-            ),
-            _ => format!(
-                "to improve to {better}, leave the customers {} takes by rank",
-                current.name
-            ),
-        }
-    }
-
     /// What it takes to reach the next better level, in words.
     pub fn next_level_gap(&self, li: usize, row: usize) -> String {
-        let ladder = &self.ladders[li];
         let result = &self.results[li];
-        let level = result.level[row];
-        if level > ladder.levels.len() {
-            return "not graded by this ladder".to_string();
-        }
-        if let Reason::Override { .. } = result.reason[row] {
-            return "placed by an override; rules do not apply until it is removed".to_string();
-        }
-        if ladder.better == crate::policy::Better::Down {
-            return self.way_down(li, row);
-        }
-        if level == 0 {
-            return "already on the top level".to_string();
-        }
-        let target_idx = level.min(ladder.levels.len()) - 1;
-        let target = &ladder.levels[target_idx];
-        let rank_gap = |when: &Option<crate::cond::Cond>| -> String {
-            let by = ladder.rank_by.as_deref().unwrap_or("rank");
-            let has = self.frame.column(by).and_then(|c| c.num(row));
-            let mut text = match (result.cutoff[target_idx], has) {
-                (Some(cut), Some(h)) if cut > h => format!(
-                    "needs {} more {by} for {} (has {}, the lowest in {} now has {})",
-                    fmt_num(cut - h),
-                    target.name,
-                    fmt_num(h),
-                    target.name,
-                    fmt_num(cut)
-                ),
-                (Some(cut), _) => format!(
-                    "needs to rank above others with {by} {} to enter {}",
-                    fmt_num(cut),
-                    target.name
-                ),
-                (None, _) => format!("{} took no one by rank this run", target.name),
-            };
-            if let Some(c) = when
-                && !c.eval(&self.frame, row)
-            {
-                text.push_str(&format!(", and to meet: {}", c.render(None)));
-            }
-            text
-        };
-        match &target.rule {
-            Rule::When(cond) => match cond.needs(&self.frame, row) {
-                Some(needs) if !needs.is_empty() => {
-                    let parts: Vec<String> = needs
-                        .iter()
-                        .map(|need| match (need.delta, need.has) {
-                            (Some(d), Some(h)) => format!(
-                                "{} {} {} (has {}, {} requires {} {})",
-                                fmt_num(d.abs()),
-                                if d >= 0.0 { "more" } else { "less" },
-                                need.name,
-                                fmt_num(h),
-                                target.name,
-                                need.op.symbol(),
-                                fmt_num(need.target)
-                            ),
-                            _ => format!(
-                                "{} {} {} (has no value)",
-                                need.name,
-                                need.op.symbol(),
-                                fmt_num(need.target)
-                            ),
-                        })
-                        .collect();
-                    format!("needs {} for {}", parts.join(" and "), target.name)
-                }
-                _ => format!("needs to meet {} for {}", cond.render(None), target.name),
-            },
-            Rule::TopShare { when, .. }
-            | Rule::TopN { when, .. }
-            | Rule::ValueShare { when, .. } => rank_gap(when),
-            Rule::Rest => format!("{} is a rest level", target.name),
-        }
+        gap_to_next(
+            &self.ladders[li],
+            result.level[row],
+            matches!(result.reason[row], Reason::Override { .. }),
+            &result.cutoff,
+            &self.frame,
+            row,
+        )
     }
 
     /// A full explanation of one customer: metrics, score contributions, placements, gaps.
@@ -722,6 +665,116 @@ impl Evaluation {
             placements,
             models: Vec::new(),
         }
+    }
+}
+
+/// On a ladder where down is better (a risk ladder): what keeps the customer on its
+/// level, i.e. the rule it would have to stop meeting to move to a better one.
+fn way_down(ladder: &Ladder, level: usize) -> String {
+    let Some(current) = ladder.levels.get(level) else {
+        return "matched no level".to_string();
+    };
+    if level + 1 == ladder.levels.len() || matches!(current.rule, Rule::Rest) {
+        return "already on the best level".to_string();
+    }
+    let better = &ladder.levels[level + 1].name;
+    match &current.rule {
+        Rule::When(cond) => format!(
+            "to improve to {better}, stop meeting {}'s rule: {}",
+            current.name,
+            cond.render(None)
+        ),
+        _ => format!(
+            "to improve to {better}, leave the customers {} takes by rank",
+            current.name
+        ),
+    }
+}
+
+/// What it takes to reach the next better level, in words, from any frame holding the
+/// customer's metrics and scores: an evaluation's, or one row rebuilt from what a run
+/// recorded (the console's card). `level`: the customer's level index (past the end: not
+/// graded); `cutoffs`: per level, the rank measure of the last customer a rank rule took.
+pub fn gap_to_next(
+    ladder: &Ladder,
+    level: usize,
+    overridden: bool,
+    cutoffs: &[Option<f64>],
+    frame: &Frame,
+    row: usize,
+) -> String {
+    if level > ladder.levels.len() {
+        return "not graded by this ladder".to_string();
+    }
+    if overridden {
+        return "placed by an override; rules do not apply until it is removed".to_string();
+    }
+    if ladder.better == crate::policy::Better::Down {
+        return way_down(ladder, level);
+    }
+    if level == 0 {
+        return "already on the top level".to_string();
+    }
+    let target_idx = level.min(ladder.levels.len()) - 1;
+    let target = &ladder.levels[target_idx];
+    let rank_gap = |when: &Option<crate::cond::Cond>| -> String {
+        let by = ladder.rank_by.as_deref().unwrap_or("rank");
+        let has = frame.column(by).and_then(|c| c.num(row));
+        let mut text = match (cutoffs.get(target_idx).copied().flatten(), has) {
+            (Some(cut), Some(h)) if cut > h => format!(
+                "needs {} more {by} for {} (has {}, the lowest in {} now has {})",
+                fmt_num(cut - h),
+                target.name,
+                fmt_num(h),
+                target.name,
+                fmt_num(cut)
+            ),
+            (Some(cut), _) => format!(
+                "needs to rank above others with {by} {} to enter {}",
+                fmt_num(cut),
+                target.name
+            ),
+            (None, _) => format!("{} took no one by rank this run", target.name),
+        };
+        if let Some(c) = when
+            && !c.eval(frame, row)
+        {
+            text.push_str(&format!(", and to meet: {}", c.render(None)));
+        }
+        text
+    };
+    match &target.rule {
+        Rule::When(cond) => match cond.needs(frame, row) {
+            Some(needs) if !needs.is_empty() => {
+                let parts: Vec<String> = needs
+                    .iter()
+                    .map(|need| match (need.delta, need.has) {
+                        (Some(d), Some(h)) => format!(
+                            "{} {} {} (has {}, {} requires {} {})",
+                            fmt_num(d.abs()),
+                            if d >= 0.0 { "more" } else { "less" },
+                            need.name,
+                            fmt_num(h),
+                            target.name,
+                            need.op.symbol(),
+                            fmt_num(need.target)
+                        ),
+                        _ => format!(
+                            "{} {} {} (has no value)",
+                            need.name,
+                            need.op.symbol(),
+                            fmt_num(need.target)
+                        ),
+                    })
+                    .collect();
+                format!("needs {} for {}", parts.join(" and "), target.name)
+            }
+            _ => format!("needs to meet {} for {}", cond.render(None), target.name),
+        },
+        Rule::TopShare { when, .. } | Rule::TopN { when, .. } | Rule::ValueShare { when, .. } => {
+            rank_gap(when)
+        }
+        Rule::Rest => format!("{} is a rest level", target.name),
     }
 }
 

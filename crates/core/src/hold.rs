@@ -225,6 +225,7 @@ mod tests {
         let level = |name: &str| Level {
             name: name.into(),
             title: None,
+            label: Default::default(),
             rule: Rule::Rest,
             valid_days: None,
             attributes: Default::default(),
@@ -234,6 +235,7 @@ mod tests {
         Ladder {
             name: "card".into(),
             title: None,
+            label: Default::default(),
             applies_to: None,
             rank_by: None,
             value: None,

@@ -26,8 +26,8 @@ pub mod time;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use evaluate::{
-    CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelRow, Prior,
-    RecordedSummary, UNPLACED, evaluate, evaluate_with,
+    CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelActivity, LevelRow,
+    Prior, RecordedSummary, UNPLACED, evaluate, evaluate_with, gap_to_next,
 };
 pub use frame::{Column, Frame, Ids, Value, fmt_num};
 pub use guard::{Guards, RejectLimit};
@@ -37,5 +37,7 @@ pub use model::{
     Ladder, Level, Metric, MetricKind, Policy, PolicySettings, Rule, Score, ScoreSpec, Source,
     Window,
 };
-pub use policy::{ColumnType, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat};
+pub use policy::{
+    ColumnType, Label, Lang, Literal, OverrideMode, PolicyFile, SourceDef, SourceFormat,
+};
 pub use service::{Benefit, Call, QueuePlace, Quota, QuotaPeriod, Service, SlaRow, Waiting};

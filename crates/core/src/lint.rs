@@ -330,9 +330,11 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
             }
         }
     }
-    // Read outside the ladders: the owner by the API, the activity by the run history.
+    // Read outside the ladders: the owner by the API, the activity by the run history, the
+    // household by the console's card.
     used.extend(policy.service.as_ref().and_then(|s| s.owner.as_deref()));
     used.extend(policy.settings.activity.as_deref());
+    used.extend(policy.settings.household.as_deref());
     for m in &policy.metrics {
         if !used.contains(m.name.as_str()) {
             out.push(

@@ -26,6 +26,8 @@ pub struct PolicySettings {
     pub overrides_file: Option<String>,
     /// The metric counting a customer's purchases in the window (repeat and churn rates).
     pub activity: Option<String>,
+    /// The text metric naming a customer's household (the console lists its members).
+    pub household: Option<String>,
 }
 
 /// A source, checked: its format resolved (from `format` or the file's extension; a source
@@ -218,6 +220,7 @@ pub enum Rule {
 pub struct Level {
     pub name: String,
     pub title: Option<String>,
+    pub label: Label,
     pub rule: Rule,
     pub valid_days: Option<u32>,
     pub attributes: toml::Table,
@@ -227,6 +230,7 @@ pub struct Level {
 pub struct Ladder {
     pub name: String,
     pub title: Option<String>,
+    pub label: Label,
     pub applies_to: Option<Cond>,
     pub rank_by: Option<String>,
     pub value: Option<String>,
@@ -237,7 +241,28 @@ pub struct Ladder {
     pub better: crate::policy::Better,
 }
 
+impl Level {
+    /// The level's name in a language: its label, else its name.
+    pub fn shown(&self, lang: Lang) -> &str {
+        self.label.get(lang).unwrap_or(&self.name)
+    }
+}
+
 impl Ladder {
+    /// The ladder's name in a language: its label, else its title, else its name.
+    pub fn shown(&self, lang: Lang) -> &str {
+        self.label
+            .get(lang)
+            .or(self.title.as_deref())
+            .unwrap_or(&self.name)
+    }
+    /// A level's name in a language, by the level's name (`n/a` and unknown names as given).
+    pub fn level_shown<'a>(&'a self, level: &'a str, lang: Lang) -> &'a str {
+        self.levels
+            .iter()
+            .find(|l| l.name == level)
+            .map_or(level, |l| l.shown(lang))
+    }
     pub fn level_index(&self, name: &str) -> Option<usize> {
         self.levels.iter().position(|l| l.name == name)
     }

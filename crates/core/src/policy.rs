@@ -94,6 +94,9 @@ pub struct ServiceDef {
 #[serde(deny_unknown_fields)]
 pub struct BenefitDef {
     pub title: Option<String>,
+    /// The benefit's name per console language.
+    #[serde(default)]
+    pub label: Label,
     /// `day`, `month`, `year` (calendar periods in the service timezone) or `"N days"` (a
     /// rolling window ending now); default `year`.
     pub period: Option<String>,
@@ -125,6 +128,9 @@ pub struct PolicyMeta {
     /// The metric counting a customer's purchases (events) in the current window; the run
     /// history's repeat-purchase and churn rates are read from it.
     pub activity: Option<String>,
+    /// The text metric naming a customer's household or group (e.g. `household_id`): the
+    /// console's customer card lists the customers sharing its value.
+    pub household: Option<String>,
     /// Rows of a source that may be rejected (`--on-bad-rows quarantine`) before a run
     /// stops: `"1%"` of the rows read (default) or a number of rows.
     pub max_rejects: Option<LimitDef>,
@@ -381,6 +387,9 @@ pub struct Band {
 #[serde(deny_unknown_fields)]
 pub struct LadderDef {
     pub title: Option<String>,
+    /// The ladder's name per console language: `label = { zh = "客户金字塔", en = "Pyramid" }`.
+    #[serde(default)]
+    pub label: Label,
     pub description: Option<String>,
     /// The measure that orders customers for quotas, value shares, ranks and ties.
     pub rank_by: Option<String>,
@@ -398,6 +407,49 @@ pub struct LadderDef {
     /// Which way is better: `"up"` (default: the first level is the best, as in a pyramid)
     /// or `"down"` (a risk ladder such as credit watch: the first level is the worst).
     pub better: Option<Better>,
+}
+
+/// A language the console speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// `en` or `zh` (a language tag's primary part).
+    pub fn parse(tag: &str) -> Option<Lang> {
+        match tag.trim().to_ascii_lowercase().as_str() {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+}
+
+/// A name shown to people, per language (`label = { zh = "关键客户", en = "Key" }`); either
+/// may be left out, and the policy's own name is shown instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Label {
+    pub zh: Option<String>,
+    pub en: Option<String>,
+}
+
+impl Label {
+    pub fn get(&self, lang: Lang) -> Option<&str> {
+        match lang {
+            Lang::En => self.en.as_deref(),
+            Lang::Zh => self.zh.as_deref(),
+        }
+    }
 }
 
 /// Which end of a ladder is the better one.
@@ -441,6 +493,9 @@ pub enum Period {
 pub struct LevelDef {
     pub name: String,
     pub title: Option<String>,
+    /// The level's name per console language: `label = { zh = "关键客户", en = "Key" }`.
+    #[serde(default)]
+    pub label: Label,
     /// Condition over metrics and scores (SQL syntax).
     pub when: Option<String>,
     /// The next share of all customers by `rank_by` (0.01 = 1%).

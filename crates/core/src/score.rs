@@ -297,6 +297,35 @@ impl ScoreModel {
     }
 
     /// Each input's share of one customer's score.
+    /// A weighted score's points per part for every customer (`None`: no value, 0 points),
+    /// named by the part's input: what a run records so that a page can show a customer's
+    /// breakdown without the population the parts were normalized on. Empty for other kinds,
+    /// whose points follow from the customer's own metrics.
+    pub fn part_points(&self, frame: &Frame) -> Vec<(String, Vec<Option<f64>>)> {
+        let ScoreSpec::Weighted { scale, parts } = &self.score.spec else {
+            return Vec::new();
+        };
+        parts
+            .iter()
+            .zip(&self.normalizers)
+            .map(|(p, norm)| {
+                let column = frame.column(&p.input);
+                let points = (0..frame.len())
+                    .map(|row| {
+                        let v = column.and_then(|c| c.num(row)).filter(|v| v.is_finite())?;
+                        let x = norm.apply(v);
+                        Some(if p.normalize == Normalize::Raw {
+                            p.weight * x
+                        } else {
+                            p.weight * x * scale
+                        })
+                    })
+                    .collect();
+                (p.input.clone(), points)
+            })
+            .collect()
+    }
+
     pub fn contributions(&self, frame: &Frame, row: usize) -> Vec<Contribution> {
         match &self.score.spec {
             ScoreSpec::Weighted { scale, parts } => parts

@@ -57,6 +57,7 @@ pub enum Quota {
 pub struct Benefit {
     pub name: String,
     pub title: Option<String>,
+    pub label: crate::policy::Label,
     pub period: QuotaPeriod,
     /// Per level of the service ladder.
     pub quota: Vec<Quota>,
@@ -64,6 +65,13 @@ pub struct Benefit {
 }
 
 impl Benefit {
+    /// The benefit's name in a language: its label, else its title, else its name.
+    pub fn shown(&self, lang: crate::policy::Lang) -> &str {
+        self.label
+            .get(lang)
+            .or(self.title.as_deref())
+            .unwrap_or(&self.name)
+    }
     /// The quota of a level (`None`: the customer has no level on the service ladder).
     pub fn quota_for(&self, level: Option<usize>) -> Quota {
         level

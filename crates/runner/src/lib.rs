@@ -24,6 +24,7 @@ pub mod manual;
 mod output;
 mod pins;
 mod record;
+pub use record::PART_SEPARATOR;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -462,7 +463,7 @@ struct Evaluated {
     warnings: Vec<Diagnostic>,
     previous_run: Option<i64>,
     /// The previous run's recorded levels (empty without a store or a previous run).
-    previous_levels: Vec<(String, String, String)>,
+    previous_levels: Vec<stratum_store::PriorLevel>,
     /// Sources let through by `--allow-shrink`.
     shrink_allowed: Vec<String>,
     non_finite: Vec<stratum_engine::NonFinite>,
@@ -476,7 +477,7 @@ struct Kept {
     tags: Vec<(String, String)>,
     prior: Prior,
     /// The previous run's recorded levels, for the migration this run records.
-    previous_levels: Vec<(String, String, String)>,
+    previous_levels: Vec<stratum_store::PriorLevel>,
     previous_run: Option<i64>,
     /// Rows per source at the last recorded run of the policy.
     recorded_rows: std::collections::HashMap<String, u64>,

@@ -76,8 +76,7 @@ pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String
     })
 }
 
-/// A customer's level on a ladder of a recorded run: (ladder, customer, level).
-type LevelOf = (String, String, String);
+use stratum_store::PriorLevel;
 
 /// What the run records of each ladder for pages that must not read its rows: the summary
 /// (pyramids, Pareto figure) with the Lorenz curve, as JSON. Sorts every customer's value:
@@ -85,13 +84,18 @@ type LevelOf = (String, String, String);
 pub(crate) fn recorded_summaries(
     ev: &Evaluation,
     summaries: &[LadderSummary],
-    previous: Option<(i64, &[LevelOf])>,
+    previous: Option<(i64, &[PriorLevel])>,
 ) -> Result<Vec<(String, String)>, RunError> {
-    let before: std::collections::HashMap<(&str, &str), &str> = previous
+    let before: Before = previous
         .map(|(_, levels)| {
             levels
                 .iter()
-                .map(|(l, c, level)| ((l.as_str(), c.as_str()), level.as_str()))
+                .map(|p| {
+                    (
+                        (p.ladder.as_str(), p.customer.as_str()),
+                        (p.level.as_str(), p.active),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -108,10 +112,13 @@ pub(crate) fn recorded_summaries(
                 downgrades: 0,
                 upgraded: Vec::new(),
                 downgraded: Vec::new(),
+                cutoffs: ev.results[li].cutoff.clone(),
+                activity: Vec::new(),
             };
             if previous.is_some() {
                 migration(ev, li, &before, &mut recorded);
             }
+            recorded.activity = activity(ev, li, previous.map(|(_, levels)| levels), &before);
             serde_json::to_string(&recorded)
                 .map(|json| (summary.ladder.clone(), json))
                 .map_err(|e| RunError::Internal(format!("a ladder summary as JSON: {e}")))
@@ -121,10 +128,73 @@ pub(crate) fn recorded_summaries(
 
 /// The moves of ladder `li` since the previous run (`before`: its levels by ladder and
 /// customer): the matrix with counts and value, the up and down counts and the first movers.
+/// The previous run's level of each (ladder, customer), and whether the customer was active.
+type Before<'a> = std::collections::HashMap<(&'a str, &'a str), (&'a str, bool)>;
+
+/// Ladder `li`'s activity per level (as `stratum report` counts it): active and repeat
+/// customers now, and of those active on each level at the previous run, how many are not
+/// now. Empty without the policy's `activity` metric.
+fn activity(
+    ev: &Evaluation,
+    li: usize,
+    previous: Option<&[PriorLevel]>,
+    before: &Before<'_>,
+) -> Vec<stratum_core::LevelActivity> {
+    let Some(column) = ev
+        .policy
+        .settings
+        .activity
+        .as_deref()
+        .and_then(|a| ev.frame.column(a))
+    else {
+        return Vec::new();
+    };
+    let ladder = &ev.ladders[li];
+    let order = crate::history::level_order(Some(&ev.policy), &ladder.name);
+    let mut out: Vec<stratum_core::LevelActivity> = order
+        .iter()
+        .map(|level| stratum_core::LevelActivity {
+            level: level.clone(),
+            active: 0,
+            repeat: 0,
+            active_before: previous.map(|_| 0),
+            churned: 0,
+        })
+        .collect();
+    let at = |level: &str| order.iter().position(|l| l == level);
+    for p in previous.unwrap_or_default() {
+        if p.ladder == ladder.name
+            && p.active
+            && let Some(i) = at(&p.level)
+        {
+            *out[i].active_before.get_or_insert(0) += 1;
+            // Counted as churned until found active below.
+            out[i].churned += 1;
+        }
+    }
+    for row in 0..ev.frame.len() {
+        let activity = column.num(row).unwrap_or(0.0);
+        if activity <= 0.0 {
+            continue;
+        }
+        if let Some(i) = at(ev.level_name(li, ev.results[li].level[row])) {
+            out[i].active += 1;
+            out[i].repeat += u64::from(activity >= 2.0);
+        }
+        if let Some((then, true)) = before.get(&(ladder.name.as_str(), &ev.frame.ids()[row]))
+            && let Some(i) = at(then)
+        {
+            out[i].churned -= 1;
+        }
+    }
+    out.retain(|a| a.active > 0 || a.active_before.is_some_and(|n| n > 0) || previous.is_none());
+    out
+}
+
 fn migration(
     ev: &Evaluation,
     li: usize,
-    before: &std::collections::HashMap<(&str, &str), &str>,
+    before: &Before<'_>,
     out: &mut stratum_core::RecordedSummary,
 ) {
     let ladder = &ev.ladders[li];
@@ -135,7 +205,9 @@ fn migration(
     for row in 0..ev.frame.len() {
         let id = &ev.frame.ids()[row];
         let to = ev.level_name(li, ev.results[li].level[row]);
-        let from = before.get(&(ladder.name.as_str(), id)).copied();
+        let from = before
+            .get(&(ladder.name.as_str(), id))
+            .map(|(level, _)| *level);
         // Rows are ordered by level then; `new` (not in the previous run) last.
         let key = (from.map_or(usize::MAX, pos), pos(to));
         let cell = cells.entry(key).or_insert((0, 0.0));
@@ -176,6 +248,36 @@ pub(crate) fn metric_chunks(ev: &Evaluation) -> Result<MetricChunks, StoreError>
     MetricChunks::encode(&batch)
 }
 
+/// The batch with a column per part of each weighted score, `SCORE/INPUT`, holding the
+/// customer's points from that part (see [`stratum_core::score::ScoreModel::part_points`]).
+fn with_part_points(ev: &Evaluation, batch: RecordBatch) -> Result<RecordBatch, RunError> {
+    use datafusion::arrow::array::{ArrayRef, Float64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for model in &ev.scores {
+        for (input, points) in model.part_points(&ev.frame) {
+            fields.push(Field::new(
+                format!("{}{PART_SEPARATOR}{input}", model.score.name),
+                DataType::Float64,
+                true,
+            ));
+            columns.push(std::sync::Arc::new(Float64Array::from(points)));
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| RunError::Internal(format!("score parts for the store: {e}")))
+}
+
+/// Between a score's name and its part's input in the recorded column of the part's points
+/// (no metric name holds it).
+pub const PART_SEPARATOR: char = '/';
+
 /// Every customer's metrics and scores (no tags), in byte order of the customer id. Frames
 /// of integer keys are in numeric order, so those are sorted (on every core).
 fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
@@ -186,6 +288,7 @@ fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
     let batch = all
         .project(&keep)
         .map_err(|e| RunError::Internal(format!("metrics for the store: {e}")))?;
+    let batch = with_part_points(ev, batch)?;
     let ids = ev.frame.ids();
     if (1..n).all(|i| ids[i - 1] < ids[i]) {
         return Ok(batch);

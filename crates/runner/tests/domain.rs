@@ -336,7 +336,7 @@ fn main_policy_fixture(customers: &str, transactions: &str, invoices: &str, over
 #[tokio::test]
 async fn weighted_composite_scores_and_pyramid_with_overrides() {
     let ws = main_policy_fixture(
-        "customer_id,owner,tags\nA,wang,\nB,wang,blacklist\nC,li,\nD,li,\nE,li,\n",
+        "customer_id,owner,tags,household_id\nA,wang,,H1\nB,wang,blacklist,H1\nC,li,,H2\nD,li,,H3\nE,li,,H3\n",
         "customer_id,date,amount,cost\nA,2026-06-01,100,90\nB,2026-06-01,400,380\nC,2026-06-01,200,150\nD,2026-06-01,300,260\n",
         "customer_id,issued,due_date,paid_date,amount\n\
          A,2026-05-01,2026-05-31,2026-05-20,100\n\
@@ -684,7 +684,7 @@ async fn lifecycle_stages() {
     add("L_dt", &[days_ago(300), days_ago(250), days_ago(200)]);
     add("L_dp", &[days_ago(700), days_ago(400)]);
     let ws = main_policy_fixture(
-        "customer_id,owner,tags\nL_pot,li,\nL_new,li,\nL_dev,li,\nL_mat,li,\nL_loy,li,\nL_dt,li,\nL_dp,li,\n",
+        "customer_id,owner,tags,household_id\nL_pot,li,,H\nL_new,li,,H\nL_dev,li,,H\nL_mat,li,,H\nL_loy,li,,H\nL_dt,li,,H\nL_dp,li,,H\n",
         &tx,
         "customer_id,issued,due_date,paid_date,amount\n",
         "customer_id,ladder,level,reason\n",

@@ -77,6 +77,8 @@ pub struct AppState {
     lookup: Arc<lookup::Lookup>,
     /// Held while a run started through the API goes on: one at a time.
     running: Arc<tokio::sync::Mutex<()>>,
+    /// The last run started from the console, with its stages as they come.
+    pub(crate) console_run: Arc<std::sync::Mutex<Option<console::RunJob>>>,
     /// Held while a draft is simulated or an explanation recomputed: one at a time, since
     /// each reads every source.
     evaluating: Arc<tokio::sync::Semaphore>,
@@ -101,6 +103,7 @@ impl AppState {
             keys: Arc::default(),
             lookup: Arc::default(),
             running: Arc::default(),
+            console_run: Arc::default(),
             evaluating: Arc::new(tokio::sync::Semaphore::new(1)),
             limits: Limits::default(),
             clock: Arc::new(Utc::now),
@@ -143,7 +146,10 @@ impl AppState {
             .latest_run_id(self.policy.policy.history_name())
             .await?
         {
-            Some(latest) => self.lookup.ensure(&self.store, latest).await,
+            Some(latest) => {
+                let household = self.policy.policy.settings.household.as_deref();
+                self.lookup.ensure(&self.store, latest, household).await
+            }
             // Every run retired: nothing is served any more.
             None => Ok(self.lookup.clear()),
         }

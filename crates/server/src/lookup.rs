@@ -37,6 +37,28 @@ pub struct LevelTable {
     cells: Vec<Cell>,
     owners: Vec<u32>,
     owner_names: Vec<String>,
+    /// Customer ids by row.
+    ids: Vec<Box<str>>,
+    /// Rows in customer-id order: the order lists and pages show.
+    order: Vec<u32>,
+    /// Every customer's id and text metrics, lower-cased, one line per customer in `order`
+    /// (a search is one scan of one buffer); `text_ends[i]` ends line `i`.
+    text: String,
+    text_ends: Vec<u32>,
+    /// The rows carrying each tag, as the run recorded them.
+    tagged: HashMap<String, std::collections::HashSet<u32>>,
+    /// Rows per household (the policy's `household` metric), for the card's members.
+    households: HashMap<Box<str>, Vec<u32>>,
+}
+
+/// What a customer list is narrowed to: text anywhere in the id or a text metric (case
+/// folded), a level on a ladder, a tag, an owner.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    pub text: &'a str,
+    pub level: Option<(&'a str, &'a str)>,
+    pub tag: Option<&'a str>,
+    pub owner: Option<&'a str>,
 }
 
 /// A customer's level on one ladder, as the lookup returns it.
@@ -49,7 +71,13 @@ pub struct LadderLevel<'a> {
 }
 
 impl LevelTable {
-    pub fn build(standings: RunStandings) -> Result<LevelTable, StoreError> {
+    /// The table of a run's standings, searchable by its text metrics (`texts`), with
+    /// households grouped by the text metric `household` names.
+    pub fn build(
+        standings: RunStandings,
+        texts: stratum_store::TextMetrics,
+        household: Option<&str>,
+    ) -> Result<LevelTable, StoreError> {
         let mut ladders: Vec<(String, Vec<String>)> = Vec::new();
         let mut level_ids: Vec<HashMap<String, u16>> = Vec::new();
         let mut rows: HashMap<Box<str>, u32> = HashMap::new();
@@ -108,6 +136,53 @@ impl LevelTable {
             });
             owners[row as usize] = id;
         }
+        let mut ids: Vec<Box<str>> = vec![Box::from(""); rows.len()];
+        for (id, &row) in &rows {
+            ids[row as usize] = id.clone();
+        }
+        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+        let mut tagged: HashMap<String, std::collections::HashSet<u32>> = HashMap::new();
+        for (customer, tags) in &standings.tags {
+            if let Some(&row) = rows.get(customer.as_str()) {
+                for tag in tags.split(',').filter(|t| !t.is_empty()) {
+                    tagged.entry(tag.to_string()).or_default().insert(row);
+                }
+            }
+        }
+        // The text metrics by row (they come in id order, as `order` is, but a customer may
+        // be missing from them: joined by id).
+        let mut row_texts: Vec<String> = vec![String::new(); rows.len()];
+        let mut households: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let household_column = household.and_then(|h| texts.names.iter().position(|n| n == h));
+        for (i, customer) in texts.customers.iter().enumerate() {
+            let Some(&row) = rows.get(customer.as_str()) else {
+                continue;
+            };
+            let line = &mut row_texts[row as usize];
+            for (c, column) in texts.values.iter().enumerate() {
+                if let Some(v) = &column[i] {
+                    line.push('\u{1f}');
+                    line.push_str(&v.to_lowercase().replace('\n', " "));
+                    if Some(c) == household_column && !v.is_empty() {
+                        households.entry(v.as_str().into()).or_default().push(row);
+                    }
+                }
+            }
+        }
+        let mut text = String::new();
+        let mut text_ends = Vec::with_capacity(order.len());
+        for &row in &order {
+            text.push_str(&ids[row as usize].to_lowercase());
+            text.push_str(&row_texts[row as usize]);
+            text.push('\n');
+            text_ends.push(u32::try_from(text.len()).map_err(|_| {
+                StoreError::Internal("the search text of a run exceeds 4 GiB".into())
+            })?);
+        }
+        for members in households.values_mut() {
+            members.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+        }
         Ok(LevelTable {
             run: standings.run,
             ladders,
@@ -115,7 +190,109 @@ impl LevelTable {
             cells,
             owners,
             owner_names,
+            ids,
+            order,
+            text,
+            text_ends,
+            tagged,
+            households,
         })
+    }
+
+    /// The customers matching `filter`, in id order: how many there are, and the ids of
+    /// `limit` of them from `offset` (a page). One scan of the search text.
+    pub fn search(&self, filter: &Filter<'_>, offset: usize, limit: usize) -> (usize, Vec<&str>) {
+        let level = match filter.level {
+            Some((ladder, level)) => {
+                let Some(l) = self.ladders.iter().position(|(name, _)| name == ladder) else {
+                    return (0, Vec::new());
+                };
+                let Some(v) = self.ladders[l].1.iter().position(|n| n == level) else {
+                    return (0, Vec::new());
+                };
+                Some((l, v as u16))
+            }
+            None => None,
+        };
+        let owner = match filter.owner {
+            Some(name) => match self.owner_names.iter().position(|n| n == name) {
+                Some(id) => Some(id as u32),
+                None => return (0, Vec::new()),
+            },
+            None => None,
+        };
+        let tagged = match filter.tag {
+            Some(tag) => match self.tagged.get(tag) {
+                Some(rows) => Some(rows),
+                None => return (0, Vec::new()),
+            },
+            None => None,
+        };
+        let width = self.ladders.len();
+        let keep = |row: u32| {
+            level.is_none_or(|(l, v)| self.cells[row as usize * width + l].level == v)
+                && owner.is_none_or(|o| self.owners[row as usize] == o)
+                && tagged.is_none_or(|t| t.contains(&row))
+        };
+        let (mut total, mut page) = (0, Vec::new());
+        let mut take = |row: u32| {
+            if keep(row) {
+                if total >= offset && page.len() < limit {
+                    page.push(&*self.ids[row as usize]);
+                }
+                total += 1;
+            }
+        };
+        let needle = filter.text.trim().to_lowercase();
+        if needle.is_empty() {
+            self.order.iter().for_each(|&row| take(row));
+        } else {
+            let mut last = usize::MAX;
+            for hit in memchr::memmem::find_iter(self.text.as_bytes(), needle.as_bytes()) {
+                let line = self.text_ends.partition_point(|&end| end as usize <= hit);
+                if line != last {
+                    last = line;
+                    take(self.order[line]);
+                }
+            }
+        }
+        (total, page)
+    }
+
+    /// The other customers of the household `household` names, in id order.
+    pub fn household(&self, household: &str, except: &str) -> Vec<&str> {
+        self.households
+            .get(household)
+            .map_or_else(Vec::new, |rows| {
+                rows.iter()
+                    .map(|&r| &*self.ids[r as usize])
+                    .filter(|id| *id != except)
+                    .collect()
+            })
+    }
+
+    /// The tags some customer of the run carries, sorted (the console's filter).
+    pub fn tags(&self) -> Vec<&str> {
+        let mut tags: Vec<&str> = self.tagged.keys().map(String::as_str).collect();
+        tags.sort_unstable();
+        tags
+    }
+
+    /// The owners of the run's customers, sorted.
+    pub fn owner_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.owner_names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The levels of a ladder that some customer holds, as recorded.
+    pub fn levels_of(&self, ladder: &str) -> Vec<&str> {
+        self.ladders
+            .iter()
+            .find(|(name, _)| name == ladder)
+            .map_or_else(Vec::new, |(_, names)| {
+                names.iter().map(String::as_str).collect()
+            })
     }
 
     pub fn customers(&self) -> usize {
@@ -203,7 +380,12 @@ impl Lookup {
             .is_some()
     }
 
-    pub(crate) async fn ensure(&self, store: &Store, latest: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn ensure(
+        &self,
+        store: &Store,
+        latest: i64,
+        household: Option<&str>,
+    ) -> Result<bool, StoreError> {
         if self.current().is_some_and(|t| t.run.id == latest) {
             return Ok(false);
         }
@@ -213,8 +395,12 @@ impl Lookup {
         }
         let started = std::time::Instant::now();
         let standings = store.run_standings(latest).await?;
-        let table =
-            stratum_runner::blocking::blocking(move || LevelTable::build(standings)).await?;
+        let texts = store.text_metrics(latest).await?;
+        let household = household.map(str::to_string);
+        let table = stratum_runner::blocking::blocking(move || {
+            LevelTable::build(standings, texts, household.as_deref())
+        })
+        .await?;
         tracing::info!(
             run = latest,
             customers = table.customers(),

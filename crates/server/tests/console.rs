@@ -443,17 +443,21 @@ async fn customer_pages_follow_the_ownership_rule(url: String) {
     assert_eq!(list.status, StatusCode::OK);
     assert!(
         list.body
-            .contains(r#"<td><a href="/customers/C1">C1</a></td><td>gold</td>"#)
+            .contains(r#"<td><a href="/customers/C1">C1</a></td><td>gold</td><td>wang</td>"#)
             && list
                 .body
-                .contains(r#"<td><a href="/customers/C2">C2</a></td><td>basic</td>"#),
+                .contains(r#"<td><a href="/customers/C2">C2</a></td><td>basic</td><td>li</td>"#),
         "{}",
         list.body
     );
     let card = f.send("GET", "/customers/C1", &[&analyst], None).await;
     assert_eq!(card.status, StatusCode::OK);
     assert!(card.body.contains("<h1>Customer C1</h1>"), "{}", card.body);
-    assert!(card.body.contains("Owner: wang."), "{}", card.body);
+    assert!(
+        card.body.contains("<dt>Owner</dt><dd>wang</dd>"),
+        "{}",
+        card.body
+    );
     assert!(
         card.body
             .contains(r#"<th scope="row">tier</th><td class="level">gold</td>"#),

@@ -14,6 +14,16 @@ use sqlx::any::AnyRow;
 use stratum_core::PriorState;
 
 use crate::chunks::{self, AssignmentRow, CHUNK_ROWS, StandingsChunk};
+
+/// A customer's level on a ladder of an earlier run, and whether it was active then (the
+/// policy's `activity` metric above 0): what a new run's migration and churn start from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorLevel {
+    pub ladder: String,
+    pub customer: String,
+    pub level: String,
+    pub active: bool,
+}
 use crate::{Actor, Backend, Store, StoreError};
 
 /// A run about to be recorded.
@@ -490,6 +500,24 @@ impl Store {
         }
     }
 
+    /// Every customer's text metrics as the run recorded them (what the console searches and
+    /// groups households by), chunk by chunk in customer-id order.
+    pub async fn text_metrics(
+        &self,
+        run_id: i64,
+    ) -> Result<crate::metric_chunks::TextMetrics, StoreError> {
+        let mut out = crate::metric_chunks::TextMetrics::default();
+        let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
+            "SELECT metrics FROM metric_chunks WHERE run_id = $1 ORDER BY first_customer",
+        )
+        .bind(run_id)
+        .fetch(self.pool());
+        while let Some(blob) = rows.try_next().await? {
+            crate::metric_chunks::append_texts(&blob, &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// The run of a policy pinned for serving, if one is.
     pub async fn pinned_run(&self, policy_name: &str) -> Result<Option<i64>, StoreError> {
         Ok(
@@ -691,16 +719,16 @@ impl Store {
         Ok(out)
     }
 
-    /// [`Store::states`] and [`Store::levels`] of one run from one read of its rows (a
-    /// recorded run needs both of the previous run: standings for the holds, levels for
-    /// the migration it records).
+    /// [`Store::states`] and every customer's level (with whether it was active) of one run
+    /// from one read of its rows: a recorded run needs both of the previous run, standings
+    /// for the holds, levels for the migration and churn it records.
     pub async fn states_and_levels(
         &self,
         run_id: i64,
     ) -> Result<
         (
             HashMap<String, HashMap<String, PriorState>>,
-            Vec<(String, String, String)>,
+            Vec<PriorLevel>,
         ),
         StoreError,
     > {
@@ -716,11 +744,12 @@ impl Store {
                         state.with_level(state.level.to_string()),
                     );
                 }
-                levels.push((
-                    ladder.ladder.clone(),
-                    customer.to_string(),
-                    chunk.level(i).to_string(),
-                ));
+                levels.push(PriorLevel {
+                    ladder: ladder.ladder.clone(),
+                    customer: customer.to_string(),
+                    level: chunk.level(i).to_string(),
+                    active: chunk.activity(i).is_some_and(|x| x > 0.0),
+                });
             }
         }
         Ok((states, levels))

@@ -27,10 +27,11 @@ use sqlx::{AnyPool, Executor};
 
 pub use chunks::AssignmentRow;
 pub use history::{
-    CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun, RunInfo,
-    policy_hash,
+    CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun, PriorLevel,
+    RunInfo, policy_hash,
 };
 pub use manual::{AuditFilter, AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
+pub use metric_chunks::TextMetrics;
 pub use service::{
     ApiKeyRow, CallbackRow, CurrentLevel, KeyRow, NewRedemption, Redeemed, RedemptionRow, Role,
     RunStandings, StandingRow, UserRow,

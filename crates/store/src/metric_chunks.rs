@@ -86,3 +86,51 @@ pub(crate) fn find(
     }
     Ok(Some(out))
 }
+
+/// A run's text metrics for every customer (customer-id order), column by column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TextMetrics {
+    /// The text metrics' names, in the policy's order.
+    pub names: Vec<String>,
+    pub customers: Vec<String>,
+    /// Per metric of `names`, one value per customer of `customers`.
+    pub values: Vec<Vec<Option<String>>>,
+}
+
+/// Appends a chunk's customers and text columns to `out` (the first chunk sets the names).
+pub(crate) fn append_texts(blob: &[u8], out: &mut TextMetrics) -> Result<(), StoreError> {
+    let ipc = zstd::stream::decode_all(blob).map_err(corrupt)?;
+    let reader = StreamReader::try_new(&ipc[..], None).map_err(corrupt)?;
+    for batch in reader {
+        let batch = batch.map_err(corrupt)?;
+        let schema = batch.schema();
+        let texts: Vec<usize> = (1..batch.num_columns())
+            .filter(|&i| schema.field(i).data_type() == &DataType::Utf8)
+            .collect();
+        if out.customers.is_empty() && out.names.is_empty() {
+            out.names = texts
+                .iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect();
+            out.values = vec![Vec::new(); texts.len()];
+        }
+        let ids = batch
+            .column(0)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| corrupt("no customer_id column"))?;
+        out.customers
+            .extend((0..ids.len()).map(|i| ids.value(i).to_string()));
+        for &i in &texts {
+            let name = schema.field(i).name();
+            let Some(at) = out.names.iter().position(|n| n == name) else {
+                return Err(corrupt(format!("chunks disagree on text metric {name}")));
+            };
+            let column = batch.column(i).as_string::<i32>();
+            out.values[at].extend(
+                (0..column.len())
+                    .map(|r| (!column.is_null(r)).then(|| column.value(r).to_string())),
+            );
+        }
+    }
+    Ok(())
+}

@@ -114,6 +114,8 @@ pub struct CurrentLevel {
     pub as_of: String,
     pub ladder: String,
     pub level: String,
+    /// Where the rules alone placed the customer, before holds and overrides.
+    pub rule_level: String,
     pub score: Option<f64>,
     pub rank: Option<i64>,
     pub explanation: String,
@@ -126,6 +128,8 @@ pub struct RunStandings {
     pub rows: Vec<StandingRow>,
     /// (customer, owner) for customers with an owner.
     pub owners: Vec<(String, String)>,
+    /// (customer, comma-separated tags) for customers with tags, as the run recorded them.
+    pub tags: Vec<(String, String)>,
 }
 
 /// One customer on one ladder of a run.
@@ -788,6 +792,7 @@ impl Store {
                 as_of: as_of.clone(),
                 ladder,
                 level: chunk.level(i).to_string(),
+                rule_level: chunk.rule_level(i).to_string(),
                 score: chunk.score(i),
                 rank: chunk.rank(i),
                 explanation,
@@ -813,23 +818,39 @@ impl Store {
         }
         // One JSON document instead of a million rows: decoding rows one by one through
         // sqlx costs ten times more than the query.
-        let owners = match self.backend() {
+        let facts = match self.backend() {
             Backend::Sqlite => {
-                "SELECT json_group_array(json_array(customer_id, owner)) FROM customer_facts \
-                 WHERE policy_name = $1 AND owner IS NOT NULL"
+                "SELECT json_group_array(json_array(customer_id, owner, tags)) FROM customer_facts \
+                 WHERE policy_name = $1 AND (owner IS NOT NULL OR tags <> '')"
             }
             Backend::Postgres => {
-                "SELECT CAST(coalesce(json_agg(json_build_array(customer_id, owner)), '[]') \
-                 AS TEXT) FROM customer_facts WHERE policy_name = $1 AND owner IS NOT NULL"
+                "SELECT CAST(coalesce(json_agg(json_build_array(customer_id, owner, tags)), '[]') \
+                 AS TEXT) FROM customer_facts WHERE policy_name = $1 \
+                 AND (owner IS NOT NULL OR tags <> '')"
             }
         };
-        let doc: Option<String> = sqlx::query_scalar(owners)
+        let doc: Option<String> = sqlx::query_scalar(facts)
             .bind(&run.policy_name)
             .fetch_one(self.pool())
             .await?;
-        let owners: Vec<(String, String)> = serde_json::from_str(doc.as_deref().unwrap_or("[]"))
-            .map_err(|e| StoreError::Corrupt(format!("stored customer owners: {e}")))?;
-        Ok(RunStandings { run, rows, owners })
+        let facts: Vec<(String, Option<String>, String)> =
+            serde_json::from_str(doc.as_deref().unwrap_or("[]"))
+                .map_err(|e| StoreError::Corrupt(format!("stored customer facts: {e}")))?;
+        let (mut owners, mut tags) = (Vec::new(), Vec::new());
+        for (customer, owner, tagged) in facts {
+            if !tagged.is_empty() {
+                tags.push((customer.clone(), tagged));
+            }
+            if let Some(owner) = owner {
+                owners.push((customer, owner));
+            }
+        }
+        Ok(RunStandings {
+            run,
+            rows,
+            owners,
+            tags,
+        })
     }
 
     /// Customers of a run whose id starts with `prefix`, in id order, with their level on

@@ -22,6 +22,17 @@ pub(super) fn compile(
             checked.metrics.iter().map(|m| m.name.as_str()),
         ));
     }
+    if let Some(h) = &raw.policy.household
+        && !checked.metrics.iter().any(|m| &m.name == h)
+    {
+        cx.push(Diagnostic::unknown(
+            Code::UnknownMetric,
+            "policy.household",
+            "metric",
+            h,
+            checked.metrics.iter().map(|m| m.name.as_str()),
+        ));
+    }
     let guards = limits(
         raw.policy
             .max_rejects
@@ -39,6 +50,7 @@ pub(super) fn compile(
         currency: p.currency.clone(),
         overrides_file: p.overrides_file.clone(),
         activity: p.activity.clone(),
+        household: p.household.clone(),
     };
     (settings, guards)
 }

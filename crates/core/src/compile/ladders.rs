@@ -215,6 +215,7 @@ fn compile_ladder(
         levels.push(Level {
             name: l.name.clone(),
             title: l.title.clone(),
+            label: l.label.clone(),
             rule,
             valid_days: l.valid_days,
             attributes: l.attributes.clone(),
@@ -259,6 +260,7 @@ fn compile_ladder(
     ok.then(|| Ladder {
         name: name.to_string(),
         title: def.title.clone(),
+        label: def.label.clone(),
         applies_to,
         rank_by: def.rank_by.clone(),
         value: def.value.clone(),

@@ -142,6 +142,7 @@ pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> 
         benefits.push(Benefit {
             name: name.clone(),
             title: b.title.clone(),
+            label: b.label.clone(),
             period,
             quota,
             grant_hours: b.grant_hours,

@@ -13,6 +13,47 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The charts' words in one language: a prefix and a suffix around a measure's name where
+/// the languages put it in different places.
+pub struct ChartText {
+    pub customers_per_level: &'static str,
+    pub per_level: (&'static str, &'static str),
+    pub lorenz_of: &'static str,
+    pub share_of_customers: (&'static str, &'static str),
+    pub share_of: (&'static str, &'static str),
+    pub top_hold: &'static str,
+    pub moves: &'static str,
+    pub now: &'static str,
+    pub then: &'static str,
+    pub new: &'static str,
+}
+
+pub static EN: ChartText = ChartText {
+    customers_per_level: "Customers per level",
+    per_level: ("", " per level"),
+    lorenz_of: "Lorenz curve of ",
+    share_of_customers: ("share of customers, largest ", " first"),
+    share_of: ("share of ", ""),
+    top_hold: "the top 20% hold ",
+    moves: "Moves since the previous run",
+    now: "now →",
+    then: "then ↓",
+    new: "new",
+};
+
+pub static ZH: ChartText = ChartText {
+    customers_per_level: "各级客户数",
+    per_level: ("各级", ""),
+    lorenz_of: "洛伦兹曲线：",
+    share_of_customers: ("客户占比（按", "从高到低）"),
+    share_of: ("", "占比"),
+    top_hold: "前 20% 占 ",
+    moves: "相比上次分级的迁移",
+    now: "现在 →",
+    then: "之前 ↓",
+    new: "新客户",
+};
+
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
@@ -27,7 +68,7 @@ pub enum Pyramid {
 /// A level pyramid: one centred bar per graded level, best on top, its width the level's
 /// share of the customers (or of the value), labelled with the level, the figure and the
 /// share. `unit` follows value figures (the policy's currency).
-pub fn pyramid(summary: &LadderSummary, kind: Pyramid, unit: &str) -> String {
+pub fn pyramid(summary: &LadderSummary, kind: Pyramid, unit: &str, w: &ChartText) -> String {
     let rows: Vec<_> = summary
         .rows
         .iter()
@@ -36,10 +77,12 @@ pub fn pyramid(summary: &LadderSummary, kind: Pyramid, unit: &str) -> String {
     let (width, bar_height, gap, top) = (420.0, 30.0, 6.0, 34.0);
     let height = top + rows.len() as f64 * (bar_height + gap) + 8.0;
     let title = match kind {
-        Pyramid::Customers => "Customers per level".to_string(),
+        Pyramid::Customers => w.customers_per_level.to_string(),
         Pyramid::Value => format!(
-            "{} per level{}",
+            "{}{}{}{}",
+            w.per_level.0,
             summary.value_name.as_deref().unwrap_or("value"),
+            w.per_level.1,
             if unit.is_empty() {
                 String::new()
             } else {
@@ -81,7 +124,12 @@ pub fn pyramid(summary: &LadderSummary, kind: Pyramid, unit: &str) -> String {
 
 /// The Lorenz curve of the value over customers ordered by value, largest first, with the
 /// diagonal of an even spread and the top fifth marked.
-pub fn lorenz(points: &[(f64, f64)], value_name: &str, pareto_top20: Option<f64>) -> String {
+pub fn lorenz(
+    points: &[(f64, f64)],
+    value_name: &str,
+    pareto_top20: Option<f64>,
+    words: &ChartText,
+) -> String {
     let (w, h, left, bottom, pad) = (420.0, 300.0, 56.0, 48.0, 16.0);
     let (plot_w, plot_h) = (w - left - pad, h - bottom - pad);
     let px = |x: f64| left + x * plot_w;
@@ -90,7 +138,7 @@ pub fn lorenz(points: &[(f64, f64)], value_name: &str, pareto_top20: Option<f64>
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="lorenz" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}"><title>{}</title>"#,
-        esc(&format!("Lorenz curve of {value_name}"))
+        esc(&format!("{}{value_name}", words.lorenz_of))
     );
     // Axes with ticks every 20%.
     let _ = write!(
@@ -115,11 +163,15 @@ pub fn lorenz(points: &[(f64, f64)], value_name: &str, pareto_top20: Option<f64>
     }
     let _ = write!(
         svg,
-        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="middle" font-size="12">share of customers, largest {v} first</text><text x="14" y="{my:.1}" text-anchor="middle" font-size="12" transform="rotate(-90 14 {my:.1})">share of {v}</text>"#,
+        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="middle" font-size="12">{a}{v}{b}</text><text x="14" y="{my:.1}" text-anchor="middle" font-size="12" transform="rotate(-90 14 {my:.1})">{c}{v}{d}</text>"#,
         x = px(0.5),
         y = h - 8.0,
         my = py(0.5),
-        v = esc(value_name)
+        v = esc(value_name),
+        a = words.share_of_customers.0,
+        b = words.share_of_customers.1,
+        c = words.share_of.0,
+        d = words.share_of.1
     );
     let _ = write!(
         svg,
@@ -141,7 +193,8 @@ pub fn lorenz(points: &[(f64, f64)], value_name: &str, pareto_top20: Option<f64>
     if let Some(top) = pareto_top20 {
         let _ = write!(
             svg,
-            r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#a0001c"/><text class="pareto" x="{tx:.1}" y="{ty:.1}" font-size="12">the top 20% hold {p}</text>"##,
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#a0001c"/><text class="pareto" x="{tx:.1}" y="{ty:.1}" font-size="12">{hold}{p}</text>"##,
+            hold = words.top_hold,
             x = px(0.2),
             y = py(top),
             tx = px(0.2) + 8.0,
@@ -156,7 +209,11 @@ pub fn lorenz(points: &[(f64, f64)], value_name: &str, pareto_top20: Option<f64>
 /// The migration matrix as a heat map: a row per level at the previous run (and "new"), a
 /// column per level now, each cell the customers who went from one to the other (darker:
 /// more) with the value they hold now.
-pub fn heatmap(moves: &[(Option<String>, String, u64, f64)], levels: &[String]) -> String {
+pub fn heatmap(
+    moves: &[(Option<String>, String, u64, f64)],
+    levels: &[String],
+    words: &ChartText,
+) -> String {
     let mut rows: Vec<Option<&str>> = levels.iter().map(|l| Some(l.as_str())).collect();
     if moves.iter().any(|(from, ..)| from.is_none()) {
         rows.push(None);
@@ -171,9 +228,12 @@ pub fn heatmap(moves: &[(Option<String>, String, u64, f64)], levels: &[String]) 
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}"><title>Moves since the previous run</title><text x="{}" y="14" text-anchor="middle" font-size="12">now →</text><text x="8" y="{}" font-size="12">then ↓</text>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}"><title>{}</title><text x="{}" y="14" text-anchor="middle" font-size="12">{}</text><text x="8" y="{}" font-size="12">{}</text>"#,
+        words.moves,
         left + cols.len() as f64 * cell_w / 2.0,
-        top - 8.0
+        words.now,
+        top - 8.0,
+        words.then
     );
     for (c, col) in cols.iter().enumerate() {
         let _ = write!(
@@ -190,7 +250,7 @@ pub fn heatmap(moves: &[(Option<String>, String, u64, f64)], levels: &[String]) 
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="12" font-weight="bold">{}</text>"#,
             left - 8.0,
             y + cell_h / 2.0 + 4.0,
-            esc(row.unwrap_or("new"))
+            esc(row.unwrap_or(words.new))
         );
         for (c, col) in cols.iter().enumerate() {
             let found = moves
@@ -201,7 +261,7 @@ pub fn heatmap(moves: &[(Option<String>, String, u64, f64)], levels: &[String]) 
             let _ = write!(
                 svg,
                 r##"<g class="cell" data-from="{from}" data-to="{to}" data-customers="{n}"><rect x="{x:.1}" y="{y:.1}" width="{cw:.1}" height="{ch:.1}" fill="#7fa8d6" fill-opacity="{o:.2}" stroke="#fff"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="middle" font-size="12">{count}</text><text x="{tx:.1}" y="{vy:.1}" text-anchor="middle" font-size="9">{v}</text></g>"##,
-                from = esc(row.unwrap_or("new")),
+                from = esc(row.unwrap_or(words.new)),
                 to = esc(col),
                 cw = cell_w - 2.0,
                 ch = cell_h - 2.0,
@@ -252,14 +312,30 @@ mod tests {
     }
 
     #[test]
+    fn charts_speak_chinese() {
+        let count = pyramid(&summary(), Pyramid::Customers, "CNY", &ZH);
+        assert!(count.contains(">各级客户数</text>"), "{count}");
+        let value = pyramid(&summary(), Pyramid::Value, "CNY", &ZH);
+        assert!(value.contains(">各级profit_12m (CNY)</text>"), "{value}");
+        let svg = lorenz(
+            &[(0.0, 0.0), (0.2, 0.86), (1.0, 1.0)],
+            "利润",
+            Some(0.86),
+            &ZH,
+        );
+        assert!(svg.contains(">前 20% 占 86.0%</text>"), "{svg}");
+        assert!(svg.contains(">利润占比</text>"), "{svg}");
+    }
+
+    #[test]
     fn pyramids_carry_the_figures_with_separators_and_escaped_names() {
-        let count = pyramid(&summary(), Pyramid::Customers, "CNY");
+        let count = pyramid(&summary(), Pyramid::Customers, "CNY", &EN);
         assert!(count.contains(">key: 20 (1.0%)</text>"), "{count}");
         assert!(
             count.contains(">small &lt;b&gt;: 1,006 (50.3%)</text>"),
             "{count}"
         );
-        let value = pyramid(&summary(), Pyramid::Value, "CNY");
+        let value = pyramid(&summary(), Pyramid::Value, "CNY", &EN);
         assert!(
             value.contains(">profit_12m per level (CNY)</text>"),
             "{value}"
@@ -278,7 +354,7 @@ mod tests {
             (Some("small".to_string()), "key".to_string(), 3, 40.0),
             (None, "small".to_string(), 1_200, 99.0),
         ];
-        let svg = heatmap(&moves, &levels);
+        let svg = heatmap(&moves, &levels, &EN);
         assert!(
             svg.contains(r#"data-from="small" data-to="key" data-customers="3""#),
             "{svg}"
@@ -300,6 +376,7 @@ mod tests {
             &[(0.0, 0.0), (0.2, 0.86), (1.0, 1.0)],
             "profit_12m",
             Some(0.86),
+            &EN,
         );
         assert!(svg.contains(">the top 20% hold 86.0%</text>"), "{svg}");
         assert!(svg.contains(">share of profit_12m</text>"), "{svg}");

@@ -289,6 +289,8 @@ async fn customer_explain(
             .await?
             .unwrap_or_default()
             .into_iter()
+            // Scores' part points are the console's breakdown, not metrics.
+            .filter(|(metric, _)| !metric.contains(stratum_runner::PART_SEPARATOR))
             .map(|(metric, value)| MetricValue { metric, value })
             .collect();
         let run = state.store.run(run_id).await?;

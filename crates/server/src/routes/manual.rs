@@ -5,6 +5,9 @@ use stratum_store::NewOverride;
 use super::prelude::*;
 use serde::Serialize;
 
+/// Who changes overrides and manual inputs (the API's routes and the console's card).
+pub(crate) const EDITORS: &[Role] = &[Role::Admin];
+
 pub(super) const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
@@ -19,7 +22,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/api/overrides",
         summary: "Add an override: body {customer_id, ladder, level, mode?, reason, until?}",
-        roles: Some(&[Role::Admin]),
+        roles: Some(EDITORS),
         own_customers: false,
         does: "change overrides",
         handler: |m| on(m, add_override),
@@ -28,7 +31,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/api/overrides/{id}/remove",
         summary: "Remove an override: body {reason}",
-        roles: Some(&[Role::Admin]),
+        roles: Some(EDITORS),
         own_customers: false,
         does: "change overrides",
         handler: |m| on(m, remove_override),
@@ -46,7 +49,7 @@ pub(super) const ROUTES: &[Route] = &[
         method: Method::Put,
         path: "/api/customers/{id}/inputs/{field}",
         summary: "Set a manual scorecard input: body {value, reason}",
-        roles: Some(&[Role::Admin]),
+        roles: Some(EDITORS),
         own_customers: false,
         does: "change manual inputs",
         handler: |m| on(m, set_input),
@@ -83,26 +86,35 @@ async fn add_override(
     who: Principal,
     AppJson(b): AppJson<OverrideBody>,
 ) -> ApiResult {
-    let policy = &state.policy.policy;
-    stratum_runner::manual::check_override(policy, &b.ladder, &b.level)?;
-    stratum_runner::manual::check_customer(&state.store, policy, &b.customer_id, b.new_customer)
-        .await?;
-    let mode = b.mode.unwrap_or_default();
-    let id = state
-        .store
-        .add_override(
-            &NewOverride {
-                customer_id: b.customer_id,
-                ladder: b.ladder,
-                level: b.level,
-                mode,
-                reason: b.reason,
-                until: b.until,
-            },
-            &who.actor(),
-        )
-        .await?;
+    let new_customer = b.new_customer;
+    let change = NewOverride {
+        customer_id: b.customer_id,
+        ladder: b.ladder,
+        level: b.level,
+        mode: b.mode.unwrap_or_default(),
+        reason: b.reason,
+        until: b.until,
+    };
+    let id = add_checked_override(&state, &who, change, new_customer).await?;
     Ok((StatusCode::CREATED, Json(Added { id })).into_response())
+}
+
+/// Adds an override once the policy has its ladder and level and the store the customer
+/// (unless `new_customer`), with a reason: the API's and the console's one way in.
+pub(crate) async fn add_checked_override(
+    state: &AppState,
+    who: &Principal,
+    change: NewOverride,
+    new_customer: bool,
+) -> Result<i64, ApiError> {
+    let policy = &state.policy.policy;
+    if change.reason.trim().is_empty() {
+        return Err(ApiError::invalid("an override needs a reason"));
+    }
+    stratum_runner::manual::check_override(policy, &change.ladder, &change.level)?;
+    stratum_runner::manual::check_customer(&state.store, policy, &change.customer_id, new_customer)
+        .await?;
+    Ok(state.store.add_override(&change, &who.actor()).await?)
 }
 
 #[derive(Serialize)]
@@ -158,20 +170,36 @@ async fn set_input(
     AppPath((customer, field)): AppPath<(String, String)>,
     AppJson(b): AppJson<InputBody>,
 ) -> ApiResult {
-    let who = target.who;
-    let policy = &state.policy.policy;
-    stratum_runner::manual::check_input(policy, &field, &b.value)?;
-    stratum_runner::manual::check_customer(&state.store, policy, &customer, false).await?;
-    let changed = state
-        .store
-        .set_input(&customer, &field, &b.value, &b.reason, &who.actor())
-        .await?;
+    let changed =
+        set_checked_input(&state, &target.who, &customer, &field, &b.value, &b.reason).await?;
     ok(InputSet {
         customer_id: customer,
         field,
         value: b.value,
         changed,
     })
+}
+
+/// Sets a manual input once the policy declares the field (and the value fits its type)
+/// and the store has the customer, with a reason; whether the value changed.
+pub(crate) async fn set_checked_input(
+    state: &AppState,
+    who: &Principal,
+    customer: &str,
+    field: &str,
+    value: &str,
+    reason: &str,
+) -> Result<bool, ApiError> {
+    let policy = &state.policy.policy;
+    if reason.trim().is_empty() {
+        return Err(ApiError::invalid("a manual input needs a reason"));
+    }
+    stratum_runner::manual::check_input(policy, field, value)?;
+    stratum_runner::manual::check_customer(&state.store, policy, customer, false).await?;
+    Ok(state
+        .store
+        .set_input(customer, field, value, reason, &who.actor())
+        .await?)
 }
 
 #[derive(Serialize)]

@@ -9,8 +9,8 @@ pub(crate) mod benefits;
 pub(crate) mod customers;
 mod desk;
 mod extract;
-mod manual;
-mod runs;
+pub(crate) mod manual;
+pub(crate) mod runs;
 mod users;
 
 use axum::Json;

@@ -86,43 +86,19 @@ async fn start_run(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body: RunBody = optional_json(&body?)?;
-    let running = state.running.clone().try_lock_owned().map_err(|_| {
-        ApiError::new(
-            ErrorCode::RunInProgress,
-            "a run started through the API is still going; try again when it has finished",
-        )
-    })?;
     let options = stratum_runner::RunOptions {
         as_of: body.as_of,
         allow_future_as_of: body.allow_future_as_of,
         recorded_by: who.user.clone(),
         ..Default::default()
     };
-    let (policy, store) = (state.policy.clone(), state.store.clone());
-    // A task of its own: a client that hangs up does not stop a run half recorded.
-    let outcome = tokio::spawn(async move {
-        let _running = running;
-        stratum_runner::run(&policy, &options, Some(&store), &mut stratum_runner::Quiet).await
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    let run_id = outcome
-        .run_id
-        .ok_or_else(|| ApiError::internal("a recorded run has no id"))?;
-    state
-        .store
-        .audit_event(
-            &who.actor(),
-            "run.start",
-            &run_id.to_string(),
-            &format!("as of {}, {} customers", outcome.as_of, outcome.customers),
-        )
-        .await?;
-    state.refresh().await?;
+    let outcome = spawn_run(&state, &who, options, Box::new(stratum_runner::Quiet))?
+        .await
+        .map_err(ApiError::internal)??;
     Ok((
         StatusCode::CREATED,
         Json(Started {
-            run_id,
+            run_id: outcome.run_id.unwrap_or_default(),
             as_of: outcome.as_of,
             customers: outcome.customers,
             previous_run: outcome.previous_run,
@@ -130,6 +106,45 @@ async fn start_run(
         }),
     )
         .into_response())
+}
+
+/// Starts a run of the served policy as a task of its own (a client that hangs up does not
+/// stop a run half recorded), reporting its stages to `progress`: audited as `run.start`,
+/// and served once recorded. Refused while another run started on this server goes on.
+/// The API's `POST /api/runs` and the console's runs page both start runs here.
+pub(crate) fn spawn_run(
+    state: &AppState,
+    who: &Principal,
+    options: stratum_runner::RunOptions,
+    mut progress: Box<dyn stratum_runner::Progress>,
+) -> Result<tokio::task::JoinHandle<Result<stratum_runner::RunOutcome, ApiError>>, ApiError> {
+    let running = state.running.clone().try_lock_owned().map_err(|_| {
+        ApiError::new(
+            ErrorCode::RunInProgress,
+            "a run started on this server is still going; try again when it has finished",
+        )
+    })?;
+    let (state, actor) = (state.clone(), who.actor());
+    Ok(tokio::spawn(async move {
+        let _running = running;
+        let outcome =
+            stratum_runner::run(&state.policy, &options, Some(&state.store), &mut *progress)
+                .await?;
+        let run_id = outcome
+            .run_id
+            .ok_or_else(|| ApiError::internal("a recorded run has no id"))?;
+        state
+            .store
+            .audit_event(
+                &actor,
+                "run.start",
+                &run_id.to_string(),
+                &format!("as of {}, {} customers", outcome.as_of, outcome.customers),
+            )
+            .await?;
+        state.refresh().await?;
+        Ok(outcome)
+    }))
 }
 
 /// The files a policy reads: its sources and its overrides file.
@@ -158,36 +173,7 @@ async fn simulate(
     who: Principal,
     AppJson(body): AppJson<SimulateBody>,
 ) -> ApiResult {
-    let served = &state.policy;
-    let draft = stratum_runner::LoadedPolicy::from_text(
-        std::path::Path::new("draft policy"),
-        body.policy,
-        served.base_dir.clone(),
-    )?;
-    // A draft may only read what the served policy reads: it is evaluated on the server.
-    let allowed = files_read(served);
-    let read = files_read(&draft);
-    for path in read {
-        if !allowed.contains(&path) {
-            return Err(ApiError::invalid(format!(
-                "the draft reads `{path}`, which the served policy does not; over the API a \
-                 draft may only read the served policy's files"
-            )));
-        }
-    }
-    let options = stratum_runner::RunOptions {
-        as_of: body.as_of,
-        recorded_by: who.user.clone(),
-        memory_limit: Some(state.limits.evaluation_memory),
-        ..Default::default()
-    };
-    let turn = state.evaluation_turn()?;
-    let limit = state.limits.evaluation_timeout;
-    let store = state.store.clone();
-    let sim = evaluation(turn, limit, async move {
-        stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet).await
-    })
-    .await??;
+    let sim = simulate_draft(&state, &who, body.policy, body.as_of).await?;
     let ladders = sim
         .ladders
         .iter()
@@ -215,6 +201,48 @@ async fn simulate(
         ladders,
         summaries: sim.summaries.iter().map(ladder_summary).collect(),
     })
+}
+
+/// Evaluates a draft policy's text over the served policy's data against the latest run,
+/// recording nothing: one at a time, within the evaluation limits. A draft may read only
+/// the files the served policy reads. The API's `POST /api/simulate` and the console's
+/// what-if form both come here.
+pub(crate) async fn simulate_draft(
+    state: &AppState,
+    who: &Principal,
+    text: String,
+    as_of: Option<String>,
+) -> Result<stratum_runner::Simulation, ApiError> {
+    let served = &state.policy;
+    let draft = stratum_runner::LoadedPolicy::from_text(
+        std::path::Path::new("draft policy"),
+        text,
+        served.base_dir.clone(),
+    )?;
+    // A draft may only read what the served policy reads: it is evaluated on the server.
+    let allowed = files_read(served);
+    let read = files_read(&draft);
+    for path in read {
+        if !allowed.contains(&path) {
+            return Err(ApiError::invalid(format!(
+                "the draft reads `{path}`, which the served policy does not; on the server a \
+                 draft may only read the served policy's files"
+            )));
+        }
+    }
+    let options = stratum_runner::RunOptions {
+        as_of,
+        recorded_by: who.user.clone(),
+        memory_limit: Some(state.limits.evaluation_memory),
+        ..Default::default()
+    };
+    let turn = state.evaluation_turn()?;
+    let limit = state.limits.evaluation_timeout;
+    let store = state.store.clone();
+    Ok(evaluation(turn, limit, async move {
+        stratum_runner::simulate(&draft, &options, &store, &mut stratum_runner::Quiet).await
+    })
+    .await??)
 }
 
 #[derive(Serialize)]
