@@ -107,22 +107,7 @@ pub fn evaluate_with(
     let mut ladders = Vec::new();
     let mut results = Vec::new();
     for ladder in &policy.ladders {
-        let mut bound = ladder.clone();
-        for (i, level) in bound.levels.iter_mut().enumerate() {
-            let cond = match &mut level.rule {
-                Rule::When(c) => Some(c),
-                Rule::TopShare { when, .. }
-                | Rule::TopN { when, .. }
-                | Rule::ValueShare { when, .. } => when.as_mut(),
-                Rule::Rest => None,
-            };
-            if let Some(c) = cond {
-                c.resolve(&frame).map_err(|message| EvalError::User {
-                    key: format!("ladders.{}.levels[{i}].when", ladder.name),
-                    message,
-                })?;
-            }
-        }
+        let bound = bind_ladder(ladder, &frame)?;
         let col = |name: &Option<String>| -> Result<Option<usize>, EvalError> {
             match name {
                 None => Ok(None),
@@ -136,12 +121,6 @@ pub fn evaluate_with(
                 },
             }
         };
-        if let Some(scope) = &mut bound.applies_to {
-            scope.resolve(&frame).map_err(|message| EvalError::User {
-                key: format!("ladders.{}.applies_to", ladder.name),
-                message,
-            })?;
-        }
         let rank_col = col(&bound.rank_by)?;
         let value_col = col(&bound.value_measure().map(str::to_string))?;
         let mut result = place(&bound, &frame, rank_col, value_col);
@@ -776,6 +755,34 @@ pub fn gap_to_next(
         }
         Rule::Rest => format!("{} is a rest level", target.name),
     }
+}
+
+/// The ladder with its conditions (levels' rules, `applies_to`) bound to `frame`'s columns:
+/// what placing customers, and telling one what the next level needs, evaluate.
+pub fn bind_ladder(ladder: &Ladder, frame: &Frame) -> Result<Ladder, EvalError> {
+    let mut bound = ladder.clone();
+    for (i, level) in bound.levels.iter_mut().enumerate() {
+        let cond = match &mut level.rule {
+            Rule::When(c) => Some(c),
+            Rule::TopShare { when, .. }
+            | Rule::TopN { when, .. }
+            | Rule::ValueShare { when, .. } => when.as_mut(),
+            Rule::Rest => None,
+        };
+        if let Some(c) = cond {
+            c.resolve(frame).map_err(|message| EvalError::User {
+                key: format!("ladders.{}.levels[{i}].when", ladder.name),
+                message,
+            })?;
+        }
+    }
+    if let Some(scope) = &mut bound.applies_to {
+        scope.resolve(frame).map_err(|message| EvalError::User {
+            key: format!("ladders.{}.applies_to", ladder.name),
+            message,
+        })?;
+    }
+    Ok(bound)
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -249,12 +249,10 @@ impl Level {
 }
 
 impl Ladder {
-    /// The ladder's name in a language: its label, else its title, else its name.
+    /// The ladder's name in a language: its label, else its name (the title is a sentence,
+    /// for headings).
     pub fn shown(&self, lang: Lang) -> &str {
-        self.label
-            .get(lang)
-            .or(self.title.as_deref())
-            .unwrap_or(&self.name)
+        self.label.get(lang).unwrap_or(&self.name)
     }
     /// A level's name in a language, by the level's name (`n/a` and unknown names as given).
     pub fn level_shown<'a>(&'a self, level: &'a str, lang: Lang) -> &'a str {

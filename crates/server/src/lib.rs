@@ -200,7 +200,20 @@ pub fn app(state: AppState) -> Router {
             logged_with_timeout(timeout, req, next)
         }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A bug in one handler answers that request with a 500 (and is logged) instead of
+        // dropping the connection without an answer.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    use axum::response::IntoResponse;
+    ApiError::internal(format!("a request handler panicked: {what}")).into_response()
 }
 
 /// Who a request turned out to be, filled in by the key check, for the request log.

@@ -278,24 +278,29 @@ async fn customer_page(
         .partition(|(name, _)| name.contains(stratum_runner::PART_SEPARATOR));
     let frame = recorded_row(id, &recorded, &card.tags);
     let cutoffs = recorded_cutoffs(state, run_id).await?;
-    let levels = card
-        .levels
-        .iter()
+    let mut ordered: Vec<&stratum_store::CurrentLevel> = card.levels.iter().collect();
+    ordered.sort_by_key(|l| policy.ladders.iter().position(|p| p.name == l.ladder));
+    let levels = ordered
+        .into_iter()
         .map(|l| {
             let ladder = policy.ladders.iter().find(|p| p.name == l.ladder);
-            let gap = ladder.map_or(String::new(), |ladder| {
-                // An override's reason text says so; a hold keeps the level the rules left.
-                let overridden = l.rule_level != l.level && l.explanation.contains("override");
-                let empty = Vec::new();
-                stratum_core::gap_to_next(
-                    ladder,
-                    level_index(ladder, &l.level),
-                    overridden,
-                    cutoffs.get(&l.ladder).unwrap_or(&empty),
-                    &frame,
-                    0,
-                )
-            });
+            // Bound to the rebuilt row; a condition reading something the run did not record
+            // (a policy changed since) leaves the gap unsaid rather than guessed.
+            let gap = ladder
+                .and_then(|ladder| stratum_core::bind_ladder(ladder, &frame).ok())
+                .map_or(String::new(), |bound| {
+                    // An override's explanation says so; a hold keeps the level the rules left.
+                    let overridden = l.rule_level != l.level && l.explanation.contains("override");
+                    let empty = Vec::new();
+                    stratum_core::gap_to_next(
+                        &bound,
+                        level_index(&bound, &l.level),
+                        overridden,
+                        cutoffs.get(&l.ladder).unwrap_or(&empty),
+                        &frame,
+                        0,
+                    )
+                });
             LevelView {
                 ladder: ladder.map_or(l.ladder.clone(), |p| p.shown(lang).to_string()),
                 level: ladder.map_or(l.level.clone(), |p| {
@@ -314,9 +319,14 @@ async fn customer_page(
         })
     };
     let (mut attributes, mut metrics, mut lifetime) = (Vec::new(), Vec::new(), Vec::new());
+    // The owner has its own line, the household its members.
+    let owner_metric = policy.service.as_ref().and_then(|s| s.owner.as_deref());
     for (name, value) in &recorded {
+        if Some(name.as_str()) == owner_metric {
+            continue;
+        }
         let row = (name.clone(), shown_value(value));
-        if value.is_string() {
+        if value.is_string() || Some(name.as_str()) == policy.settings.household.as_deref() {
             attributes.push(row);
         } else if is_lifetime(name) {
             lifetime.push(row);

@@ -57,6 +57,9 @@ struct TrendRow {
 struct HomePage<'a> {
     t: &'static super::i18n::Text,
     s: &'a Session,
+    /// Every ladder (name, as shown) for the switch, and the one shown.
+    tabs: Vec<(String, String)>,
+    shown: String,
     policy: &'a str,
     run: Option<&'a stratum_store::RunInfo>,
     as_of: String,
@@ -74,7 +77,29 @@ fn percent(v: Option<f64>) -> String {
 /// The dashboard: per ladder of the served run, the count pyramid beside the value pyramid,
 /// the Lorenz curve with the Pareto figure, the migration since the previous run, and the
 /// level counts and KPIs of `stratum report` over the last runs.
-pub(super) async fn home(State(state): State<AppState>, session: Session) -> Page {
+#[derive(serde::Deserialize, Default)]
+pub(super) struct Which {
+    #[serde(default)]
+    ladder: String,
+}
+
+pub(super) async fn home(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Query(which): axum::extract::Query<Which>,
+) -> Page {
+    // One ladder at a time: the one asked for, else the service ladder.
+    let shown = if state
+        .policy
+        .policy
+        .ladders
+        .iter()
+        .any(|l| l.name == which.ladder)
+    {
+        which.ladder.clone()
+    } else {
+        state.service_ladder()
+    };
     let policy = state.policy.policy.history_name();
     let served = state.store.latest_run_id(policy).await.map_err(internal)?;
     let run = match served {
@@ -109,7 +134,13 @@ pub(super) async fn home(State(state): State<AppState>, session: Session) -> Pag
             .currency
             .as_deref()
             .unwrap_or("");
-        for ladder in &state.policy.policy.ladders {
+        for ladder in state
+            .policy
+            .policy
+            .ladders
+            .iter()
+            .filter(|l| l.name == shown)
+        {
             let Some(now) = recorded.get(&(run.id, ladder.name.clone())) else {
                 continue;
             };
@@ -183,6 +214,9 @@ pub(super) async fn home(State(state): State<AppState>, session: Session) -> Pag
             ladders.push(LadderView {
                 name: ladder.name.clone(),
                 heading: match (ladder.label.get(lang), &s.title) {
+                    (Some(label), Some(title)) if lang == stratum_core::Lang::En => {
+                        format!("{label} — {title}")
+                    }
                     (Some(label), _) => label.to_string(),
                     (None, Some(title)) => format!("{} — {title}", s.ladder),
                     (None, None) => s.ladder.clone(),
@@ -216,6 +250,14 @@ pub(super) async fn home(State(state): State<AppState>, session: Session) -> Pag
         HomePage {
             t,
             s: &session,
+            tabs: state
+                .policy
+                .policy
+                .ladders
+                .iter()
+                .map(|l| (l.name.clone(), l.shown(lang).to_string()))
+                .collect(),
+            shown,
             policy,
             as_of: run
                 .as_ref()

@@ -75,8 +75,8 @@ pub struct Text {
     pub as_of: &'static str,
     pub customers_count: &'static str,
     pub no_run: &'static str,
-    pub top20_hold: &'static str,
-    pub of_it: &'static str,
+    /// Around the value's name and the share: "The top 20% … hold 86.0% of it."
+    pub pareto: (&'static str, &'static str, &'static str),
     pub since_run: &'static str,
     pub up: &'static str,
     pub down: &'static str,
@@ -193,6 +193,8 @@ pub struct Text {
     pub change: &'static str,
     pub rules: &'static str,
     pub new_customer: &'static str,
+    pub gone: &'static str,
+    pub ladders: &'static str,
 }
 
 pub static EN: Text = Text {
@@ -216,8 +218,7 @@ pub static EN: Text = Text {
     as_of: "as of",
     customers_count: "customers",
     no_run: "No run recorded yet: run",
-    top20_hold: "The top 20% of customers by",
-    of_it: "of it",
+    pareto: ("The top 20% of customers by ", " hold ", " of it."),
     since_run: "Since run",
     up: "up",
     down: "down",
@@ -334,6 +335,8 @@ pub static EN: Text = Text {
     change: "change",
     rules: "rules",
     new_customer: "new",
+    gone: "gone",
+    ladders: "Ladders",
 };
 
 pub static ZH: Text = Text {
@@ -357,8 +360,7 @@ pub static ZH: Text = Text {
     as_of: "截至",
     customers_count: "位客户",
     no_run: "尚无分级记录：请运行",
-    top20_hold: "按以下指标排名前 20% 的客户：",
-    of_it: "占总量",
+    pareto: ("按 ", " 排名前 20% 的客户占总量的 ", "。"),
     since_run: "相比第",
     up: "升级",
     down: "降级",
@@ -475,6 +477,8 @@ pub static ZH: Text = Text {
     change: "变化",
     rules: "规则",
     new_customer: "新客户",
+    gone: "已离开",
+    ladders: "分级体系",
 };
 
 /// The console's texts in a language.
