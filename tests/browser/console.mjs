@@ -62,6 +62,12 @@ async function signIn(name) {
   check(await heat.locator('g[data-from="ordinary"][data-to="major"][data-customers="21"]').count() === 1,
         'dashboard: the heat map has the 21 who went from ordinary to major');
   check((await page.textContent('#ladder-pyramid table.movers')).includes('C00001'), 'dashboard: the upgraded list links C00001');
+  const repeat = await page.textContent('#ladder-pyramid table.trend.repeat');
+  check(repeat.includes('#2 (2026-10-31)') && repeat.includes('95.7%'), 'dashboard: the repeat-purchase trend (as `stratum report`)');
+  check((await page.textContent('#ladder-pyramid table.trend.churn')).includes('4.7%'), 'dashboard: the churn trend');
+  await page.click('nav.pages a[href="/?ladder=lifecycle"]');
+  check((await page.textContent('main h2')).startsWith('lifecycle'), 'dashboard: another ladder from the switch');
+  await inspect(page, 'dashboard-lifecycle');
   await page.click('header a[href="/customers"]');
   await page.fill('#q', 'C0000');
   await page.click('form[action="/customers"] button');
@@ -87,6 +93,12 @@ async function signIn(name) {
   await page.click('header a[href="/runs"]');
   check((await page.textContent('table.runs')).includes('served'), 'runs: the served run marked');
   await inspect(page, 'runs');
+  await page.click('form.compare button');
+  check((await page.textContent('main')).includes('pyramid: 69 up, 0 down, 0 new, 0 gone'), 'compare: runs #1 and #2, as `stratum diff`');
+  const download = page.waitForEvent('download');
+  await page.click('a[href$="format=csv"]');
+  check((await (await download).suggestedFilename()) === 'moves-1-2.csv', 'compare: the moves exported as CSV');
+  await inspect(page, 'compare');
   await page.click('header a[href="/admin"]');
   await page.fill('#action', 'login');
   await page.click('form[action="/admin"] button');
@@ -100,11 +112,58 @@ async function signIn(name) {
   await context.close();
 }
 
+// An analyst: a what-if on the policy page, a run started and followed to its end, the
+// pages in Chinese.
+{
+  const { context, page } = await signIn('ana');
+  await page.click('header a[href="/policy"]');
+  check((await page.textContent('table#policy-pyramid')).includes('the next top 1% by composite'), 'policy: the pyramid rules');
+  await inspect(page, 'policy');
+  const draft = await page.inputValue('#draft');
+  await page.fill('#draft', draft.replace('top_share = 0.01', 'top_share = 0.02'));
+  await page.click('form[action="/policy/what-if"] button');
+  const outcome = await page.textContent('div.outcome');
+  check(outcome.includes('pyramid: 48 up, 0 down'), 'what-if: 48 customers would move up into a 2% key level');
+  check(outcome.includes('493,800 → 580,200 (+86,400)'), 'what-if: and the benefits would cost 86,400 more');
+  check(await page.locator('div.outcome svg.heatmap g[data-from="major"][data-to="key"][data-customers="18"]').count() === 1,
+        'what-if: the matrix has the 18 majors who would become key');
+  await inspect(page, 'what-if');
+  await page.click('header a[href="/runs"]');
+  await page.click('form.start-run button');
+  await page.waitForSelector('section.job[data-finished="true"]', { timeout: 60000 });
+  check((await page.textContent('section.job h2')).startsWith('#3 ✓'), 'runs: the run started here finished as #3');
+  check((await page.textContent('section.job ol')).includes('scoring and placing'), 'runs: its stages listed');
+  check((await page.textContent('table.runs')).includes('#3'), 'runs: #3 recorded');
+  await inspect(page, 'run-started');
+  await page.click('header a[lang="zh"]');
+  const zh = await page.textContent('header');
+  check(zh.includes('客户') && zh.includes('分级策略'), 'Chinese: the header');
+  await page.goto(`${base}/`);
+  const pyramidZh = await page.locator('#ladder-pyramid svg.pyramid').first().textContent();
+  check(pyramidZh.includes('关键客户: 23 (1.1%)') || pyramidZh.includes('关键客户: '), 'Chinese: the levels as the policy labels them');
+  check((await page.textContent('main')).includes('截至 2026年10月31日'), 'Chinese: dates as Chinese writes them');
+  await inspect(page, 'dashboard-zh');
+  await page.goto(`${base}/customers/C00042`);
+  await inspect(page, 'customer-card-zh');
+  await context.close();
+}
+
 // An agent: its own customer opens, another agent's is refused.
 {
   const { context, page } = await signIn('rep09');
   let answer = await page.goto(`${base}/customers/C00042`);
   check(answer.status() === 200, 'agent rep09: opens its own customer C00042');
+  const gap = await page.textContent('table.levels');
+  check(gap.includes('needs 10.36 more composite for key (has 79.95, the lowest in key now has 90.31)'),
+        'card: the next-level gap, as `stratum explain` says it');
+  check((await page.textContent('table.score-breakdown')).includes('52.26'), 'card: the score breakdown (profit_12m 52.26 points)');
+  await page.click('header a[href="/customers"]');
+  await page.fill('#q', 'C000');
+  await page.selectOption('#level', 'major');
+  await page.click('form.search button');
+  const found = await page.textContent('table.found');
+  check(found.includes('yours only') && found.includes('C00042'), 'agent search: narrowed to its own major customers');
+  check(!found.includes('rep04'), "agent search: no other agent's customer");
   answer = await page.goto(`${base}/customers/C00003`);
   check(answer.status() === 403, "agent rep09: refused rep04's customer C00003");
   check((await page.textContent('body')).includes('customer C00003 is not one of yours'), 'agent: says why');

@@ -97,6 +97,18 @@ fn the_console_in_chromium() {
         &[
             "user",
             "add",
+            "ana",
+            "--role",
+            "analyst",
+            "--password-stdin",
+        ],
+        Some(&line),
+    );
+    stratum(
+        &ws,
+        &[
+            "user",
+            "add",
             "rep09",
             "--role",
             "agent",

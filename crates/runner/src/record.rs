@@ -187,7 +187,6 @@ fn activity(
             out[i].churned -= 1;
         }
     }
-    out.retain(|a| a.active > 0 || a.active_before.is_some_and(|n| n > 0) || previous.is_none());
     out
 }
 

@@ -415,6 +415,29 @@ async fn four_runs_with_holds_overrides_and_kpis(url: String) {
         (3, Some(0), Some(2))
     );
 
+    // What each run recorded for the console's trends says the same as the report.
+    for (run_id, ladder, json) in store.run_summaries(&[r1, r2, r3]).await.unwrap() {
+        let recorded: stratum_core::RecordedSummary = serde_json::from_str(&json).unwrap();
+        for k in kpis
+            .iter()
+            .filter(|k| k.run_id == run_id && k.ladder == ladder)
+        {
+            let a = recorded.activity.iter().find(|a| a.level == k.level);
+            assert_eq!(
+                a.and_then(|a| a.repeat_rate()),
+                k.repeat_rate,
+                "repeat rate of {run_id} {ladder} {}",
+                k.level
+            );
+            assert_eq!(
+                a.and_then(|a| a.churn_rate()),
+                k.churn_rate,
+                "churn rate of {run_id} {ladder} {}",
+                k.level
+            );
+        }
+    }
+
     // The CSV export carries the same rows.
     let csv_path = ws.path("kpis.csv");
     stratum_runner::write_kpis(&csv_path, &kpis).unwrap();

@@ -414,3 +414,141 @@ impl Lookup {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratum_store::{StandingRow, TextMetrics};
+
+    fn table() -> LevelTable {
+        let run = RunInfo {
+            id: 7,
+            policy_name: "p".into(),
+            policy_file: "p.toml".into(),
+            policy_hash: String::new(),
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            customers: 120,
+            inputs: "[]".into(),
+            recorded_by: "test".into(),
+            retired_at: None,
+            retired_by: None,
+        };
+        // 120 customers C000..C119: gold below 30, the rest basic; owners alternate; C1xx
+        // are in the north region; every tenth is a vip.
+        let ids: Vec<String> = (0..120).map(|i| format!("C{i:03}")).collect();
+        let rows = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| StandingRow {
+                ladder: "tier".into(),
+                customer_id: id.clone(),
+                level: if i < 30 { "gold" } else { "basic" }.into(),
+                score: Some(i as f64),
+                rank: Some(i as i64 + 1),
+            })
+            .collect();
+        let owners = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    id.clone(),
+                    if i % 2 == 0 { "wang" } else { "li" }.to_string(),
+                )
+            })
+            .collect();
+        let tags = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 10 == 0)
+            .map(|(_, id)| (id.clone(), "vip,web".to_string()))
+            .collect();
+        let texts = TextMetrics {
+            names: vec!["region".into(), "household".into()],
+            customers: ids.clone(),
+            values: vec![
+                ids.iter()
+                    .map(|id| {
+                        Some(
+                            if id.starts_with("C1") {
+                                "North"
+                            } else {
+                                "South"
+                            }
+                            .into(),
+                        )
+                    })
+                    .collect(),
+                (0..120).map(|i| Some(format!("H{}", i / 3))).collect(),
+            ],
+        };
+        let standings = RunStandings {
+            run,
+            rows,
+            owners,
+            tags,
+        };
+        LevelTable::build(standings, texts, Some("household")).unwrap()
+    }
+
+    #[test]
+    fn search_finds_text_anywhere_filters_and_pages_in_id_order() {
+        let t = table();
+        // Text in a metric, case folded: the 20 northern customers.
+        let north = Filter {
+            text: "NORTH",
+            ..Filter::default()
+        };
+        let (total, page) = t.search(&north, 0, 5);
+        assert_eq!(total, 20);
+        assert_eq!(page, ["C100", "C101", "C102", "C103", "C104"]);
+        let (_, last) = t.search(&north, 15, 10);
+        assert_eq!(last, ["C115", "C116", "C117", "C118", "C119"]);
+        // An id fragment, a level, an owner and a tag together.
+        let narrow = Filter {
+            text: "c0",
+            level: Some(("tier", "gold")),
+            owner: Some("wang"),
+            tag: Some("vip"),
+        };
+        assert_eq!(t.search(&narrow, 0, 50), (3, vec!["C000", "C010", "C020"]));
+        // Nothing matches: an unknown level, owner or tag, or absent text.
+        for f in [
+            Filter {
+                level: Some(("tier", "platinum")),
+                ..Filter::default()
+            },
+            Filter {
+                owner: Some("zhao"),
+                ..Filter::default()
+            },
+            Filter {
+                tag: Some("gone"),
+                ..Filter::default()
+            },
+            Filter {
+                text: "east",
+                ..Filter::default()
+            },
+        ] {
+            assert_eq!(t.search(&f, 0, 50), (0, vec![]));
+        }
+        // No filter: everyone, a page from the offset.
+        assert_eq!(
+            t.search(&Filter::default(), 118, 50),
+            (120, vec!["C118", "C119"])
+        );
+        // A customer matching in two metrics counts once.
+        let h = Filter {
+            text: "h1",
+            ..Filter::default()
+        };
+        let (total, _) = t.search(&h, 0, 0);
+        assert_eq!(total, 3 + 30, "H1 and H10..H19 (the text is a substring)");
+        assert_eq!(t.household("H2", "C006"), ["C007", "C008"]);
+        assert_eq!(t.tags(), ["vip", "web"]);
+        assert_eq!(t.owner_names(), ["li", "wang"]);
+    }
+}

@@ -14,6 +14,7 @@ const POLICY: &str = r#"
 [policy]
 name = "console"
 as_of = "2026-10-31"
+household = "household"
 
 [sources.customers]
 path = "customers.csv"
@@ -27,6 +28,28 @@ expr = "spend"
 source = "customers"
 expr = "owner"
 
+[metrics.household]
+source = "customers"
+expr = "household_id"
+
+[sources.manual]
+format = "inputs"
+key = "customer_id"
+columns = { relationship = "float" }
+
+[metrics.relationship]
+source = "manual"
+expr = "relationship"
+default = 0
+
+[scores.value]
+kind = "weighted"
+normalize = "minmax"
+scale = 100
+[[scores.value.parts]]
+metric = "spend"
+weight = 1.0
+
 [service]
 ladder = "tier"
 owner = "owner"
@@ -38,8 +61,10 @@ period = "year"
 quota = { gold = 2 }
 
 [ladders.tier]
+label = { zh = "等级" }
 [[ladders.tier.levels]]
 name = "gold"
+label = { zh = "金卡" }
 when = "spend >= 100"
 [[ladders.tier.levels]]
 name = "basic"
@@ -84,7 +109,7 @@ async fn fixture(url: String) -> Fixture {
     std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
     std::fs::write(
         dir.path().join("customers.csv"),
-        "customer_id,spend,owner\nC1,150,wang\nC2,20,li\n",
+        "customer_id,spend,owner,household_id\nC1,150,wang,H1\nC2,20,li,H1\n",
     )
     .unwrap();
     let store = Store::open(&url).await.unwrap();
@@ -189,6 +214,17 @@ impl Fixture {
             .send("POST", "/login", &[&csrf_cookie], Some(&form))
             .await;
         (answer, csrf_cookie)
+    }
+
+    /// Signs `name` in with the fixture's password; its session cookie.
+    async fn session(&self, name: &str) -> String {
+        self.session_with(name, "correct+horse+battery").await
+    }
+
+    async fn session_with(&self, name: &str, password: &str) -> String {
+        let (ok, _) = self.sign_in(name, password).await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER, "{name}: {}", ok.body);
+        ok.cookie(SESSION_COOKIE).unwrap()
     }
 
     async fn audit_actions(&self) -> Vec<String> {
@@ -583,7 +619,8 @@ async fn benefits_are_redeemed_and_cancelled_from_the_card(url: String) {
 /// structure is closed.
 async fn every_page_answers_the_roles_it_names(url: String) {
     let f = fixture(url).await;
-    let pages: [(&str, &[&str]); 6] = [
+    let pages: [(&str, &[&str]); 7] = [
+        ("/policy", &["boss", "mei", "wang", "ivr"]),
         ("/mine", &["wang"]),
         ("/", &["boss", "mei", "wang", "ivr"]),
         ("/customers", &["boss", "mei", "wang", "ivr"]),
@@ -736,7 +773,543 @@ async fn every_page_answers_the_roles_it_names(url: String) {
     assert!(runs.body.contains("<td>served</td>"));
 }
 
+/// The card rebuilds the customer's recorded row: what the next level needs, the score part
+/// by part, the household's other members.
+async fn the_card_says_what_the_next_level_needs(url: String) {
+    let f = fixture(url).await;
+    let analyst = f.session("mei").await;
+    let card = f.send("GET", "/customers/C2", &[&analyst], None).await;
+    assert_eq!(card.status, StatusCode::OK, "{}", card.body);
+    assert!(
+        card.body.contains(
+            r#"<td class="gap">needs 80 more spend (has 20, gold requires &#62;= 100) for gold</td>"#
+        ),
+        "{}",
+        card.body
+    );
+    assert!(
+        card.body.contains(r#"<dt>household</dt><dd>H1</dd>"#)
+            && card
+                .body
+                .contains(r#"<dd class="household"><a href="/customers/C1">C1</a> </dd>"#),
+        "{}",
+        card.body
+    );
+    let c1 = f.send("GET", "/customers/C1", &[&analyst], None).await;
+    assert!(
+        c1.body
+            .contains(r#"<td class="gap">already on the top level</td>"#)
+    );
+    // minmax over 20..150: C1's spend is the top, 100 points of 100.
+    assert!(
+        c1.body
+            .contains("<caption>Score breakdown: value = 100.00</caption>"),
+        "{}",
+        c1.body
+    );
+    assert!(
+        c1.body.contains(
+            r#"<tr><th scope="row">spend</th><td class="num">150</td><td>× 1 (minmax)</td><td class="num">100.00</td></tr>"#
+        ),
+        "{}",
+        c1.body
+    );
+    assert!(
+        card.body
+            .contains("<caption>Score breakdown: value = 0.00</caption>")
+    );
+}
+
+/// Pages follow Accept-Language, the header's switch sets a cookie that wins over it, and
+/// the policy's labels name ladders and levels in the language.
+async fn pages_speak_chinese_and_english(url: String) {
+    let f = fixture(url).await;
+    let analyst = f.session("mei").await;
+    let zh = [("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")];
+    let home = f.send_with("GET", "/", &[&analyst], None, &zh).await;
+    assert!(
+        home.body.contains(r#"<html lang="zh-CN">"#),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains(r#"<a href="/policy">分级策略</a>"#));
+    assert!(
+        home.body
+            .contains("当前分级：运行 #1 截至 2026年10月31日 (2 位客户)."),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains(">金卡: 1 (50.0%)</text>"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains(">各级客户数</text>"));
+    assert!(home.body.contains("<h2>等级</h2>"), "{}", home.body);
+    let card = f
+        .send_with("GET", "/customers/C1", &[&analyst], None, &zh)
+        .await;
+    assert!(
+        card.body
+            .contains(r#"<th scope="row">等级</th><td class="level">金卡</td>"#),
+        "{}",
+        card.body
+    );
+    // The switch: a cookie, then back to the page; English now, whatever the header says.
+    let switch = f
+        .send("GET", "/lang/en?back=/customers%3Fq%3DC", &[&analyst], None)
+        .await;
+    assert_eq!(switch.status, StatusCode::SEE_OTHER);
+    assert_eq!(switch.location.as_deref(), Some("/customers?q=C"));
+    let lang = switch.cookie("stratum_lang").unwrap();
+    assert_eq!(lang, "stratum_lang=en");
+    let en = f.send_with("GET", "/", &[&analyst, &lang], None, &zh).await;
+    assert!(en.body.contains(r#"<html lang="en">"#));
+    assert!(en.body.contains(">gold: 1 (50.0%)</text>"));
+    // The way back stays on this site.
+    for back in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let away = f
+            .send("GET", &format!("/lang/zh?back={back}"), &[&analyst], None)
+            .await;
+        assert_eq!(away.location.as_deref(), Some("/"), "{back}");
+    }
+    assert_eq!(
+        f.send("GET", "/lang/fr", &[&analyst], None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Overrides and manual inputs from the card: admins only, a reason required, audited,
+/// pending until the next run.
+async fn overrides_and_inputs_are_edited_from_the_card(url: String) {
+    let f = fixture(url).await;
+    let admin = f.session("boss").await;
+    let card = f.send("GET", "/customers/C2", &[&admin], None).await;
+    let csrf = card.csrf_field();
+    let post = |path: &'static str, form: String, who: String| {
+        let f = &f;
+        async move { f.send("POST", path, &[&who], Some(&form)).await }
+    };
+    let no_reason = post(
+        "/customers/C2/overrides",
+        format!("csrf={csrf}&ladder=tier&level=gold&mode=pin&reason=+&until="),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        no_reason.body.contains("an override needs a reason"),
+        "{}",
+        no_reason.body
+    );
+    let bad_date = post(
+        "/customers/C2/overrides",
+        format!("csrf={csrf}&ladder=tier&level=gold&mode=pin&reason=vip&until=soon"),
+        admin.clone(),
+    )
+    .await;
+    assert!(bad_date.body.contains("`soon` is not a date (YYYY-MM-DD)"));
+    let unknown = post(
+        "/customers/C2/overrides",
+        format!("csrf={csrf}&ladder=tier&level=platinum&mode=pin&reason=vip&until="),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.body.contains("platinum"), "{}", unknown.body);
+    let forged = post(
+        "/customers/C2/overrides",
+        "csrf=guess&ladder=tier&level=gold&mode=pin&reason=vip&until=".to_string(),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let added = post(
+        "/customers/C2/overrides",
+        format!("csrf={csrf}&ladder=tier&level=gold&mode=pin&reason=vip+guest&until=2026-12-31"),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(added.location.as_deref(), Some("/customers/C2"));
+    let card = f.send("GET", "/customers/C2", &[&admin], None).await;
+    assert!(
+        card.body.contains(
+            r#"<td class="num">1</td><td>tier</td><td>pin gold (≤ 2026-12-31)</td><td>vip guest</td><td>boss</td>"#
+        ),
+        "{}",
+        card.body
+    );
+    assert!(
+        card.body.contains("override #1: pin gold on tier"),
+        "{}",
+        card.body
+    );
+    // An input, checked against its declared type.
+    let not_a_number = post(
+        "/customers/C2/inputs",
+        format!("csrf={csrf}&field=relationship&value=lots&reason=met+them"),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(not_a_number.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let set = post(
+        "/customers/C2/inputs",
+        format!("csrf={csrf}&field=relationship&value=4&reason=met+them"),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    let card = f.send("GET", "/customers/C2", &[&admin], None).await;
+    assert!(
+        card.body
+            .contains(r#"<th scope="row">relationship</th><td>4</td><td>met them (boss,"#),
+        "{}",
+        card.body
+    );
+    // Removing needs a reason too.
+    let bare = post(
+        "/overrides/1/remove",
+        format!("csrf={csrf}&customer=C2&reason="),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(bare.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let removed = post(
+        "/overrides/1/remove",
+        format!("csrf={csrf}&customer=C2&reason=left+the+board"),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(removed.location.as_deref(), Some("/customers/C2"));
+    let card = f.send("GET", "/customers/C2", &[&admin], None).await;
+    assert!(!card.body.contains("vip guest"));
+    // Analysts and agents see no forms and are refused.
+    let analyst = f.session("mei").await;
+    let card = f.send("GET", "/customers/C2", &[&analyst], None).await;
+    assert!(!card.body.contains("action=\"/customers/C2/overrides\""));
+    let refused = post(
+        "/customers/C2/overrides",
+        format!(
+            "csrf={}&ladder=tier&level=gold&mode=pin&reason=x&until=",
+            card.csrf_field()
+        ),
+        analyst,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body, "the analyst role may not change overrides");
+    let actions: Vec<String> = f
+        .state
+        .store
+        .audit_log(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| format!("{} {} {}", a.actor, a.action, a.subject))
+        .collect();
+    for want in [
+        "boss override.add C2",
+        "boss input.set C2",
+        "boss override.remove C2",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want}: {actions:?}");
+    }
+}
+
+/// The policy page renders the served policy; analysts evaluate a draft and see how
+/// customers would move; agents see no form and are refused.
+async fn the_policy_page_and_its_what_if(url: String) {
+    let f = fixture(url).await;
+    let analyst = f.session("mei").await;
+    let page = f.send("GET", "/policy", &[&analyst], None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(r#"<tr><th scope="row">gold</th><td>spend &#62;= 100</td>"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("weight 1 × minmax, higher is better (scale 100)")
+    );
+    let draft = f.state.policy.text.replace("spend >= 100", "spend >= 10");
+    let form = format!(
+        "csrf={}&draft={}",
+        page.csrf_field(),
+        draft
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    let tried = f
+        .send("POST", "/policy/what-if", &[&analyst], Some(&form))
+        .await;
+    assert_eq!(tried.status, StatusCode::OK, "{}", tried.body);
+    assert!(
+        tried.body.contains("<h3>tier: 1 up, 0 down</h3>"),
+        "{}",
+        tried.body
+    );
+    assert!(
+        tried
+            .body
+            .contains(r#"data-from="basic" data-to="gold" data-customers="1""#),
+        "{}",
+        tried.body
+    );
+    // Nothing recorded.
+    assert_eq!(f.state.store.runs(None).await.unwrap().len(), 1);
+    let broken = f
+        .send(
+            "POST",
+            "/policy/what-if",
+            &[&analyst],
+            Some(&format!("csrf={}&draft=%5Bladders", page.csrf_field())),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(broken.body.contains(r#"<p class="error" role="alert">"#));
+    let agent = f.session("wang").await;
+    let page = f.send("GET", "/policy", &[&agent], None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("/policy/what-if"));
+    let refused = f
+        .send(
+            "POST",
+            "/policy/what-if",
+            &[&agent],
+            Some(&format!("csrf={}&draft=x", page.csrf_field())),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+/// A run started from the runs page: its stages followed until it is recorded, then the two
+/// runs compared and the moves exported.
+async fn runs_are_started_followed_and_compared(url: String) {
+    let f = fixture(url).await;
+    let analyst = f.session("mei").await;
+    let page = f.send("GET", "/runs", &[&analyst], None).await;
+    let forged = f
+        .send("POST", "/runs", &[&analyst], Some("csrf=guess"))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    std::fs::write(
+        f.state.policy.base_dir.join("customers.csv"),
+        "customer_id,spend,owner,household_id\nC1,150,wang,H1\nC2,120,li,H1\n",
+    )
+    .unwrap();
+    let started = f
+        .send(
+            "POST",
+            "/runs",
+            &[&analyst],
+            Some(&format!("csrf={}&as_of=2026-11-30", page.csrf_field())),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let mut job = String::new();
+    for _ in 0..200 {
+        job = f.send("GET", "/runs/job", &[&analyst], None).await.body;
+        if job.contains("\"finished\":true") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        job.contains("\"run_id\":2") && job.contains("scoring and placing"),
+        "{job}"
+    );
+    let page = f.send("GET", "/runs", &[&analyst], None).await;
+    assert!(page.body.contains("<h2>#2 ✓ (mei,"), "{}", page.body);
+    assert!(
+        page.body.contains(
+            r#"<td class="num">#2</td><td class="date">2026-11-30</td><td class="num">2</td><td>mei</td>"#
+        ),
+        "{}",
+        page.body
+    );
+    let compared = f
+        .send("GET", "/runs/compare?from=1&to=2", &[&analyst], None)
+        .await;
+    assert_eq!(compared.status, StatusCode::OK, "{}", compared.body);
+    assert!(
+        compared
+            .body
+            .contains("<h2>tier: 1 up, 0 down, 0 new, 0 gone</h2>"),
+        "{}",
+        compared.body
+    );
+    assert!(compared.body.contains(
+        r#"<td><a href="/customers/C2">C2</a></td><td>basic</td><td>gold</td><td>up</td>"#
+    ));
+    let csv = f
+        .send(
+            "GET",
+            "/runs/compare?from=1&to=2&format=csv",
+            &[&analyst],
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.body.starts_with(
+            "ladder,customer_id,from_level,to_level,direction,value,explanation\ntier,C2,basic,gold,up,"
+        ),
+        "{}",
+        csv.body
+    );
+    let parquet = f
+        .send(
+            "GET",
+            "/runs/compare?from=1&to=2&format=parquet",
+            &[&analyst],
+            None,
+        )
+        .await;
+    assert!(parquet.body.starts_with("PAR1"));
+    let bad = f
+        .send(
+            "GET",
+            "/runs/compare?from=1&to=2&format=xlsx",
+            &[&analyst],
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let missing = f
+        .send("GET", "/runs/compare?from=1&to=9", &[&analyst], None)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let audited = f.state.store.audit_log(50).await.unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|a| a.action == "run.start" && a.subject == "2" && a.actor == "mei")
+    );
+    let agent = f.session("wang").await;
+    for page in ["/runs/job", "/runs/compare?from=1&to=2"] {
+        assert_eq!(
+            f.send("GET", page, &[&agent], None).await.status,
+            StatusCode::FORBIDDEN,
+            "{page}"
+        );
+    }
+}
+
+/// Admins add users (with a password checked first) and make keys shown once.
+async fn admins_add_users_and_make_keys(url: String) {
+    let f = fixture(url).await;
+    let admin = f.session("boss").await;
+    let page = f.send("GET", "/admin", &[&admin], None).await;
+    let csrf = page.csrf_field();
+    let short = f
+        .send(
+            "POST",
+            "/admin/users",
+            &[&admin],
+            Some(&format!("csrf={csrf}&name=lin&role=agent&password=short")),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.body.contains("a password has at least 10 characters"));
+    assert!(!short.body.contains("<td>lin</td>"), "nothing added");
+    let twice = f
+        .send(
+            "POST",
+            "/admin/users",
+            &[&admin],
+            Some(&format!("csrf={csrf}&name=mei&role=agent&password=")),
+        )
+        .await;
+    assert!(
+        twice.body.contains("user `mei` exists already"),
+        "{}",
+        twice.body
+    );
+    let role = f
+        .send(
+            "POST",
+            "/admin/users",
+            &[&admin],
+            Some(&format!("csrf={csrf}&name=lin&role=boss&password=")),
+        )
+        .await;
+    assert!(role.body.contains("unknown role `boss`"));
+    let added = f
+        .send(
+            "POST",
+            "/admin/users",
+            &[&admin],
+            Some(&format!(
+                "csrf={csrf}&name=lin&role=agent&password=a+long+password"
+            )),
+        )
+        .await;
+    assert_eq!(added.location.as_deref(), Some("/admin"), "{}", added.body);
+    let lin = f.session_with("lin", "a+long+password").await;
+    assert_eq!(
+        f.send("GET", "/mine", &[&lin], None).await.status,
+        StatusCode::OK
+    );
+    let made = f
+        .send(
+            "POST",
+            "/admin/keys",
+            &[&admin],
+            Some(&format!("csrf={csrf}&user=lin")),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK);
+    let at = made.body.find("<code>stk_").expect("the new key shown") + 6;
+    let token = made.body[at..].split('<').next().unwrap().to_string();
+    let req = Request::builder()
+        .uri("/api/customers/C1/levels")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(f.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "lin owns no customer");
+    let again = f.send("GET", "/admin", &[&admin], None).await;
+    assert!(!again.body.contains(&token), "shown only once");
+    let actions: Vec<String> = f
+        .state
+        .store
+        .audit_log(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| format!("{} {}", a.action, a.subject))
+        .collect();
+    assert!(actions.iter().any(|a| a == "user.add lin"));
+    assert!(
+        actions.iter().any(|a| a.starts_with("key.create")),
+        "{actions:?}"
+    );
+    let forged = f
+        .send(
+            "POST",
+            "/admin/keys",
+            &[&admin],
+            Some("csrf=guess&user=lin"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
 stratum_store::on_both!(
+    the_card_says_what_the_next_level_needs,
+    pages_speak_chinese_and_english,
+    overrides_and_inputs_are_edited_from_the_card,
+    the_policy_page_and_its_what_if,
+    runs_are_started_followed_and_compared,
+    admins_add_users_and_make_keys,
     every_page_answers_the_roles_it_names,
     benefits_are_redeemed_and_cancelled_from_the_card,
     customer_pages_follow_the_ownership_rule,

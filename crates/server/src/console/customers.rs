@@ -264,7 +264,9 @@ async fn customer_page(
     let card = crate::routes::customers::card(state, id)
         .await
         .map_err(refused)?;
-    let (run_id, as_of) = (card.levels[0].run_id, card.levels[0].as_of.clone());
+    let run_id = card.levels[0].run_id;
+    let as_of = chrono::NaiveDate::parse_from_str(&card.levels[0].as_of, "%Y-%m-%d")
+        .map_or(card.levels[0].as_of.clone(), |d| session.date(&d));
     let lang = session.lang;
     let policy = &state.policy.policy;
     let recorded = state
