@@ -172,6 +172,14 @@ async function signIn(name) {
   await context.close();
 }
 
+// A service user (a desk's shared screen): reads any customer, no runs or admin pages.
+{
+  const { context, page } = await signIn('ivr');
+  check((await page.goto(`${base}/customers/C00003`)).status() === 200, 'service ivr: opens any customer');
+  check((await page.goto(`${base}/runs`)).status() === 403, 'service ivr: refused the runs page');
+  await context.close();
+}
+
 await browser.close();
 if (failures > 0) {
   console.error(`${failures} check(s) failed`);
