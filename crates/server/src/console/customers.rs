@@ -100,24 +100,14 @@ pub(super) async fn customers(
     };
     let offset = form.page * PAGE_SIZE;
     let (total, ids) = table.search(&filter, offset, PAGE_SIZE);
-    let ladder = state
-        .policy
-        .policy
-        .ladders
-        .iter()
-        .find(|l| l.name == ladder_name);
-    let shown = |level: &str| {
-        ladder.map_or(level.to_string(), |l| {
-            l.level_shown(level, session.lang).to_string()
-        })
-    };
+    let (ladder, shown) = super::level_names(&state, &ladder_name, session.lang);
     let found = ids
         .iter()
         .map(|id| Listed {
             id: id.to_string(),
             level: table
                 .level_on(id, &ladder_name)
-                .map(shown)
+                .map(&shown)
                 .unwrap_or_default(),
             owner: table.owner(id).unwrap_or("").to_string(),
         })
@@ -694,17 +684,29 @@ pub(super) async fn add_override(
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/customers/{id}")).into_response()),
-        Err(e) if super::shown_on_form(&e) => {
-            customer_page(
-                &state,
-                &session,
-                &id,
-                Some(e.message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => Err(refused(e)),
+        Err(e) => problem_or_refusal(&state, &session, &id, e).await,
+    }
+}
+
+/// After a card form the API's checks refused: the card again saying what was wrong, or
+/// the refusal (a role, a failure) as it is.
+async fn problem_or_refusal(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    e: crate::error::ApiError,
+) -> Page {
+    if super::shown_on_form(&e) {
+        customer_page(
+            state,
+            session,
+            id,
+            Some(e.message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await
+    } else {
+        Err(refused(e))
     }
 }
 
@@ -778,17 +780,7 @@ pub(super) async fn set_input(
     .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/customers/{id}")).into_response()),
-        Err(e) if super::shown_on_form(&e) => {
-            customer_page(
-                &state,
-                &session,
-                &id,
-                Some(e.message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(e) => Err(refused(e)),
+        Err(e) => problem_or_refusal(&state, &session, &id, e).await,
     }
 }
 
@@ -815,12 +807,7 @@ pub(super) async fn mine(State(state): State<AppState>, session: Session) -> Pag
         return Err(refusal);
     }
     let ladder_name = state.service_ladder();
-    let ladder = state
-        .policy
-        .policy
-        .ladders
-        .iter()
-        .find(|l| l.name == ladder_name);
+    let (ladder, shown) = super::level_names(&state, &ladder_name, session.lang);
     let table = state.level_table().await.map_err(refused)?;
     let filter = Filter {
         owner: Some(session.user.as_str()),
@@ -831,12 +818,7 @@ pub(super) async fn mine(State(state): State<AppState>, session: Session) -> Pag
         .into_iter()
         .map(|c| {
             let level = table.level_on(c, &ladder_name).unwrap_or("");
-            (
-                c.to_string(),
-                ladder
-                    .map_or(level, |l| l.level_shown(level, session.lang))
-                    .to_string(),
-            )
+            (c.to_string(), shown(level))
         })
         .collect();
     let callbacks = state

@@ -260,6 +260,29 @@ impl Session {
     }
 }
 
+/// A ladder's levels as a language shows them (by the policy's labels; names the policy
+/// does not know, such as `n/a`, as they are), and the ladder itself when the policy has it.
+fn level_names<'a>(
+    state: &'a AppState,
+    ladder: &str,
+    lang: Lang,
+) -> (
+    Option<&'a stratum_core::model::Ladder>,
+    impl Fn(&str) -> String + 'a,
+) {
+    let found = state
+        .policy
+        .policy
+        .ladders
+        .iter()
+        .find(|l| l.name == ladder);
+    (found, move |level: &str| {
+        found.map_or(level.to_string(), |l| {
+            l.level_shown(level, lang).to_string()
+        })
+    })
+}
+
 /// Whether an API error is the form's own problem (bad input, an unknown name), shown
 /// on the page again, rather than a refusal or a failure.
 fn shown_on_form(e: &crate::error::ApiError) -> bool {

@@ -413,21 +413,11 @@ pub(super) async fn what_if(
         .ladders
         .iter()
         .map(|l| {
-            let served = state
-                .policy
-                .policy
-                .ladders
-                .iter()
-                .find(|p| p.name == l.ladder);
-            let shown = |level: &str| {
-                served.map_or(level.to_string(), |p| {
-                    p.level_shown(level, lang).to_string()
-                })
-            };
+            let (served, shown) = super::level_names(&state, &l.ladder, lang);
             let moves: Vec<_> = l
                 .cells
                 .iter()
-                .map(|(from, to, n)| (from.as_deref().map(shown), shown(to), *n as u64, 0.0))
+                .map(|(from, to, n)| (from.as_deref().map(&shown), shown(to), *n as u64, 0.0))
                 .collect();
             let levels: Vec<String> = l.levels.iter().map(|x| shown(x)).collect();
             DraftLadder {

@@ -264,23 +264,13 @@ pub(super) async fn compare(
         .ladders
         .iter()
         .map(|l| {
-            let policy_ladder = state
-                .policy
-                .policy
-                .ladders
-                .iter()
-                .find(|p| p.name == l.ladder);
-            let shown = |level: &str| {
-                policy_ladder.map_or(level.to_string(), |p| {
-                    p.level_shown(level, lang).to_string()
-                })
-            };
+            let (policy_ladder, shown) = super::level_names(&state, &l.ladder, lang);
             let moves: Vec<_> = l
                 .cells
                 .iter()
                 .filter_map(|c| {
                     Some((
-                        c.from_level.as_deref().map(shown),
+                        c.from_level.as_deref().map(&shown),
                         shown(c.to_level.as_deref()?),
                         c.customers as u64,
                         c.value,
