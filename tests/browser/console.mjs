@@ -41,7 +41,8 @@ async function signIn(name) {
   await page.fill('#name', name);
   await page.fill('#password', password);
   await page.click('button[type=submit]');
-  check(new URL(page.url()).pathname === '/', `${name}: signed in`);
+  const signedIn = new URL(page.url()).pathname === '/';
+  check(signedIn, `${name}: signed in` + (signedIn ? '' : ` (${page.url()} ${(await page.textContent('main')).replace(/\s+/g, ' ').slice(0, 300)})`));
   return { context, page };
 }
 

@@ -87,23 +87,13 @@ fn the_console_in_chromium() {
     );
     stratum(&ws, &["run"], None);
     let line = format!("{PASSWORD}\n");
-    stratum(
-        &ws,
-        &["user", "add", "demo", "--role", "admin", "--password-stdin"],
-        Some(&line),
-    );
-    stratum(
-        &ws,
-        &[
-            "user",
-            "add",
-            "ana",
-            "--role",
-            "analyst",
-            "--password-stdin",
-        ],
-        Some(&line),
-    );
+    for (user, role) in [("demo", "admin"), ("ana", "analyst"), ("ivr", "service")] {
+        stratum(
+            &ws,
+            &["user", "add", user, "--role", role, "--password-stdin"],
+            Some(&line),
+        );
+    }
     stratum(
         &ws,
         &[

@@ -438,6 +438,20 @@ async fn idle_sessions_and_disabled_users_end(url: String) {
     *f.clock.lock().unwrap() += chrono::TimeDelta::minutes(31);
     let idle = f.send("GET", "/", &[&session], None).await;
     assert_eq!(idle.location.as_deref(), Some("/login"));
+    // Sessions left idle without a visit are swept at the next sign-in.
+    let forgotten = f.session("boss").await;
+    *f.clock.lock().unwrap() += chrono::TimeDelta::minutes(45);
+    let _ = f.session("wang").await;
+    let token = forgotten.split('=').nth(1).unwrap();
+    let hex: String = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let digest = format!("sha256:{hex}");
+    assert!(
+        f.state.store.session(&digest).await.unwrap().is_none(),
+        "the forgotten session is gone from the store"
+    );
 
     let (ok, _) = f.sign_in("mei", "correct+horse+battery").await;
     let session = ok.cookie(SESSION_COOKIE).unwrap();
@@ -1203,6 +1217,48 @@ async fn runs_are_started_followed_and_compared(url: String) {
     }
 }
 
+/// Every form of the console refuses a token that is not the session's, and changes nothing.
+async fn every_form_needs_the_sessions_token(url: String) {
+    let f = fixture(url).await;
+    let admin = f.session("boss").await;
+    let before = f.state.store.audit_log(1000).await.unwrap().len();
+    let forms = [
+        ("/logout", "csrf=guess"),
+        (
+            "/customers/C1/redemptions",
+            "csrf=guess&benefit=lounge&key=k",
+        ),
+        ("/redemptions/1/cancel", "csrf=guess"),
+        (
+            "/customers/C1/overrides",
+            "csrf=guess&ladder=tier&level=gold&mode=pin&reason=r&until=",
+        ),
+        (
+            "/customers/C1/inputs",
+            "csrf=guess&field=relationship&value=1&reason=r",
+        ),
+        ("/overrides/1/remove", "csrf=guess&customer=C1&reason=r"),
+        ("/policy/what-if", "csrf=guess&draft=x"),
+        ("/runs", "csrf=guess&as_of="),
+        ("/admin/users", "csrf=guess&name=x&role=agent&password="),
+        ("/admin/keys", "csrf=guess&user=mei"),
+        ("/admin/users/mei/disable", "csrf=guess"),
+        ("/admin/keys/abc/revoke", "csrf=guess"),
+    ];
+    for (path, form) in forms {
+        let answer = f.send("POST", path, &[&admin], Some(form)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body, "the form expired; reload the page", "{path}");
+    }
+    assert_eq!(f.state.store.audit_log(1000).await.unwrap().len(), before);
+    assert_eq!(f.state.store.runs(None).await.unwrap().len(), 1);
+}
+
 /// Admins add users (with a password checked first) and make keys shown once.
 async fn admins_add_users_and_make_keys(url: String) {
     let f = fixture(url).await;
@@ -1304,6 +1360,7 @@ async fn admins_add_users_and_make_keys(url: String) {
 }
 
 stratum_store::on_both!(
+    every_form_needs_the_sessions_token,
     the_card_says_what_the_next_level_needs,
     pages_speak_chinese_and_english,
     overrides_and_inputs_are_edited_from_the_card,

@@ -151,4 +151,15 @@ impl Store {
             .rows_affected();
         Ok(n > 0)
     }
+
+    /// Ends every session last used before `before` (RFC 3339): sessions left idle are never
+    /// used again, so each sign-in sweeps them instead of letting the table grow. The number
+    /// ended.
+    pub async fn end_sessions_idle_since(&self, before: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE last_seen < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
 }

@@ -137,6 +137,16 @@ pub(super) async fn login(
             "wrong user name or password",
         ));
     }
+    // Sessions idle past the limit can never be used again: swept at each sign-in.
+    let idle =
+        chrono::TimeDelta::from_std(state.limits.session_idle).unwrap_or(chrono::TimeDelta::MAX);
+    if let Some(cutoff) = state.now().checked_sub_signed(idle) {
+        state
+            .store
+            .end_sessions_idle_since(&cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .await
+            .map_err(internal)?;
+    }
     let token = random_hex(32);
     let csrf = random_hex(16);
     state
