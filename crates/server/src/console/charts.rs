@@ -219,7 +219,14 @@ pub fn heatmap(
         rows.push(None);
     }
     let cols: Vec<&str> = levels.iter().map(String::as_str).collect();
-    let (cell_w, cell_h, left, top) = (104.0, 40.0, 96.0, 44.0);
+    // Wide enough for the longest row label (about 7 px a character at 12 px).
+    let longest = rows
+        .iter()
+        .map(|r| r.unwrap_or(words.new).chars().count())
+        .max()
+        .unwrap_or(0);
+    let (cell_w, cell_h, top) = (104.0, 40.0, 44.0);
+    let left = (longest as f64 * 7.5 + 16.0).max(96.0);
     let (w, h) = (
         left + cols.len() as f64 * cell_w + 8.0,
         top + rows.len() as f64 * cell_h + 8.0,
@@ -274,7 +281,8 @@ pub fn heatmap(
                 ty = y + 17.0,
                 vy = y + 31.0,
                 count = fmt_num(n as f64),
-                v = if n == 0 {
+                // A matrix without values (a what-if's) shows counts only.
+                v = if n == 0 || value == 0.0 {
                     String::new()
                 } else {
                     fmt_num(value)

@@ -419,7 +419,18 @@ pub(super) async fn what_if(
                 .iter()
                 .map(|(from, to, n)| (from.as_deref().map(&shown), shown(to), *n as u64, 0.0))
                 .collect();
-            let levels: Vec<String> = l.levels.iter().map(|x| shown(x)).collect();
+            // `(unplaced)` and `(not applicable)` only where someone is there.
+            let levels: Vec<String> = l
+                .levels
+                .iter()
+                .filter(|x| {
+                    !x.starts_with('(')
+                        || l.cells.iter().any(|(from, to, n)| {
+                            *n > 0 && (to == *x || from.as_deref() == Some(x.as_str()))
+                        })
+                })
+                .map(|x| shown(x))
+                .collect();
             DraftLadder {
                 ladder: served.map_or(l.ladder.clone(), |p| p.shown(lang).to_string()),
                 heatmap_svg: charts::heatmap(&moves, &levels, t.chart),
