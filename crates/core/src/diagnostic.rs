@@ -83,6 +83,7 @@ diagnostic_codes! {
     InvalidMetric = "invalid_metric", Error, "a metric that is not exactly one of `source` + `expr`, `expr` alone, `rollup` or `lifetime`";
     InvalidName = "invalid_name", Error, "a name that is not a plain identifier (letters, digits, underscores)";
     InvalidPeriod = "invalid_period", Error, "a quota period that is not day, month, year or \"N days\"";
+    InvalidPipeline = "invalid_pipeline", Error, "a `[pipeline]` class, quota, target or calendar that cannot be used (the message says why)";
     InvalidPolicy = "invalid_policy", Error, "the file is not valid TOML or has an unknown key";
     InvalidQuota = "invalid_quota", Error, "a benefit quota that is not a number of uses (0 or more) or \"unlimited\"";
     InvalidShare = "invalid_share", Error, "a `top_share` or `value_share` outside (0, 1]";

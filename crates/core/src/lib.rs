@@ -19,6 +19,7 @@ pub mod hold;
 pub mod ladder;
 pub mod lint;
 pub mod model;
+pub mod pipeline;
 pub mod policy;
 pub mod score;
 pub mod service;

@@ -289,6 +289,8 @@ pub struct Policy {
     pub lifetime: Option<Lifetime>,
     /// Present when the policy has `[churn]`.
     pub churn: Option<ChurnRule>,
+    /// Present when the policy has `[pipeline]`.
+    pub pipeline: Option<crate::pipeline::Pipeline>,
     /// Warnings found while compiling (lint adds more).
     pub warnings: Vec<Diagnostic>,
     /// `[policy] max_rejects` and `max_shrink`.

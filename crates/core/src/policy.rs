@@ -33,6 +33,52 @@ pub struct PolicyFile {
     pub lifetime: Option<LifetimeDef>,
     /// The churn warning read by `stratum churn`.
     pub churn: Option<ChurnDef>,
+    /// The sales pipeline: maturity classes, follow-up cycles, daily call lists.
+    pub pipeline: Option<PipelineDef>,
+}
+
+/// `[pipeline]`: the sales team's maturity classes and how its daily call lists are made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDef {
+    /// The working-day calendar (CSV `date,kind,note`), relative to the policy's folder;
+    /// without one, Monday to Friday are worked.
+    pub calendar: Option<String>,
+    /// Contacts a rep makes on a working day (default 60).
+    pub daily_capacity: Option<u32>,
+    /// Contacts planned per weekday (`mon` … `sun`), shown against what was done.
+    #[serde(default)]
+    pub weekly_targets: IndexMap<String, u32>,
+    /// The classes, in the order the call list serves them.
+    #[serde(default)]
+    pub classes: Vec<PipelineClassDef>,
+    /// Contacts per day from a group of classes: at least `min` when that many are due, at
+    /// most `max`.
+    #[serde(default)]
+    pub quotas: Vec<PipelineQuotaDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineClassDef {
+    pub name: String,
+    #[serde(default)]
+    pub label: Label,
+    pub description: Option<String>,
+    /// How many customers of the class a rep should hold at most.
+    pub capacity: Option<u32>,
+    /// Working days between two contacts (the seed's "every 2–5 working days" is 5).
+    pub follow_up_days: u32,
+    /// Working days from entering the class by which the customer should have paid.
+    pub pay_within_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineQuotaDef {
+    pub classes: Vec<String>,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
 }
 
 /// `[churn]`: who `stratum churn` warns about, and what it shows with them.

@@ -9,6 +9,7 @@ mod guards;
 mod ladders;
 mod lifetime;
 mod metrics;
+mod pipeline;
 mod scores;
 mod service;
 mod sources;
@@ -65,6 +66,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     }
     let service = service::compile(&raw, &checked, &mut cx);
     let churn = churn::compile(&raw, &checked, &mut cx);
+    let pipeline = pipeline::compile(&raw, &checked, &mut cx);
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(cx.diags));
     }
@@ -86,6 +88,7 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         service,
         lifetime,
         churn,
+        pipeline,
         warnings,
         guards,
     })

@@ -230,3 +230,96 @@ fn offsets_parse() {
             .contains("unknown unit")
     );
 }
+
+const PIPELINE: &str = r#"
+[ladders.v]
+[[ladders.v.levels]]
+name = "all"
+rest = true
+
+[pipeline]
+calendar = "calendar.csv"
+daily_capacity = 60
+weekly_targets = { mon = 35, tue = 25, wed = 25, thu = 20, fri = 15 }
+
+[[pipeline.classes]]
+name = "0"
+capacity = 100
+follow_up_days = 1
+
+[[pipeline.classes]]
+name = "1"
+follow_up_days = 1
+pay_within_days = 2
+
+[[pipeline.classes]]
+name = "key-3"
+capacity = 15
+follow_up_days = 5
+pay_within_days = 10
+
+[[pipeline.quotas]]
+classes = ["0"]
+min = 10
+max = 15
+"#;
+
+#[test]
+fn a_pipeline_compiles_with_its_classes_quotas_and_targets() {
+    let p = Policy::from_str("p.toml", &format!("{BASE}{PIPELINE}")).unwrap();
+    let pipeline = p.pipeline.unwrap();
+    let names: Vec<&str> = pipeline.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["0", "1", "key-3"]);
+    assert_eq!(pipeline.classes[2].pay_within_days, Some(10));
+    assert_eq!(pipeline.quotas[0].classes, [0]);
+    assert_eq!(
+        (pipeline.quotas[0].min, pipeline.quotas[0].max),
+        (10, Some(15))
+    );
+    assert_eq!(
+        pipeline.weekly_targets,
+        [Some(35), Some(25), Some(25), Some(20), Some(15), None, None]
+    );
+    assert_eq!(pipeline.calendar.as_deref(), Some("calendar.csv"));
+}
+
+#[test]
+fn a_broken_pipeline_is_located() {
+    let broken = PIPELINE
+        .replace("name = \"1\"", "name = \"0\"")
+        .replace("follow_up_days = 5", "follow_up_days = 0")
+        .replace("classes = [\"0\"]", "classes = [\"9\"]")
+        .replace("min = 10", "min = 20")
+        .replace("fri = 15", "fry = 15");
+    let err = Policy::from_str("p.toml", &format!("{BASE}{broken}")).unwrap_err();
+    let found: Vec<(String, String)> = err
+        .errors()
+        .filter(|d| d.code == "invalid_pipeline")
+        .map(|d| (d.key.clone(), d.message.clone()))
+        .collect();
+    let want = [
+        ("pipeline.classes[1].name", "class `0` is named twice"),
+        (
+            "pipeline.classes[2].follow_up_days",
+            "class `key-3`: a follow-up cycle is at least 1 working day",
+        ),
+        (
+            "pipeline.quotas[0].classes",
+            "unknown class `9` (the classes: 0, 0, key-3)",
+        ),
+        (
+            "pipeline.quotas[0].classes",
+            "a quota names the classes it counts",
+        ),
+        ("pipeline.quotas[0].min", "min 20 is above max 15"),
+        (
+            "pipeline.weekly_targets.fry",
+            "`fry` is not a weekday: use mon, tue, wed, thu, fri, sat, sun",
+        ),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(k, m)| (k.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(found, want);
+}
