@@ -39,51 +39,78 @@ pub struct ClassQuota {
     pub max: Option<u32>,
 }
 
-/// How likely a prospect is to buy, as the rep judged it at the last contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Intent {
-    Poor,
-    Unclear,
-    Possible,
-    Good,
-    VeryLikely,
-}
-
-impl Intent {
-    pub const ALL: [Intent; 5] = [
-        Intent::Poor,
-        Intent::Unclear,
-        Intent::Possible,
-        Intent::Good,
-        Intent::VeryLikely,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Intent::Poor => "poor",
-            Intent::Unclear => "unclear",
-            Intent::Possible => "possible",
-            Intent::Good => "good",
-            Intent::VeryLikely => "very_likely",
+/// Generates a closed set of words with `as_str`, `FromStr` (naming the choices) and
+/// `Display`: what an interaction's channel and outcome may be.
+macro_rules! words {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident = $word:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($variant,)*
         }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant,)*];
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)*
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$name, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s.trim())
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        format!(concat!("unknown ", $what, " `{}`: use one of {}"), s, names.join(", "))
+                    })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words! {
+    /// How likely a prospect is to buy, as the rep judged it at the last contact (in
+    /// order: a later word is likelier).
+    Intent, "intent" {
+        Poor = "poor",
+        Unclear = "unclear",
+        Possible = "possible",
+        Good = "good",
+        VeryLikely = "very_likely",
     }
 }
 
-impl std::str::FromStr for Intent {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Intent, String> {
-        Intent::ALL
-            .into_iter()
-            .find(|i| i.as_str() == s.trim())
-            .ok_or_else(|| {
-                let names: Vec<&str> = Intent::ALL.iter().map(|i| i.as_str()).collect();
-                format!("unknown intent `{s}`: use one of {}", names.join(", "))
-            })
+words! {
+    /// How a contact was made (the walk-in and phone-in registers are two of them).
+    Channel, "channel" {
+        Call = "call",
+        Visit = "visit",
+        WalkIn = "walk_in",
+        PhoneIn = "phone_in",
+        Message = "message",
     }
 }
 
-impl std::fmt::Display for Intent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+words! {
+    /// What came of a contact.
+    Outcome, "outcome" {
+        Reached = "reached",
+        NoAnswer = "no_answer",
+        Busy = "busy",
+        Refused = "refused",
+        WrongNumber = "wrong_number",
     }
 }
 

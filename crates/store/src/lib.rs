@@ -14,6 +14,7 @@ mod convert_rows;
 mod history;
 mod manual;
 mod metric_chunks;
+mod pipeline;
 mod service;
 mod sessions;
 
@@ -32,6 +33,7 @@ pub use history::{
 };
 pub use manual::{AuditFilter, AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use metric_chunks::TextMetrics;
+pub use pipeline::{ClassChangeRow, InteractionRow, NewInteraction, ProspectRow};
 pub use service::{
     ApiKeyRow, CallbackRow, CurrentLevel, KeyRow, NewRedemption, Redeemed, RedemptionRow, Role,
     RunStandings, StandingRow, UserRow,
@@ -81,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "console logins and run summaries",
         include_str!("../migrations/sqlite/0008_console_logins.sql"),
     ),
+    (
+        9,
+        "the sales pipeline",
+        include_str!("../migrations/sqlite/0009_pipeline.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -122,6 +129,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "console logins and run summaries",
         include_str!("../migrations/postgres/0008_console_logins.sql"),
+    ),
+    (
+        9,
+        "the sales pipeline",
+        include_str!("../migrations/postgres/0009_pipeline.sql"),
     ),
 ];
 

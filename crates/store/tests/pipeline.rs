@@ -1,0 +1,154 @@
+//! The pipeline's state in the store: logging contacts moves prospects, class changes are
+//! kept with who, when, from, to and why, and bad logs change nothing.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use stratum_core::pipeline::{Channel, Intent, Outcome};
+use stratum_store::{Actor, NewInteraction, Store, StoreError};
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn lin() -> Actor {
+    Actor {
+        name: "lin".into(),
+        origin: "test".into(),
+    }
+}
+
+fn contact(customer: &str, on: &str) -> NewInteraction {
+    NewInteraction {
+        customer_id: customer.into(),
+        rep: "lin".into(),
+        on: d(on),
+        at: Utc.with_ymd_and_hms(2026, 10, 12, 2, 30, 0).unwrap(),
+        channel: Channel::Call,
+        outcome: Outcome::Reached,
+        intent: None,
+        class: None,
+        next_contact: None,
+        notes: String::new(),
+    }
+}
+
+async fn contacts_move_prospects_and_keep_class_changes(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    // New to the pipeline without a class: refused, nothing written.
+    let refused = store
+        .log_interaction(&contact("C1", "2026-10-12"), &lin())
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Invalid(m)) if m == "customer C1 is new to the pipeline: give the class the contact put it in"),
+        "{refused:?}"
+    );
+    assert!(store.interactions_of("C1").await.unwrap().is_empty());
+    // First contact: class 0.
+    let first = NewInteraction {
+        class: Some("0".into()),
+        ..contact("C1", "2026-10-12")
+    };
+    let row = store.log_interaction(&first, &lin()).await.unwrap();
+    assert_eq!(
+        (row.channel.as_str(), row.outcome.as_str()),
+        ("call", "reached")
+    );
+    let p = store.prospect("C1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.class.as_str(),
+            p.class_since,
+            p.last_contact,
+            p.next_contact,
+            p.intent
+        ),
+        ("0", d("2026-10-12"), Some(d("2026-10-12")), None, None)
+    );
+    // A later contact: key person reached, good intent, class 2, call again on the 15th.
+    let second = NewInteraction {
+        class: Some("2".into()),
+        intent: Some(Intent::Good),
+        next_contact: Some(d("2026-10-15")),
+        notes: "KP willing, wants the price list".into(),
+        ..contact("C1", "2026-10-13")
+    };
+    store.log_interaction(&second, &lin()).await.unwrap();
+    // A no-answer keeps class and intent, clears the set date (the cycle decides).
+    let third = NewInteraction {
+        outcome: Outcome::NoAnswer,
+        ..contact("C1", "2026-10-15")
+    };
+    store.log_interaction(&third, &lin()).await.unwrap();
+    let p = store.prospect("C1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.class.as_str(),
+            p.class_since,
+            p.last_contact,
+            p.next_contact,
+            p.intent
+        ),
+        (
+            "2",
+            d("2026-10-13"),
+            Some(d("2026-10-15")),
+            None,
+            Some(Intent::Good)
+        )
+    );
+    let changes: Vec<(Option<String>, String, NaiveDate, String)> = store
+        .class_changes_of("C1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.from_class, c.to_class, c.on_date, c.reason))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                None,
+                "0".to_string(),
+                d("2026-10-12"),
+                "call reached".to_string()
+            ),
+            (
+                Some("0".to_string()),
+                "2".to_string(),
+                d("2026-10-13"),
+                "KP willing, wants the price list".to_string()
+            ),
+        ]
+    );
+    let logged = store.interactions_of("C1").await.unwrap();
+    assert_eq!(logged.len(), 3);
+    assert_eq!(logged[0].outcome, "no_answer", "the latest first");
+    let week = store
+        .interactions_between(d("2026-10-13"), d("2026-10-15"))
+        .await
+        .unwrap();
+    assert_eq!(week.len(), 2);
+    // A next date before the contact is refused and changes nothing.
+    let backwards = NewInteraction {
+        next_contact: Some(d("2026-10-01")),
+        ..contact("C1", "2026-10-16")
+    };
+    let refused = store.log_interaction(&backwards, &lin()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.interactions_of("C1").await.unwrap().len(), 3);
+    let audit: Vec<String> = store
+        .audit_log(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| format!("{} {} {}", a.actor, a.action, a.detail))
+        .collect();
+    assert!(
+        audit.contains(&"lin interaction.add #2 call reached, class 0 → 2".to_string()),
+        "{audit:?}"
+    );
+}
+
+stratum_store::on_both!(contacts_move_prospects_and_keep_class_changes);
