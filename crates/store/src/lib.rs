@@ -711,7 +711,7 @@ mod tests {
         let refused = Store::open(&url).await.unwrap_err().to_string();
         assert!(
             refused.contains(
-                "needs 4 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving, 8 console logins and run summaries)"
+                "needs 5 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving, 8 console logins and run summaries, 9 the sales pipeline)"
             ),
             "{refused}"
         );
@@ -722,7 +722,7 @@ mod tests {
             .into_iter()
             .map(|m| m.0)
             .collect();
-        assert_eq!(applied, vec![5, 6, 7, 8]);
+        assert_eq!(applied, vec![5, 6, 7, 8, 9]);
         let store = Store::open(&url).await.unwrap();
         let d = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let row = |run_id, as_of, ladder: &str, level: &str, rule: &str, score, rank, why: &str| {
