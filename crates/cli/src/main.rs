@@ -43,6 +43,7 @@ macro_rules! out_part {
 mod clv;
 mod kept;
 mod malloc;
+mod pipeline;
 mod service;
 mod settings;
 
@@ -104,6 +105,8 @@ enum Command {
     Service(service::ServiceCommand),
     #[command(flatten)]
     Clv(clv::ClvCommand),
+    #[command(flatten)]
+    Pipeline(pipeline::PipelineCommand),
     /// Generate benchmark-size data
     Gen(GenArgs),
 }
@@ -390,6 +393,7 @@ async fn run_command(command: &Command, settings: &Settings) -> Result<ExitCode>
         Command::Kept(k) => kept::run(settings, k).await,
         Command::Service(s) => service::run(settings, s).await,
         Command::Clv(c) => clv::run(settings, c).await,
+        Command::Pipeline(p) => pipeline::run(settings, p).await,
         Command::Gen(args) => generate(args).await,
     }
 }

@@ -1153,3 +1153,127 @@ fn users_get_console_passwords() {
     let unknown = with_stdin(&["user", "passwd", "nobody"], "long enough password\n");
     assert_eq!(text(&unknown).1, "error: no enabled user `nobody`\n");
 }
+
+/// A rep's day on the demo's pipeline (its classes, quotas and the 2026 calendar): contacts
+/// logged, then the call lists of a working day, a Sunday and the Saturday worked to bridge
+/// National Day, and the refusals of a bad contact.
+#[test]
+fn call_lists_follow_classes_contacts_and_the_calendar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(
+        stratum(&["init", "demo", "--customers", "300"], dir)
+            .status
+            .success()
+    );
+    let ws = dir.join("demo");
+    let contact = |args: &[&str]| {
+        let mut all = vec!["--by", "lin", "contact"];
+        all.extend_from_slice(args);
+        let o = stratum(&all, &ws);
+        assert!(o.status.success(), "{args:?}: {:?}", text(&o));
+        text(&o).0
+    };
+    assert_eq!(
+        contact(&[
+            "C00042",
+            "--outcome",
+            "reached",
+            "--class",
+            "0",
+            "--on",
+            "2026-10-09"
+        ]),
+        "logged #1 for C00042: call reached; class 0, next contact by the class's cycle\n"
+    );
+    contact(&[
+        "C00043",
+        "--outcome",
+        "reached",
+        "--class",
+        "2",
+        "--intent",
+        "good",
+        "--on",
+        "2026-10-09",
+        "--next",
+        "2026-10-13",
+    ]);
+    contact(&[
+        "C00044",
+        "--channel",
+        "visit",
+        "--outcome",
+        "no_answer",
+        "--class",
+        "4",
+        "--on",
+        "2026-09-10",
+    ]);
+    contact(&[
+        "C00045",
+        "--outcome",
+        "reached",
+        "--class",
+        "1",
+        "--intent",
+        "very_likely",
+        "--on",
+        "2026-09-30",
+    ]);
+    let calls = |date: &str| text(&stratum(&["calls", "--rep", "lin", "--date", date], &ws)).0;
+    // Monday October 12: class 1 first (due the first working day after the holiday,
+    // October 8, and past its 2-day payment deadline), class 0 due on the Saturday worked,
+    // class 4 due 14 working days after September 10; C00043 is set for Tuesday.
+    assert_eq!(
+        calls("2026-10-12"),
+        "lin, Monday 2026-10-12: 3 call(s) (target 35)\n\
+         \x20 morning\n\
+         \x20    1  C00045     class 1          due 2026-10-08  overdue, past payment deadline, intent very_likely\n\
+         \x20    2  C00042     class 0          due 2026-10-10  overdue\n\
+         \x20 afternoon\n\
+         \x20    3  C00044     class 4          due 2026-09-30  overdue\n"
+    );
+    assert_eq!(
+        calls("2026-10-11"),
+        "lin, Sunday 2026-10-11: not a working day\n"
+    );
+    assert!(
+        calls("2026-10-13")
+            .contains("   4  C00043     class 2          due 2026-10-13  intent good\n")
+    );
+    // Logging the call takes it off the day's list (class 0 comes back the next working day).
+    contact(&["C00042", "--outcome", "reached", "--on", "2026-10-12"]);
+    let monday = calls("2026-10-12");
+    assert!(
+        monday.starts_with("lin, Monday 2026-10-12: 2 call(s)"),
+        "{monday}"
+    );
+    assert!(!monday.contains("C00042"));
+    assert!(calls("2026-10-13").contains("C00042     class 0          due 2026-10-13\n"));
+    // A first contact without a class, an unknown class or outcome: refused, nothing logged.
+    for (args, message) in [
+        (
+            vec!["C00046", "--outcome", "reached"],
+            "customer C00046 is new to the pipeline: give the class the contact put it in",
+        ),
+        (
+            vec!["C00046", "--outcome", "reached", "--class", "9"],
+            "unknown class `9`: the policy's classes are 1, 2, 0, key-3, ordinary-3, 4, 6, 7, 5",
+        ),
+        (
+            vec!["C00046", "--outcome", "maybe", "--class", "0"],
+            "unknown outcome `maybe`",
+        ),
+    ] {
+        let mut all = vec!["contact"];
+        all.extend(args.iter());
+        let o = stratum(&all, &ws);
+        assert_eq!(
+            o.status.code(),
+            Some(if message.contains("outcome") { 2 } else { 1 })
+        );
+        assert!(text(&o).1.contains(message), "{:?}", text(&o));
+    }
+    assert!(!calls("2026-10-13").contains("C00046"));
+}

@@ -466,6 +466,44 @@ impl DemoData {
                 .iter()
                 .map(|(c, l, v, r)| vec![c.clone(), l.clone(), v.clone(), r.clone()]),
         )?;
+        file(
+            "calendar.csv",
+            &["date", "kind", "note"],
+            &mut CALENDAR_2026
+                .iter()
+                .map(|(d, k, n)| vec![d.to_string(), k.to_string(), n.to_string()]),
+        )?;
         Ok(written)
     }
 }
+
+/// The sales pipeline's working days in 2026 (the demo's `data/calendar.csv`): China's
+/// public holidays and the weekends worked to bridge them (调休), as the State Council's
+/// schedule sets them out; illustrative, check the year's notice before relying on it.
+const CALENDAR_2026: &[(&str, &str, &str)] = &[
+    ("2026-01-01", "holiday", "New Year"),
+    ("2026-01-02", "holiday", "New Year"),
+    ("2026-01-04", "workday", "New Year bridge"),
+    ("2026-02-14", "workday", "Spring Festival bridge"),
+    ("2026-02-16", "holiday", "Spring Festival"),
+    ("2026-02-17", "holiday", "Spring Festival"),
+    ("2026-02-18", "holiday", "Spring Festival"),
+    ("2026-02-19", "holiday", "Spring Festival"),
+    ("2026-02-20", "holiday", "Spring Festival"),
+    ("2026-02-23", "holiday", "Spring Festival"),
+    ("2026-02-28", "workday", "Spring Festival bridge"),
+    ("2026-04-06", "holiday", "Qingming"),
+    ("2026-05-01", "holiday", "Labour Day"),
+    ("2026-05-04", "holiday", "Labour Day"),
+    ("2026-05-05", "holiday", "Labour Day"),
+    ("2026-05-09", "workday", "Labour Day bridge"),
+    ("2026-06-19", "holiday", "Dragon Boat"),
+    ("2026-09-20", "workday", "National Day bridge"),
+    ("2026-09-25", "holiday", "Mid-Autumn"),
+    ("2026-10-01", "holiday", "National Day"),
+    ("2026-10-02", "holiday", "National Day"),
+    ("2026-10-05", "holiday", "National Day"),
+    ("2026-10-06", "holiday", "National Day"),
+    ("2026-10-07", "holiday", "National Day"),
+    ("2026-10-10", "workday", "National Day bridge"),
+];

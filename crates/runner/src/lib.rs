@@ -23,6 +23,7 @@ mod lock;
 pub mod manual;
 mod output;
 mod pins;
+pub mod pipeline;
 mod record;
 pub use record::PART_SEPARATOR;
 

@@ -1,0 +1,188 @@
+//! `stratum calls` and `stratum contact`: a rep's call list for a day, and logging a contact
+//! (which moves the customer in the pipeline and off today's list).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::Subcommand;
+use stratum_core::pipeline::{Channel, Intent, Outcome};
+
+use crate::settings::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// The day's call list of every rep, or one rep's: who is due by their class's cycle or
+    /// their set date, overdue first, capped by the day's capacity and the class quotas,
+    /// in morning and afternoon blocks
+    Calls(CallsArgs),
+    /// Log a contact with a customer: channel, outcome, intent, the class it is now in and
+    /// the next contact date
+    Contact(ContactArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CallsArgs {
+    /// One rep's list (default: every rep's)
+    #[arg(long)]
+    rep: Option<String>,
+    /// The day (default: today)
+    #[arg(long)]
+    date: Option<NaiveDate>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ContactArgs {
+    customer_id: String,
+    /// The rep who made the contact (default: the user, `--by`/STRATUM_USER)
+    #[arg(long)]
+    rep: Option<String>,
+    #[arg(long, value_parser = parse::<Channel>, default_value = "call")]
+    channel: Channel,
+    #[arg(long, value_parser = parse::<Outcome>)]
+    outcome: Outcome,
+    #[arg(long, value_parser = parse::<Intent>)]
+    intent: Option<Intent>,
+    /// The class the contact put the customer in (required the first time)
+    #[arg(long)]
+    class: Option<String>,
+    /// When to contact the customer next (default: the class's cycle)
+    #[arg(long)]
+    next: Option<NaiveDate>,
+    /// The day of the contact (default: today)
+    #[arg(long)]
+    on: Option<NaiveDate>,
+    #[arg(long, default_value = "")]
+    notes: String,
+    /// A lead the served run does not have yet (otherwise an unknown id is refused)
+    #[arg(long)]
+    new_customer: bool,
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> Result<T, String> {
+    text.parse()
+}
+
+pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode> {
+    let loaded = stratum_runner::load_policy(&settings.policy_path(None))?;
+    let store = settings.open_store().await?;
+    match cmd {
+        PipelineCommand::Calls(args) => calls(&loaded, &store, args).await?,
+        PipelineCommand::Contact(args) => contact(settings, &loaded, &store, args).await?,
+    }
+    store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn calls(
+    loaded: &stratum_runner::LoadedPolicy,
+    store: &stratum_store::Store,
+    args: &CallsArgs,
+) -> Result<()> {
+    let date = args
+        .date
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let pipeline = stratum_runner::pipeline::pipeline_of(loaded)?;
+    let lists =
+        stratum_runner::pipeline::call_lists(loaded, store, date, args.rep.as_deref()).await?;
+    if lists.is_empty() {
+        out!("nobody is in the pipeline yet (log a first contact with `stratum contact`)");
+    }
+    for list in &lists {
+        let weekday = date.format("%A");
+        if !list.working_day {
+            out!("{}, {weekday} {date}: not a working day", list.rep);
+            continue;
+        }
+        out!(
+            "{}, {weekday} {date}: {} call(s){}{}",
+            list.rep,
+            list.calls.len(),
+            list.target
+                .map(|t| format!(" (target {t})"))
+                .unwrap_or_default(),
+            if list.carried.is_empty() {
+                String::new()
+            } else {
+                format!(", {} carried to the next working day", list.carried.len())
+            }
+        );
+        for (block, name) in [(0u8, "morning"), (1, "afternoon")] {
+            let calls: Vec<_> = list.calls.iter().filter(|c| c.block == block).collect();
+            if calls.is_empty() {
+                continue;
+            }
+            out!("  {name}");
+            let first = list
+                .calls
+                .iter()
+                .position(|c| c.block == block)
+                .unwrap_or(0);
+            for (i, c) in calls.iter().enumerate() {
+                let mut flags = Vec::new();
+                if c.overdue {
+                    flags.push("overdue".to_string());
+                }
+                if c.past_deadline {
+                    flags.push("past payment deadline".to_string());
+                }
+                if let Some(intent) = c.intent {
+                    flags.push(format!("intent {intent}"));
+                }
+                out!(
+                    "  {:>4}  {:<10} class {:<10} due {}{}",
+                    first + i + 1,
+                    c.customer_id,
+                    pipeline.classes[c.class].name,
+                    c.due,
+                    if flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", flags.join(", "))
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn contact(
+    settings: &Settings,
+    loaded: &stratum_runner::LoadedPolicy,
+    store: &stratum_store::Store,
+    args: &ContactArgs,
+) -> Result<()> {
+    let actor = settings.actor();
+    let now = chrono::Utc::now();
+    let new = stratum_store::NewInteraction {
+        customer_id: args.customer_id.clone(),
+        rep: args.rep.clone().unwrap_or_else(|| actor.name.clone()),
+        on: args.on.unwrap_or_else(|| chrono::Local::now().date_naive()),
+        at: now,
+        channel: args.channel,
+        outcome: args.outcome,
+        intent: args.intent,
+        class: args.class.clone(),
+        next_contact: args.next,
+        notes: args.notes.clone(),
+    };
+    let row = stratum_runner::pipeline::log_contact(loaded, store, &new, args.new_customer, &actor)
+        .await?;
+    let p = store
+        .prospect(&args.customer_id)
+        .await?
+        .context("the prospect just logged")?;
+    out!(
+        "logged #{} for {}: {} {}; class {}, next contact {}",
+        row.id,
+        row.customer_id,
+        row.channel,
+        row.outcome,
+        p.class,
+        p.next_contact
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "by the class's cycle".into())
+    );
+    Ok(())
+}
