@@ -10,6 +10,7 @@ pub(crate) mod customers;
 mod desk;
 mod extract;
 pub(crate) mod manual;
+pub(crate) mod pipeline;
 pub(crate) mod runs;
 mod users;
 
@@ -185,6 +186,7 @@ pub fn routes() -> impl Iterator<Item = &'static Route> {
         runs::ROUTES,
         desk::ROUTES,
         manual::ROUTES,
+        pipeline::ROUTES,
         users::ROUTES,
     ]
     .into_iter()

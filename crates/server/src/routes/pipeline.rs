@@ -1,0 +1,193 @@
+//! The sales pipeline: a rep's call list for a day, and the contacts logged per customer.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use stratum_core::pipeline::{Channel, Intent, Outcome};
+
+use super::prelude::*;
+
+/// Who works the pipeline: admins for anyone, agents (reps) for their own customers.
+pub(crate) const CONTACT_LOGGERS: &[Role] = &[Role::Admin, Role::Agent];
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/api/calls",
+        summary: "A rep's call list for a day (`rep`, default the caller; `date`, default today): due by class cycle or set date, overdue first, capacity and class quotas, morning and afternoon blocks",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: false,
+        does: "read call lists",
+        handler: |m| on(m, calls),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/customers/{id}/interactions",
+        summary: "The customer's logged contacts (latest first), its pipeline class and class changes",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: true,
+        does: "read interactions",
+        handler: |m| on(m, interactions),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/customers/{id}/interactions",
+        summary: "Log a contact: body {outcome, channel?, intent?, class?, next_contact?, on?, notes?, new_customer?}; moves the customer in the pipeline",
+        roles: Some(CONTACT_LOGGERS),
+        own_customers: true,
+        does: "log contacts",
+        handler: |m| on(m, log),
+    },
+];
+
+/// Today in the service's time zone (UTC without one).
+fn today(state: &AppState) -> NaiveDate {
+    match state.policy.policy.service.as_ref() {
+        Some(s) => state.now().with_timezone(&s.timezone).date_naive(),
+        None => state.now().date_naive(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    rep: Option<String>,
+    date: Option<NaiveDate>,
+}
+
+async fn calls(
+    State(state): State<AppState>,
+    who: Principal,
+    AppQuery(q): AppQuery<CallsQuery>,
+) -> ApiResult {
+    let rep = q.rep.unwrap_or_else(|| who.user.clone());
+    if who.role == Role::Agent && rep != who.user {
+        return Err(ApiError::forbidden(format!(
+            "an agent reads its own call list, not {rep}'s"
+        )));
+    }
+    let date = q.date.unwrap_or_else(|| today(&state));
+    let loaded = &state.policy;
+    let pipeline = stratum_runner::pipeline::pipeline_of(loaded)?;
+    let lists =
+        stratum_runner::pipeline::call_lists(loaded, &state.store, date, Some(&rep)).await?;
+    let list = lists.into_iter().next().expect("one rep asked, one list");
+    let entry = |c: &stratum_core::pipeline::Call| CallEntry {
+        customer_id: c.customer_id.clone(),
+        class: pipeline.classes[c.class].name.clone(),
+        due: c.due,
+        overdue: c.overdue,
+        past_deadline: c.past_deadline,
+        intent: c.intent.map(Intent::as_str),
+        block: if c.block == 0 { "morning" } else { "afternoon" },
+    };
+    ok(CallsAnswer {
+        rep: list.rep.clone(),
+        date,
+        working_day: list.working_day,
+        target: list.target,
+        calls: list.calls.iter().map(entry).collect(),
+        carried: list.carried.iter().map(entry).collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct CallsAnswer {
+    rep: String,
+    date: NaiveDate,
+    working_day: bool,
+    target: Option<u32>,
+    calls: Vec<CallEntry>,
+    carried: Vec<CallEntry>,
+}
+
+#[derive(Serialize)]
+struct CallEntry {
+    customer_id: String,
+    class: String,
+    due: NaiveDate,
+    overdue: bool,
+    past_deadline: bool,
+    intent: Option<&'static str>,
+    block: &'static str,
+}
+
+async fn interactions(State(state): State<AppState>, customer: Customer) -> ApiResult {
+    let id = customer.id;
+    ok(Interactions {
+        prospect: state.store.prospect(&id).await?,
+        interactions: state.store.interactions_of(&id).await?,
+        class_changes: state.store.class_changes_of(&id).await?,
+        customer_id: id,
+    })
+}
+
+#[derive(Serialize)]
+struct Interactions {
+    customer_id: String,
+    prospect: Option<stratum_store::ProspectRow>,
+    interactions: Vec<stratum_store::InteractionRow>,
+    class_changes: Vec<stratum_store::ClassChangeRow>,
+}
+
+/// A word of a closed set, read from a body field (the error names the field).
+fn word<T: std::str::FromStr<Err = String>>(field: &str, text: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|e: String| ApiError::invalid(format!("{field}: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogBody {
+    outcome: String,
+    channel: Option<String>,
+    intent: Option<String>,
+    class: Option<String>,
+    next_contact: Option<NaiveDate>,
+    on: Option<NaiveDate>,
+    #[serde(default)]
+    notes: String,
+    /// Admins only: the rep the contact counts for (agents log their own).
+    rep: Option<String>,
+    #[serde(default)]
+    new_customer: bool,
+}
+
+async fn log(
+    State(state): State<AppState>,
+    customer: Customer,
+    AppJson(b): AppJson<LogBody>,
+) -> ApiResult {
+    let Customer { id, who } = customer;
+    let rep = match (who.role, b.rep) {
+        (Role::Agent, Some(rep)) if rep != who.user => {
+            return Err(ApiError::forbidden(format!(
+                "an agent logs its own contacts, not {rep}'s"
+            )));
+        }
+        (_, Some(rep)) => rep,
+        (_, None) => who.user.clone(),
+    };
+    let new = stratum_store::NewInteraction {
+        customer_id: id,
+        rep,
+        on: b.on.unwrap_or_else(|| today(&state)),
+        at: state.now(),
+        channel: match b.channel {
+            Some(c) => word::<Channel>("channel", &c)?,
+            None => Channel::Call,
+        },
+        outcome: word::<Outcome>("outcome", &b.outcome)?,
+        intent: b.intent.map(|i| word::<Intent>("intent", &i)).transpose()?,
+        class: b.class,
+        next_contact: b.next_contact,
+        notes: b.notes,
+    };
+    let row = stratum_runner::pipeline::log_contact(
+        &state.policy,
+        &state.store,
+        &new,
+        b.new_customer,
+        &who.actor(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}

@@ -1,0 +1,270 @@
+//! The pipeline over the API: a rep logs contacts for its own customers and reads its own
+//! call list; an admin reads anyone's; refusals name why.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use stratum_server::{AppState, app, create_key};
+use stratum_store::{Actor, Role, Store};
+use tower::ServiceExt;
+
+const POLICY: &str = r#"
+[policy]
+name = "pipeline"
+as_of = "2026-10-31"
+
+[sources.customers]
+path = "customers.csv"
+key = "customer_id"
+
+[metrics.owner]
+source = "customers"
+expr = "owner"
+
+[service]
+ladder = "all"
+owner = "owner"
+timezone = "Asia/Shanghai"
+
+[ladders.all]
+[[ladders.all.levels]]
+name = "everyone"
+rest = true
+
+[pipeline]
+calendar = "calendar.csv"
+daily_capacity = 2
+weekly_targets = { mon = 35 }
+
+[[pipeline.classes]]
+name = "1"
+follow_up_days = 1
+pay_within_days = 2
+
+[[pipeline.classes]]
+name = "4"
+follow_up_days = 10
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    keys: std::collections::HashMap<&'static str, String>,
+}
+
+async fn fixture(url: String) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("customers.csv"),
+        "customer_id,owner\nC1,lin\nC2,lin\nC3,lin\nC4,wu\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("calendar.csv"),
+        "date,kind,note\n2026-10-01,holiday,National Day\n2026-10-02,holiday,National Day\n\
+         2026-10-05,holiday,National Day\n2026-10-06,holiday,National Day\n\
+         2026-10-07,holiday,National Day\n2026-10-10,workday,bridge\n",
+    )
+    .unwrap();
+    let store = Store::open(&url).await.unwrap();
+    let loaded = stratum_runner::load_policy(&dir.path().join("policy.toml")).unwrap();
+    let options = stratum_runner::RunOptions {
+        out_dir: Some(dir.path().join("out")),
+        ..Default::default()
+    };
+    stratum_runner::run(&loaded, &options, Some(&store), &mut stratum_runner::Quiet)
+        .await
+        .unwrap();
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    let mut keys = std::collections::HashMap::new();
+    for (name, role) in [
+        ("boss", Role::Admin),
+        ("mei", Role::Analyst),
+        ("lin", Role::Agent),
+        ("wu", Role::Agent),
+    ] {
+        store.add_user(name, role, &root).await.unwrap();
+        keys.insert(name, create_key(&store, name, &root).await.unwrap());
+    }
+    let state = AppState::new(store, loaded).with_clock(|| {
+        chrono::DateTime::parse_from_rfc3339("2026-10-12T01:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    });
+    Fixture {
+        _dir: dir,
+        state,
+        keys,
+    }
+}
+
+impl Fixture {
+    async fn send(
+        &self,
+        who: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.keys[who]));
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let resp = app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+async fn reps_log_contacts_and_work_their_call_lists(url: String) {
+    let f = fixture(url).await;
+    // Lin's customers: C1 class 1 contacted before the holiday (due the first working day
+    // after it), C2 class 4 long ago, C3 class 1 set for the 13th.
+    for (customer, body) in [
+        (
+            "C1",
+            json!({"outcome": "reached", "class": "1", "intent": "good", "on": "2026-09-30"}),
+        ),
+        (
+            "C2",
+            json!({"outcome": "no_answer", "channel": "visit", "class": "4", "on": "2026-09-01"}),
+        ),
+        (
+            "C3",
+            json!({"outcome": "reached", "class": "1", "on": "2026-10-09", "next_contact": "2026-10-13"}),
+        ),
+    ] {
+        let (status, row) = f
+            .send(
+                "lin",
+                "POST",
+                &format!("/api/customers/{customer}/interactions"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{row}");
+        assert_eq!(row["rep"], "lin");
+    }
+    // Monday the 12th (the clock: 09:00 in Shanghai), capacity 2: C1 (class 1, overdue,
+    // past its 2-day payment deadline), then C2; nothing carried.
+    let (status, list) = f.send("lin", "GET", "/api/calls", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["date"], "2026-10-12");
+    assert_eq!(list["target"], 35);
+    let ids: Vec<&str> = list["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["C1", "C2"]);
+    assert_eq!(list["calls"][0]["due"], "2026-10-08");
+    assert_eq!(list["calls"][0]["overdue"], true);
+    assert_eq!(list["calls"][0]["past_deadline"], true);
+    assert_eq!(list["calls"][0]["intent"], "good");
+    assert_eq!(list["calls"][0]["block"], "morning");
+    assert_eq!(list["calls"][1]["block"], "afternoon");
+    // The 13th: C3 is set for it; capacity 2 carries the last one.
+    let (_, list) = f
+        .send("boss", "GET", "/api/calls?rep=lin&date=2026-10-13", None)
+        .await;
+    assert_eq!(list["calls"].as_array().unwrap().len(), 2);
+    assert_eq!(list["carried"].as_array().unwrap().len(), 1);
+    let (_, sunday) = f
+        .send("lin", "GET", "/api/calls?date=2026-10-11", None)
+        .await;
+    assert_eq!(sunday["working_day"], false);
+    // The card's contacts.
+    let (status, c1) = f
+        .send("mei", "GET", "/api/customers/C1/interactions", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(c1["prospect"]["class"], "1");
+    assert_eq!(c1["interactions"][0]["outcome"], "reached");
+    assert_eq!(c1["class_changes"][0]["to_class"], "1");
+    // Refusals: another rep's customer, another rep's list, a bad word, an unknown class.
+    let (status, e) = f
+        .send(
+            "wu",
+            "POST",
+            "/api/customers/C1/interactions",
+            Some(json!({"outcome": "reached"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, e) = f.send("wu", "GET", "/api/calls?rep=lin", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(e["message"], "an agent reads its own call list, not lin's");
+    let (status, e) = f
+        .send(
+            "lin",
+            "POST",
+            "/api/customers/C1/interactions",
+            Some(json!({"outcome": "maybe"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("outcome: unknown outcome `maybe`"),
+        "{e}"
+    );
+    let (status, e) = f
+        .send(
+            "boss",
+            "POST",
+            "/api/customers/C4/interactions",
+            Some(json!({"outcome": "reached", "class": "9"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(
+        e["message"],
+        "unknown class `9`: the policy's classes are 1, 4"
+    );
+    let (status, _) = f
+        .send(
+            "boss",
+            "POST",
+            "/api/customers/C9/interactions",
+            Some(json!({"outcome": "reached", "class": "1"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an id the served run does not have"
+    );
+    let (status, _) = f
+        .send(
+            "mei",
+            "POST",
+            "/api/customers/C1/interactions",
+            Some(json!({"outcome": "reached"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "analysts read, they do not log"
+    );
+}
+
+stratum_store::on_both!(reps_log_contacts_and_work_their_call_lists);
