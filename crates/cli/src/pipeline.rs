@@ -19,6 +19,21 @@ pub enum PipelineCommand {
     /// Log a contact with a customer: channel, outcome, intent, the class it is now in and
     /// the next contact date
     Contact(ContactArgs),
+    /// Import a register of contacts (CSV: customer_id, rep, on, channel, outcome[, intent,
+    /// class, next_contact, notes]); all rows or none, unless quarantined
+    ImportContacts(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    file: std::path::PathBuf,
+    /// Bad rows: stop with their lines (fail), or leave them out and write them to
+    /// FILE.rejects.csv (quarantine)
+    #[arg(long, value_enum, default_value = "fail")]
+    on_bad_rows: crate::OnBadRows,
+    /// Accept customers the served run does not have (leads)
+    #[arg(long)]
+    new_customers: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +84,32 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
     match cmd {
         PipelineCommand::Calls(args) => calls(&loaded, &store, args).await?,
         PipelineCommand::Contact(args) => contact(settings, &loaded, &store, args).await?,
+        PipelineCommand::ImportContacts(args) => {
+            let rejects = args.file.with_extension("rejects.csv");
+            let quarantine = matches!(args.on_bad_rows, crate::OnBadRows::Quarantine)
+                .then_some(rejects.as_path());
+            let done = stratum_runner::pipeline::import_register(
+                &loaded,
+                &store,
+                &args.file,
+                quarantine,
+                args.new_customers,
+                &settings.actor(),
+            )
+            .await?;
+            out!(
+                "{}: {} row(s) read, {} logged, {} rejected{}",
+                args.file.display(),
+                done.read,
+                done.logged,
+                done.rejected.len(),
+                if done.rejected.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (see {})", rejects.display())
+                }
+            );
+        }
     }
     store.close().await?;
     Ok(ExitCode::SUCCESS)

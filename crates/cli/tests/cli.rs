@@ -1167,6 +1167,8 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
             .success()
     );
     let ws = dir.join("demo");
+    // A served run: contacts name its customers.
+    assert!(stratum(&["run"], &ws).status.success());
     let contact = |args: &[&str]| {
         let mut all = vec!["--by", "lin", "contact"];
         all.extend_from_slice(args);
@@ -1276,4 +1278,56 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
         assert!(text(&o).1.contains(message), "{:?}", text(&o));
     }
     assert!(!calls("2026-10-13").contains("C00046"));
+
+    // A walk-in register: two good rows, three bad ones.
+    let register = ws.join("walk-ins.csv");
+    std::fs::write(
+        &register,
+        "customer_id,rep,on,channel,outcome,intent,class,next_contact,notes\n\
+         C00050,lin,2026-10-12,walk_in,reached,possible,key-3,,asked for prices\n\
+         C00051,lin,2026-10-32,walk_in,reached,,0,,\n\
+         C00052,lin,2026-10-12,phone_in,hung_up,,0,,\n\
+         C99999,lin,2026-10-12,phone_in,reached,,0,,\n\
+         C00053,lin,2026-10-12,phone_in,reached,good,2,2026-10-14,\n",
+    )
+    .unwrap();
+    let o = stratum(&["--by", "lin", "import-contacts", "walk-ins.csv"], &ws);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
+    for want in [
+        "3 of 5 row(s) are bad; nothing was logged:",
+        "walk-ins.csv:3: on `2026-10-32` is not YYYY-MM-DD",
+        "walk-ins.csv:4: unknown outcome `hung_up`",
+        "walk-ins.csv:5: customer `C99999` is not in the served run #1",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    assert!(!calls("2026-10-13").contains("C00050"), "nothing logged");
+    let o = stratum(
+        &[
+            "--by",
+            "lin",
+            "import-contacts",
+            "walk-ins.csv",
+            "--on-bad-rows",
+            "quarantine",
+        ],
+        &ws,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        text(&o).0,
+        format!(
+            "walk-ins.csv: 5 row(s) read, 2 logged, 3 rejected (see {})\n",
+            "walk-ins.rejects.csv"
+        )
+    );
+    let rejects = std::fs::read_to_string(ws.join("walk-ins.rejects.csv")).unwrap();
+    assert!(rejects.starts_with("line,why\n3,"), "{rejects}");
+    assert_eq!(rejects.lines().count(), 4);
+    let tuesday = calls("2026-10-14");
+    assert!(
+        tuesday.contains("C00053     class 2          due 2026-10-14  intent good"),
+        "{tuesday}"
+    );
 }

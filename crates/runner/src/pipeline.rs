@@ -122,3 +122,220 @@ pub async fn log_contact(
     crate::manual::check_customer(store, &loaded.policy, &new.customer_id, new_customer).await?;
     Ok(store.log_interaction(new, actor).await?)
 }
+
+/// What an imported register came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    pub read: usize,
+    pub logged: usize,
+    /// (line, why) of each row left out.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// The columns a register has (the first five required).
+pub const REGISTER_COLUMNS: [&str; 9] = [
+    "customer_id",
+    "rep",
+    "on",
+    "channel",
+    "outcome",
+    "intent",
+    "class",
+    "next_contact",
+    "notes",
+];
+
+/// Reads a register of contacts (the walk-in and phone-in registers, a call log) and logs
+/// it in one transaction. Every row is checked first: dates, the closed words (channel,
+/// outcome, intent), a class the policy has, a next contact not before the contact, a
+/// customer the served run has (unless `new_customers`), a class on a customer's first
+/// contact. With `quarantine`, bad rows are left out (and written to `rejects`, each with
+/// its line and why) and the rest logged; without, the first bad rows are the error, with
+/// their file and line, and nothing is logged. A register whose every row is bad logs
+/// nothing either way.
+pub async fn import_register(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    path: &std::path::Path,
+    quarantine: Option<&std::path::Path>,
+    new_customers: bool,
+    actor: &stratum_store::Actor,
+) -> Result<Imported, RunError> {
+    use stratum_core::pipeline::{Channel, Intent, Outcome};
+    let pipeline = pipeline_of(loaded)?;
+    let file = path.display().to_string();
+    let io = |e: std::io::Error| RunError::Refused(format!("cannot read {file}: {e}"));
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| RunError::Refused(format!("{file}:1: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    for required in &REGISTER_COLUMNS[..5] {
+        if !headers.iter().any(|h| h == required) {
+            return Err(RunError::Refused(format!(
+                "{file}:1: no `{required}` column (a register has {})",
+                REGISTER_COLUMNS.join(", ")
+            )));
+        }
+    }
+    if let Some(unknown) = headers
+        .iter()
+        .find(|h| !REGISTER_COLUMNS.contains(&h.as_str()))
+    {
+        return Err(RunError::Refused(format!(
+            "{file}:1: unknown column `{unknown}` (a register has {})",
+            REGISTER_COLUMNS.join(", ")
+        )));
+    }
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let served = store.latest_run_id(loaded.policy.history_name()).await?;
+    let mut known: std::collections::HashMap<String, bool> = Default::default();
+    let mut in_pipeline: std::collections::HashSet<String> = store
+        .prospects()
+        .await?
+        .into_iter()
+        .map(|p| p.customer_id)
+        .collect();
+    let mut accepted = Vec::new();
+    let mut rejected: Vec<(usize, String)> = Vec::new();
+    let mut read = 0;
+    for record in reader.records() {
+        read += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                rejected.push((line, e.to_string()));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let field = |name: &str| {
+            col(name)
+                .and_then(|i| record.get(i))
+                .map(str::trim)
+                .unwrap_or("")
+        };
+        let optional = |name: &str| Some(field(name)).filter(|v| !v.is_empty());
+        let date = |name: &str, text: &str| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| format!("{name} `{text}` is not YYYY-MM-DD"))
+        };
+        let checked = (|| -> Result<stratum_store::NewInteraction, String> {
+            let customer_id = field("customer_id");
+            if customer_id.is_empty() {
+                return Err("no customer_id".into());
+            }
+            let rep = field("rep");
+            if rep.is_empty() {
+                return Err("no rep".into());
+            }
+            let on = date("on", field("on"))?;
+            let class = optional("class").map(str::to_string);
+            if let Some(c) = &class
+                && pipeline.class_index(c).is_none()
+            {
+                return Err(format!("unknown class `{c}`"));
+            }
+            let next_contact = optional("next_contact")
+                .map(|t| date("next_contact", t))
+                .transpose()?;
+            if next_contact.is_some_and(|n| n < on) {
+                return Err(format!("next_contact is before on ({on})"));
+            }
+            Ok(stratum_store::NewInteraction {
+                customer_id: customer_id.to_string(),
+                rep: rep.to_string(),
+                on,
+                at: on.and_hms_opt(12, 0, 0).expect("noon exists").and_utc(),
+                channel: field("channel").parse::<Channel>()?,
+                outcome: field("outcome").parse::<Outcome>()?,
+                intent: optional("intent").map(str::parse::<Intent>).transpose()?,
+                class,
+                next_contact,
+                notes: field("notes").to_string(),
+            })
+        })();
+        let new = match checked {
+            Ok(n) => n,
+            Err(why) => {
+                rejected.push((line, why));
+                continue;
+            }
+        };
+        if !new_customers && let Some(run) = served {
+            let exists = match known.get(&new.customer_id) {
+                Some(e) => *e,
+                None => {
+                    let e = !store.levels_of(run, &new.customer_id).await?.is_empty();
+                    known.insert(new.customer_id.clone(), e);
+                    e
+                }
+            };
+            if !exists {
+                rejected.push((
+                    line,
+                    format!(
+                        "customer `{}` is not in the served run #{run}",
+                        new.customer_id
+                    ),
+                ));
+                continue;
+            }
+        }
+        if new.class.is_none() && !in_pipeline.contains(&new.customer_id) {
+            rejected.push((
+                line,
+                format!(
+                    "customer `{}` is new to the pipeline: its first contact needs a class",
+                    new.customer_id
+                ),
+            ));
+            continue;
+        }
+        in_pipeline.insert(new.customer_id.clone());
+        accepted.push(new);
+    }
+    if !rejected.is_empty() && (quarantine.is_none() || accepted.is_empty()) {
+        let shown: Vec<String> = rejected
+            .iter()
+            .take(5)
+            .map(|(line, why)| format!("{file}:{line}: {why}"))
+            .collect();
+        return Err(RunError::Refused(format!(
+            "{} of {read} row(s) are bad{}; nothing was logged:\n{}",
+            rejected.len(),
+            if accepted.is_empty() {
+                ", every one"
+            } else {
+                ""
+            },
+            shown.join("\n")
+        )));
+    }
+    if let Some(rejects) = quarantine
+        && !rejected.is_empty()
+    {
+        let mut w = csv::Writer::from_path(rejects)
+            .map_err(|e| RunError::Refused(format!("cannot write {}: {e}", rejects.display())))?;
+        let write = |w: &mut csv::Writer<std::fs::File>, line: String, why: &str| {
+            w.write_record([line.as_str(), why])
+                .map_err(|e| RunError::Refused(format!("cannot write {}: {e}", rejects.display())))
+        };
+        write(&mut w, "line".into(), "why")?;
+        for (line, why) in &rejected {
+            write(&mut w, line.to_string(), why)?;
+        }
+        w.flush()
+            .map_err(|e| RunError::Refused(format!("cannot write {}: {e}", rejects.display())))?;
+    }
+    let logged = store.log_interactions(&accepted, actor).await?;
+    Ok(Imported {
+        read,
+        logged,
+        rejected,
+    })
+}

@@ -149,6 +149,33 @@ impl Store {
         new: &NewInteraction,
         actor: &Actor,
     ) -> Result<InteractionRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = self.log_in(&mut tx, new, actor).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Logs many contacts (an imported register) in one transaction: all or none, in the
+    /// order given. The number logged.
+    pub async fn log_interactions(
+        &self,
+        all: &[NewInteraction],
+        actor: &Actor,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for new in all {
+            self.log_in(&mut tx, new, actor).await?;
+        }
+        tx.commit().await?;
+        Ok(all.len())
+    }
+
+    async fn log_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        new: &NewInteraction,
+        actor: &Actor,
+    ) -> Result<InteractionRow, StoreError> {
         if let Some(next) = new.next_contact
             && next < new.on
         {
@@ -157,10 +184,9 @@ impl Store {
                 new.on
             )));
         }
-        let mut tx = self.pool().begin().await?;
         let before = sqlx::query("SELECT * FROM prospects WHERE customer_id = $1")
             .bind(&new.customer_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let before = before.as_ref().map(prospect).transpose()?;
         let class = match (&before, &new.class) {
@@ -190,7 +216,7 @@ impl Store {
         .bind(new.next_contact.map(day))
         .bind(&new.notes)
         .bind(&actor.name)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let changed = before.as_ref().is_none_or(|b| b.class != class);
         let class_since = match &before {
@@ -213,7 +239,7 @@ impl Store {
             .bind(day(new.on))
             .bind(&actor.name)
             .bind(reason)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let intent = new.intent.or(before.as_ref().and_then(|b| b.intent));
@@ -223,7 +249,7 @@ impl Store {
             .map_or(new.on, |l| l.max(new.on));
         sqlx::query("DELETE FROM prospects WHERE customer_id = $1")
             .bind(&new.customer_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query(
             "INSERT INTO prospects (customer_id, rep, class, class_since, last_contact, \
@@ -237,7 +263,7 @@ impl Store {
         .bind(new.next_contact.map(day))
         .bind(intent.map(Intent::as_str))
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let detail = format!(
             "#{id} {} {}{}",
@@ -252,13 +278,12 @@ impl Store {
                 String::new()
             }
         );
-        self.audit(&mut tx, actor, "interaction.add", &new.customer_id, &detail)
+        self.audit(tx, actor, "interaction.add", &new.customer_id, &detail)
             .await?;
         let row = sqlx::query("SELECT * FROM interactions WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
-        tx.commit().await?;
         interaction(&row)
     }
 
