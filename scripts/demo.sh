@@ -72,6 +72,13 @@ echo "== stratum -C $ws explain C00042"
 "$stratum" -C "$ws" explain C00042
 
 echo
+echo "== stratum -C $ws import-contacts data/contacts.csv   (the sales team's October: calls and visits, classes, intents)"
+"$stratum" -C "$ws" --by demo import-contacts data/contacts.csv
+echo
+echo "== stratum -C $ws calls --rep rep01 --date 2026-11-02   (rep01's Monday: due by class cycle, overdue first, capped and quota'd)"
+"$stratum" -C "$ws" calls --rep rep01 --date 2026-11-02
+
+echo
 echo "== stratum -C $ws serve   (the REST API: a service key, a tier lookup, the customer card, a redemption)"
 if ! command -v curl >/dev/null 2>&1; then
   echo "installing curl for the API part of the demo (apt-get)"

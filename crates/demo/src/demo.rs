@@ -467,6 +467,11 @@ impl DemoData {
                 .map(|(c, l, v, r)| vec![c.clone(), l.clone(), v.clone(), r.clone()]),
         )?;
         file(
+            "contacts.csv",
+            &stratum_demo_contacts_header(),
+            &mut self.contacts().into_iter(),
+        )?;
+        file(
             "calendar.csv",
             &["date", "kind", "note"],
             &mut CALENDAR_2026
@@ -474,6 +479,135 @@ impl DemoData {
                 .map(|(d, k, n)| vec![d.to_string(), k.to_string(), n.to_string()]),
         )?;
         Ok(written)
+    }
+}
+
+fn stratum_demo_contacts_header() -> [&'static str; 9] {
+    [
+        "customer_id",
+        "rep",
+        "on",
+        "channel",
+        "outcome",
+        "intent",
+        "class",
+        "next_contact",
+        "notes",
+    ]
+}
+
+/// The demo's sales team: reps rep01 to rep04 work the first 40 of their customers through
+/// October 2026 (the register `stratum import-contacts data/contacts.csv` logs).
+const TEAM: [&str; 4] = ["rep01", "rep02", "rep03", "rep04"];
+
+impl DemoData {
+    /// A month of contacts by the sales team: each prospect's first contact in the first
+    /// working week after National Day puts it in a class, later ones follow the class's
+    /// cycle (as `[pipeline]` in the demo policy sets it) with outcomes, intents and the
+    /// odd move between classes. Its own seed: the rest of the demo data is unchanged.
+    fn contacts(&self) -> Vec<Vec<String>> {
+        use rand::Rng as _;
+        use rand::SeedableRng as _;
+        // The demo crate stands alone (no workspace crates), so the calendar is read here:
+        // the engine's `core::calendar` reads the same file for `stratum calls`.
+        let working = |d: NaiveDate| match CALENDAR_2026.iter().find(|(x, ..)| *x == d.to_string()) {
+            Some((_, kind, _)) => *kind == "workday",
+            None => !matches!(d.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun),
+        };
+        let add_working_days = |mut d: NaiveDate, n: u32| {
+            let mut left = n;
+            while left > 0 || !working(d) {
+                d = d.succ_opt().expect("dates far from the end of time");
+                if working(d) && left > 0 {
+                    left -= 1;
+                }
+            }
+            d
+        };
+        let mut rng = StdRng::seed_from_u64(20261008);
+        // (class, follow-up working days), as the demo policy's [pipeline].
+        let classes = [
+            ("0", 1),
+            ("1", 1),
+            ("2", 3),
+            ("key-3", 5),
+            ("ordinary-3", 8),
+            ("4", 14),
+            ("5", 22),
+            ("6", 22),
+            ("7", 22),
+        ];
+        let first_class = |u: f64| match u {
+            u if u < 0.15 => 0,
+            u if u < 0.20 => 1,
+            u if u < 0.25 => 2,
+            u if u < 0.35 => 3,
+            u if u < 0.45 => 4,
+            u if u < 0.80 => 5,
+            u if u < 0.90 => 6,
+            u if u < 0.95 => 7,
+            _ => 8,
+        };
+        let end = NaiveDate::from_ymd_opt(2026, 10, 30).expect("a date");
+        let mut rows: Vec<(NaiveDate, Vec<String>)> = Vec::new();
+        for rep in TEAM {
+            let mine = self.customers.iter().filter(|c| c.owner == rep).take(40);
+            for c in mine {
+                let mut on = add_working_days(
+                    NaiveDate::from_ymd_opt(2026, 10, 8).expect("a date"),
+                    rng.random_range(0..5),
+                );
+                let mut class = first_class(rng.random());
+                let mut first = true;
+                while on <= end {
+                    let outcome = match rng.random::<f64>() {
+                        u if u < 0.6 => "reached",
+                        u if u < 0.85 => "no_answer",
+                        u if u < 0.95 => "busy",
+                        _ => "refused",
+                    };
+                    let mut moved = first;
+                    if !first && outcome == "reached" && rng.random_bool(0.2) {
+                        // By index into `classes`: 0 → key-3, 4 or 5; 5 → 4; 4 → key-3;
+                        // key-3 and ordinary-3 → 2; 2 → 1.
+                        let next = match class {
+                            0 => [3, 5, 6][rng.random_range(0..3)],
+                            6 => 5,
+                            5 => 3,
+                            3 | 4 => 2,
+                            2 => 1,
+                            other => other,
+                        };
+                        moved = next != class;
+                        class = next;
+                    }
+                    let intent = (outcome == "reached").then(|| {
+                        ["poor", "unclear", "possible", "good", "very_likely"]
+                            [rng.random_range(0..5)]
+                    });
+                    let channel = if rng.random_bool(0.9) { "call" } else { "visit" };
+                    rows.push((
+                        on,
+                        vec![
+                            c.id.clone(),
+                            rep.to_string(),
+                            on.to_string(),
+                            channel.to_string(),
+                            outcome.to_string(),
+                            intent.unwrap_or("").to_string(),
+                            if moved { classes[class].0.to_string() } else { String::new() },
+                            String::new(),
+                            if first { "first contact".to_string() } else { String::new() },
+                        ],
+                    ));
+                    first = false;
+                    on = add_working_days(on, classes[class].1);
+                }
+            }
+        }
+        // A register in the order the contacts were made.
+        rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1[0].cmp(&b.1[0])));
+        rows.into_iter().map(|(_, r)| r).collect()
     }
 }
 
