@@ -510,7 +510,8 @@ impl DemoData {
         use rand::SeedableRng as _;
         // The demo crate stands alone (no workspace crates), so the calendar is read here:
         // the engine's `core::calendar` reads the same file for `stratum calls`.
-        let working = |d: NaiveDate| match CALENDAR_2026.iter().find(|(x, ..)| *x == d.to_string()) {
+        let working = |d: NaiveDate| match CALENDAR_2026.iter().find(|(x, ..)| *x == d.to_string())
+        {
             Some((_, kind, _)) => *kind == "workday",
             None => !matches!(d.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun),
         };
@@ -585,7 +586,11 @@ impl DemoData {
                         ["poor", "unclear", "possible", "good", "very_likely"]
                             [rng.random_range(0..5)]
                     });
-                    let channel = if rng.random_bool(0.9) { "call" } else { "visit" };
+                    let channel = if rng.random_bool(0.9) {
+                        "call"
+                    } else {
+                        "visit"
+                    };
                     rows.push((
                         on,
                         vec![
@@ -595,9 +600,17 @@ impl DemoData {
                             channel.to_string(),
                             outcome.to_string(),
                             intent.unwrap_or("").to_string(),
-                            if moved { classes[class].0.to_string() } else { String::new() },
+                            if moved {
+                                classes[class].0.to_string()
+                            } else {
+                                String::new()
+                            },
                             String::new(),
-                            if first { "first contact".to_string() } else { String::new() },
+                            if first {
+                                "first contact".to_string()
+                            } else {
+                                String::new()
+                            },
                         ],
                     ));
                     first = false;

@@ -60,6 +60,20 @@ title = "Airport lounge"
 period = "year"
 quota = { gold = 2 }
 
+[pipeline]
+daily_capacity = 5
+weekly_targets = { tue = 25 }
+
+[[pipeline.classes]]
+name = "1"
+label = { zh = "1 类：合同已回", en = "1: contract back" }
+follow_up_days = 1
+pay_within_days = 2
+
+[[pipeline.classes]]
+name = "4"
+follow_up_days = 10
+
 [ladders.tier]
 label = { zh = "等级" }
 [[ladders.tier.levels]]
@@ -633,7 +647,8 @@ async fn benefits_are_redeemed_and_cancelled_from_the_card(url: String) {
 /// structure is closed.
 async fn every_page_answers_the_roles_it_names(url: String) {
     let f = fixture(url).await;
-    let pages: [(&str, &[&str]); 7] = [
+    let pages: [(&str, &[&str]); 8] = [
+        ("/calls", &["boss", "mei", "wang"]),
         ("/policy", &["boss", "mei", "wang", "ivr"]),
         ("/mine", &["wang"]),
         ("/", &["boss", "mei", "wang", "ivr"]),
@@ -1217,6 +1232,124 @@ async fn runs_are_started_followed_and_compared(url: String) {
     }
 }
 
+/// A rep's call list: today's calls with a form each; logging one takes it off the list.
+async fn reps_work_their_call_list(url: String) {
+    let f = fixture(url).await;
+    let root = Actor {
+        name: "root".into(),
+        origin: "test".into(),
+    };
+    // Wang's C1 was contacted on Monday the 23rd, class 1 (daily): due today, Tuesday.
+    let monday = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    f.state
+        .store
+        .log_interaction(
+            &stratum_store::NewInteraction {
+                customer_id: "C1".into(),
+                rep: "wang".into(),
+                on: monday,
+                at: chrono::Utc::now(),
+                channel: stratum_core::pipeline::Channel::Call,
+                outcome: stratum_core::pipeline::Outcome::Reached,
+                intent: Some(stratum_core::pipeline::Intent::Good),
+                class: Some("1".into()),
+                next_contact: None,
+                notes: String::new(),
+            },
+            &root,
+        )
+        .await
+        .unwrap();
+    let agent = f.session("wang").await;
+    let list = f.send("GET", "/calls", &[&agent], None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body.contains("<h1>Call list: wang, 2026-11-24</h1>"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("1 call(s) (target 25)"), "{}", list.body);
+    assert!(
+        list.body.contains(
+            r#"<td><a href="/customers/C1">C1</a></td><td>1: contract back</td><td class="date">2026-11-24</td><td>good</td><td>morning</td>"#
+        ),
+        "{}",
+        list.body
+    );
+    let zh = f
+        .send_with(
+            "GET",
+            "/calls",
+            &[&agent],
+            None,
+            &[("accept-language", "zh")],
+        )
+        .await;
+    assert!(zh.body.contains("<td>1 类：合同已回</td>"), "{}", zh.body);
+    let csrf = list.csrf_field();
+    let form = |customer: &str| {
+        format!(
+            "csrf={csrf}&date=2026-11-24&rep=wang&channel=call&outcome=reached&intent=very_likely&class=&next_contact=2026-11-26&notes=sent+the+contract"
+        )
+        .replace("C1", customer)
+    };
+    let logged = f
+        .send("POST", "/calls/C1/log", &[&agent], Some(&form("C1")))
+        .await;
+    assert_eq!(logged.status, StatusCode::SEE_OTHER, "{}", logged.body);
+    assert_eq!(
+        logged.location.as_deref(),
+        Some("/calls?rep=wang&date=2026-11-24")
+    );
+    let list = f.send("GET", "/calls", &[&agent], None).await;
+    assert!(list.body.contains("0 call(s)"), "{}", list.body);
+    let thursday = f
+        .send("GET", "/calls?date=2026-11-26", &[&agent], None)
+        .await;
+    assert!(thursday.body.contains("/customers/C1"), "set for Thursday");
+    // The card lists the contacts.
+    let card = f.send("GET", "/customers/C1", &[&agent], None).await;
+    assert!(
+        card.body.contains(
+            "<td>call</td><td>reached</td><td>very_likely</td><td></td><td>sent the contract</td>"
+        ),
+        "{}",
+        card.body
+    );
+    // Another agent's customer, a bad outcome, an analyst: refused.
+    let other = f
+        .send("POST", "/calls/C2/log", &[&agent], Some(&form("C2")))
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let bad = f
+        .send(
+            "POST",
+            "/calls/C1/log",
+            &[&agent],
+            Some(&form("C1").replace("outcome=reached", "outcome=maybe")),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("unknown outcome `maybe`"), "{}", bad.body);
+    let analyst = f.session("mei").await;
+    let seen = f
+        .send("GET", "/calls?rep=wang&date=2026-11-26", &[&analyst], None)
+        .await;
+    assert!(seen.body.contains("/customers/C1") && !seen.body.contains("/calls/C1/log"));
+    let refused = f
+        .send(
+            "POST",
+            "/calls/C1/log",
+            &[&analyst],
+            Some(&form("C1").replace(&csrf, &seen.csrf_field())),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // An agent's list is its own, whatever it asks for.
+    let own = f.send("GET", "/calls?rep=li", &[&agent], None).await;
+    assert!(own.body.contains("<h1>Call list: wang,"));
+}
+
 /// Every form of the console refuses a token that is not the session's, and changes nothing.
 async fn every_form_needs_the_sessions_token(url: String) {
     let f = fixture(url).await;
@@ -1244,6 +1377,10 @@ async fn every_form_needs_the_sessions_token(url: String) {
         ("/admin/keys", "csrf=guess&user=mei"),
         ("/admin/users/mei/disable", "csrf=guess"),
         ("/admin/keys/abc/revoke", "csrf=guess"),
+        (
+            "/calls/C1/log",
+            "csrf=guess&date=2026-11-24&rep=boss&channel=call&outcome=reached",
+        ),
     ];
     for (path, form) in forms {
         let answer = f.send("POST", path, &[&admin], Some(form)).await;
@@ -1360,6 +1497,7 @@ async fn admins_add_users_and_make_keys(url: String) {
 }
 
 stratum_store::on_both!(
+    reps_work_their_call_list,
     every_form_needs_the_sessions_token,
     the_card_says_what_the_next_level_needs,
     pages_speak_chinese_and_english,

@@ -194,6 +194,9 @@ struct CustomerPage<'a> {
     /// Benefit names as shown.
     benefit_names: Vec<String>,
     callbacks: Vec<stratum_store::CallbackRow>,
+    /// The customer in the sales pipeline, and its contacts (latest first).
+    prospect: Option<stratum_store::ProspectRow>,
+    contacts: Vec<stratum_store::InteractionRow>,
     overrides: Vec<stratum_store::OverrideRow>,
     inputs: Vec<(String, String, String)>,
     /// (ladder, [(level, shown)]) for the override form.
@@ -390,6 +393,8 @@ async fn customer_page(
         .into_iter()
         .filter(|c| c.customer_id == id)
         .collect();
+    let prospect = state.store.prospect(id).await.map_err(internal)?;
+    let contacts = state.store.interactions_of(id).await.map_err(internal)?;
     let overrides = state
         .store
         .overrides()
@@ -444,6 +449,8 @@ async fn customer_page(
             redemptions,
             benefit_names,
             callbacks,
+            prospect,
+            contacts,
             overrides,
             inputs,
             ladders,

@@ -24,6 +24,7 @@ use stratum_store::Role;
 
 mod admin;
 mod auth;
+mod calls;
 mod charts;
 mod customers;
 mod dashboard;
@@ -65,6 +66,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/runs/job", get(runs::job))
         .route("/runs/compare", get(runs::compare))
         .route("/mine", get(customers::mine))
+        .route("/calls", get(calls::calls))
+        .route("/calls/{id}/log", post(calls::log))
         .route("/admin", get(admin::admin))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/keys", post(admin::add_key))
@@ -234,6 +237,9 @@ impl Session {
     }
     pub fn is_admin(&self) -> bool {
         ADMIN_PAGE.contains(&self.role)
+    }
+    pub fn sees_calls(&self) -> bool {
+        calls::CALLS_PAGE.contains(&self.role)
     }
     pub fn sees_runs(&self) -> bool {
         RUNS_PAGE.contains(&self.role)
