@@ -173,6 +173,30 @@ async function signIn(name) {
   await context.close();
 }
 
+// A rep works through Monday November 2nd's list: three calls logged, the list shrinks.
+{
+  const { context, page } = await signIn('rep01');
+  await page.click('header a[href="/calls"]');
+  await page.goto(`${base}/calls?date=2026-11-02`);
+  const rows = () => page.locator('table.calls tbody tr').count();
+  const before = await rows();
+  check(before === 9, `calls: rep01 has 9 calls on Monday 2026-11-02 (got ${before})`);
+  await inspect(page, 'calls');
+  for (let i = 1; i <= 3; i++) {
+    const row = page.locator('table.calls tbody tr').first();
+    const customer = await row.getAttribute('data-customer');
+    await row.locator('select[name=outcome]').selectOption('reached');
+    await row.locator('select[name=intent]').selectOption('good');
+    await row.locator('input[name=next_contact]').fill('2026-11-09');
+    await row.locator('button[type=submit]').click();
+    check(await rows() === before - i, `calls: ${customer} logged, ${before - i} left`);
+    check(await page.locator(`table.calls tr[data-customer="${customer}"]`).count() === 0, `calls: ${customer} is off the list`);
+  }
+  const week = await page.goto(`${base}/calls?date=2026-11-09`);
+  check(week.status() === 200 && (await page.textContent('table.calls')).includes('good'), 'calls: the three come back on the date set, with their intent');
+  await context.close();
+}
+
 // A service user (a desk's shared screen): reads any customer, no runs or admin pages.
 {
   const { context, page } = await signIn('ivr');

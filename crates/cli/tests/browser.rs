@@ -87,7 +87,18 @@ fn the_console_in_chromium() {
     );
     stratum(&ws, &["run"], None);
     let line = format!("{PASSWORD}\n");
-    for (user, role) in [("demo", "admin"), ("ana", "analyst"), ("ivr", "service")] {
+    // The sales team's October, for the call list.
+    stratum(
+        &ws,
+        &["--by", "demo", "import-contacts", "data/contacts.csv"],
+        None,
+    );
+    for (user, role) in [
+        ("demo", "admin"),
+        ("ana", "analyst"),
+        ("ivr", "service"),
+        ("rep01", "agent"),
+    ] {
         stratum(
             &ws,
             &["user", "add", user, "--role", role, "--password-stdin"],
