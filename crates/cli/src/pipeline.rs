@@ -131,6 +131,20 @@ async fn calls(
     }
     for list in &lists {
         let weekday = date.format("%A");
+        let coverage = format!(
+            "  holds {} customer(s): at {} a day everyone is reached every {} working day(s) ({} this month){}",
+            list.held,
+            pipeline.daily_capacity,
+            list.coverage_days,
+            list.month_working_days,
+            list.over_capacity
+                .iter()
+                .map(|(class, held, cap)| format!(
+                    "; over capacity in class {}: {held} of {cap}",
+                    pipeline.classes[*class].name
+                ))
+                .collect::<String>()
+        );
         if !list.working_day {
             out!("{}, {weekday} {date}: not a working day", list.rep);
             continue;
@@ -148,6 +162,7 @@ async fn calls(
                 format!(", {} carried to the next working day", list.carried.len())
             }
         );
+        out!("{coverage}");
         for (block, name) in [(0u8, "morning"), (1, "afternoon")] {
             let calls: Vec<_> = list.calls.iter().filter(|c| c.block == block).collect();
             if calls.is_empty() {

@@ -1230,6 +1230,7 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
     assert_eq!(
         calls("2026-10-12"),
         "lin, Monday 2026-10-12: 3 call(s) (target 35)\n\
+         \x20 holds 4 customer(s): at 60 a day everyone is reached every 1 working day(s) (18 this month)\n\
          \x20 morning\n\
          \x20    1  C00045     class 1          due 2026-10-08  overdue, past payment deadline, intent very_likely\n\
          \x20    2  C00042     class 0          due 2026-10-10  overdue\n\

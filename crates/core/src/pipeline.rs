@@ -157,6 +157,14 @@ pub struct CallList {
     pub carried: Vec<Call>,
     /// The day's planned contacts (the weekly target for the weekday).
     pub target: Option<u32>,
+    /// Customers the rep holds in the pipeline.
+    pub held: u32,
+    /// (class, held, capacity) for each class the rep holds more of than it should.
+    pub over_capacity: Vec<(usize, u32, u32)>,
+    /// Working days a full pass over everyone the rep holds takes at the daily capacity
+    /// (a rep holding 1,000 at 60 a day: 17), and the working days of the date's month.
+    pub coverage_days: u32,
+    pub month_working_days: u32,
 }
 
 impl Pipeline {
@@ -218,11 +226,16 @@ impl Pipeline {
         prospects: &[&Prospect],
         date: NaiveDate,
     ) -> CallList {
+        let held = prospects.len() as u32;
         let mut list = CallList {
             rep: rep.to_string(),
             date,
             working_day: calendar.is_working(date),
             target: self.target_on(date),
+            held,
+            over_capacity: self.over_capacity(prospects),
+            coverage_days: held.div_ceil(self.daily_capacity.max(1)),
+            month_working_days: calendar.working_days_in_month(date),
             ..CallList::default()
         };
         if !list.working_day {
@@ -452,6 +465,15 @@ mod tests {
         assert!(lists[0].calls[3].past_deadline);
         assert!(!lists[0].calls[0].past_deadline);
         assert_eq!(lists[0].target, Some(20), "Thursday's target");
+        // Coverage: 4 customers at 60 a day, one working day; October has 22.
+        assert_eq!(
+            (
+                lists[0].held,
+                lists[0].coverage_days,
+                lists[0].month_working_days
+            ),
+            (4, 1, 22)
+        );
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub async fn call_lists(
             date,
             working_day: calendar.is_working(date),
             target: pipeline.target_on(date),
+            month_working_days: calendar.working_days_in_month(date),
             ..CallList::default()
         });
     }

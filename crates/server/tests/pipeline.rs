@@ -39,6 +39,7 @@ weekly_targets = { mon = 35 }
 
 [[pipeline.classes]]
 name = "1"
+capacity = 1
 follow_up_days = 1
 pay_within_days = 2
 
@@ -179,6 +180,19 @@ async fn reps_log_contacts_and_work_their_call_lists(url: String) {
     assert_eq!(list["calls"][0]["intent"], "good");
     assert_eq!(list["calls"][0]["block"], "morning");
     assert_eq!(list["calls"][1]["block"], "afternoon");
+    // Coverage: 3 customers at 2 a day, 18 working days in October; class 1 holds 2 of 1.
+    assert_eq!(
+        (
+            &list["held"],
+            &list["coverage_days"],
+            &list["month_working_days"]
+        ),
+        (&json!(3), &json!(2), &json!(18))
+    );
+    assert_eq!(
+        list["over_capacity"],
+        json!([{"class": "1", "held": 2, "capacity": 1}])
+    );
     // The 13th: C3 is set for it; capacity 2 carries the last one.
     let (_, list) = f
         .send("boss", "GET", "/api/calls?rep=lin&date=2026-10-13", None)

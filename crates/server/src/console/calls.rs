@@ -46,6 +46,7 @@ struct CallsPage<'a> {
     target: Option<u32>,
     calls: Vec<CallRow>,
     carried: usize,
+    coverage: String,
     /// (name, shown) of every class, for the log form.
     classes: Vec<(String, String)>,
     outcomes: Vec<&'static str>,
@@ -94,6 +95,7 @@ async fn calls_page(
                 target: None,
                 calls: Vec::new(),
                 carried: 0,
+                coverage: String::new(),
                 classes: Vec::new(),
                 outcomes: Vec::new(),
                 channels: Vec::new(),
@@ -153,6 +155,18 @@ async fn calls_page(
             target: list.target,
             calls,
             carried: list.carried.len(),
+            coverage: super::i18n::coverage(
+                lang,
+                list.held,
+                pipeline.daily_capacity,
+                list.coverage_days,
+                list.month_working_days,
+                &list
+                    .over_capacity
+                    .iter()
+                    .map(|(c, h, cap)| (pipeline.classes[*c].name.clone(), *h, *cap))
+                    .collect::<Vec<_>>(),
+            ),
             classes: pipeline
                 .classes
                 .iter()

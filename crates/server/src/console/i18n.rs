@@ -53,6 +53,33 @@ pub fn date(lang: Lang, d: chrono::NaiveDate) -> String {
     }
 }
 
+/// A rep's coverage in words: how many it holds, how long a full pass takes at the daily
+/// capacity, and the classes over their capacity.
+pub fn coverage(
+    lang: Lang,
+    held: u32,
+    capacity: u32,
+    days: u32,
+    month: u32,
+    over: &[(String, u32, u32)],
+) -> String {
+    let mut line = match lang {
+        Lang::En => format!(
+            "holds {held} customer(s): at {capacity} a day everyone is reached every {days} working day(s) ({month} this month)"
+        ),
+        Lang::Zh => format!(
+            "共 {held} 位客户：每天 {capacity} 个，每 {days} 个工作日可全部联系一遍（本月 {month} 个工作日）"
+        ),
+    };
+    for (class, held, cap) in over {
+        line.push_str(&match lang {
+            Lang::En => format!("; over capacity in class {class}: {held} of {cap}"),
+            Lang::Zh => format!("；{class} 超出容量：{held}/{cap}"),
+        });
+    }
+    line
+}
+
 /// The fixed texts of the console in one language.
 pub struct Text {
     pub chart: &'static super::charts::ChartText,

@@ -84,6 +84,18 @@ async fn calls(
         date,
         working_day: list.working_day,
         target: list.target,
+        held: list.held,
+        coverage_days: list.coverage_days,
+        month_working_days: list.month_working_days,
+        over_capacity: list
+            .over_capacity
+            .iter()
+            .map(|(class, held, capacity)| OverCapacity {
+                class: pipeline.classes[*class].name.clone(),
+                held: *held,
+                capacity: *capacity,
+            })
+            .collect(),
         calls: list.calls.iter().map(entry).collect(),
         carried: list.carried.iter().map(entry).collect(),
     })
@@ -95,8 +107,19 @@ struct CallsAnswer {
     date: NaiveDate,
     working_day: bool,
     target: Option<u32>,
+    held: u32,
+    coverage_days: u32,
+    month_working_days: u32,
+    over_capacity: Vec<OverCapacity>,
     calls: Vec<CallEntry>,
     carried: Vec<CallEntry>,
+}
+
+#[derive(Serialize)]
+struct OverCapacity {
+    class: String,
+    held: u32,
+    capacity: u32,
 }
 
 #[derive(Serialize)]
