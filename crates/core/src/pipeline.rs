@@ -528,4 +528,127 @@ mod tests {
         let mine: Vec<&Prospect> = all.iter().collect();
         assert_eq!(capped.over_capacity(&mine), [(1, 6, 5)]);
     }
+
+    /// A team's October (National Day with its moved weekends): three reps, each prospect
+    /// called every day it is listed. With room, everyone appears on exactly the days its
+    /// cycle gives and no other; with a tight capacity, every day keeps the capacity and
+    /// the quotas, and whoever is carried is overdue the next working day.
+    #[test]
+    fn a_simulated_month_lists_everyone_on_exactly_its_days() {
+        let cal = Calendar::parse(GOLDEN_WEEK, "c.csv").unwrap();
+        let reps = ["lin", "wu", "zhao"];
+        let mut team: Vec<Prospect> = Vec::new();
+        for (r, rep) in reps.iter().enumerate() {
+            for i in 0..30 {
+                let class = (i + r) % 4;
+                let mut p = prospect(&format!("{rep}-{i:02}"), class, None, None);
+                p.rep = rep.to_string();
+                // First contacts spread over the second half of September.
+                p.class_since = d("2026-09-14") + chrono::Days::new((i % 12) as u64);
+                p.last_contact = Some(p.class_since);
+                team.push(p);
+            }
+        }
+        let p = pipeline(1000, vec![]);
+        // The days each prospect should be called, computed from the cycle alone.
+        let expected = |x: &Prospect| {
+            let mut days = Vec::new();
+            let mut next =
+                cal.add_working_days(x.last_contact.unwrap(), p.classes[x.class].follow_up_days);
+            while next <= d("2026-10-31") {
+                days.push(next);
+                next = cal.add_working_days(next, p.classes[x.class].follow_up_days);
+            }
+            days
+        };
+        let want: Vec<Vec<NaiveDate>> = team.iter().map(expected).collect();
+        let mut got: Vec<Vec<NaiveDate>> = vec![Vec::new(); team.len()];
+        let mut state = team.clone();
+        let mut day = d("2026-09-14");
+        while day <= d("2026-10-31") {
+            for list in p.call_lists(&cal, &state, day) {
+                assert!(
+                    list.working_day || list.calls.is_empty(),
+                    "{day}: a list on a day off"
+                );
+                assert!(list.carried.is_empty());
+                for call in &list.calls {
+                    assert!(
+                        !call.overdue,
+                        "{day}: {} overdue though called every day",
+                        call.customer_id
+                    );
+                    let at = state
+                        .iter()
+                        .position(|x| x.customer_id == call.customer_id)
+                        .unwrap();
+                    got[at].push(day);
+                    state[at].last_contact = Some(day);
+                }
+            }
+            day = day + chrono::Days::new(1);
+        }
+        assert_eq!(got, want);
+        // Not one call on the holiday or its Saturday; some on the Saturday worked.
+        let all: Vec<NaiveDate> = got.iter().flatten().copied().collect();
+        assert!(!all.contains(&d("2026-10-03")) && !all.contains(&d("2026-10-05")));
+        assert!(all.contains(&d("2026-10-10")));
+
+        // Capacity 4 with class 0 at most 1 and classes 3 and 4 at least 1: every day holds
+        // both; whoever is carried is overdue when called on a later working day.
+        let quotas = vec![
+            ClassQuota {
+                classes: vec![0],
+                min: 0,
+                max: Some(1),
+            },
+            ClassQuota {
+                classes: vec![2, 3],
+                min: 1,
+                max: None,
+            },
+        ];
+        let tight = pipeline(4, quotas);
+        let mut state = team.clone();
+        let mut carried: Vec<String> = Vec::new();
+        let mut day = d("2026-10-08");
+        while day <= d("2026-10-31") {
+            if !cal.is_working(day) {
+                day = day + chrono::Days::new(1);
+                continue;
+            }
+            let lists = tight.call_lists(&cal, &state, day);
+            let mut next_carried = Vec::new();
+            for list in &lists {
+                assert!(list.calls.len() <= 4, "{day} {}", list.rep);
+                assert!(list.calls.iter().filter(|c| c.class == 0).count() <= 1);
+                let due_34 = list.calls.iter().chain(&list.carried).any(|c| c.class >= 2);
+                if due_34 {
+                    assert!(
+                        list.calls.iter().any(|c| c.class >= 2),
+                        "{day}: the minimum of classes 3 and 4"
+                    );
+                }
+                for c in &list.carried {
+                    next_carried.push(c.customer_id.clone());
+                }
+                for c in &list.calls {
+                    if carried.contains(&c.customer_id) {
+                        assert!(
+                            c.overdue,
+                            "{day}: {} carried yesterday is overdue",
+                            c.customer_id
+                        );
+                    }
+                    let at = state
+                        .iter()
+                        .position(|x| x.customer_id == c.customer_id)
+                        .unwrap();
+                    state[at].last_contact = Some(day);
+                }
+            }
+            carried = next_carried;
+            day = day + chrono::Days::new(1);
+        }
+    }
 }
