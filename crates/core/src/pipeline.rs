@@ -208,14 +208,15 @@ impl Pipeline {
         prospects: &[Prospect],
         date: NaiveDate,
     ) -> Vec<CallList> {
-        let mut reps: Vec<&str> = prospects.iter().map(|p| p.rep.as_str()).collect();
-        reps.sort_unstable();
-        reps.dedup();
-        reps.into_iter()
-            .map(|rep| {
-                let mine: Vec<&Prospect> = prospects.iter().filter(|p| p.rep == rep).collect();
-                self.call_list(calendar, rep, &mine, date)
-            })
+        // One pass to group by rep (a floor of a hundred reps would otherwise scan every
+        // prospect a hundred times), reps in name order.
+        let mut by_rep: std::collections::BTreeMap<&str, Vec<&Prospect>> = Default::default();
+        for p in prospects {
+            by_rep.entry(p.rep.as_str()).or_default().push(p);
+        }
+        by_rep
+            .into_iter()
+            .map(|(rep, mine)| self.call_list(calendar, rep, &mine, date))
             .collect()
     }
 
