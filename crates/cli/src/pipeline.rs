@@ -19,9 +19,22 @@ pub enum PipelineCommand {
     /// Log a contact with a customer: channel, outcome, intent, the class it is now in and
     /// the next contact date
     Contact(ContactArgs),
+    /// The funnel by class over a period: prospects now, who entered, where those who left
+    /// went and the median working days they stayed
+    Funnel(FunnelArgs),
     /// Import a register of contacts (CSV: customer_id, rep, on, channel, outcome[, intent,
     /// class, next_contact, notes]); all rows or none, unless quarantined
     ImportContacts(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FunnelArgs {
+    /// The first day of the period
+    #[arg(long)]
+    from: NaiveDate,
+    /// The last day of the period (default: today)
+    #[arg(long)]
+    to: Option<NaiveDate>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,6 +97,38 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
     match cmd {
         PipelineCommand::Calls(args) => calls(&loaded, &store, args).await?,
         PipelineCommand::Contact(args) => contact(settings, &loaded, &store, args).await?,
+        PipelineCommand::Funnel(args) => {
+            let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());
+            let rows = stratum_runner::pipeline::funnel(&loaded, &store, args.from, to).await?;
+            out!("funnel {} to {to}", args.from);
+            out!(
+                "{:<12} {:>6} {:>8}  {:<40} {:>12}",
+                "class",
+                "now",
+                "entered",
+                "left for",
+                "median days"
+            );
+            for r in rows {
+                let left: Vec<String> = r
+                    .moved_to
+                    .iter()
+                    .map(|(class, n)| format!("{class} {n}"))
+                    .collect();
+                out!(
+                    "{:<12} {:>6} {:>8}  {:<40} {:>12}",
+                    r.class,
+                    r.now,
+                    r.entered,
+                    if left.is_empty() {
+                        "-".to_string()
+                    } else {
+                        left.join(", ")
+                    },
+                    r.median_days.map_or("-".to_string(), |d| d.to_string())
+                );
+            }
+        }
         PipelineCommand::ImportContacts(args) => {
             let rejects = args.file.with_extension("rejects.csv");
             let quarantine = matches!(args.on_bad_rows, crate::OnBadRows::Quarantine)

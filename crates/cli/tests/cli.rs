@@ -1331,4 +1331,31 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
         tuesday.contains("C00053     class 2          due 2026-10-14  intent good"),
         "{tuesday}"
     );
+
+    // The funnel: C00042 moves from 0 to key-3 on the 14th, four working days after it
+    // entered (the Saturday worked counts).
+    contact(&[
+        "C00042",
+        "--outcome",
+        "reached",
+        "--class",
+        "key-3",
+        "--on",
+        "2026-10-14",
+    ]);
+    let o = stratum(
+        &["funnel", "--from", "2026-09-01", "--to", "2026-10-31"],
+        &ws,
+    );
+    let funnel = text(&o).0;
+    for line in [
+        "class           now  entered  left for                                  median days",
+        "1                 1        1  -                                                   -",
+        "2                 2        2  -                                                   -",
+        "0                 0        1  key-3 1                                             4",
+        "key-3             2        2  -                                                   -",
+        "4                 1        1  -                                                   -",
+    ] {
+        assert!(funnel.contains(&format!("{line}\n")), "{line}\n{funnel}");
+    }
 }

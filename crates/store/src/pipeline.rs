@@ -123,6 +123,17 @@ fn interaction(r: &AnyRow) -> Result<InteractionRow, StoreError> {
     })
 }
 
+fn class_change(r: &AnyRow) -> Result<ClassChangeRow, StoreError> {
+    Ok(ClassChangeRow {
+        customer_id: r.try_get("customer_id")?,
+        from_class: r.try_get("from_class")?,
+        to_class: r.try_get("to_class")?,
+        on_date: date(Some(r.try_get("on_date")?), "on_date")?.expect("a date was given"),
+        changed_by: r.try_get("changed_by")?,
+        reason: r.try_get("reason")?,
+    })
+}
+
 impl Store {
     /// Every prospect, by customer id. Read as one JSON document: decoding a hundred
     /// thousand rows one by one through sqlx costs ten times the query (a call list for a
@@ -368,18 +379,14 @@ impl Store {
             .bind(customer_id)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ClassChangeRow {
-                    customer_id: r.try_get("customer_id")?,
-                    from_class: r.try_get("from_class")?,
-                    to_class: r.try_get("to_class")?,
-                    on_date: date(Some(r.try_get("on_date")?), "on_date")?
-                        .expect("a date was given"),
-                    changed_by: r.try_get("changed_by")?,
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect()
+        rows.iter().map(class_change).collect()
+    }
+
+    /// Every class change, per customer in the order made.
+    pub async fn all_class_changes(&self) -> Result<Vec<ClassChangeRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM class_changes ORDER BY customer_id, id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(class_change).collect()
     }
 }
