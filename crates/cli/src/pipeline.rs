@@ -222,7 +222,14 @@ async fn calls(
             for (i, c) in calls.iter().enumerate() {
                 let mut flags = Vec::new();
                 if c.overdue {
-                    flags.push("overdue".to_string());
+                    flags.push(match c.escalation {
+                        Some(step) => format!(
+                            "overdue {} working day(s): {}",
+                            c.overdue_days,
+                            step.as_str()
+                        ),
+                        None => format!("overdue {} working day(s)", c.overdue_days),
+                    });
                 }
                 if c.past_deadline {
                     flags.push("past payment deadline".to_string());

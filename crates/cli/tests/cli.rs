@@ -1232,10 +1232,10 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
         "lin, Monday 2026-10-12: 3 call(s) (target 35)\n\
          \x20 holds 4 customer(s): at 60 a day everyone is reached every 1 working day(s) (18 this month)\n\
          \x20 morning\n\
-         \x20    1  C00045     class 1          due 2026-10-08  overdue, past payment deadline, intent very_likely\n\
-         \x20    2  C00042     class 0          due 2026-10-10  overdue\n\
+         \x20    1  C00045     class 1          due 2026-10-08  overdue 3 working day(s): remind the rep, past payment deadline, intent very_likely\n\
+         \x20    2  C00042     class 0          due 2026-10-10  overdue 1 working day(s)\n\
          \x20 afternoon\n\
-         \x20    3  C00044     class 4          due 2026-09-30  overdue\n"
+         \x20    3  C00044     class 4          due 2026-09-30  overdue 4 working day(s): remind the rep\n"
     );
     assert_eq!(
         calls("2026-10-11"),

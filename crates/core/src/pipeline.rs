@@ -19,6 +19,27 @@ pub struct Pipeline {
     /// In the order the call list serves them.
     pub classes: Vec<PipelineClass>,
     pub quotas: Vec<ClassQuota>,
+    /// Working days overdue at which an overdue follow-up escalates, in order: remind the
+    /// rep, tell the rep's manager, return the customer to the pool (each `None`: not used).
+    pub escalation: [Option<u32>; 3],
+}
+
+/// What an overdue follow-up has come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Escalation {
+    RemindRep,
+    TellManager,
+    ReturnToPool,
+}
+
+impl Escalation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Escalation::RemindRep => "remind the rep",
+            Escalation::TellManager => "tell the rep's manager",
+            Escalation::ReturnToPool => "return to the pool",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +159,10 @@ pub struct Call {
     pub due: NaiveDate,
     /// Due on an earlier working day and not contacted since.
     pub overdue: bool,
+    /// Working days since it fell due (0 when due today).
+    pub overdue_days: u32,
+    /// The furthest step of `[pipeline.escalation]` the overdue days have reached.
+    pub escalation: Option<Escalation>,
     /// The class's payment deadline has passed.
     pub past_deadline: bool,
     pub intent: Option<Intent>,
@@ -187,6 +212,21 @@ impl Pipeline {
             Some(last) => calendar.add_working_days(last, self.classes[p.class].follow_up_days),
             None => p.class_since,
         }
+    }
+
+    /// The furthest escalation step `overdue_days` working days overdue reach.
+    pub fn escalation_of(&self, overdue_days: u32) -> Option<Escalation> {
+        let steps = [
+            Escalation::RemindRep,
+            Escalation::TellManager,
+            Escalation::ReturnToPool,
+        ];
+        self.escalation
+            .iter()
+            .zip(steps)
+            .filter(|(after, _)| after.is_some_and(|a| overdue_days >= a && overdue_days > 0))
+            .map(|(_, step)| step)
+            .max()
     }
 
     /// Whether the class's payment deadline has passed on `date`.
@@ -246,12 +286,20 @@ impl Pipeline {
             .iter()
             .filter_map(|p| {
                 let due = self.due_date(calendar, p);
+                let first_day = calendar.add_working_days(due, 0);
+                let overdue_days = if first_day < date {
+                    calendar.working_days_between(first_day, date)
+                } else {
+                    0
+                };
                 (due <= date).then(|| Call {
                     customer_id: p.customer_id.clone(),
                     class: p.class,
                     due,
                     // Due on a working day before today: a day was missed.
-                    overdue: calendar.add_working_days(due, 0) < date,
+                    overdue: first_day < date,
+                    overdue_days,
+                    escalation: self.escalation_of(overdue_days),
                     past_deadline: self.past_deadline(calendar, p, date),
                     intent: p.intent,
                     block: 0,
@@ -386,6 +434,7 @@ mod tests {
                 class("4", 10, None),
             ],
             quotas,
+            escalation: [Some(2), Some(5), Some(10)],
         }
     }
 
@@ -651,5 +700,31 @@ mod tests {
             carried = next_carried;
             day = day + chrono::Days::new(1);
         }
+    }
+
+    #[test]
+    fn an_overdue_follow_up_escalates_on_the_working_days_the_policy_says() {
+        let cal = Calendar::parse(GOLDEN_WEEK, "c.csv").unwrap();
+        let p = pipeline(60, vec![]);
+        // Set for Monday September 28 and never called: overdue from the 29th.
+        let x = prospect("X", 3, None, Some("2026-09-28"));
+        let step = |day: &str| {
+            let list = &p.call_lists(&cal, std::slice::from_ref(&x), d(day))[0];
+            (list.calls[0].overdue_days, list.calls[0].escalation)
+        };
+        assert_eq!(step("2026-09-28"), (0, None));
+        assert_eq!(step("2026-09-29"), (1, None));
+        // Two working days overdue: Sep 29 and 30 → the rep is reminded on the 30th.
+        assert_eq!(step("2026-09-30"), (2, Some(Escalation::RemindRep)));
+        // The holiday does not count: Oct 8 is the third working day, Oct 10 (a Saturday
+        // worked) the fifth → the manager.
+        assert_eq!(step("2026-10-08"), (3, Some(Escalation::RemindRep)));
+        assert_eq!(step("2026-10-10"), (5, Some(Escalation::TellManager)));
+        // Ten working days: Oct 8, 9, 10, 12, 13, 14, 15 after Sep 29, 30 → Oct 16.
+        assert_eq!(step("2026-10-15"), (9, Some(Escalation::TellManager)));
+        assert_eq!(step("2026-10-16"), (10, Some(Escalation::ReturnToPool)));
+        let mut none = p.clone();
+        none.escalation = [None; 3];
+        assert_eq!(none.escalation_of(30), None);
     }
 }

@@ -56,6 +56,18 @@ pub struct PipelineDef {
     /// most `max`.
     #[serde(default)]
     pub quotas: Vec<PipelineQuotaDef>,
+    /// How an overdue follow-up escalates, in working days overdue.
+    pub escalation: Option<EscalationDef>,
+}
+
+/// `[pipeline.escalation]`: working days a follow-up may be overdue before the rep is
+/// reminded, then the rep's manager, then the customer goes back to the pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationDef {
+    pub remind_after: Option<u32>,
+    pub manager_after: Option<u32>,
+    pub pool_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

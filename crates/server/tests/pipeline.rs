@@ -36,6 +36,7 @@ rest = true
 calendar = "calendar.csv"
 daily_capacity = 2
 weekly_targets = { mon = 35 }
+escalation = { remind_after = 1, manager_after = 2 }
 
 [[pipeline.classes]]
 name = "1"
@@ -178,6 +179,10 @@ async fn reps_log_contacts_and_work_their_call_lists(url: String) {
     assert_eq!(list["calls"][0]["overdue"], true);
     assert_eq!(list["calls"][0]["past_deadline"], true);
     assert_eq!(list["calls"][0]["intent"], "good");
+    // Due the 8th, not called the 8th, the 9th or Saturday the 10th (worked): three
+    // working days overdue, past the manager's two.
+    assert_eq!(list["calls"][0]["overdue_days"], 3);
+    assert_eq!(list["calls"][0]["escalation"], "tell_manager");
     assert_eq!(list["calls"][0]["block"], "morning");
     assert_eq!(list["calls"][1]["block"], "afternoon");
     // Coverage: 3 customers at 2 a day, 18 working days in October; class 1 holds 2 of 1.

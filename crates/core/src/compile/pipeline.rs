@@ -113,11 +113,30 @@ pub(super) fn compile(raw: &PolicyFile, _checked: &Checked, cx: &mut Ctx<'_>) ->
             cx,
         );
     }
+    let escalation = def.escalation.as_ref().map_or([None; 3], |e| {
+        [e.remind_after, e.manager_after, e.pool_after]
+    });
+    let set: Vec<u32> = escalation.iter().flatten().copied().collect();
+    if set.contains(&0) {
+        bad(
+            "pipeline.escalation".into(),
+            "escalation steps count working days overdue: at least 1".into(),
+            cx,
+        );
+    }
+    if set.windows(2).any(|w| w[0] >= w[1]) {
+        bad(
+            "pipeline.escalation".into(),
+            "escalation steps come in order: remind_after < manager_after < pool_after".into(),
+            cx,
+        );
+    }
     ok.then(|| Pipeline {
         calendar: def.calendar.clone(),
         daily_capacity,
         weekly_targets,
         classes,
         quotas,
+        escalation,
     })
 }

@@ -323,3 +323,35 @@ fn a_broken_pipeline_is_located() {
         .collect();
     assert_eq!(found, want);
 }
+
+#[test]
+fn escalation_steps_come_in_order_and_count_days() {
+    let with = |e: &str| {
+        format!(
+            "{BASE}{}",
+            PIPELINE.replace(
+                "daily_capacity = 60",
+                &format!("daily_capacity = 60\nescalation = {e}")
+            )
+        )
+    };
+    let p = Policy::from_str("p.toml", &with("{ remind_after = 2, pool_after = 10 }")).unwrap();
+    assert_eq!(p.pipeline.unwrap().escalation, [Some(2), None, Some(10)]);
+    for (e, message) in [
+        (
+            "{ remind_after = 5, manager_after = 3 }",
+            "escalation steps come in order: remind_after < manager_after < pool_after",
+        ),
+        (
+            "{ remind_after = 0 }",
+            "escalation steps count working days overdue: at least 1",
+        ),
+    ] {
+        let err = Policy::from_str("p.toml", &with(e)).unwrap_err();
+        let d = err.errors().find(|d| d.code == "invalid_pipeline").unwrap();
+        assert_eq!(
+            (d.key.as_str(), d.message.as_str()),
+            ("pipeline.escalation", message)
+        );
+    }
+}

@@ -122,6 +122,13 @@ async fn calls_page(
             if c.overdue {
                 flags.push(t.overdue);
             }
+            if let Some(step) = c.escalation {
+                flags.push(match step {
+                    stratum_core::pipeline::Escalation::RemindRep => t.remind_rep,
+                    stratum_core::pipeline::Escalation::TellManager => t.tell_manager,
+                    stratum_core::pipeline::Escalation::ReturnToPool => t.return_to_pool,
+                });
+            }
             if c.past_deadline {
                 flags.push(t.past_deadline);
             }
