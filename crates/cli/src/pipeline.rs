@@ -19,6 +19,9 @@ pub enum PipelineCommand {
     /// Log a contact with a customer: channel, outcome, intent, the class it is now in and
     /// the next contact date
     Contact(ContactArgs),
+    /// The daily activity report: per rep and day, contacts against the weekday's target,
+    /// by outcome and by channel
+    Activity(FunnelArgs),
     /// The funnel by class over a period: prospects now, who entered, where those who left
     /// went and the median working days they stayed
     Funnel(FunnelArgs),
@@ -97,6 +100,42 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
     match cmd {
         PipelineCommand::Calls(args) => calls(&loaded, &store, args).await?,
         PipelineCommand::Contact(args) => contact(settings, &loaded, &store, args).await?,
+        PipelineCommand::Activity(args) => {
+            use stratum_core::pipeline::{Channel, Outcome};
+            let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());
+            let rows = stratum_runner::pipeline::activity(&loaded, &store, args.from, to).await?;
+            out!("activity {} to {to}", args.from);
+            let words: Vec<&str> = Outcome::ALL
+                .iter()
+                .map(|o| o.as_str())
+                .chain(Channel::ALL.iter().map(|c| c.as_str()))
+                .collect();
+            out!(
+                "{:<10} {:<10} {:>8} {:>6}  {}",
+                "rep",
+                "day",
+                "contacts",
+                "target",
+                words.join("  ")
+            );
+            for r in rows {
+                let cells: Vec<String> = r
+                    .outcomes
+                    .iter()
+                    .chain(&r.channels)
+                    .zip(&words)
+                    .map(|(n, w)| format!("{n:>width$}", width = w.len()))
+                    .collect();
+                out!(
+                    "{:<10} {:<10} {:>8} {:>6}  {}",
+                    r.rep,
+                    r.day,
+                    r.contacts,
+                    r.target.map_or("-".to_string(), |t| t.to_string()),
+                    cells.join("  ")
+                );
+            }
+        }
         PipelineCommand::Funnel(args) => {
             let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());
             let rows = stratum_runner::pipeline::funnel(&loaded, &store, args.from, to).await?;

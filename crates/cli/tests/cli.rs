@@ -1358,4 +1358,24 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
     ] {
         assert!(funnel.contains(&format!("{line}\n")), "{line}\n{funnel}");
     }
+    // The daily activity: lin's Monday the 12th, three contacts reached (a call, the walk-in,
+    // the phone-in) against Monday's 35; Friday the 9th, two calls against 15.
+    let o = stratum(
+        &["activity", "--from", "2026-10-09", "--to", "2026-10-12"],
+        &ws,
+    );
+    let lines: Vec<String> = text(&o)
+        .0
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "activity 2026-10-09 to 2026-10-12",
+            "rep day contacts target reached no_answer busy refused wrong_number call visit walk_in phone_in message",
+            "lin 2026-10-09 2 15 2 0 0 0 0 2 0 0 0 0",
+            "lin 2026-10-12 3 35 3 0 0 0 0 1 0 1 1 0",
+        ]
+    );
 }

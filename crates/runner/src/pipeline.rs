@@ -409,3 +409,58 @@ pub async fn funnel(
     }
     Ok(rows)
 }
+
+/// One rep's contacts on one day, against the weekday's target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityRow {
+    pub rep: String,
+    pub day: NaiveDate,
+    pub contacts: usize,
+    pub target: Option<u32>,
+    /// Contacts per outcome, in `Outcome::ALL`'s order.
+    pub outcomes: Vec<usize>,
+    /// Contacts per channel, in `Channel::ALL`'s order.
+    pub channels: Vec<usize>,
+}
+
+/// The daily activity report for `from` to `to` (inclusive): per rep and day with contacts,
+/// how many by outcome and by channel, and the weekday's target.
+pub async fn activity(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<ActivityRow>, RunError> {
+    use stratum_core::pipeline::{Channel, Outcome};
+    let pipeline = pipeline_of(loaded)?;
+    let mut rows: Vec<ActivityRow> = Vec::new();
+    for i in store.interactions_between(from, to).await? {
+        let at = match rows
+            .iter()
+            .position(|r| r.rep == i.rep && r.day == i.on_date)
+        {
+            Some(at) => at,
+            None => {
+                rows.push(ActivityRow {
+                    rep: i.rep.clone(),
+                    day: i.on_date,
+                    contacts: 0,
+                    target: pipeline.target_on(i.on_date),
+                    outcomes: vec![0; Outcome::ALL.len()],
+                    channels: vec![0; Channel::ALL.len()],
+                });
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[at];
+        row.contacts += 1;
+        if let Some(o) = Outcome::ALL.iter().position(|o| o.as_str() == i.outcome) {
+            row.outcomes[o] += 1;
+        }
+        if let Some(c) = Channel::ALL.iter().position(|c| c.as_str() == i.channel) {
+            row.channels[c] += 1;
+        }
+    }
+    rows.sort_by(|a, b| a.rep.cmp(&b.rep).then(a.day.cmp(&b.day)));
+    Ok(rows)
+}
