@@ -19,6 +19,10 @@ pub enum PipelineCommand {
     /// Log a contact with a customer: channel, outcome, intent, the class it is now in and
     /// the next contact date
     Contact(ContactArgs),
+    /// Dedicated managers (客户经理制) for the served run's customers on the given levels:
+    /// balanced within one customer of the ideal count, within each manager's capacity,
+    /// stable against the recorded owners; writes customer_id,manager,why
+    Assign(AssignArgs),
     /// The daily activity report: per rep and day, contacts against the weekday's target,
     /// by outcome and by channel
     Activity(FunnelArgs),
@@ -28,6 +32,22 @@ pub enum PipelineCommand {
     /// Import a register of contacts (CSV: customer_id, rep, on, channel, outcome[, intent,
     /// class, next_contact, notes]); all rows or none, unless quarantined
     ImportContacts(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AssignArgs {
+    /// The levels whose customers get a dedicated manager (comma-separated)
+    #[arg(long, value_delimiter = ',', required = true)]
+    levels: Vec<String>,
+    /// The managers (comma-separated), each optionally NAME:CAPACITY
+    #[arg(long, value_delimiter = ',', required = true)]
+    managers: Vec<String>,
+    /// The ladder (default: the service ladder)
+    #[arg(long)]
+    ladder: Option<String>,
+    /// Write the assignments here (CSV); default: standard output
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -100,6 +120,60 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
     match cmd {
         PipelineCommand::Calls(args) => calls(&loaded, &store, args).await?,
         PipelineCommand::Contact(args) => contact(settings, &loaded, &store, args).await?,
+        PipelineCommand::Assign(args) => {
+            use stratum_core::assign::{Manager, Why};
+            let managers = args
+                .managers
+                .iter()
+                .map(|m| match m.split_once(':') {
+                    Some((name, cap)) => cap
+                        .parse()
+                        .map(|c| Manager {
+                            name: name.to_string(),
+                            capacity: Some(c),
+                        })
+                        .map_err(|_| anyhow::anyhow!("`{m}`: a capacity is a whole number")),
+                    None => Ok(Manager {
+                        name: m.to_string(),
+                        capacity: None,
+                    }),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let done = stratum_runner::pipeline::assign_managers(
+                &loaded,
+                &store,
+                args.ladder.as_deref(),
+                &args.levels,
+                &managers,
+            )
+            .await?;
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["customer_id", "manager", "why"])?;
+            for a in &done {
+                let why = match &a.why {
+                    Why::Kept => "kept".to_string(),
+                    Why::New => "new".to_string(),
+                    Why::ManagerLeft { from } => format!("{from} left"),
+                    Why::Rebalanced { from } => format!("rebalanced from {from}"),
+                };
+                w.write_record([a.customer_id.as_str(), a.manager.as_str(), why.as_str()])?;
+            }
+            let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+            match &args.out {
+                Some(path) => std::fs::write(path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().lock().write_all(&bytes)?;
+                }
+            }
+            let moved = done.iter().filter(|a| a.why != Why::Kept).count();
+            eprintln!(
+                "stratum: {} customer(s) over {} manager(s); {moved} new or moved",
+                done.len(),
+                managers.len()
+            );
+        }
         PipelineCommand::Activity(args) => {
             use stratum_core::pipeline::{Channel, Outcome};
             let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());

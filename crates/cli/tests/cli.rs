@@ -1378,4 +1378,38 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
             "lin 2026-10-12 3 35 3 0 0 0 0 1 0 1 1 0",
         ]
     );
+
+    // Dedicated managers for the key and major customers: two managers, one full at 10.
+    let o = stratum(
+        &[
+            "assign",
+            "--levels",
+            "key,major",
+            "--managers",
+            "wang,li:10",
+        ],
+        &ws,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (csv, summary) = text(&o);
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    let held = |m: &str| {
+        rows.iter()
+            .filter(|r| r.split(',').nth(1) == Some(m))
+            .count()
+    };
+    assert_eq!(csv.lines().next(), Some("customer_id,manager,why"));
+    assert_eq!(held("li"), 10);
+    assert_eq!(held("wang"), rows.len() - 10);
+    // The run's owners are reps, not these managers: everyone moves, saying from whom.
+    assert!(rows.iter().all(|r| r.ends_with(" left")), "{csv}");
+    assert!(summary.contains(&format!("{} customer(s) over 2 manager(s)", rows.len())));
+    let o = stratum(
+        &["assign", "--levels", "platinum", "--managers", "wang"],
+        &ws,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains(
+        "ladder `pyramid` has no level `platinum` (its levels: key, major, ordinary, small)"
+    ));
 }

@@ -6,6 +6,7 @@
 //! tested and reasoned about without a query engine, a database or an async runtime: the engine
 //! hands it a [`Frame`] of per-customer metrics and it hands back levels and reasons.
 
+pub mod assign;
 pub mod calendar;
 pub mod churn;
 pub mod clv;

@@ -464,3 +464,61 @@ pub async fn activity(
     rows.sort_by(|a, b| a.rep.cmp(&b.rep).then(a.day.cmp(&b.day)));
     Ok(rows)
 }
+
+/// Dedicated managers for the served run's customers on `levels` of `ladder` (default the
+/// service ladder): balanced by count and, among equally loaded managers, by the ladder's
+/// score; stable against the owners the run recorded (`[service] owner`), each move with
+/// its reason.
+pub async fn assign_managers(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    ladder: Option<&str>,
+    levels: &[String],
+    managers: &[stratum_core::assign::Manager],
+) -> Result<Vec<stratum_core::assign::Assignment>, RunError> {
+    let policy = &loaded.policy;
+    let ladder = match ladder {
+        Some(l) => l.to_string(),
+        None => match policy.service.as_ref() {
+            Some(s) => s.ladder_name.clone(),
+            None => policy
+                .ladders
+                .first()
+                .map(|l| l.name.clone())
+                .ok_or_else(|| RunError::Refused("the policy has no ladder".into()))?,
+        },
+    };
+    let Some(known) = policy.ladders.iter().find(|l| l.name == ladder) else {
+        return Err(RunError::Refused(format!("unknown ladder `{ladder}`")));
+    };
+    for level in levels {
+        if known.level_index(level).is_none() {
+            let names: Vec<&str> = known.levels.iter().map(|l| l.name.as_str()).collect();
+            return Err(RunError::Refused(format!(
+                "ladder `{ladder}` has no level `{level}` (its levels: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    let run = store
+        .latest_run_id(policy.history_name())
+        .await?
+        .ok_or_else(|| RunError::Refused("no run recorded yet: run `stratum run`".into()))?;
+    let standings = store.run_standings(run).await?;
+    let owners: std::collections::HashMap<&str, &str> = standings
+        .owners
+        .iter()
+        .map(|(c, o)| (c.as_str(), o.as_str()))
+        .collect();
+    let customers: Vec<stratum_core::assign::Assignee> = standings
+        .rows
+        .iter()
+        .filter(|r| r.ladder == ladder && levels.contains(&r.level))
+        .map(|r| stratum_core::assign::Assignee {
+            customer_id: r.customer_id.clone(),
+            value: r.score.unwrap_or(0.0),
+            manager: owners.get(r.customer_id.as_str()).map(|o| o.to_string()),
+        })
+        .collect();
+    stratum_core::assign::assign(&customers, managers).map_err(|e| RunError::Refused(e.to_string()))
+}
