@@ -21,6 +21,24 @@ pub(super) const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Get,
+        path: "/api/pipeline/funnel",
+        summary: "The funnel by class for `from`..`to`: prospects now, entered, where those who left went, median working days in class",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "read pipeline reports",
+        handler: |m| on(m, funnel),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/pipeline/activity",
+        summary: "The daily activity report for `from`..`to`: per rep and day, contacts against the weekday's target, by outcome and channel (`rep`: one rep; agents: their own)",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: false,
+        does: "read pipeline reports",
+        handler: |m| on(m, activity),
+    },
+    Route {
+        method: Method::Get,
         path: "/api/customers/{id}/interactions",
         summary: "The customer's logged contacts (latest first), its pipeline class and class changes",
         roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
@@ -221,4 +239,115 @@ async fn log(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    from: NaiveDate,
+    to: Option<NaiveDate>,
+    rep: Option<String>,
+}
+
+async fn funnel(State(state): State<AppState>, AppQuery(q): AppQuery<PeriodQuery>) -> ApiResult {
+    let to = q.to.unwrap_or_else(|| today(&state));
+    let rows = stratum_runner::pipeline::funnel(&state.policy, &state.store, q.from, to).await?;
+    ok(Funnel {
+        from: q.from,
+        to,
+        classes: rows
+            .into_iter()
+            .map(|r| FunnelClass {
+                class: r.class,
+                now: r.now,
+                entered: r.entered,
+                moved_to: r
+                    .moved_to
+                    .into_iter()
+                    .map(|(class, customers)| MovedTo { class, customers })
+                    .collect(),
+                median_days: r.median_days,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct Funnel {
+    from: NaiveDate,
+    to: NaiveDate,
+    classes: Vec<FunnelClass>,
+}
+
+#[derive(Serialize)]
+struct FunnelClass {
+    class: String,
+    now: usize,
+    entered: usize,
+    moved_to: Vec<MovedTo>,
+    median_days: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct MovedTo {
+    class: String,
+    customers: usize,
+}
+
+async fn activity(
+    State(state): State<AppState>,
+    who: Principal,
+    AppQuery(q): AppQuery<PeriodQuery>,
+) -> ApiResult {
+    let rep = match (who.role, q.rep) {
+        (Role::Agent, Some(rep)) if rep != who.user => {
+            return Err(ApiError::forbidden(format!(
+                "an agent reads its own activity, not {rep}'s"
+            )));
+        }
+        (Role::Agent, _) => Some(who.user.clone()),
+        (_, rep) => rep,
+    };
+    let to = q.to.unwrap_or_else(|| today(&state));
+    let rows = stratum_runner::pipeline::activity(&state.policy, &state.store, q.from, to).await?;
+    ok(Activity {
+        from: q.from,
+        to,
+        days: rows
+            .into_iter()
+            .filter(|r| rep.as_ref().is_none_or(|rep| &r.rep == rep))
+            .map(|r| ActivityDay {
+                outcomes: Outcome::ALL
+                    .iter()
+                    .zip(&r.outcomes)
+                    .map(|(o, n)| (o.as_str(), *n))
+                    .collect(),
+                channels: Channel::ALL
+                    .iter()
+                    .zip(&r.channels)
+                    .map(|(c, n)| (c.as_str(), *n))
+                    .collect(),
+                rep: r.rep,
+                day: r.day,
+                contacts: r.contacts,
+                target: r.target,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct Activity {
+    from: NaiveDate,
+    to: NaiveDate,
+    days: Vec<ActivityDay>,
+}
+
+#[derive(Serialize)]
+struct ActivityDay {
+    rep: String,
+    day: NaiveDate,
+    contacts: usize,
+    target: Option<u32>,
+    outcomes: std::collections::BTreeMap<&'static str, usize>,
+    channels: std::collections::BTreeMap<&'static str, usize>,
 }
