@@ -129,6 +129,10 @@ async function signIn(name) {
   check(await page.locator('div.outcome svg.heatmap g[data-from="major"][data-to="key"][data-customers="18"]').count() === 1,
         'what-if: the matrix has the 18 majors who would become key');
   await inspect(page, 'what-if');
+  await page.goto(`${base}/pipeline?from=2026-10-01&to=2026-10-31`);
+  const funnel = await page.textContent('table.funnel');
+  check(funnel.includes('key-3') && funnel.includes('ordinary-3'), 'reports: the funnel by class for October');
+  await inspect(page, 'pipeline-reports');
   await page.click('header a[href="/runs"]');
   await page.click('form.start-run button');
   await page.waitForSelector('section.job[data-finished="true"]', { timeout: 60000 });
@@ -192,6 +196,10 @@ async function signIn(name) {
     check(await rows() === before - i, `calls: ${customer} logged, ${before - i} left`);
     check(await page.locator(`table.calls tr[data-customer="${customer}"]`).count() === 0, `calls: ${customer} is off the list`);
   }
+  await page.goto(`${base}/pipeline?from=2026-10-01&to=2026-11-02`);
+  check((await page.textContent('table.activity')).includes('rep01') && await page.locator('table.funnel').count() === 0,
+        'reports: a rep sees its own activity, not the team funnel');
+  await inspect(page, 'pipeline-rep');
   const week = await page.goto(`${base}/calls?date=2026-11-09`);
   check(week.status() === 200 && (await page.textContent('table.calls')).includes('good'), 'calls: the three come back on the date set, with their intent');
   await context.close();

@@ -647,7 +647,8 @@ async fn benefits_are_redeemed_and_cancelled_from_the_card(url: String) {
 /// structure is closed.
 async fn every_page_answers_the_roles_it_names(url: String) {
     let f = fixture(url).await;
-    let pages: [(&str, &[&str]); 8] = [
+    let pages: [(&str, &[&str]); 9] = [
+        ("/pipeline", &["boss", "mei", "wang"]),
         ("/calls", &["boss", "mei", "wang"]),
         ("/policy", &["boss", "mei", "wang", "ivr"]),
         ("/mine", &["wang"]),
@@ -1348,6 +1349,38 @@ async fn reps_work_their_call_list(url: String) {
     // An agent's list is its own, whatever it asks for.
     let own = f.send("GET", "/calls?rep=li", &[&agent], None).await;
     assert!(own.body.contains("<h1>Call list: wang,"));
+    // The reports: C1 entered class 1 this month and is there; wang's two contacts.
+    let reports = f
+        .send(
+            "GET",
+            "/pipeline?from=2026-11-01&to=2026-11-30",
+            &[&analyst],
+            None,
+        )
+        .await;
+    assert_eq!(reports.status, StatusCode::OK, "{}", reports.body);
+    assert!(
+        reports.body.contains(
+            r#"<tr><th scope="row">1</th><td class="num">1</td><td class="num">1</td><td></td><td class="num"></td></tr>"#
+        ),
+        "{}",
+        reports.body
+    );
+    assert!(reports.body.contains(
+        r#"<tr><th scope="row">wang</th><td class="date">2026-11-23</td><td class="num">1</td>"#
+    ));
+    assert!(reports.body.contains(
+        r#"<tr><th scope="row">wang</th><td class="date">2026-11-24</td><td class="num">1</td><td class="num">25</td>"#
+    ));
+    let mine = f
+        .send(
+            "GET",
+            "/pipeline?from=2026-11-01&to=2026-11-30",
+            &[&agent],
+            None,
+        )
+        .await;
+    assert!(!mine.body.contains("table class=\"funnel\"") && mine.body.contains("2026-11-24"));
 }
 
 /// Every form of the console refuses a token that is not the session's, and changes nothing.

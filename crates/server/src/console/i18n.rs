@@ -244,6 +244,12 @@ pub struct Text {
     pub morning: &'static str,
     pub afternoon: &'static str,
     pub contacts: &'static str,
+    pub reports: &'static str,
+    pub funnel: &'static str,
+    pub activity: &'static str,
+    pub entered: &'static str,
+    pub left_for: &'static str,
+    pub median_days: &'static str,
     pub ladders: &'static str,
 }
 
@@ -409,6 +415,12 @@ pub static EN: Text = Text {
     morning: "morning",
     afternoon: "afternoon",
     contacts: "Contacts",
+    reports: "Pipeline reports",
+    funnel: "Funnel by class",
+    activity: "Daily activity per rep",
+    entered: "entered",
+    left_for: "left for",
+    median_days: "median working days in class",
     ladders: "Ladders",
 };
 
@@ -574,6 +586,12 @@ pub static ZH: Text = Text {
     morning: "上午",
     afternoon: "下午",
     contacts: "联系记录",
+    reports: "销售报表",
+    funnel: "各分类漏斗",
+    activity: "每日工作量",
+    entered: "进入",
+    left_for: "转入",
+    median_days: "停留工作日（中位数）",
     ladders: "分级体系",
 };
 

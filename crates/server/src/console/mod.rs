@@ -30,6 +30,7 @@ mod customers;
 mod dashboard;
 mod i18n;
 mod policy;
+mod reports;
 mod runs;
 
 use crate::AppState;
@@ -68,6 +69,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/mine", get(customers::mine))
         .route("/calls", get(calls::calls))
         .route("/calls/{id}/log", post(calls::log))
+        .route("/pipeline", get(reports::reports))
         .route("/admin", get(admin::admin))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/keys", post(admin::add_key))
