@@ -33,6 +33,15 @@ pub enum Escalation {
 }
 
 impl Escalation {
+    /// The step as the API names it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Escalation::RemindRep => "remind_rep",
+            Escalation::TellManager => "tell_manager",
+            Escalation::ReturnToPool => "return_to_pool",
+        }
+    }
+    /// The step in words.
     pub fn as_str(self) -> &'static str {
         match self {
             Escalation::RemindRep => "remind the rep",

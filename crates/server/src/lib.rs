@@ -171,6 +171,15 @@ impl AppState {
 
     /// The ladder a customer's service level is read from: `[service] ladder`, else the
     /// policy's first (what searches and lists show beside each customer).
+    /// Today in the service's time zone (UTC without one): the day call lists and reports
+    /// default to.
+    pub(crate) fn today(&self) -> chrono::NaiveDate {
+        match self.policy.policy.service.as_ref() {
+            Some(s) => self.now().with_timezone(&s.timezone).date_naive(),
+            None => self.now().date_naive(),
+        }
+    }
+
     pub(crate) fn service_ladder(&self) -> String {
         let policy = &self.policy.policy;
         match policy.service.as_ref() {

@@ -56,14 +56,6 @@ struct CallsPage<'a> {
     problem: Option<String>,
 }
 
-/// Today in the service's time zone (UTC without one).
-fn today(state: &AppState) -> chrono::NaiveDate {
-    match state.policy.policy.service.as_ref() {
-        Some(s) => state.now().with_timezone(&s.timezone).date_naive(),
-        None => state.now().date_naive(),
-    }
-}
-
 async fn calls_page(
     state: &AppState,
     session: &Session,
@@ -79,7 +71,7 @@ async fn calls_page(
     } else {
         query.rep.trim().to_string()
     };
-    let date = query.date.unwrap_or_else(|| today(state));
+    let date = query.date.unwrap_or_else(|| state.today());
     let loaded = &state.policy;
     let Ok(pipeline) = stratum_runner::pipeline::pipeline_of(loaded) else {
         // A policy without a sales pipeline: the page says so rather than failing.

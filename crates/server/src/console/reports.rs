@@ -53,11 +53,7 @@ pub(super) async fn reports(
     if let Some(refusal) = not_for(&session, super::calls::CALLS_PAGE, "pipeline reports") {
         return Err(refusal);
     }
-    let today = match state.policy.policy.service.as_ref() {
-        Some(s) => state.now().with_timezone(&s.timezone).date_naive(),
-        None => state.now().date_naive(),
-    };
-    let to = q.to.unwrap_or(today);
+    let to = q.to.unwrap_or_else(|| state.today());
     let from = q
         .from
         .unwrap_or_else(|| chrono::Datelike::with_day(&to, 1).unwrap_or(to));

@@ -57,14 +57,6 @@ pub(super) const ROUTES: &[Route] = &[
     },
 ];
 
-/// Today in the service's time zone (UTC without one).
-fn today(state: &AppState) -> NaiveDate {
-    match state.policy.policy.service.as_ref() {
-        Some(s) => state.now().with_timezone(&s.timezone).date_naive(),
-        None => state.now().date_naive(),
-    }
-}
-
 #[derive(Deserialize)]
 struct CallsQuery {
     rep: Option<String>,
@@ -82,7 +74,7 @@ async fn calls(
             "an agent reads its own call list, not {rep}'s"
         )));
     }
-    let date = q.date.unwrap_or_else(|| today(&state));
+    let date = q.date.unwrap_or_else(|| state.today());
     let loaded = &state.policy;
     let pipeline = stratum_runner::pipeline::pipeline_of(loaded)?;
     let lists =
@@ -94,11 +86,7 @@ async fn calls(
         due: c.due,
         overdue: c.overdue,
         overdue_days: c.overdue_days,
-        escalation: c.escalation.map(|e| match e {
-            stratum_core::pipeline::Escalation::RemindRep => "remind_rep",
-            stratum_core::pipeline::Escalation::TellManager => "tell_manager",
-            stratum_core::pipeline::Escalation::ReturnToPool => "return_to_pool",
-        }),
+        escalation: c.escalation.map(stratum_core::pipeline::Escalation::code),
         past_deadline: c.past_deadline,
         intent: c.intent.map(Intent::as_str),
         block: if c.block == 0 { "morning" } else { "afternoon" },
@@ -218,7 +206,7 @@ async fn log(
     let new = stratum_store::NewInteraction {
         customer_id: id,
         rep,
-        on: b.on.unwrap_or_else(|| today(&state)),
+        on: b.on.unwrap_or_else(|| state.today()),
         at: state.now(),
         channel: match b.channel {
             Some(c) => word::<Channel>("channel", &c)?,
@@ -249,7 +237,7 @@ struct PeriodQuery {
 }
 
 async fn funnel(State(state): State<AppState>, AppQuery(q): AppQuery<PeriodQuery>) -> ApiResult {
-    let to = q.to.unwrap_or_else(|| today(&state));
+    let to = q.to.unwrap_or_else(|| state.today());
     let rows = stratum_runner::pipeline::funnel(&state.policy, &state.store, q.from, to).await?;
     ok(Funnel {
         from: q.from,
@@ -307,7 +295,7 @@ async fn activity(
         (Role::Agent, _) => Some(who.user.clone()),
         (_, rep) => rep,
     };
-    let to = q.to.unwrap_or_else(|| today(&state));
+    let to = q.to.unwrap_or_else(|| state.today());
     let rows = stratum_runner::pipeline::activity(&state.policy, &state.store, q.from, to).await?;
     ok(Activity {
         from: q.from,
