@@ -19,9 +19,10 @@ pub enum PipelineCommand {
     /// Log a contact with a customer: channel, outcome, intent, the class it is now in and
     /// the next contact date
     Contact(ContactArgs),
-    /// Dedicated managers (客户经理制) for the served run's customers on the given levels:
-    /// balanced within one customer of the ideal count, within each manager's capacity,
-    /// stable against the recorded owners; writes customer_id,manager,why
+    /// Dedicated managers (客户经理制) for the served run's customers on the policy's
+    /// `[assignment]` levels: balanced within one customer of the ideal count, within each
+    /// manager's capacity, stable against their owners now; writes customer_id,manager,why,
+    /// and with --apply makes them the owners
     Assign(AssignArgs),
     /// The daily activity report: per rep and day, contacts against the weekday's target,
     /// by outcome and by channel
@@ -29,6 +30,10 @@ pub enum PipelineCommand {
     /// The funnel by class over a period: prospects now, who entered, where those who left
     /// went and the median working days they stayed
     Funnel(FunnelArgs),
+    /// The day's overdue follow-ups that reached a step of `[pipeline.escalation]`: whom to
+    /// remind, which team lead to tell, who takes those returned to the pool (--apply hands
+    /// them over)
+    Escalate(EscalateArgs),
     /// Import a register of contacts (CSV: customer_id, rep, on, channel, outcome[, intent,
     /// class, next_contact, notes]); all rows or none, unless quarantined
     ImportContacts(ImportArgs),
@@ -36,18 +41,34 @@ pub enum PipelineCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct AssignArgs {
-    /// The levels whose customers get a dedicated manager (comma-separated)
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// The levels whose customers get a dedicated manager (comma-separated; default the
+    /// policy's `[assignment] levels`)
+    #[arg(long, value_delimiter = ',')]
     levels: Vec<String>,
-    /// The managers (comma-separated), each optionally NAME:CAPACITY
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// The managers (comma-separated), each optionally NAME:CAPACITY (default the policy's
+    /// `[assignment.managers]`; a manager left out has left: its customers move)
+    #[arg(long, value_delimiter = ',')]
     managers: Vec<String>,
+    /// Save the assignments: they become the customers' owners (agent permissions, the
+    /// service's owner, the pipeline's rep); customers no longer on the levels are released
+    #[arg(long)]
+    apply: bool,
     /// The ladder (default: the service ladder)
     #[arg(long)]
     ladder: Option<String>,
     /// Write the assignments here (CSV); default: standard output
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EscalateArgs {
+    /// The day (default: today)
+    #[arg(long)]
+    date: Option<NaiveDate>,
+    /// Hand the customers returned to the pool to the team member holding fewest prospects
+    #[arg(long)]
+    apply: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -131,31 +152,27 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
                         .map(|c| Manager {
                             name: name.to_string(),
                             capacity: Some(c),
+                            rating: 0,
                         })
                         .map_err(|_| anyhow::anyhow!("`{m}`: a capacity is a whole number")),
                     None => Ok(Manager {
                         name: m.to_string(),
                         capacity: None,
+                        rating: 0,
                     }),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let done = stratum_runner::pipeline::assign_managers(
+            let rule = stratum_runner::pipeline::assignment_rule(
                 &loaded,
-                &store,
                 args.ladder.as_deref(),
                 &args.levels,
                 &managers,
-            )
-            .await?;
+            )?;
+            let done = stratum_runner::pipeline::assign_managers(&loaded, &store, &rule).await?;
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record(["customer_id", "manager", "why"])?;
             for a in &done {
-                let why = match &a.why {
-                    Why::Kept => "kept".to_string(),
-                    Why::New => "new".to_string(),
-                    Why::ManagerLeft { from } => format!("{from} left"),
-                    Why::Rebalanced { from } => format!("rebalanced from {from}"),
-                };
+                let why = a.why.to_string();
                 w.write_record([a.customer_id.as_str(), a.manager.as_str(), why.as_str()])?;
             }
             let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -169,10 +186,83 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
             }
             let moved = done.iter().filter(|a| a.why != Why::Kept).count();
             eprintln!(
-                "stratum: {} customer(s) over {} manager(s); {moved} new or moved",
+                "stratum: {} customer(s) of {} on {} over {} manager(s); {moved} new or moved",
                 done.len(),
-                managers.len()
+                rule.ladder,
+                rule.levels.join(", "),
+                rule.managers.len()
             );
+            if args.apply {
+                let today = chrono::Local::now().date_naive();
+                let applied = stratum_runner::pipeline::apply_assignments(
+                    &loaded,
+                    &store,
+                    &done,
+                    today,
+                    &settings.actor(),
+                )
+                .await?;
+                eprintln!(
+                    "stratum: applied: {} assigned, {} released, {} prospect(s) handed to their manager",
+                    applied.assigned, applied.released, applied.prospects_moved
+                );
+            } else {
+                eprintln!("stratum: nothing saved (--apply makes them the owners)");
+            }
+        }
+        PipelineCommand::Escalate(args) => {
+            let date = args
+                .date
+                .unwrap_or_else(|| chrono::Local::now().date_naive());
+            let (all, moved) = if args.apply {
+                stratum_runner::pipeline::return_to_pool(&loaded, &store, date, &settings.actor())
+                    .await?
+            } else {
+                (
+                    stratum_runner::pipeline::escalations(&loaded, &store, date).await?,
+                    0,
+                )
+            };
+            use stratum_core::pipeline::Escalation;
+            let count = |step: Escalation| all.iter().filter(|e| e.step == step).count();
+            out!(
+                "escalations {date}: {} to remind their rep, {} to tell the team lead, {} returned to the pool",
+                count(Escalation::RemindRep),
+                count(Escalation::TellManager),
+                count(Escalation::ReturnToPool)
+            );
+            if !all.is_empty() {
+                out!(
+                    "{:<10} {:<8} {:<10} {:>7}  {:<22} {}",
+                    "customer",
+                    "rep",
+                    "class",
+                    "overdue",
+                    "step",
+                    "lead / hand to"
+                );
+            }
+            for e in &all {
+                let who = match e.step {
+                    Escalation::RemindRep => String::new(),
+                    Escalation::TellManager => e.lead.clone().unwrap_or_else(|| "(no team)".into()),
+                    Escalation::ReturnToPool => match &e.hand_to {
+                        Some(to) => format!("→ {to}"),
+                        None => "(no team to hand to)".into(),
+                    },
+                };
+                out!(
+                    "{:<10} {:<8} {:<10} {:>7}  {:<22} {who}",
+                    e.customer_id,
+                    e.rep,
+                    e.class,
+                    e.overdue_days,
+                    e.step.as_str()
+                );
+            }
+            if args.apply {
+                out!("handed over: {moved}");
+            }
         }
         PipelineCommand::Activity(args) => {
             use stratum_core::pipeline::{Channel, Outcome};

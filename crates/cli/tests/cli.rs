@@ -1402,8 +1402,17 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
     assert_eq!(held("li"), 10);
     assert_eq!(held("wang"), rows.len() - 10);
     // The run's owners are reps, not these managers: everyone moves, saying from whom.
-    assert!(rows.iter().all(|r| r.ends_with(" left")), "{csv}");
-    assert!(summary.contains(&format!("{} customer(s) over 2 manager(s)", rows.len())));
+    assert!(
+        rows.iter()
+            .all(|r| r.ends_with(" is not among the managers")),
+        "{csv}"
+    );
+    assert!(summary.contains(&format!(
+        "{} customer(s) of pyramid on key, major over 2 manager(s); {} new or moved",
+        rows.len(),
+        rows.len()
+    )));
+    assert!(summary.contains("nothing saved"));
     let o = stratum(
         &["assign", "--levels", "platinum", "--managers", "wang"],
         &ws,
@@ -1412,4 +1421,110 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
     assert!(text(&o).1.contains(
         "ladder `pyramid` has no level `platinum` (its levels: key, major, ordinary, small)"
     ));
+}
+
+/// The demo's teams and key-account managers: overdue follow-ups escalate to the rep, the
+/// lead, then the pool (handed to a teammate, due with them that day); `assign --apply`
+/// makes the key-account managers the owners, and a second pass keeps everyone.
+#[test]
+fn escalations_hand_over_and_assignments_stick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(
+        stratum(&["init", "demo", "--customers", "300"], dir)
+            .status
+            .success()
+    );
+    let ws = dir.join("demo");
+    assert!(stratum(&["run"], &ws).status.success());
+    let o = stratum(
+        &["--by", "lin", "import-contacts", "data/contacts.csv"],
+        &ws,
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let escalate = |args: &[&str]| {
+        let mut all = vec!["--by", "lin", "escalate"];
+        all.extend_from_slice(args);
+        let o = stratum(&all, &ws);
+        assert!(o.status.success(), "{args:?}: {:?}", text(&o));
+        text(&o).0
+    };
+    let team = ["rep01", "rep02", "rep03", "rep04"];
+    let report = escalate(&["--date", "2026-11-20"]);
+    let rows: Vec<Vec<&str>> = report
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(!rows.is_empty(), "{report}");
+    let pooled: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .filter(|r| r.contains(&"pool"))
+        .map(|r| (r[0], r[1], *r.last().unwrap()))
+        .collect();
+    assert!(!pooled.is_empty(), "{report}");
+    // Each returned customer goes to another member of its rep's team.
+    for (customer, rep, to) in &pooled {
+        assert!(
+            team.contains(rep) && team.contains(to) && rep != to,
+            "{customer}: {rep} → {to}"
+        );
+    }
+    // The counts line says what the rows show; the lead is told from 5 days on.
+    let told = rows.iter().filter(|r| r.last() == Some(&"lead01")).count();
+    let reminded = rows.len() - told - pooled.len();
+    assert!(report.starts_with(&format!(
+        "escalations 2026-11-20: {reminded} to remind their rep, {told} to tell the team lead, {} returned to the pool\n",
+        pooled.len()
+    )));
+    let applied = escalate(&["--date", "2026-11-20", "--apply"]);
+    assert!(
+        applied.ends_with(&format!("handed over: {}\n", pooled.len())),
+        "{applied}"
+    );
+    // Handed over: on the new rep's list that day, and no longer escalating.
+    let (customer, _, to) = pooled[0];
+    let list = text(&stratum(
+        &["calls", "--rep", to, "--date", "2026-11-20"],
+        &ws,
+    ))
+    .0;
+    assert!(list.contains(customer), "{list}");
+    let again = escalate(&["--date", "2026-11-20"]);
+    for (customer, _, _) in &pooled {
+        assert!(
+            !again.contains(customer),
+            "{customer} escalated again:\n{again}"
+        );
+    }
+    assert!(again.contains(" 0 returned to the pool"), "{again}");
+
+    // Key-account managers from the policy's [assignment], applied, then stable.
+    let o = stratum(&["assign", "--apply"], &ws);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (csv, summary) = text(&o);
+    let keys = csv.lines().count() - 1;
+    assert!(keys > 0, "{csv}");
+    assert!(
+        summary.contains(&format!("applied: {keys} assigned, 0 released")),
+        "{summary}"
+    );
+    let o = stratum(&["assign"], &ws);
+    let (csv, summary) = text(&o);
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",kept")), "{csv}");
+    assert!(summary.contains("; 0 new or moved"), "{summary}");
+    // km03 leaves: only its customers move, saying so.
+    let o = stratum(&["assign", "--managers", "km01,km02", "--apply"], &ws);
+    let (csv, _) = text(&o);
+    let moved: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(",kept"))
+        .collect();
+    assert!(
+        moved
+            .iter()
+            .all(|l| l.ends_with(",km03 is not among the managers")),
+        "{csv}"
+    );
 }

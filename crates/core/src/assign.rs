@@ -6,10 +6,23 @@
 
 use std::collections::HashMap;
 
+/// `[assignment]`, checked: the levels whose customers get a dedicated manager, and the
+/// managers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignmentRule {
+    pub ladder: String,
+    pub levels: Vec<String>,
+    pub by_rating: bool,
+    pub managers: Vec<Manager>,
+}
+
 /// A customer to assign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignee {
     pub customer_id: String,
+    /// The customer's level on the ladder (0: the top); higher levels are placed first.
+    pub level: usize,
+    /// Among customers of one level, the more valuable are placed first.
     pub value: f64,
     /// The manager it has now, if any.
     pub manager: Option<String>,
@@ -21,6 +34,9 @@ pub struct Manager {
     pub name: String,
     /// The most customers the manager may hold.
     pub capacity: Option<usize>,
+    /// How well the manager is rated (higher is better): with `by_rating`, the most
+    /// valuable customers who move go to the best-rated managers first.
+    pub rating: u32,
 }
 
 /// Why a customer has the manager it is given.
@@ -34,6 +50,17 @@ pub enum Why {
     ManagerLeft { from: String },
     /// Its manager held more than its share.
     Rebalanced { from: String },
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Kept => f.write_str("kept"),
+            Why::New => f.write_str("new"),
+            Why::ManagerLeft { from } => write!(f, "{from} is not among the managers"),
+            Why::Rebalanced { from } => write!(f, "rebalanced from {from}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,13 +81,17 @@ pub enum AssignError {
 
 /// Assigns every customer. Each manager's share is the ideal count (customers ÷ managers,
 /// the remainder going to those holding most now, so fewer move), capped by its capacity
-/// (what a full manager cannot take goes to the others). Managers above their share keep
-/// their most valuable customers and give up the rest; the customers given up, the new ones
-/// and those of managers who left are placed most valuable first, each with the manager
-/// furthest below its share, then the one holding the least value, then by name.
+/// (what a full manager cannot take goes to the others). "Most valuable" is the highest
+/// level, then the highest value. Managers above their share keep their most valuable
+/// customers and give up the rest; the customers given up, the new ones and those of
+/// managers who left are placed most valuable first, each with the manager furthest below
+/// its share, then the one holding the least value, then by name. With `by_rating`, the
+/// best-rated manager with room comes first, so the highest levels go to the best-rated
+/// managers; a customer who may stay still stays.
 pub fn assign(
     customers: &[Assignee],
     managers: &[Manager],
+    by_rating: bool,
 ) -> Result<Vec<Assignment>, AssignError> {
     if managers.is_empty() {
         return Err(AssignError::NoManagers);
@@ -124,9 +155,10 @@ pub fn assign(
     let mut load = vec![0f64; m];
     let mut by_value: Vec<usize> = (0..n).collect();
     by_value.sort_by(|&a, &b| {
-        customers[b]
-            .value
-            .total_cmp(&customers[a].value)
+        customers[a]
+            .level
+            .cmp(&customers[b].level)
+            .then(customers[b].value.total_cmp(&customers[a].value))
             .then(customers[a].customer_id.cmp(&customers[b].customer_id))
     });
     for &c in &by_value {
@@ -148,8 +180,13 @@ pub fn assign(
         let i = (0..m)
             .filter(|&i| count[i] < share[i])
             .min_by(|&a, &b| {
-                (share[b] - count[b])
-                    .cmp(&(share[a] - count[a]))
+                let rated = if by_rating {
+                    managers[b].rating.cmp(&managers[a].rating)
+                } else {
+                    std::cmp::Ordering::Equal
+                };
+                rated
+                    .then((share[b] - count[b]).cmp(&(share[a] - count[a])))
                     .then(load[a].total_cmp(&load[b]))
                     .then(a.cmp(&b))
             })
@@ -186,6 +223,7 @@ mod tests {
             .map(|n| Manager {
                 name: n.to_string(),
                 capacity: None,
+                rating: 0,
             })
             .collect()
     }
@@ -194,6 +232,7 @@ mod tests {
         (0..n)
             .map(|i| Assignee {
                 customer_id: format!("C{i:03}"),
+                level: 0,
                 value: ((i * 37) % 101) as f64 * 100.0,
                 manager: None,
             })
@@ -218,7 +257,7 @@ mod tests {
     fn balanced_within_one_and_by_value_among_equals() {
         let managers = team(&["wang", "li", "zhao"]);
         let mut cs = customers(100);
-        let a = assign(&cs, &managers).unwrap();
+        let a = assign(&cs, &managers, false).unwrap();
         let n = counts(&a, &managers);
         assert_eq!(n.iter().sum::<usize>(), 100);
         assert!(
@@ -244,7 +283,7 @@ mod tests {
         }
         // Again with the same team: nobody moves.
         apply(&mut cs, &a);
-        let again = assign(&cs, &managers).unwrap();
+        let again = assign(&cs, &managers, false).unwrap();
         assert!(again.iter().all(|x| x.why == Why::Kept));
     }
 
@@ -252,11 +291,11 @@ mod tests {
     fn a_leaving_or_joining_manager_moves_the_fewest_customers() {
         let managers = team(&["wang", "li", "zhao", "sun"]);
         let mut cs = customers(100);
-        let first = assign(&cs, &managers).unwrap();
+        let first = assign(&cs, &managers, false).unwrap();
         apply(&mut cs, &first);
         // Sun leaves: only sun's 25 move, spread within one over the three left.
         let three = team(&["wang", "li", "zhao"]);
-        let a = assign(&cs, &three).unwrap();
+        let a = assign(&cs, &three, false).unwrap();
         let moved: Vec<&Assignment> = a.iter().filter(|x| x.why != Why::Kept).collect();
         assert_eq!(moved.len(), 25);
         assert!(
@@ -273,7 +312,7 @@ mod tests {
         // Zhou joins the three: 25 move to zhou (the ideal 25 each), the rest stay; each
         // giver keeps its most valuable customers.
         let four = team(&["wang", "li", "zhao", "zhou"]);
-        let b = assign(&cs, &four).unwrap();
+        let b = assign(&cs, &four, false).unwrap();
         let moved: Vec<&Assignment> = b.iter().filter(|x| x.why != Why::Kept).collect();
         assert_eq!(moved.len(), 25);
         assert!(moved.iter().all(|x| x.manager == "zhou"));
@@ -307,17 +346,46 @@ mod tests {
         let mut managers = team(&["wang", "li", "zhao"]);
         managers[0].capacity = Some(10);
         let cs = customers(100);
-        let a = assign(&cs, &managers).unwrap();
+        let a = assign(&cs, &managers, false).unwrap();
         assert_eq!(counts(&a, &managers), [10, 45, 45]);
         managers[1].capacity = Some(40);
         managers[2].capacity = Some(40);
         assert_eq!(
-            assign(&cs, &managers),
+            assign(&cs, &managers, false),
             Err(AssignError::OverCapacity {
                 customers: 100,
                 capacity: 90
             })
         );
-        assert_eq!(assign(&cs, &[]), Err(AssignError::NoManagers));
+        assert_eq!(assign(&cs, &[], false), Err(AssignError::NoManagers));
+    }
+
+    #[test]
+    fn by_rating_the_most_valuable_go_to_the_best_rated() {
+        let mut managers = team(&["wang", "li", "zhao"]);
+        managers[0].rating = 1;
+        managers[1].rating = 5;
+        managers[2].rating = 3;
+        let mut cs = customers(99);
+        let a = assign(&cs, &managers, true).unwrap();
+        assert_eq!(counts(&a, &managers), [33, 33, 33]);
+        let mut by_value: Vec<(f64, &str)> = cs
+            .iter()
+            .zip(&a)
+            .map(|(c, x)| (c.value, x.manager.as_str()))
+            .collect();
+        by_value.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let managers_in_value_order: Vec<&str> = by_value.iter().map(|(_, m)| *m).collect();
+        assert!(managers_in_value_order[..33].iter().all(|m| *m == "li"));
+        assert!(managers_in_value_order[33..66].iter().all(|m| *m == "zhao"));
+        assert!(managers_in_value_order[66..].iter().all(|m| *m == "wang"));
+        // Stable all the same: a second pass moves nobody.
+        apply(&mut cs, &a);
+        assert!(
+            assign(&cs, &managers, true)
+                .unwrap()
+                .iter()
+                .all(|x| x.why == Why::Kept)
+        );
     }
 }

@@ -69,6 +69,7 @@ diagnostic_codes! {
     DuplicateName = "duplicate_name", Error, "a name that is both a metric and a score";
     EmptyScore = "empty_score", Error, "a weighted score without parts, or a scorecard without dimensions";
     ExpressionTooLarge = "expression_too_large", Error, "an expression, filter or condition beyond 8 KiB, 256 operators or 32 nested parentheses";
+    InvalidAssignment = "invalid_assignment", Error, "an `[assignment]` without levels or managers, naming a level its ladder lacks, or a capacity of 0";
     InvalidBins = "invalid_bins", Error, "RFM `bins` not between 2 and 10";
     InvalidChurn = "invalid_churn", Error, "a `[churn]` threshold that is not a probability between 0 and 1";
     InvalidCondition = "invalid_condition", Error, "a `when`, `applies_to` or `filter` that does not parse or mixes types";
@@ -88,6 +89,7 @@ diagnostic_codes! {
     InvalidQuota = "invalid_quota", Error, "a benefit quota that is not a number of uses (0 or more) or \"unlimited\"";
     InvalidShare = "invalid_share", Error, "a `top_share` or `value_share` outside (0, 1]";
     InvalidSlaTarget = "invalid_sla_target", Error, "an SLA target outside (0, 1]";
+    InvalidTeams = "invalid_teams", Error, "a `[teams]` lead without members, listed in its own team, or a member with two leads";
     InvalidTimezone = "invalid_timezone", Error, "`[service] timezone` is not an IANA zone name";
     InvalidUnit = "invalid_unit", Error, "`[lifetime] unit` is not day, week or month";
     InvalidWeight = "invalid_weight", Error, "a composite part's weight that is not a positive number";

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod score;
 pub mod service;
 pub mod source_map;
+pub mod teams;
 pub mod time;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};

@@ -291,6 +291,10 @@ pub struct Policy {
     pub churn: Option<ChurnRule>,
     /// Present when the policy has `[pipeline]`.
     pub pipeline: Option<crate::pipeline::Pipeline>,
+    /// `[teams]`: who leads whom (empty without).
+    pub teams: crate::teams::Teams,
+    /// Present when the policy has `[assignment]`.
+    pub assignment: Option<crate::assign::AssignmentRule>,
     /// Warnings found while compiling (lint adds more).
     pub warnings: Vec<Diagnostic>,
     /// `[policy] max_rejects` and `max_shrink`.

@@ -45,7 +45,7 @@ impl Escalation {
     pub fn as_str(self) -> &'static str {
         match self {
             Escalation::RemindRep => "remind the rep",
-            Escalation::TellManager => "tell the rep's manager",
+            Escalation::TellManager => "tell the team lead",
             Escalation::ReturnToPool => "return to the pool",
         }
     }

@@ -35,6 +35,35 @@ pub struct PolicyFile {
     pub churn: Option<ChurnDef>,
     /// The sales pipeline: maturity classes, follow-up cycles, daily call lists.
     pub pipeline: Option<PipelineDef>,
+    /// Team lead → the members of the lead's team.
+    #[serde(default)]
+    pub teams: IndexMap<String, Vec<String>>,
+    /// Dedicated managers (客户经理制) for the customers of some levels.
+    pub assignment: Option<AssignmentDef>,
+}
+
+/// `[assignment]`: which levels get a dedicated manager, and the managers who take them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentDef {
+    /// The ladder whose levels are named; default the service ladder.
+    pub ladder: Option<String>,
+    pub levels: Vec<String>,
+    /// The most valuable customers who move go to the best-rated managers first.
+    #[serde(default)]
+    pub by_rating: bool,
+    /// Manager (a user name) → capacity and rating.
+    pub managers: IndexMap<String, ManagerDef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerDef {
+    /// The most customers the manager holds.
+    pub capacity: Option<usize>,
+    /// Higher is better; default 0.
+    #[serde(default)]
+    pub rating: u32,
 }
 
 /// `[pipeline]`: the sales team's maturity classes and how its daily call lists are made.

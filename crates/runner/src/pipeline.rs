@@ -465,21 +465,27 @@ pub async fn activity(
     Ok(rows)
 }
 
-/// Dedicated managers for the served run's customers on `levels` of `ladder` (default the
-/// service ladder): balanced by count and, among equally loaded managers, by the ladder's
-/// score; stable against the owners the run recorded (`[service] owner`), each move with
-/// its reason.
-pub async fn assign_managers(
+/// The assignment to make: the policy's `[assignment]`, with what the command line gives
+/// instead (`ladder`, `levels`, `managers`: each replaces the policy's).
+pub fn assignment_rule(
     loaded: &LoadedPolicy,
-    store: &Store,
     ladder: Option<&str>,
     levels: &[String],
     managers: &[stratum_core::assign::Manager],
-) -> Result<Vec<stratum_core::assign::Assignment>, RunError> {
+) -> Result<stratum_core::assign::AssignmentRule, RunError> {
     let policy = &loaded.policy;
-    let ladder = match ladder {
-        Some(l) => l.to_string(),
-        None => match policy.service.as_ref() {
+    let declared = policy.assignment.as_ref();
+    if declared.is_none() && (levels.is_empty() || managers.is_empty()) {
+        return Err(RunError::Refused(
+            "the policy has no [assignment]: give the levels and the managers \
+             (docs/POLICY.md says how to declare them)"
+                .into(),
+        ));
+    }
+    let ladder = match (ladder, declared) {
+        (Some(l), _) => l.to_string(),
+        (None, Some(rule)) => rule.ladder.clone(),
+        (None, None) => match policy.service.as_ref() {
             Some(s) => s.ladder_name.clone(),
             None => policy
                 .ladders
@@ -491,7 +497,11 @@ pub async fn assign_managers(
     let Some(known) = policy.ladders.iter().find(|l| l.name == ladder) else {
         return Err(RunError::Refused(format!("unknown ladder `{ladder}`")));
     };
-    for level in levels {
+    let levels = match (levels.is_empty(), declared) {
+        (true, Some(rule)) => rule.levels.clone(),
+        _ => levels.to_vec(),
+    };
+    for level in &levels {
         if known.level_index(level).is_none() {
             let names: Vec<&str> = known.levels.iter().map(|l| l.name.as_str()).collect();
             return Err(RunError::Refused(format!(
@@ -500,6 +510,32 @@ pub async fn assign_managers(
             )));
         }
     }
+    Ok(stratum_core::assign::AssignmentRule {
+        ladder,
+        levels,
+        by_rating: declared.is_some_and(|r| r.by_rating),
+        managers: match (managers.is_empty(), declared) {
+            (true, Some(rule)) => rule.managers.clone(),
+            _ => managers.to_vec(),
+        },
+    })
+}
+
+/// Dedicated managers for the served run's customers on the rule's levels: balanced by
+/// count and, among equally loaded managers, by the ladder's score; stable against their
+/// owners now (their managers, else the run's `[service] owner`), each move with its
+/// reason.
+pub async fn assign_managers(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    rule: &stratum_core::assign::AssignmentRule,
+) -> Result<Vec<stratum_core::assign::Assignment>, RunError> {
+    let policy = &loaded.policy;
+    let ladder = policy
+        .ladders
+        .iter()
+        .find(|l| l.name == rule.ladder)
+        .ok_or_else(|| RunError::Refused(format!("unknown ladder `{}`", rule.ladder)))?;
     let run = store
         .latest_run_id(policy.history_name())
         .await?
@@ -513,12 +549,139 @@ pub async fn assign_managers(
     let customers: Vec<stratum_core::assign::Assignee> = standings
         .rows
         .iter()
-        .filter(|r| r.ladder == ladder && levels.contains(&r.level))
+        .filter(|r| r.ladder == rule.ladder && rule.levels.contains(&r.level))
         .map(|r| stratum_core::assign::Assignee {
             customer_id: r.customer_id.clone(),
+            level: ladder.level_index(&r.level).unwrap_or(usize::MAX),
             value: r.score.unwrap_or(0.0),
             manager: owners.get(r.customer_id.as_str()).map(|o| o.to_string()),
         })
         .collect();
-    stratum_core::assign::assign(&customers, managers).map_err(|e| RunError::Refused(e.to_string()))
+    stratum_core::assign::assign(&customers, &rule.managers, rule.by_rating)
+        .map_err(|e| RunError::Refused(e.to_string()))
+}
+
+/// Saves assignments as the policy's dedicated managers (owners for permissions, the
+/// service and the pipeline, whose prospects follow them), releasing those no longer named.
+pub async fn apply_assignments(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    done: &[stratum_core::assign::Assignment],
+    on: NaiveDate,
+    actor: &stratum_store::Actor,
+) -> Result<stratum_store::AppliedAssignments, RunError> {
+    let set: Vec<stratum_store::Handover> = done
+        .iter()
+        .map(|a| stratum_store::Handover {
+            customer_id: a.customer_id.clone(),
+            to: a.manager.clone(),
+            reason: format!("assigned: {}", a.why),
+        })
+        .collect();
+    Ok(store
+        .apply_assignments(loaded.policy.history_name(), &set, on, actor)
+        .await?)
+}
+
+/// An overdue follow-up that has reached a step of `[pipeline.escalation]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalated {
+    pub customer_id: String,
+    pub rep: String,
+    /// The rep's team lead (`[teams]`), told from `manager_after` on.
+    pub lead: Option<String>,
+    pub class: String,
+    pub overdue_days: u32,
+    pub step: stratum_core::pipeline::Escalation,
+    /// At `pool_after`: the team member it goes to (the one holding fewest prospects); none
+    /// when the rep has no team to hand it to.
+    pub hand_to: Option<String>,
+}
+
+/// Every overdue follow-up on `date` that has reached an escalation step, furthest first:
+/// who is reminded, which lead is told, and who takes the customers returned to the pool.
+pub async fn escalations(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    date: NaiveDate,
+) -> Result<Vec<Escalated>, RunError> {
+    use stratum_core::pipeline::Escalation;
+    let pipeline = pipeline_of(loaded)?;
+    let teams = &loaded.policy.teams;
+    let lists = call_lists(loaded, store, date, None).await?;
+    let mut held: std::collections::HashMap<String, usize> = lists
+        .iter()
+        .map(|l| (l.rep.clone(), l.held as usize))
+        .collect();
+    let mut out = Vec::new();
+    for list in &lists {
+        for call in list.calls.iter().chain(&list.carried) {
+            let Some(step) = call.escalation else {
+                continue;
+            };
+            let lead = teams.lead_of(&list.rep).map(str::to_string);
+            let hand_to = match (step, &lead) {
+                (Escalation::ReturnToPool, Some(lead)) => {
+                    let taker = teams
+                        .members_of(lead)
+                        .iter()
+                        .filter(|m| **m != list.rep)
+                        .min_by_key(|m| (held.get(*m).copied().unwrap_or(0), (*m).clone()))
+                        .cloned();
+                    if let Some(t) = &taker {
+                        *held.entry(t.clone()).or_default() += 1;
+                    }
+                    taker
+                }
+                _ => None,
+            };
+            out.push(Escalated {
+                customer_id: call.customer_id.clone(),
+                rep: list.rep.clone(),
+                lead,
+                class: pipeline.classes[call.class].name.clone(),
+                overdue_days: call.overdue_days,
+                step,
+                hand_to,
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        b.step
+            .cmp(&a.step)
+            .then(b.overdue_days.cmp(&a.overdue_days))
+            .then(a.customer_id.cmp(&b.customer_id))
+    });
+    Ok(out)
+}
+
+/// Acts on the pool step of `date`'s escalations: each customer returned to the pool is
+/// handed to the member of its rep's team holding fewest prospects (a rep change, saying
+/// why). The escalations, with what was handed over.
+pub async fn return_to_pool(
+    loaded: &LoadedPolicy,
+    store: &Store,
+    date: NaiveDate,
+    actor: &stratum_store::Actor,
+) -> Result<(Vec<Escalated>, usize), RunError> {
+    let all = escalations(loaded, store, date).await?;
+    let moves: Vec<stratum_store::Handover> = all
+        .iter()
+        .filter_map(|e| {
+            e.hand_to.as_ref().map(|to| stratum_store::Handover {
+                customer_id: e.customer_id.clone(),
+                to: to.clone(),
+                reason: format!(
+                    "returned to the pool: {} working days overdue with {}",
+                    e.overdue_days, e.rep
+                ),
+            })
+        })
+        .collect();
+    let moved = if moves.is_empty() {
+        0
+    } else {
+        store.hand_prospects(&moves, date, actor).await?
+    };
+    Ok((all, moved))
 }

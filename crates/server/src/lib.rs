@@ -169,8 +169,11 @@ impl AppState {
         })
     }
 
-    /// The ladder a customer's service level is read from: `[service] ladder`, else the
-    /// policy's first (what searches and lists show beside each customer).
+    /// Who leads whom (`[teams]`).
+    pub(crate) fn teams(&self) -> &stratum_core::teams::Teams {
+        &self.policy.policy.teams
+    }
+
     /// Today in the service's time zone (UTC without one): the day call lists and reports
     /// default to.
     pub(crate) fn today(&self) -> chrono::NaiveDate {
@@ -180,6 +183,8 @@ impl AppState {
         }
     }
 
+    /// The ladder a customer's service level is read from: `[service] ladder`, else the
+    /// policy's first (what searches and lists show beside each customer).
     pub(crate) fn service_ladder(&self) -> String {
         let policy = &self.policy.policy;
         match policy.service.as_ref() {

@@ -49,6 +49,8 @@ pub struct LevelTable {
     tagged: HashMap<String, std::collections::HashSet<u32>>,
     /// Rows per household (the policy's `household` metric), for the card's members.
     households: HashMap<Box<str>, Vec<u32>>,
+    /// The manager assignments the owners include ([`Store::assignments_version`]).
+    assignments: Option<i64>,
 }
 
 /// What a customer list is narrowed to: text anywhere in the id or a text metric (case
@@ -58,6 +60,9 @@ pub struct Filter<'a> {
     pub text: &'a str,
     pub level: Option<(&'a str, &'a str)>,
     pub tag: Option<&'a str>,
+    /// Only customers of these owners (what an agent may see: its own, and its team's when
+    /// it leads one).
+    pub among: Option<&'a [String]>,
     pub owner: Option<&'a str>,
 }
 
@@ -196,6 +201,7 @@ impl LevelTable {
             text_ends,
             tagged,
             households,
+            assignments: None,
         })
     }
 
@@ -221,6 +227,13 @@ impl LevelTable {
             },
             None => None,
         };
+        let among: Option<Vec<u32>> = filter.among.map(|names| {
+            names
+                .iter()
+                .filter_map(|n| self.owner_names.iter().position(|o| o == n))
+                .map(|id| id as u32)
+                .collect()
+        });
         let tagged = match filter.tag {
             Some(tag) => match self.tagged.get(tag) {
                 Some(rows) => Some(rows),
@@ -232,6 +245,9 @@ impl LevelTable {
         let keep = |row: u32| {
             level.is_none_or(|(l, v)| self.cells[row as usize * width + l].level == v)
                 && owner.is_none_or(|o| self.owners[row as usize] == o)
+                && among
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&self.owners[row as usize]))
                 && tagged.is_none_or(|t| t.contains(&row))
         };
         let (mut total, mut page) = (0, Vec::new());
@@ -328,16 +344,18 @@ impl LevelTable {
         (cell.level != NO_LEVEL).then(|| self.ladders[l].1[cell.level as usize].as_str())
     }
 
-    /// The customers `owner` owns whose id starts with `prefix`, in id order, at most
+    /// The customers of `owners` whose id starts with `prefix`, in id order, at most
     /// `limit`: an agent's search, filtered before the limit (one pass over the table).
-    pub fn owned_by(&self, owner: &str, prefix: &str, limit: usize) -> Vec<&str> {
-        let Some(id) = self.owner_names.iter().position(|n| n == owner) else {
-            return Vec::new();
-        };
+    pub fn owned_by(&self, owners: &[String], prefix: &str, limit: usize) -> Vec<&str> {
+        let ids: Vec<u32> = owners
+            .iter()
+            .filter_map(|o| self.owner_names.iter().position(|n| n == o))
+            .map(|id| id as u32)
+            .collect();
         let mut found: Vec<&str> = self
             .rows
             .iter()
-            .filter(|(c, row)| self.owners[**row as usize] == id as u32 && c.starts_with(prefix))
+            .filter(|(c, row)| ids.contains(&self.owners[**row as usize]) && c.starts_with(prefix))
             .map(|(c, _)| &**c)
             .collect();
         found.sort_unstable();
@@ -369,8 +387,6 @@ impl Lookup {
             .clone()
     }
 
-    /// The table of run `latest`, building it if the one served is older. Returns whether a
-    /// new table was built.
     /// Stops serving any run; whether one was served.
     pub(crate) fn clear(&self) -> bool {
         self.current
@@ -380,27 +396,34 @@ impl Lookup {
             .is_some()
     }
 
+    /// The table of run `latest` with the policy's manager assignments as they are now,
+    /// building it if the one served is of an older run or older assignments. Returns
+    /// whether a new table was built.
     pub(crate) async fn ensure(
         &self,
         store: &Store,
         latest: i64,
         household: Option<&str>,
     ) -> Result<bool, StoreError> {
-        if self.current().is_some_and(|t| t.run.id == latest) {
+        let policy_name = store.run(latest).await?.policy_name;
+        let assigned = store.assignments_version(&policy_name).await?;
+        let fresh = |t: &LevelTable| t.run.id == latest && t.assignments == assigned;
+        if self.current().is_some_and(|t| fresh(&t)) {
             return Ok(false);
         }
         let _building = self.building.lock().await;
-        if self.current().is_some_and(|t| t.run.id == latest) {
+        if self.current().is_some_and(|t| fresh(&t)) {
             return Ok(false);
         }
         let started = std::time::Instant::now();
         let standings = store.run_standings(latest).await?;
         let texts = store.text_metrics(latest).await?;
         let household = household.map(str::to_string);
-        let table = stratum_runner::blocking::blocking(move || {
+        let mut table = stratum_runner::blocking::blocking(move || {
             LevelTable::build(standings, texts, household.as_deref())
         })
         .await?;
+        table.assignments = assigned;
         tracing::info!(
             run = latest,
             customers = table.customers(),
@@ -512,8 +535,23 @@ mod tests {
             level: Some(("tier", "gold")),
             owner: Some("wang"),
             tag: Some("vip"),
+            among: None,
         };
         assert_eq!(t.search(&narrow, 0, 50), (3, vec!["C000", "C010", "C020"]));
+        // Among some owners (a lead's team): wang's and an unknown name's are wang's.
+        let team = ["wang".to_string(), "zhao".to_string()];
+        let wangs = Filter {
+            among: Some(&team),
+            ..Filter::default()
+        };
+        let li = ["li".to_string()];
+        let lis = Filter {
+            among: Some(&li),
+            ..Filter::default()
+        };
+        assert_eq!(t.search(&wangs, 0, 0).0 + t.search(&lis, 0, 0).0, 120);
+        assert_eq!(t.search(&wangs, 0, 2).1, ["C000", "C002"]);
+        assert_eq!(t.owned_by(&team, "C00", 3), ["C000", "C002", "C004"]);
         // Nothing matches: an unknown level, owner or tag, or absent text.
         for f in [
             Filter {

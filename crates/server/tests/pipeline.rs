@@ -47,6 +47,15 @@ pay_within_days = 2
 [[pipeline.classes]]
 name = "4"
 follow_up_days = 10
+
+[teams]
+chen = ["lin"]
+
+[assignment]
+levels = ["everyone"]
+
+[assignment.managers]
+km = {}
 "#;
 
 struct Fixture {
@@ -89,6 +98,8 @@ async fn fixture(url: String) -> Fixture {
         ("mei", Role::Analyst),
         ("lin", Role::Agent),
         ("wu", Role::Agent),
+        ("chen", Role::Agent),
+        ("km", Role::Agent),
     ] {
         store.add_user(name, role, &root).await.unwrap();
         keys.insert(name, create_key(&store, name, &root).await.unwrap());
@@ -228,7 +239,10 @@ async fn reps_log_contacts_and_work_their_call_lists(url: String) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
     let (status, e) = f.send("wu", "GET", "/api/calls?rep=lin", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(e["message"], "an agent reads its own call list, not lin's");
+    assert_eq!(
+        e["message"],
+        "lin's pipeline is not yours: an agent reads its own, or its team's when it leads one"
+    );
     let (status, e) = f
         .send(
             "lin",
@@ -286,4 +300,135 @@ async fn reps_log_contacts_and_work_their_call_lists(url: String) {
     );
 }
 
-stratum_store::on_both!(reps_log_contacts_and_work_their_call_lists);
+/// A team lead sees its team's customers, lists, activity and escalations and nobody
+/// else's; applied assignments move owners, permissions and prospects.
+async fn leads_see_their_team_and_assignments_move_owners(url: String) {
+    let f = fixture(url).await;
+    for (who, customer, on) in [("lin", "C1", "2026-10-09"), ("wu", "C4", "2026-10-09")] {
+        let (status, row) = f
+            .send(
+                who,
+                "POST",
+                &format!("/api/customers/{customer}/interactions"),
+                Some(json!({"outcome": "reached", "class": "1", "on": on})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{row}");
+    }
+    let f = &f;
+    let status =
+        |who: &'static str, uri: &'static str| async move { f.send(who, "GET", uri, None).await.0 };
+    // Chen leads lin: lin's list and customers, not wu's; lin does not read chen's.
+    assert_eq!(status("chen", "/api/calls?rep=lin").await, StatusCode::OK);
+    assert_eq!(
+        status("chen", "/api/customers/C1/interactions").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status("chen", "/api/customers/C4/interactions").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status("chen", "/api/calls?rep=wu").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status("lin", "/api/calls?rep=chen").await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, search) = f.send("chen", "GET", "/api/customers?q=C", None).await;
+    let found: Vec<&str> = search["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["C1", "C2", "C3"], "{search}");
+    let (_, activity) = f
+        .send(
+            "chen",
+            "GET",
+            "/api/pipeline/activity?from=2026-10-01&to=2026-10-31",
+            None,
+        )
+        .await;
+    let reps: Vec<&str> = activity["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rep"].as_str().unwrap())
+        .collect();
+    assert_eq!(reps, ["lin"], "{activity}");
+    // Contacted on Friday the 9th, class 1 (daily), due Saturday the 10th (a working day):
+    // on Wednesday the 14th three working days overdue, past `manager_after = 2`.
+    let (_, esc) = f
+        .send(
+            "chen",
+            "GET",
+            "/api/pipeline/escalations?date=2026-10-14",
+            None,
+        )
+        .await;
+    assert_eq!(
+        esc["escalations"],
+        json!([{"customer_id": "C1", "rep": "lin", "lead": "chen", "class": "1",
+                "overdue_days": 3, "step": "tell_manager", "hand_to": null}]),
+        "wu's C4 is not chen's to see"
+    );
+    let (_, esc) = f
+        .send(
+            "boss",
+            "GET",
+            "/api/pipeline/escalations?date=2026-10-14",
+            None,
+        )
+        .await;
+    assert_eq!(esc["escalations"].as_array().unwrap().len(), 2);
+    // The plan: everyone to km, nobody's manager yet; analysts read it, admins apply it.
+    let (code, plan) = f.send("mei", "GET", "/api/assignments/plan", None).await;
+    assert_eq!(code, StatusCode::OK, "{plan}");
+    assert_eq!(plan["moved"], 4);
+    assert_eq!(
+        plan["managers"],
+        json!([{"manager": "km", "customers": 4, "capacity": null, "rating": 0}])
+    );
+    assert_eq!(
+        plan["assignments"][3],
+        json!({"customer_id": "C4", "manager": "km", "why": "wu is not among the managers"})
+    );
+    let (code, _) = f.send("mei", "POST", "/api/assignments", None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, applied) = f.send("boss", "POST", "/api/assignments", None).await;
+    assert_eq!(code, StatusCode::OK, "{applied}");
+    assert_eq!(
+        applied["applied"],
+        json!({"assigned": 4, "released": 0, "prospects_moved": 2})
+    );
+    // Owners now: km sees C2 (never a prospect); lin does not any more, nor chen.
+    assert_eq!(
+        status("km", "/api/customers/C2/interactions").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status("lin", "/api/customers/C2/interactions").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status("chen", "/api/customers/C1/interactions").await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, list) = f
+        .send("km", "GET", "/api/calls?date=2026-10-14", None)
+        .await;
+    assert_eq!(list["held"], 2, "C1 and C4 followed their manager: {list}");
+    let (_, saved) = f.send("mei", "GET", "/api/assignments", None).await;
+    assert_eq!(saved["assignments"].as_array().unwrap().len(), 4);
+    assert_eq!(saved["assignments"][0]["assigned_by"], "boss");
+    let (_, plan) = f.send("mei", "GET", "/api/assignments/plan", None).await;
+    assert_eq!(plan["moved"], 0, "stable once applied");
+}
+
+stratum_store::on_both!(
+    reps_log_contacts_and_work_their_call_lists,
+    leads_see_their_team_and_assignments_move_owners
+);

@@ -12,6 +12,7 @@
 mod chunks;
 mod convert_rows;
 mod history;
+mod managers;
 mod manual;
 mod metric_chunks;
 mod pipeline;
@@ -31,6 +32,7 @@ pub use history::{
     CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun, PriorLevel,
     RunInfo, policy_hash,
 };
+pub use managers::{AppliedAssignments, Handover, ManagerAssignment, RepChange};
 pub use manual::{AuditFilter, AuditRow, InputRow, NewOverride, OverrideRow, TagRow};
 pub use metric_chunks::TextMetrics;
 pub use pipeline::{ClassChangeRow, InteractionRow, NewInteraction, ProspectRow};
@@ -88,6 +90,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "the sales pipeline",
         include_str!("../migrations/sqlite/0009_pipeline.sql"),
     ),
+    (
+        10,
+        "manager assignments and rep changes",
+        include_str!("../migrations/sqlite/0010_assignments.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -134,6 +141,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "the sales pipeline",
         include_str!("../migrations/postgres/0009_pipeline.sql"),
+    ),
+    (
+        10,
+        "manager assignments and rep changes",
+        include_str!("../migrations/postgres/0010_assignments.sql"),
     ),
 ];
 

@@ -194,8 +194,9 @@ impl Store {
 
     /// Logs a contact and moves the prospect: its last contact, the next date the rep set
     /// (none: the class's cycle decides), the intent when given, the class when given (a
-    /// change recorded). A customer new to the pipeline needs a class. Audited as
-    /// `interaction.add`.
+    /// change recorded). A customer new to the pipeline needs a class, and is the contact's
+    /// rep's from then on; a later contact by someone else leaves it with its rep. Audited
+    /// as `interaction.add`.
     pub async fn log_interaction(
         &self,
         new: &NewInteraction,
@@ -308,7 +309,9 @@ impl Store {
              next_contact, intent, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&new.customer_id)
-        .bind(&new.rep)
+        // The prospect stays with its rep whoever made the contact (a walk-in met by a
+        // colleague, a lead calling for the team); handovers change reps.
+        .bind(before.as_ref().map_or(&new.rep, |b| &b.rep))
         .bind(&class)
         .bind(day(class_since))
         .bind(day(last))

@@ -649,15 +649,17 @@ impl Store {
             .collect()
     }
 
-    /// The agent owning a customer under a policy, as of its latest run with a
-    /// `[service] owner`.
+    /// The agent owning a customer under a policy: its dedicated manager (`stratum assign`),
+    /// else the owner its latest run with a `[service] owner` recorded.
     pub async fn owner_of(
         &self,
         policy_name: &str,
         customer_id: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT owner FROM customer_facts WHERE policy_name = $1 AND customer_id = $2",
+            "SELECT coalesce((SELECT manager FROM manager_assignments \
+             WHERE policy_name = $1 AND customer_id = $2), \
+             (SELECT owner FROM customer_facts WHERE policy_name = $1 AND customer_id = $2))",
         )
         .bind(policy_name)
         .bind(customer_id)
@@ -800,8 +802,9 @@ impl Store {
             .collect())
     }
 
-    /// Every customer's level, score and rank on every ladder of a run, with the owner
-    /// recorded for the customer: what the API's in-memory lookup table is built from.
+    /// Every customer's level, score and rank on every ladder of a run, with the owner of
+    /// each customer (its dedicated manager, else the one the run recorded): what the API's
+    /// in-memory lookup table is built from.
     pub async fn run_standings(&self, run_id: i64) -> Result<RunStandings, StoreError> {
         let run = self.run(run_id).await?;
         let mut rows = Vec::new();
@@ -844,6 +847,13 @@ impl Store {
             if let Some(owner) = owner {
                 owners.push((customer, owner));
             }
+        }
+        let managers = self.manager_assignments(&run.policy_name).await?;
+        if !managers.is_empty() {
+            let mut by_customer: std::collections::BTreeMap<String, String> =
+                owners.into_iter().collect();
+            by_customer.extend(managers.into_iter().map(|m| (m.customer_id, m.manager)));
+            owners = by_customer.into_iter().collect();
         }
         Ok(RunStandings {
             run,

@@ -151,4 +151,138 @@ async fn contacts_move_prospects_and_keep_class_changes(url: String) {
     );
 }
 
-stratum_store::on_both!(contacts_move_prospects_and_keep_class_changes);
+async fn assignments_own_customers_and_hand_prospects_over(url: String) {
+    use stratum_store::{AppliedAssignments, Handover};
+    let store = Store::open(&url).await.unwrap();
+    for c in ["C1", "C3"] {
+        let first = NewInteraction {
+            class: Some("0".into()),
+            ..contact(c, "2026-10-12")
+        };
+        store.log_interaction(&first, &lin()).await.unwrap();
+    }
+    let to = |c: &str, m: &str| Handover {
+        customer_id: c.into(),
+        to: m.into(),
+        reason: "assigned: new".into(),
+    };
+    assert_eq!(store.assignments_version("p").await.unwrap(), None);
+    let applied = store
+        .apply_assignments(
+            "p",
+            &[to("C1", "km01"), to("C2", "km02")],
+            d("2026-11-02"),
+            &lin(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        AppliedAssignments {
+            assigned: 2,
+            released: 0,
+            prospects_moved: 1
+        }
+    );
+    let first_version = store.assignments_version("p").await.unwrap();
+    assert!(first_version.is_some());
+    assert_eq!(store.assignments_version("other").await.unwrap(), None);
+    assert_eq!(
+        store.owner_of("p", "C1").await.unwrap().as_deref(),
+        Some("km01")
+    );
+    assert_eq!(store.owner_of("other", "C1").await.unwrap(), None);
+    // The prospect follows its manager, due with them the day of the handover.
+    let p = store.prospect("C1").await.unwrap().unwrap();
+    assert_eq!(
+        (p.rep.as_str(), p.next_contact),
+        ("km01", Some(d("2026-11-02")))
+    );
+    let changes = store.rep_changes_of("C1").await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (
+            changes[0].from_rep.as_str(),
+            changes[0].to_rep.as_str(),
+            changes[0].on_date,
+            changes[0].changed_by.as_str(),
+            changes[0].reason.as_str()
+        ),
+        ("lin", "km01", d("2026-11-02"), "lin", "assigned: new")
+    );
+    // The same set again changes nothing.
+    let again = store
+        .apply_assignments(
+            "p",
+            &[to("C1", "km01"), to("C2", "km02")],
+            d("2026-11-03"),
+            &lin(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, AppliedAssignments::default());
+    assert_ne!(store.assignments_version("p").await.unwrap(), first_version);
+    // C1 leaves the levels, C2 changes manager.
+    let next = store
+        .apply_assignments("p", &[to("C2", "km01")], d("2026-11-04"), &lin())
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        AppliedAssignments {
+            assigned: 1,
+            released: 1,
+            prospects_moved: 0
+        }
+    );
+    assert_eq!(store.owner_of("p", "C1").await.unwrap(), None);
+    let now: Vec<(String, String)> = store
+        .manager_assignments("p")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.customer_id, a.manager))
+        .collect();
+    assert_eq!(now, [("C2".to_string(), "km01".to_string())]);
+    // A handover from the pool; a contact by someone else leaves the prospect with its rep.
+    assert_eq!(
+        store
+            .hand_prospects(&[to("C3", "ana"), to("C9", "ana")], d("2026-11-05"), &lin())
+            .await
+            .unwrap(),
+        1,
+        "C9 is not in the pipeline"
+    );
+    assert_eq!(
+        store
+            .hand_prospects(&[to("C3", "ana")], d("2026-11-05"), &lin())
+            .await
+            .unwrap(),
+        0
+    );
+    let by_bo = NewInteraction {
+        rep: "bo".into(),
+        ..contact("C3", "2026-11-06")
+    };
+    store.log_interaction(&by_bo, &lin()).await.unwrap();
+    assert_eq!(store.prospect("C3").await.unwrap().unwrap().rep, "ana");
+    let audit: Vec<String> = store
+        .audit_log(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| format!("{} {} {}", a.action, a.subject, a.detail))
+        .collect();
+    assert!(
+        audit.contains(
+            &"assignment.apply p 1 assigned, 1 released, 0 prospects handed over".to_string()
+        ),
+        "{audit:?}"
+    );
+    assert!(audit.contains(&"prospect.handover pipeline 1 prospects handed over".to_string()));
+}
+
+stratum_store::on_both!(
+    contacts_move_prospects_and_keep_class_changes,
+    assignments_own_customers_and_hand_prospects_over
+);

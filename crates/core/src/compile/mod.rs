@@ -13,6 +13,7 @@ mod pipeline;
 mod scores;
 mod service;
 mod sources;
+mod teams;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +68,11 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
     let service = service::compile(&raw, &checked, &mut cx);
     let churn = churn::compile(&raw, &checked, &mut cx);
     let pipeline = pipeline::compile(&raw, &checked, &mut cx);
+    let teams = teams::compile_teams(&raw, &mut cx);
+    let service_ladder = service
+        .as_ref()
+        .map(|s: &crate::service::Service| s.ladder_name.clone());
+    let assignment = teams::compile_assignment(&raw, &checked, service_ladder.as_deref(), &mut cx);
     if cx.diags.iter().any(Diagnostic::is_error) {
         return Err(Diagnostics(cx.diags));
     }
@@ -89,6 +95,8 @@ pub fn compile(raw: PolicyFile, map: SourceMap) -> Result<Policy, Diagnostics> {
         lifetime,
         churn,
         pipeline,
+        teams,
+        assignment,
         warnings,
         guards,
     })

@@ -355,3 +355,97 @@ fn escalation_steps_come_in_order_and_count_days() {
         );
     }
 }
+
+const TEAMS: &str = r#"
+[ladders.v]
+rank_by = "revenue"
+
+[[ladders.v.levels]]
+name = "key"
+top_share = 0.1
+
+[[ladders.v.levels]]
+name = "rest"
+rest = true
+
+[teams]
+lead01 = ["rep01", "rep02"]
+lead02 = ["rep03"]
+
+[assignment]
+levels = ["key"]
+by_rating = true
+
+[assignment.managers]
+mgr01 = { capacity = 20, rating = 5 }
+mgr02 = {}
+"#;
+
+#[test]
+fn teams_and_an_assignment_compile() {
+    let p = Policy::from_str("p.toml", &format!("{BASE}{TEAMS}")).unwrap();
+    assert_eq!(p.teams.members_of("lead01"), ["rep01", "rep02"]);
+    assert_eq!(p.teams.lead_of("rep03"), Some("lead02"));
+    let rule = p.assignment.unwrap();
+    assert_eq!(
+        (rule.ladder.as_str(), rule.levels.as_slice(), rule.by_rating),
+        ("v", ["key".to_string()].as_slice(), true)
+    );
+    let managers: Vec<(&str, Option<usize>, u32)> = rule
+        .managers
+        .iter()
+        .map(|m| (m.name.as_str(), m.capacity, m.rating))
+        .collect();
+    assert_eq!(managers, [("mgr01", Some(20), 5), ("mgr02", None, 0)]);
+}
+
+#[test]
+fn broken_teams_and_assignments_are_located() {
+    let broken = TEAMS
+        .replace(
+            "lead02 = [\"rep03\"]",
+            "lead02 = [\"rep02\", \"lead02\"]\nlead03 = []",
+        )
+        .replace("levels = [\"key\"]", "levels = [\"gold\"]")
+        .replace("capacity = 20", "capacity = 0");
+    let err = Policy::from_str("p.toml", &format!("{BASE}{broken}")).unwrap_err();
+    let found: Vec<(&str, &str, &str)> = err
+        .errors()
+        .filter(|d| d.code == "invalid_teams" || d.code == "invalid_assignment")
+        .map(|d| (d.code, d.key.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "invalid_teams",
+                "teams.lead02",
+                "`rep02` is already in lead01's team: a member has one lead"
+            ),
+            (
+                "invalid_teams",
+                "teams.lead02",
+                "`lead02` leads the team it is listed in"
+            ),
+            (
+                "invalid_teams",
+                "teams.lead03",
+                "team lead `lead03` has no members"
+            ),
+            (
+                "invalid_assignment",
+                "assignment.levels",
+                "ladder `v` has no level `gold` (its levels: key, rest)"
+            ),
+            (
+                "invalid_assignment",
+                "assignment.managers.mgr01",
+                "manager `mgr01`: a capacity is at least 1 customer"
+            ),
+        ]
+    );
+    assert!(
+        err.errors().all(|d| d.location.is_some()),
+        "every diagnostic points into the file"
+    );
+}

@@ -53,6 +53,7 @@ struct CallsPage<'a> {
     channels: Vec<&'static str>,
     intents: Vec<&'static str>,
     may_log: bool,
+    team: Vec<String>,
     problem: Option<String>,
 }
 
@@ -66,10 +67,16 @@ async fn calls_page(
     if let Some(refusal) = super::not_for(session, CALLS_PAGE, "call list") {
         return Err(refusal);
     }
-    let rep = if session.role == Role::Agent || query.rep.trim().is_empty() {
-        session.user.clone()
-    } else {
-        query.rep.trim().to_string()
+    let rep = match query.rep.trim() {
+        "" => session.user.clone(),
+        rep => rep.to_string(),
+    };
+    crate::access::authorize_rep(state.teams(), &session.principal(), &rep).map_err(refused)?;
+    // A team lead picks among its team's lists.
+    let team: Vec<String> = match crate::access::visible_owners(state.teams(), &session.principal())
+    {
+        Some(team) if team.len() > 1 => team,
+        _ => Vec::new(),
     };
     let date = query.date.unwrap_or_else(|| state.today());
     let loaded = &state.policy;
@@ -93,6 +100,7 @@ async fn calls_page(
                 channels: Vec::new(),
                 intents: Vec::new(),
                 may_log: false,
+                team,
                 problem: Some(session.t.no_pipeline.to_string()),
             },
         ));
@@ -180,6 +188,7 @@ async fn calls_page(
             channels: Channel::ALL.iter().map(|c| c.as_str()).collect(),
             intents: Intent::ALL.iter().map(|i| i.as_str()).collect(),
             may_log: CONTACT_LOGGERS.contains(&session.role),
+            team,
             problem,
         },
     ))

@@ -84,7 +84,7 @@ pub(super) async fn customers(
 ) -> Page {
     let ladder_name = state.service_ladder();
     let table = state.level_table().await.map_err(refused)?;
-    let own_only = session.role == Role::Agent;
+    let visible = crate::access::visible_owners(state.teams(), &session.principal());
     fn given(s: &str) -> Option<&str> {
         Some(s.trim()).filter(|s| !s.is_empty())
     }
@@ -92,11 +92,8 @@ pub(super) async fn customers(
         text: &form.q,
         level: given(&form.level).map(|l| (ladder_name.as_str(), l)),
         tag: given(&form.tag),
-        owner: if own_only {
-            Some(session.user.as_str())
-        } else {
-            given(&form.owner)
-        },
+        owner: given(&form.owner),
+        among: visible.as_deref(),
     };
     let offset = form.page * PAGE_SIZE;
     let (total, ids) = table.search(&filter, offset, PAGE_SIZE);
@@ -129,16 +126,17 @@ pub(super) async fn customers(
                 })
                 .unwrap_or_default(),
             tags: table.tags().into_iter().map(str::to_string).collect(),
-            owners: if own_only {
-                Vec::new()
-            } else {
-                table
+            // An agent filters by owner only among the team it leads.
+            owners: match &visible {
+                Some(team) if team.len() > 1 => team.clone(),
+                Some(_) => Vec::new(),
+                None => table
                     .owner_names()
                     .into_iter()
                     .map(str::to_string)
-                    .collect()
+                    .collect(),
             },
-            own_only,
+            own_only: visible.is_some(),
             total: fmt_num(total as f64),
             first: if found.is_empty() { 0 } else { offset + 1 },
             last: shown_to,

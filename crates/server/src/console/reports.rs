@@ -59,6 +59,7 @@ pub(super) async fn reports(
         .unwrap_or_else(|| chrono::Datelike::with_day(&to, 1).unwrap_or(to));
     let loaded = &state.policy;
     let agent = session.role == Role::Agent;
+    let visible = crate::access::visible_owners(state.teams(), &session.principal());
     let funnel = if agent {
         None
     } else {
@@ -72,7 +73,7 @@ pub(super) async fn reports(
         .await
         .map_err(|e| refused(e.into()))?
         .into_iter()
-        .filter(|r| !agent || r.rep == session.user)
+        .filter(|r| visible.as_ref().is_none_or(|reps| reps.contains(&r.rep)))
         .collect();
     Ok(render(
         StatusCode::OK,

@@ -76,11 +76,11 @@ async fn search_customers(
     }
     let run = latest_run(&state).await?;
     let ladder = state.service_ladder();
-    // An agent's search is over its own customers, filtered before the limit.
-    let found: Vec<(String, String)> = if who.role == Role::Agent {
+    // An agent's search is over the customers it sees, filtered before the limit.
+    let found: Vec<(String, String)> = if let Some(owners) = visible_owners(state.teams(), &who) {
         let table = state.level_table().await?;
         table
-            .owned_by(&who.user, &query.q, limit as usize)
+            .owned_by(&owners, &query.q, limit as usize)
             .into_iter()
             .map(|c| {
                 let level = table

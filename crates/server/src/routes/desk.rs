@@ -84,7 +84,7 @@ async fn queue_order(
     // One run for the whole request: every caller is ordered by the same levels.
     let table = state.level_table().await?;
     for w in &body.waiting {
-        authorize_in(&table, &who, &w.customer_id)?;
+        authorize_in(&table, state.teams(), &who, &w.customer_id)?;
     }
     let ids: Vec<&str> = body
         .waiting
@@ -236,7 +236,7 @@ async fn sla_report(
     let service = state.service()?;
     let table = state.level_table().await?;
     for c in &body.calls {
-        authorize_in(&table, &who, &c.customer_id)?;
+        authorize_in(&table, state.teams(), &who, &c.customer_id)?;
     }
     let mut calls = Vec::with_capacity(body.calls.len());
     for (i, c) in body.calls.iter().enumerate() {

@@ -45,7 +45,9 @@ mod prelude {
         ok_local, service_level,
     };
     pub(crate) use crate::AppState;
-    pub(crate) use crate::access::{Customer, authorize, authorize_in};
+    pub(crate) use crate::access::{
+        Customer, authorize, authorize_in, authorize_rep, visible_owners,
+    };
     pub(crate) use crate::auth::{Principal, Role};
     pub(crate) use crate::error::{ApiError, ErrorCode};
 }

@@ -13,7 +13,7 @@ pub(super) const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
         path: "/api/calls",
-        summary: "A rep's call list for a day (`rep`, default the caller; `date`, default today): due by class cycle or set date, overdue first, capacity and class quotas, morning and afternoon blocks",
+        summary: "A rep's call list for a day (`rep`, default the caller: an agent reads its own or, leading a team, its members'; `date`, default today): due by class cycle or set date, overdue first, capacity and class quotas, morning and afternoon blocks",
         roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
         own_customers: false,
         does: "read call lists",
@@ -31,7 +31,7 @@ pub(super) const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
         path: "/api/pipeline/activity",
-        summary: "The daily activity report for `from`..`to`: per rep and day, contacts against the weekday's target, by outcome and channel (`rep`: one rep; agents: their own)",
+        summary: "The daily activity report for `from`..`to`: per rep and day, contacts against the weekday's target, by outcome and channel (`rep`: one rep; agents: their own and, leading a team, their members')",
         roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
         own_customers: false,
         does: "read pipeline reports",
@@ -55,6 +55,51 @@ pub(super) const ROUTES: &[Route] = &[
         does: "log contacts",
         handler: |m| on(m, log),
     },
+    Route {
+        method: Method::Get,
+        path: "/api/pipeline/escalations",
+        summary: "The overdue follow-ups of `date` (default today) that reached a step of `[pipeline.escalation]`: remind the rep, tell the team lead, return to the pool (with the teammate who takes it); agents: their own and their team's",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: false,
+        does: "read escalations",
+        handler: |m| on(m, escalations),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/pipeline/escalations",
+        summary: "Act on the pool step of body {date?}: each customer returned to the pool is handed to the member of its rep's team holding fewest prospects",
+        roles: Some(&[Role::Admin]),
+        own_customers: false,
+        does: "hand over escalated prospects",
+        handler: |m| on(m, return_to_pool),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/assignments",
+        summary: "The dedicated managers saved (`stratum assign --apply`): customer, manager, since, reason, by whom",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "read assignments",
+        handler: |m| on(m, assignments),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/assignments/plan",
+        summary: "What the policy's `[assignment]` gives the served run now: each customer's manager and why (kept, new, moved), per manager counts",
+        roles: Some(&[Role::Admin, Role::Analyst]),
+        own_customers: false,
+        does: "plan assignments",
+        handler: |m| on(m, plan),
+    },
+    Route {
+        method: Method::Post,
+        path: "/api/assignments",
+        summary: "Apply the plan: the managers become the customers' owners (agent permissions, the pipeline's reps); customers no longer on the levels are released",
+        roles: Some(&[Role::Admin]),
+        own_customers: false,
+        does: "apply assignments",
+        handler: |m| on(m, apply),
+    },
 ];
 
 #[derive(Deserialize)]
@@ -69,11 +114,7 @@ async fn calls(
     AppQuery(q): AppQuery<CallsQuery>,
 ) -> ApiResult {
     let rep = q.rep.unwrap_or_else(|| who.user.clone());
-    if who.role == Role::Agent && rep != who.user {
-        return Err(ApiError::forbidden(format!(
-            "an agent reads its own call list, not {rep}'s"
-        )));
-    }
+    authorize_rep(state.teams(), &who, &rep)?;
     let date = q.date.unwrap_or_else(|| state.today());
     let loaded = &state.policy;
     let pipeline = stratum_runner::pipeline::pipeline_of(loaded)?;
@@ -286,14 +327,13 @@ async fn activity(
     who: Principal,
     AppQuery(q): AppQuery<PeriodQuery>,
 ) -> ApiResult {
-    let rep = match (who.role, q.rep) {
-        (Role::Agent, Some(rep)) if rep != who.user => {
-            return Err(ApiError::forbidden(format!(
-                "an agent reads its own activity, not {rep}'s"
-            )));
-        }
-        (Role::Agent, _) => Some(who.user.clone()),
-        (_, rep) => rep,
+    if let Some(rep) = &q.rep {
+        authorize_rep(state.teams(), &who, rep)?;
+    }
+    // One rep's days, or every rep's the caller sees (an agent: its own and its team's).
+    let reps: Option<Vec<String>> = match q.rep {
+        Some(rep) => Some(vec![rep]),
+        None => visible_owners(state.teams(), &who),
     };
     let to = q.to.unwrap_or_else(|| state.today());
     let rows = stratum_runner::pipeline::activity(&state.policy, &state.store, q.from, to).await?;
@@ -302,7 +342,7 @@ async fn activity(
         to,
         days: rows
             .into_iter()
-            .filter(|r| rep.as_ref().is_none_or(|rep| &r.rep == rep))
+            .filter(|r| reps.as_ref().is_none_or(|reps| reps.contains(&r.rep)))
             .map(|r| ActivityDay {
                 outcomes: Outcome::ALL
                     .iter()
@@ -338,4 +378,174 @@ struct ActivityDay {
     target: Option<u32>,
     outcomes: std::collections::BTreeMap<&'static str, usize>,
     channels: std::collections::BTreeMap<&'static str, usize>,
+}
+
+#[derive(Deserialize)]
+struct DayQuery {
+    date: Option<NaiveDate>,
+}
+
+#[derive(Serialize)]
+struct EscalationEntry {
+    customer_id: String,
+    rep: String,
+    lead: Option<String>,
+    class: String,
+    overdue_days: u32,
+    step: &'static str,
+    hand_to: Option<String>,
+}
+
+fn escalation_entry(e: stratum_runner::pipeline::Escalated) -> EscalationEntry {
+    EscalationEntry {
+        step: e.step.code(),
+        customer_id: e.customer_id,
+        rep: e.rep,
+        lead: e.lead,
+        class: e.class,
+        overdue_days: e.overdue_days,
+        hand_to: e.hand_to,
+    }
+}
+
+async fn escalations(
+    State(state): State<AppState>,
+    who: Principal,
+    AppQuery(q): AppQuery<DayQuery>,
+) -> ApiResult {
+    let date = q.date.unwrap_or_else(|| state.today());
+    let visible = visible_owners(state.teams(), &who);
+    let all = stratum_runner::pipeline::escalations(&state.policy, &state.store, date).await?;
+    ok(serde_json::json!({
+        "date": date,
+        "escalations": all
+            .into_iter()
+            .filter(|e| visible.as_ref().is_none_or(|reps| reps.contains(&e.rep)))
+            .map(escalation_entry)
+            .collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolBody {
+    date: Option<NaiveDate>,
+}
+
+async fn return_to_pool(
+    State(state): State<AppState>,
+    who: Principal,
+    AppJson(b): AppJson<PoolBody>,
+) -> ApiResult {
+    let date = b.date.unwrap_or_else(|| state.today());
+    let (all, handed_over) =
+        stratum_runner::pipeline::return_to_pool(&state.policy, &state.store, date, &who.actor())
+            .await?;
+    ok(serde_json::json!({
+        "date": date,
+        "handed_over": handed_over,
+        "escalations": all.into_iter().map(escalation_entry).collect::<Vec<_>>(),
+    }))
+}
+
+async fn assignments(State(state): State<AppState>) -> ApiResult {
+    let policy = state.policy.policy.history_name();
+    ok(serde_json::json!({
+        "assignments": state.store.manager_assignments(policy).await?,
+    }))
+}
+
+#[derive(Serialize)]
+struct Plan {
+    ladder: String,
+    levels: Vec<String>,
+    managers: Vec<ManagerLoad>,
+    moved: usize,
+    assignments: Vec<Planned>,
+}
+
+#[derive(Serialize)]
+struct ManagerLoad {
+    manager: String,
+    customers: usize,
+    capacity: Option<usize>,
+    rating: u32,
+}
+
+#[derive(Serialize)]
+struct Planned {
+    customer_id: String,
+    manager: String,
+    why: String,
+}
+
+/// The policy's `[assignment]` over the served run.
+pub(crate) async fn plan_of(
+    state: &AppState,
+) -> Result<
+    (
+        stratum_core::assign::AssignmentRule,
+        Vec<stratum_core::assign::Assignment>,
+    ),
+    ApiError,
+> {
+    let rule = stratum_runner::pipeline::assignment_rule(&state.policy, None, &[], &[])?;
+    let done =
+        stratum_runner::pipeline::assign_managers(&state.policy, &state.store, &rule).await?;
+    Ok((rule, done))
+}
+
+fn plan_answer(
+    rule: stratum_core::assign::AssignmentRule,
+    done: Vec<stratum_core::assign::Assignment>,
+) -> Plan {
+    Plan {
+        managers: rule
+            .managers
+            .iter()
+            .map(|m| ManagerLoad {
+                manager: m.name.clone(),
+                customers: done.iter().filter(|a| a.manager == m.name).count(),
+                capacity: m.capacity,
+                rating: m.rating,
+            })
+            .collect(),
+        moved: done
+            .iter()
+            .filter(|a| a.why != stratum_core::assign::Why::Kept)
+            .count(),
+        ladder: rule.ladder,
+        levels: rule.levels,
+        assignments: done
+            .into_iter()
+            .map(|a| Planned {
+                why: a.why.to_string(),
+                customer_id: a.customer_id,
+                manager: a.manager,
+            })
+            .collect(),
+    }
+}
+
+async fn plan(State(state): State<AppState>) -> ApiResult {
+    let (rule, done) = plan_of(&state).await?;
+    ok(plan_answer(rule, done))
+}
+
+async fn apply(State(state): State<AppState>, who: Principal) -> ApiResult {
+    let (rule, done) = plan_of(&state).await?;
+    let applied = stratum_runner::pipeline::apply_assignments(
+        &state.policy,
+        &state.store,
+        &done,
+        state.today(),
+        &who.actor(),
+    )
+    .await?;
+    // Owners are served from memory: read them again now rather than at the next refresh.
+    state.refresh().await?;
+    ok(serde_json::json!({
+        "applied": applied,
+        "plan": plan_answer(rule, done),
+    }))
 }
