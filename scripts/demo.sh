@@ -73,10 +73,23 @@ echo "== stratum -C $ws explain C00042"
 
 echo
 echo "== stratum -C $ws import-contacts data/contacts.csv   (the sales team's October: calls and visits, classes, intents)"
-"$stratum" -C "$ws" --by demo import-contacts data/contacts.csv
+"$stratum" -C "$ws" --by demo import-contacts "$ws/data/contacts.csv"
 echo
 echo "== stratum -C $ws calls --rep rep01 --date 2026-11-02   (rep01's Monday: due by class cycle, overdue first, capped and quota'd)"
 "$stratum" -C "$ws" calls --rep rep01 --date 2026-11-02
+echo
+echo "== stratum -C $ws funnel --from 2026-10-01 --to 2026-10-31   (the month by class: who entered, who left for where, how long they stayed)"
+"$stratum" -C "$ws" funnel --from 2026-10-01 --to 2026-10-31
+echo
+echo "== stratum -C $ws lost --from 2026-10-01 --to 2026-10-31   (why refusals refused)"
+"$stratum" -C "$ws" lost --from 2026-10-01 --to 2026-10-31
+echo
+echo "== stratum -C $ws escalate --date 2026-11-20   (follow-ups left overdue: the rep, then the team lead, then the pool)"
+"$stratum" -C "$ws" escalate --date 2026-11-20 | head -12
+echo
+echo "== stratum -C $ws assign --apply   (key-account managers for the key customers, the best-rated for the most valuable)"
+"$stratum" -C "$ws" --by demo assign --apply --out "$ws/assignments-km.csv"
+head -6 "$ws/assignments-km.csv"
 
 echo
 echo "== stratum -C $ws serve   (the REST API: a service key, a tier lookup, the customer card, a redemption)"
@@ -114,6 +127,10 @@ echo "== stratum -C $ws check policies/b2b.toml     (the source material's grade
 
 # A console login for the demo (the password is the demo's, printed on purpose).
 echo "stratum-demo-1" | "$stratum" -C "$ws" user add demo --role admin --password-stdin >/dev/null
+# A team lead and one of its reps, to see the console as the sales team does.
+echo "stratum-lead-1" | "$stratum" -C "$ws" user add lead01 --role agent --password-stdin >/dev/null
+echo "stratum-rep-1" | "$stratum" -C "$ws" user add rep01 --role agent --password-stdin >/dev/null
 echo
 echo "== the web console"
 echo "stratum -C $ws serve      then open http://127.0.0.1:8080/ and sign in as demo / stratum-demo-1"
+echo "  (the sales team: lead01 / stratum-lead-1 leads rep01 to rep04; rep01 / stratum-rep-1; the call list of 2026-11-02 at /calls?date=2026-11-02)"

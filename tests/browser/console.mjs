@@ -177,9 +177,16 @@ async function signIn(name) {
   await context.close();
 }
 
-// A rep works through Monday November 2nd's list: three calls logged, the list shrinks.
+// A rep works through Monday November 2nd's list: three calls logged (each contract sent:
+// class 5), the list shrinks and its funnel shows them entering class 5.
 {
   const { context, page } = await signIn('rep01');
+  const period = `${base}/pipeline?from=2026-10-01&to=2026-11-02`;
+  const enteredFive = async () => {
+    await page.goto(period);
+    return Number(await page.textContent('table.funnel tr[data-row="5"] td:nth-of-type(2)'));
+  };
+  const fiveBefore = await enteredFive();
   await page.click('header a[href="/calls"]');
   await page.goto(`${base}/calls?date=2026-11-02`);
   const rows = () => page.locator('table.calls tbody tr').count();
@@ -191,17 +198,56 @@ async function signIn(name) {
     const customer = await row.getAttribute('data-customer');
     await row.locator('select[name=outcome]').selectOption('reached');
     await row.locator('select[name=intent]').selectOption('good');
+    await row.locator('select[name=class]').selectOption('5');
     await row.locator('input[name=next_contact]').fill('2026-11-09');
     await row.locator('button[type=submit]').click();
     check(await rows() === before - i, `calls: ${customer} logged, ${before - i} left`);
     check(await page.locator(`table.calls tr[data-customer="${customer}"]`).count() === 0, `calls: ${customer} is off the list`);
   }
-  await page.goto(`${base}/pipeline?from=2026-10-01&to=2026-11-02`);
-  check((await page.textContent('table.activity')).includes('rep01') && await page.locator('table.funnel').count() === 0,
-        'reports: a rep sees its own activity, not the team funnel');
+  const fiveAfter = await enteredFive();
+  check(fiveAfter === fiveBefore + 3, `reports: rep01's funnel has the three entering class 5 (${fiveBefore} → ${fiveAfter})`);
+  const activity = await page.textContent('table.activity');
+  check(activity.includes('rep01') && !activity.includes('rep02'), 'reports: a rep sees its own activity only');
+  check(await page.locator('a.export[href^="/pipeline/export?report=weeks"]').count() === 1, 'reports: each downloads as CSV');
   await inspect(page, 'pipeline-rep');
   const week = await page.goto(`${base}/calls?date=2026-11-09`);
   check(week.status() === 200 && (await page.textContent('table.calls')).includes('good'), 'calls: the three come back on the date set, with their intent');
+  await context.close();
+}
+
+// A team lead: picks a member's list, sees the team's escalations and customers, nobody else's.
+{
+  const { context, page } = await signIn('lead01');
+  let answer = await page.goto(`${base}/calls?rep=rep02&date=2026-11-20`);
+  check(answer.status() === 200, 'lead01: opens rep02\'s list');
+  check(await page.locator('select#rep option').count() === 5, 'lead01: picks among itself and its four reps');
+  const escalations = await page.textContent('table.escalations');
+  check(escalations.includes('rep02') && escalations.includes('rep04') && !escalations.includes('rep05'),
+        'lead01: the escalations of its team, not of another');
+  await inspect(page, 'calls-lead');
+  const member = await page.locator('table.calls tbody tr').first().getAttribute('data-customer');
+  check((await page.goto(`${base}/customers/${member}`)).status() === 200, `lead01: opens rep02's customer ${member}`);
+  check((await page.goto(`${base}/customers/C00042`)).status() === 403, "lead01: refused rep09's customer");
+  check((await page.goto(`${base}/calls?rep=rep09`)).status() === 403, "lead01: refused rep09's list");
+  await page.goto(`${base}/pipeline?from=2026-10-01&to=2026-10-31`);
+  const reps = await page.textContent('table.weeks');
+  check(reps.includes('rep03') && !reps.includes('rep05'), 'lead01: plan against actual for its team');
+  await context.close();
+}
+
+// An admin applies the key-account plan: the key customers get their managers as owners.
+{
+  const { context, page } = await signIn('demo');
+  await page.goto(`${base}/assignments`);
+  check((await page.textContent('table.loads')).includes('km01'), 'assignments: the managers and their loads');
+  check(await page.locator('table.moves tbody tr').count() > 0, 'assignments: who moves and why');
+  await inspect(page, 'assignments');
+  await page.click('form.apply button');
+  check(await page.locator('table.moves').count() === 0, 'assignments: applied, nobody left to move');
+  const loads = await page.$$eval('table.loads tbody tr', rows =>
+    rows.map(r => [...r.querySelectorAll('td')].map(td => td.textContent.trim())));
+  check(loads.length === 3 && loads.every(([, , planned, now]) => planned === now && Number(now) > 0),
+        `assignments: every manager now holds its planned customers (${JSON.stringify(loads)})`);
   await context.close();
 }
 

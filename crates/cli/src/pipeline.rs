@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::Subcommand;
 use stratum_core::pipeline::{Channel, Intent, Outcome};
+use stratum_runner::pipeline::ReportKind;
 
 use crate::settings::Settings;
 
@@ -26,10 +27,18 @@ pub enum PipelineCommand {
     Assign(AssignArgs),
     /// The daily activity report: per rep and day, contacts against the weekday's target,
     /// by outcome and by channel
-    Activity(FunnelArgs),
-    /// The funnel by class over a period: prospects now, who entered, where those who left
-    /// went and the median working days they stayed
-    Funnel(FunnelArgs),
+    Activity(ReportArgs),
+    /// The funnel by class over a period: prospects now, who entered, who left and where
+    /// to (the share of those who left), the median working days they stayed
+    Funnel(ReportArgs),
+    /// Plan against actual per rep and week: contacts planned by the weekly targets over
+    /// the working days, made, the share done, reached
+    Weeks(ReportArgs),
+    /// The intent customers (possible, good, very likely) as of --to: rep, class, last
+    /// contact, when due, working days overdue; likeliest and most overdue first
+    Intents(ReportArgs),
+    /// The lost-sale reasons: the notes of refused contacts in the period, counted
+    Lost(ReportArgs),
     /// The day's overdue follow-ups that reached a step of `[pipeline.escalation]`: whom to
     /// remind, which team lead to tell, who takes those returned to the pool (--apply hands
     /// them over)
@@ -72,13 +81,48 @@ pub struct EscalateArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct FunnelArgs {
-    /// The first day of the period
+pub struct ReportArgs {
+    /// The first day of the period (default: the first of --to's month)
     #[arg(long)]
-    from: NaiveDate,
+    from: Option<NaiveDate>,
     /// The last day of the period (default: today)
     #[arg(long)]
     to: Option<NaiveDate>,
+    /// One rep's (default: every rep's)
+    #[arg(long)]
+    rep: Option<String>,
+    /// Also write the report here as CSV
+    #[arg(long)]
+    csv: Option<std::path::PathBuf>,
+}
+
+/// Prints a pipeline report for the period (and writes it as CSV when asked).
+async fn report(
+    loaded: &stratum_runner::LoadedPolicy,
+    store: &stratum_store::Store,
+    kind: ReportKind,
+    args: &ReportArgs,
+) -> Result<()> {
+    let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());
+    let from = args
+        .from
+        .unwrap_or_else(|| chrono::Datelike::with_day(&to, 1).unwrap_or(to));
+    anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    let reps = args.rep.clone().map(|r| vec![r]);
+    let report =
+        stratum_runner::pipeline::report(loaded, store, kind, from, to, reps.as_deref()).await?;
+    if kind == ReportKind::Intents {
+        out!("{} as of {to}", kind.as_str());
+    } else {
+        out!("{} {from} to {to}", kind.as_str());
+    }
+    out_part!("{}", report.text());
+    if let Some(path) = &args.csv {
+        std::fs::write(path, report.csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("stratum: wrote {}", path.display());
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -265,73 +309,14 @@ pub async fn run(settings: &Settings, cmd: &PipelineCommand) -> Result<ExitCode>
             }
         }
         PipelineCommand::Activity(args) => {
-            use stratum_core::pipeline::{Channel, Outcome};
-            let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());
-            let rows = stratum_runner::pipeline::activity(&loaded, &store, args.from, to).await?;
-            out!("activity {} to {to}", args.from);
-            let words: Vec<&str> = Outcome::ALL
-                .iter()
-                .map(|o| o.as_str())
-                .chain(Channel::ALL.iter().map(|c| c.as_str()))
-                .collect();
-            out!(
-                "{:<10} {:<10} {:>8} {:>6}  {}",
-                "rep",
-                "day",
-                "contacts",
-                "target",
-                words.join("  ")
-            );
-            for r in rows {
-                let cells: Vec<String> = r
-                    .outcomes
-                    .iter()
-                    .chain(&r.channels)
-                    .zip(&words)
-                    .map(|(n, w)| format!("{n:>width$}", width = w.len()))
-                    .collect();
-                out!(
-                    "{:<10} {:<10} {:>8} {:>6}  {}",
-                    r.rep,
-                    r.day,
-                    r.contacts,
-                    r.target.map_or("-".to_string(), |t| t.to_string()),
-                    cells.join("  ")
-                );
-            }
+            report(&loaded, &store, ReportKind::Activity, args).await?
         }
-        PipelineCommand::Funnel(args) => {
-            let to = args.to.unwrap_or_else(|| chrono::Local::now().date_naive());
-            let rows = stratum_runner::pipeline::funnel(&loaded, &store, args.from, to).await?;
-            out!("funnel {} to {to}", args.from);
-            out!(
-                "{:<12} {:>6} {:>8}  {:<40} {:>12}",
-                "class",
-                "now",
-                "entered",
-                "left for",
-                "median days"
-            );
-            for r in rows {
-                let left: Vec<String> = r
-                    .moved_to
-                    .iter()
-                    .map(|(class, n)| format!("{class} {n}"))
-                    .collect();
-                out!(
-                    "{:<12} {:>6} {:>8}  {:<40} {:>12}",
-                    r.class,
-                    r.now,
-                    r.entered,
-                    if left.is_empty() {
-                        "-".to_string()
-                    } else {
-                        left.join(", ")
-                    },
-                    r.median_days.map_or("-".to_string(), |d| d.to_string())
-                );
-            }
+        PipelineCommand::Funnel(args) => report(&loaded, &store, ReportKind::Funnel, args).await?,
+        PipelineCommand::Weeks(args) => report(&loaded, &store, ReportKind::Weeks, args).await?,
+        PipelineCommand::Intents(args) => {
+            report(&loaded, &store, ReportKind::Intents, args).await?
         }
+        PipelineCommand::Lost(args) => report(&loaded, &store, ReportKind::Lost, args).await?,
         PipelineCommand::ImportContacts(args) => {
             let rejects = args.file.with_extension("rejects.csv");
             let quarantine = matches!(args.on_bad_rows, crate::OnBadRows::Quarantine)

@@ -98,6 +98,7 @@ fn the_console_in_chromium() {
         ("ana", "analyst"),
         ("ivr", "service"),
         ("rep01", "agent"),
+        ("lead01", "agent"),
     ] {
         stratum(
             &ws,

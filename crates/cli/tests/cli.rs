@@ -1347,17 +1347,81 @@ fn call_lists_follow_classes_contacts_and_the_calendar() {
         &["funnel", "--from", "2026-09-01", "--to", "2026-10-31"],
         &ws,
     );
-    let funnel = text(&o).0;
-    for line in [
-        "class           now  entered  left for                                  median days",
-        "1                 1        1  -                                                   -",
-        "2                 2        2  -                                                   -",
-        "0                 0        1  key-3 1                                             4",
-        "key-3             2        2  -                                                   -",
-        "4                 1        1  -                                                   -",
+    assert_eq!(
+        text(&o).0,
+        "funnel 2026-09-01 to 2026-10-31
+class       now  entered  left  moved_to         median_days
+1             1        1     0
+2             2        2     0
+0             0        1     1  key-3: 1 (100%)            4
+key-3         2        2     0
+ordinary-3    0        0     0
+4             1        1     0
+6             0        0     0
+7             0        0     0
+5             0        0     0
+"
+    );
+    let csv_path = ws.join("weeks.csv");
+    let report = |args: &[&str]| text(&stratum(args, &ws)).0;
+    assert_eq!(
+        report(&[
+            "weeks",
+            "--from",
+            "2026-10-05",
+            "--to",
+            "2026-10-16",
+            "--csv",
+            csv_path.to_str().unwrap()
+        ]),
+        // The National Day week: Thursday (20), Friday (15) and the bridging Saturday (no
+        // target) are its working days.
+        "weeks 2026-10-05 to 2026-10-16
+rep  week        working_days  planned  contacts  done  reached
+lin  2026-10-05             3       35         2    6%        2
+lin  2026-10-12             5      120         4    3%        4
+"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&csv_path).unwrap(),
+        "rep,week,working_days,planned,contacts,done,reached\n\
+         lin,2026-10-05,3,35,2,6%,2\nlin,2026-10-12,5,120,4,3%,4\n"
+    );
+    // The intent customers, likeliest first: C00045 left overdue since the 8th.
+    assert_eq!(
+        report(&["intents", "--to", "2026-10-14"]),
+        "intents as of 2026-10-14
+customer_id  rep  class  intent       last_contact  due         overdue_days
+C00045       lin  1      very_likely  2026-09-30    2026-10-08             5
+C00043       lin  2      good         2026-10-09    2026-10-13             1
+C00053       lin  2      good         2026-10-12    2026-10-14             0
+C00050       lin  key-3  possible     2026-10-12    2026-10-19             0
+"
+    );
+    // Two refusals giving one reason, written two ways, and one giving none.
+    for (customer, notes) in [
+        ("C00044", "Price  too HIGH"),
+        ("C00042", "price too high"),
+        ("C00043", ""),
     ] {
-        assert!(funnel.contains(&format!("{line}\n")), "{line}\n{funnel}");
+        contact(&[
+            customer,
+            "--outcome",
+            "refused",
+            "--on",
+            "2026-10-15",
+            "--notes",
+            notes,
+        ]);
     }
+    assert_eq!(
+        report(&["lost", "--from", "2026-10-01", "--to", "2026-10-31"]),
+        "lost 2026-10-01 to 2026-10-31
+reason             contacts  customers
+price too high            2          2
+(no reason given)         1          1
+"
+    );
     // The daily activity: lin's Monday the 12th, three contacts reached (a call, the walk-in,
     // the phone-in) against Monday's 35; Friday the 9th, two calls against 15.
     let o = stratum(

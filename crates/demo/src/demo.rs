@@ -606,7 +606,13 @@ impl DemoData {
                                 String::new()
                             },
                             String::new(),
-                            if first {
+                            if outcome == "refused" {
+                                // Picked without the generator, so the rest of the month
+                                // stays as it was.
+                                let at = c.id.bytes().map(usize::from).sum::<usize>()
+                                    + on.ordinal() as usize;
+                                LOST_REASONS[at % LOST_REASONS.len()].to_string()
+                            } else if first {
                                 "first contact".to_string()
                             } else {
                                 String::new()
@@ -623,6 +629,15 @@ impl DemoData {
         rows.into_iter().map(|(_, r)| r).collect()
     }
 }
+
+/// Why the demo's refusals refused: the lost-sale reasons report counts them.
+const LOST_REASONS: [&str; 5] = [
+    "price too high",
+    "went with a competitor",
+    "no budget this year",
+    "not the decision maker",
+    "no need now",
+];
 
 /// The sales pipeline's working days in 2026 (the demo's `data/calendar.csv`): China's
 /// public holidays and the weekends worked to bridge them (调休), as the State Council's

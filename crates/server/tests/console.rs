@@ -1346,9 +1346,15 @@ async fn reps_work_their_call_list(url: String) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    // An agent's list is its own, whatever it asks for.
-    let own = f.send("GET", "/calls?rep=li", &[&agent], None).await;
+    // An agent reads its own list; another rep's (it leads no team) is refused.
+    let own = f.send("GET", "/calls", &[&agent], None).await;
     assert!(own.body.contains("<h1>Call list: wang,"));
+    let other = f.send("GET", "/calls?rep=li", &[&agent], None).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        other.body,
+        "li's pipeline is not yours: an agent reads its own, or its team's when it leads one"
+    );
     // The reports: C1 entered class 1 this month and is there; wang's two contacts.
     let reports = f
         .send(
@@ -1361,16 +1367,16 @@ async fn reps_work_their_call_list(url: String) {
     assert_eq!(reports.status, StatusCode::OK, "{}", reports.body);
     assert!(
         reports.body.contains(
-            r#"<tr><th scope="row">1</th><td class="num">1</td><td class="num">1</td><td></td><td class="num"></td></tr>"#
+            r#"<tr data-row="1"><th scope="row">1</th><td class="num">1</td><td class="num">1</td><td class="num">0</td><td></td><td class="num"></td></tr>"#
         ),
         "{}",
         reports.body
     );
     assert!(reports.body.contains(
-        r#"<tr><th scope="row">wang</th><td class="date">2026-11-23</td><td class="num">1</td>"#
+        r#"<tr data-row="wang"><th scope="row">wang</th><td>2026-11-23</td><td class="num">1</td>"#
     ));
     assert!(reports.body.contains(
-        r#"<tr><th scope="row">wang</th><td class="date">2026-11-24</td><td class="num">1</td><td class="num">25</td>"#
+        r#"<tr data-row="wang"><th scope="row">wang</th><td>2026-11-24</td><td class="num">1</td><td class="num">25</td>"#
     ));
     let mine = f
         .send(
@@ -1380,7 +1386,29 @@ async fn reps_work_their_call_list(url: String) {
             None,
         )
         .await;
-    assert!(!mine.body.contains("table class=\"funnel\"") && mine.body.contains("2026-11-24"));
+    // An agent's reports are its own: its funnel and days, nobody else's.
+    assert!(mine.body.contains("table class=\"funnel\"") && mine.body.contains("2026-11-24"));
+    assert!(!mine.body.contains(r#"<th scope="row">li</th>"#));
+    let csv = f
+        .send(
+            "GET",
+            "/pipeline/export?report=activity&from=2026-11-01&to=2026-11-30",
+            &[&agent],
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.body.starts_with(
+            "rep,day,contacts,target,reached,no_answer,busy,refused,wrong_number,call,visit,walk_in,phone_in,message\nwang,2026-11-23,1,"
+        ),
+        "{}",
+        csv.body
+    );
+    let unknown = f
+        .send("GET", "/pipeline/export?report=sales", &[&agent], None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
 }
 
 /// Every form of the console refuses a token that is not the session's, and changes nothing.

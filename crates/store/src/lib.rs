@@ -723,7 +723,7 @@ mod tests {
         let refused = Store::open(&url).await.unwrap_err().to_string();
         assert!(
             refused.contains(
-                "needs 5 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving, 8 console logins and run summaries, 9 the sales pipeline)"
+                "needs 6 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving, 8 console logins and run summaries, 9 the sales pipeline, 10 manager assignments and rep changes)"
             ),
             "{refused}"
         );

@@ -54,6 +54,9 @@ struct CallsPage<'a> {
     intents: Vec<&'static str>,
     may_log: bool,
     team: Vec<String>,
+    /// (customer, rep, working days overdue, step, lead or who takes it) of those the
+    /// viewer oversees.
+    escalations: Vec<[String; 5]>,
     problem: Option<String>,
 }
 
@@ -101,6 +104,7 @@ async fn calls_page(
                 intents: Vec::new(),
                 may_log: false,
                 team,
+                escalations: Vec::new(),
                 problem: Some(session.t.no_pipeline.to_string()),
             },
         ));
@@ -114,6 +118,33 @@ async fn calls_page(
         .ok_or_else(|| internal("no call list"))?;
     let lang = session.lang;
     let t = session.t;
+    let step_text = |step: stratum_core::pipeline::Escalation| match step {
+        stratum_core::pipeline::Escalation::RemindRep => t.remind_rep,
+        stratum_core::pipeline::Escalation::TellManager => t.tell_manager,
+        stratum_core::pipeline::Escalation::ReturnToPool => t.return_to_pool,
+    };
+    // Leads and admins see the escalations of everyone they oversee; a rep's own are the
+    // flags on its list.
+    let visible = crate::access::visible_owners(state.teams(), &session.principal());
+    let escalations: Vec<[String; 5]> = if visible.as_ref().is_none_or(|v| v.len() > 1) {
+        stratum_runner::pipeline::escalations(loaded, &state.store, date)
+            .await
+            .map_err(|e| refused(e.into()))?
+            .into_iter()
+            .filter(|e| visible.as_ref().is_none_or(|v| v.contains(&e.rep)))
+            .map(|e| {
+                [
+                    e.customer_id,
+                    e.rep,
+                    e.overdue_days.to_string(),
+                    step_text(e.step).to_string(),
+                    e.hand_to.or(e.lead).unwrap_or_default(),
+                ]
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let calls = list
         .calls
         .iter()
@@ -123,11 +154,7 @@ async fn calls_page(
                 flags.push(t.overdue);
             }
             if let Some(step) = c.escalation {
-                flags.push(match step {
-                    stratum_core::pipeline::Escalation::RemindRep => t.remind_rep,
-                    stratum_core::pipeline::Escalation::TellManager => t.tell_manager,
-                    stratum_core::pipeline::Escalation::ReturnToPool => t.return_to_pool,
-                });
+                flags.push(step_text(step));
             }
             if c.past_deadline {
                 flags.push(t.past_deadline);
@@ -189,6 +216,7 @@ async fn calls_page(
             intents: Intent::ALL.iter().map(|i| i.as_str()).collect(),
             may_log: CONTACT_LOGGERS.contains(&session.role),
             team,
+            escalations,
             problem,
         },
     ))

@@ -23,6 +23,7 @@ use stratum_core::Lang;
 use stratum_store::Role;
 
 mod admin;
+mod assignments;
 mod auth;
 mod calls;
 mod charts;
@@ -70,6 +71,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/calls", get(calls::calls))
         .route("/calls/{id}/log", post(calls::log))
         .route("/pipeline", get(reports::reports))
+        .route("/pipeline/export", get(reports::export))
+        .route("/assignments", get(assignments::assignments))
+        .route("/assignments/apply", post(assignments::apply))
         .route("/admin", get(admin::admin))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/keys", post(admin::add_key))

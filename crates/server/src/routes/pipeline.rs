@@ -22,8 +22,8 @@ pub(super) const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
         path: "/api/pipeline/funnel",
-        summary: "The funnel by class for `from`..`to`: prospects now, entered, where those who left went, median working days in class",
-        roles: Some(&[Role::Admin, Role::Analyst]),
+        summary: "The funnel by class for `from`..`to`: prospects now, entered, left, where those who left went, median working days in class",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
         own_customers: false,
         does: "read pipeline reports",
         handler: |m| on(m, funnel),
@@ -36,6 +36,33 @@ pub(super) const ROUTES: &[Route] = &[
         own_customers: false,
         does: "read pipeline reports",
         handler: |m| on(m, activity),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/pipeline/weeks",
+        summary: "Plan against actual per rep and week for `from`..`to`: working days, contacts planned by the weekly targets, made, reached",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: false,
+        does: "read pipeline reports",
+        handler: |m| on(m, weeks),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/pipeline/intents",
+        summary: "The intent customers (possible, good, very likely) on `to`: rep, class, last contact, due, working days overdue",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: false,
+        does: "read pipeline reports",
+        handler: |m| on(m, intents),
+    },
+    Route {
+        method: Method::Get,
+        path: "/api/pipeline/lost",
+        summary: "The lost-sale reasons of `from`..`to`: the notes of refused contacts, counted",
+        roles: Some(&[Role::Admin, Role::Analyst, Role::Agent]),
+        own_customers: false,
+        does: "read pipeline reports",
+        handler: |m| on(m, lost),
     },
     Route {
         method: Method::Get,
@@ -272,46 +299,146 @@ async fn log(
 
 #[derive(Deserialize)]
 struct PeriodQuery {
-    from: NaiveDate,
+    /// Default: the first of `to`'s month.
+    from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     rep: Option<String>,
+    /// `csv` for the report as CSV (the CLI's and the console's columns).
+    format: Option<String>,
 }
 
-async fn funnel(State(state): State<AppState>, AppQuery(q): AppQuery<PeriodQuery>) -> ApiResult {
+/// A pipeline report for the period, over the reps the caller sees (one with `rep`): JSON
+/// of its rows by default, CSV with `format=csv`.
+async fn pipeline_report(
+    state: &AppState,
+    who: &Principal,
+    kind: stratum_runner::pipeline::ReportKind,
+    q: PeriodQuery,
+) -> ApiResult {
+    if let Some(rep) = &q.rep {
+        authorize_rep(state.teams(), who, rep)?;
+    }
+    let reps: Option<Vec<String>> = match q.rep {
+        Some(rep) => Some(vec![rep]),
+        None => visible_owners(state.teams(), who),
+    };
     let to = q.to.unwrap_or_else(|| state.today());
-    let rows = stratum_runner::pipeline::funnel(&state.policy, &state.store, q.from, to).await?;
-    ok(Funnel {
-        from: q.from,
+    let from = q
+        .from
+        .unwrap_or_else(|| chrono::Datelike::with_day(&to, 1).unwrap_or(to));
+    if from > to {
+        return Err(ApiError::invalid(format!("from {from} is after to {to}")));
+    }
+    let report = stratum_runner::pipeline::report(
+        &state.policy,
+        &state.store,
+        kind,
+        from,
         to,
-        classes: rows
-            .into_iter()
-            .map(|r| FunnelClass {
-                class: r.class,
-                now: r.now,
-                entered: r.entered,
-                moved_to: r
-                    .moved_to
-                    .into_iter()
-                    .map(|(class, customers)| MovedTo { class, customers })
-                    .collect(),
-                median_days: r.median_days,
-            })
-            .collect(),
-    })
+        reps.as_deref(),
+    )
+    .await?;
+    match q.format.as_deref() {
+        None | Some("json") => {}
+        Some("csv") => {
+            let name = format!("{}-{from}-{to}.csv", kind.as_str());
+            return Ok((
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "text/csv; charset=utf-8".to_string(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                ],
+                report.csv(),
+            )
+                .into_response());
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "format `{other}`: use json or csv"
+            )));
+        }
+    }
+    use stratum_runner::pipeline::Report;
+    let rows = match report {
+        Report::Funnel(rows) => serde_json::to_value(
+            rows.into_iter()
+                .map(|r| FunnelClass {
+                    class: r.class,
+                    now: r.now,
+                    entered: r.entered,
+                    left: r.left,
+                    moved_to: r
+                        .moved_to
+                        .into_iter()
+                        .map(|(class, customers)| MovedTo { class, customers })
+                        .collect(),
+                    median_days: r.median_days,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Report::Activity(rows) => serde_json::to_value(
+            rows.into_iter()
+                .map(|r| ActivityDay {
+                    outcomes: Outcome::ALL
+                        .iter()
+                        .zip(&r.outcomes)
+                        .map(|(o, n)| (o.as_str(), *n))
+                        .collect(),
+                    channels: Channel::ALL
+                        .iter()
+                        .zip(&r.channels)
+                        .map(|(c, n)| (c.as_str(), *n))
+                        .collect(),
+                    rep: r.rep,
+                    day: r.day,
+                    contacts: r.contacts,
+                    target: r.target,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Report::Weeks(rows) => serde_json::to_value(rows),
+        Report::Intents(rows) => serde_json::to_value(rows),
+        Report::Lost(rows) => serde_json::to_value(rows),
+    }
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let key = match kind {
+        stratum_runner::pipeline::ReportKind::Funnel => "classes",
+        stratum_runner::pipeline::ReportKind::Activity => "days",
+        stratum_runner::pipeline::ReportKind::Weeks => "weeks",
+        stratum_runner::pipeline::ReportKind::Intents => "customers",
+        stratum_runner::pipeline::ReportKind::Lost => "reasons",
+    };
+    ok(serde_json::json!({ "from": from, "to": to, key: rows }))
 }
 
-#[derive(Serialize)]
-struct Funnel {
-    from: NaiveDate,
-    to: NaiveDate,
-    classes: Vec<FunnelClass>,
+macro_rules! report_route {
+    ($name:ident, $kind:ident) => {
+        async fn $name(
+            State(state): State<AppState>,
+            who: Principal,
+            AppQuery(q): AppQuery<PeriodQuery>,
+        ) -> ApiResult {
+            pipeline_report(&state, &who, stratum_runner::pipeline::ReportKind::$kind, q).await
+        }
+    };
 }
+report_route!(funnel, Funnel);
+report_route!(activity, Activity);
+report_route!(weeks, Weeks);
+report_route!(intents, Intents);
+report_route!(lost, Lost);
 
 #[derive(Serialize)]
 struct FunnelClass {
     class: String,
     now: usize,
     entered: usize,
+    left: usize,
     moved_to: Vec<MovedTo>,
     median_days: Option<u32>,
 }
@@ -320,54 +447,6 @@ struct FunnelClass {
 struct MovedTo {
     class: String,
     customers: usize,
-}
-
-async fn activity(
-    State(state): State<AppState>,
-    who: Principal,
-    AppQuery(q): AppQuery<PeriodQuery>,
-) -> ApiResult {
-    if let Some(rep) = &q.rep {
-        authorize_rep(state.teams(), &who, rep)?;
-    }
-    // One rep's days, or every rep's the caller sees (an agent: its own and its team's).
-    let reps: Option<Vec<String>> = match q.rep {
-        Some(rep) => Some(vec![rep]),
-        None => visible_owners(state.teams(), &who),
-    };
-    let to = q.to.unwrap_or_else(|| state.today());
-    let rows = stratum_runner::pipeline::activity(&state.policy, &state.store, q.from, to).await?;
-    ok(Activity {
-        from: q.from,
-        to,
-        days: rows
-            .into_iter()
-            .filter(|r| reps.as_ref().is_none_or(|reps| reps.contains(&r.rep)))
-            .map(|r| ActivityDay {
-                outcomes: Outcome::ALL
-                    .iter()
-                    .zip(&r.outcomes)
-                    .map(|(o, n)| (o.as_str(), *n))
-                    .collect(),
-                channels: Channel::ALL
-                    .iter()
-                    .zip(&r.channels)
-                    .map(|(c, n)| (c.as_str(), *n))
-                    .collect(),
-                rep: r.rep,
-                day: r.day,
-                contacts: r.contacts,
-                target: r.target,
-            })
-            .collect(),
-    })
-}
-
-#[derive(Serialize)]
-struct Activity {
-    from: NaiveDate,
-    to: NaiveDate,
-    days: Vec<ActivityDay>,
 }
 
 #[derive(Serialize)]

@@ -8,6 +8,12 @@ use stratum_store::{ProspectRow, Store};
 
 use crate::{LoadedPolicy, RunError};
 
+mod reports;
+pub use reports::{
+    ActivityRow, FunnelRow, IntentRow, LostReason, Report, ReportKind, WeekRow, activity, funnel,
+    intents, lost_reasons, report, weeks,
+};
+
 /// The policy's pipeline, or why there is none.
 pub fn pipeline_of(loaded: &LoadedPolicy) -> Result<&Pipeline, RunError> {
     loaded.policy.pipeline.as_ref().ok_or_else(|| {
@@ -339,130 +345,6 @@ pub async fn import_register(
         logged,
         rejected,
     })
-}
-
-/// One class of the funnel over a period.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunnelRow {
-    pub class: String,
-    /// Prospects in the class now.
-    pub now: usize,
-    /// Customers who entered the class in the period (first contacts included).
-    pub entered: usize,
-    /// Where those who left the class in the period went: (class, customers), most first.
-    pub moved_to: Vec<(String, usize)>,
-    /// The median working days spent in the class by those who left it in the period.
-    pub median_days: Option<u32>,
-}
-
-/// The funnel by class for `from` to `to` (inclusive): who is where now, who entered, where
-/// those who left went and how long they stayed — from the class changes the store keeps.
-pub async fn funnel(
-    loaded: &LoadedPolicy,
-    store: &Store,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<FunnelRow>, RunError> {
-    let pipeline = pipeline_of(loaded)?;
-    let calendar = calendar(loaded)?;
-    let prospects = store.prospects().await?;
-    let changes = store.all_class_changes().await?;
-    let mut rows: Vec<FunnelRow> = pipeline
-        .classes
-        .iter()
-        .map(|c| FunnelRow {
-            class: c.name.clone(),
-            now: prospects.iter().filter(|p| p.class == c.name).count(),
-            entered: 0,
-            moved_to: Vec::new(),
-            median_days: None,
-        })
-        .collect();
-    let mut stays: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
-    // Changes come per customer in the order they were made: each one ends the stay the
-    // customer's previous change began.
-    let mut entered_at: std::collections::HashMap<&str, NaiveDate> = Default::default();
-    for c in &changes {
-        let in_period = c.on_date >= from && c.on_date <= to;
-        if let Some(from_class) = &c.from_class
-            && let Some(i) = rows.iter().position(|r| &r.class == from_class)
-            && in_period
-        {
-            match rows[i].moved_to.iter_mut().find(|(k, _)| *k == c.to_class) {
-                Some((_, n)) => *n += 1,
-                None => rows[i].moved_to.push((c.to_class.clone(), 1)),
-            }
-            if let Some(since) = entered_at.get(c.customer_id.as_str()) {
-                stays[i].push(calendar.working_days_between(*since, c.on_date));
-            }
-        }
-        if in_period && let Some(i) = rows.iter().position(|r| r.class == c.to_class) {
-            rows[i].entered += 1;
-        }
-        entered_at.insert(&c.customer_id, c.on_date);
-    }
-    for (row, mut days) in rows.iter_mut().zip(stays) {
-        row.moved_to
-            .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        days.sort_unstable();
-        row.median_days = (!days.is_empty()).then(|| days[days.len() / 2]);
-    }
-    Ok(rows)
-}
-
-/// One rep's contacts on one day, against the weekday's target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActivityRow {
-    pub rep: String,
-    pub day: NaiveDate,
-    pub contacts: usize,
-    pub target: Option<u32>,
-    /// Contacts per outcome, in `Outcome::ALL`'s order.
-    pub outcomes: Vec<usize>,
-    /// Contacts per channel, in `Channel::ALL`'s order.
-    pub channels: Vec<usize>,
-}
-
-/// The daily activity report for `from` to `to` (inclusive): per rep and day with contacts,
-/// how many by outcome and by channel, and the weekday's target.
-pub async fn activity(
-    loaded: &LoadedPolicy,
-    store: &Store,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<ActivityRow>, RunError> {
-    use stratum_core::pipeline::{Channel, Outcome};
-    let pipeline = pipeline_of(loaded)?;
-    let mut rows: Vec<ActivityRow> = Vec::new();
-    for i in store.interactions_between(from, to).await? {
-        let at = match rows
-            .iter()
-            .position(|r| r.rep == i.rep && r.day == i.on_date)
-        {
-            Some(at) => at,
-            None => {
-                rows.push(ActivityRow {
-                    rep: i.rep.clone(),
-                    day: i.on_date,
-                    contacts: 0,
-                    target: pipeline.target_on(i.on_date),
-                    outcomes: vec![0; Outcome::ALL.len()],
-                    channels: vec![0; Channel::ALL.len()],
-                });
-                rows.len() - 1
-            }
-        };
-        let row = &mut rows[at];
-        row.contacts += 1;
-        if let Some(o) = Outcome::ALL.iter().position(|o| o.as_str() == i.outcome) {
-            row.outcomes[o] += 1;
-        }
-        if let Some(c) = Channel::ALL.iter().position(|c| c.as_str() == i.channel) {
-            row.channels[c] += 1;
-        }
-    }
-    rows.sort_by(|a, b| a.rep.cmp(&b.rep).then(a.day.cmp(&b.day)));
-    Ok(rows)
 }
 
 /// The assignment to make: the policy's `[assignment]`, with what the command line gives
