@@ -734,7 +734,7 @@ mod tests {
             .into_iter()
             .map(|m| m.0)
             .collect();
-        assert_eq!(applied, vec![5, 6, 7, 8, 9]);
+        assert_eq!(applied, vec![5, 6, 7, 8, 9, 10]);
         let store = Store::open(&url).await.unwrap();
         let d = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let row = |run_id, as_of, ladder: &str, level: &str, rule: &str, score, rank, why: &str| {
