@@ -117,6 +117,19 @@ async fn fixture(url: String) -> Fixture {
 }
 
 impl Fixture {
+    /// A GET answered with text (a CSV export).
+    async fn text(&self, who: &str, uri: &str) -> (StatusCode, String) {
+        let req = Request::builder()
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.keys[who]))
+            .body(Body::empty())
+            .unwrap();
+        let resp = app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     async fn send(
         &self,
         who: &str,
@@ -304,13 +317,24 @@ async fn reps_log_contacts_and_work_their_call_lists(url: String) {
 /// else's; applied assignments move owners, permissions and prospects.
 async fn leads_see_their_team_and_assignments_move_owners(url: String) {
     let f = fixture(url).await;
-    for (who, customer, on) in [("lin", "C1", "2026-10-09"), ("wu", "C4", "2026-10-09")] {
+    for (who, customer, body) in [
+        (
+            "lin",
+            "C1",
+            json!({"outcome": "reached", "class": "1", "intent": "good", "on": "2026-10-09"}),
+        ),
+        (
+            "wu",
+            "C4",
+            json!({"outcome": "refused", "class": "1", "on": "2026-10-09", "notes": "Too  expensive"}),
+        ),
+    ] {
         let (status, row) = f
             .send(
                 who,
                 "POST",
                 &format!("/api/customers/{customer}/interactions"),
-                Some(json!({"outcome": "reached", "class": "1", "on": on})),
+                Some(body),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{row}");
@@ -384,6 +408,92 @@ async fn leads_see_their_team_and_assignments_move_owners(url: String) {
         )
         .await;
     assert_eq!(esc["escalations"].as_array().unwrap().len(), 2);
+    // Acting on the pool step is an admin's; this policy has none, so nobody is handed on.
+    let (code, _) = f
+        .send("lin", "POST", "/api/pipeline/escalations", Some(json!({})))
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, acted) = f
+        .send(
+            "boss",
+            "POST",
+            "/api/pipeline/escalations",
+            Some(json!({"date": "2026-10-14"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{acted}");
+    assert_eq!(
+        (
+            acted["handed_over"].as_u64(),
+            acted["escalations"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(2))
+    );
+    // The reports, over chen's team: plan against actual (Mondays planned at 35; the
+    // National Day week has only Thursday, Friday and the bridging Saturday), the intent
+    // customers, the lost-sale reasons (wu's refusal is not chen's team's).
+    let (_, weeks) = f
+        .send(
+            "chen",
+            "GET",
+            "/api/pipeline/weeks?from=2026-10-05&to=2026-10-16",
+            None,
+        )
+        .await;
+    assert_eq!(
+        weeks["weeks"],
+        json!([
+            {"rep": "lin", "week": "2026-10-05", "working_days": 3, "planned": 0, "contacts": 1, "reached": 1},
+            {"rep": "lin", "week": "2026-10-12", "working_days": 5, "planned": 35, "contacts": 0, "reached": 0}
+        ])
+    );
+    let (_, intents) = f
+        .send("chen", "GET", "/api/pipeline/intents?to=2026-10-14", None)
+        .await;
+    assert_eq!(
+        intents["customers"],
+        json!([{"customer_id": "C1", "rep": "lin", "class": "1", "intent": "good",
+                "last_contact": "2026-10-09", "due": "2026-10-10", "overdue_days": 3}])
+    );
+    let lost = |who: &'static str| async move {
+        f.send(
+            who,
+            "GET",
+            "/api/pipeline/lost?from=2026-10-01&to=2026-10-31",
+            None,
+        )
+        .await
+        .1["reasons"]
+            .clone()
+    };
+    assert_eq!(
+        lost("boss").await,
+        json!([{"reason": "too expensive", "contacts": 1, "customers": 1}])
+    );
+    assert_eq!(lost("chen").await, json!([]));
+    let csv = f
+        .text(
+            "chen",
+            "/api/pipeline/funnel?from=2026-10-01&to=2026-10-31&format=csv",
+        )
+        .await;
+    assert_eq!(
+        csv,
+        (
+            StatusCode::OK,
+            "class,now,entered,left,moved_to,median_days\n1,1,1,0,,\n4,0,0,0,,\n".to_string()
+        )
+    );
+    let (code, e) = f
+        .send("chen", "GET", "/api/pipeline/funnel?format=xml", None)
+        .await;
+    assert_eq!(
+        (code, e["message"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("format `xml`: use json or csv")
+        )
+    );
     // The plan: everyone to km, nobody's manager yet; analysts read it, admins apply it.
     let (code, plan) = f.send("mei", "GET", "/api/assignments/plan", None).await;
     assert_eq!(code, StatusCode::OK, "{plan}");

@@ -190,9 +190,13 @@ pub async fn weeks(
     let calendar = calendar(loaded)?;
     let monday = |d: NaiveDate| d - chrono::Days::new(d.weekday().num_days_from_monday() as u64);
     let contacts = contacts_of(store, from, to, reps).await?;
+    // Every rep who made a contact, and those asked for who hold prospects (a rep who made
+    // none still has a plan; a lead holding nobody is not a rep).
     let mut names: Vec<String> = contacts.iter().map(|i| i.rep.clone()).collect();
     if let Some(reps) = reps {
-        names.extend(reps.iter().cloned());
+        let holding: std::collections::HashSet<String> =
+            store.prospects().await?.into_iter().map(|p| p.rep).collect();
+        names.extend(reps.iter().filter(|r| holding.contains(*r)).cloned());
     }
     names.sort();
     names.dedup();
