@@ -651,6 +651,36 @@ impl Store {
         Ok(())
     }
 
+    /// The ids of a run's customers (one ladder's chunks: every customer is on each), for
+    /// checking many ids at once.
+    pub async fn run_customer_ids(
+        &self,
+        run_id: i64,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let first: Option<String> =
+            sqlx::query_scalar("SELECT min(ladder) FROM assignment_chunks WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(self.pool())
+                .await?;
+        let Some(ladder) = first else {
+            return Ok(Default::default());
+        };
+        let mut ids = std::collections::HashSet::new();
+        let mut stream = sqlx::query(
+            "SELECT standings FROM assignment_chunks WHERE run_id = $1 AND ladder = $2",
+        )
+        .bind(run_id)
+        .bind(&ladder)
+        .fetch(self.pool());
+        while let Some(row) = stream.try_next().await? {
+            let chunk = StandingsChunk::decode(row.try_get::<&[u8], _>("standings")?)?;
+            for i in 0..chunk.len() {
+                ids.insert(chunk.customer(i).to_string());
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every chunk of a run, decoded, grouped by ladder (in name order); explanations only
     /// when asked for.
     pub(crate) async fn run_rows(

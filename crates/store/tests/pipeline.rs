@@ -282,7 +282,111 @@ async fn assignments_own_customers_and_hand_prospects_over(url: String) {
     assert!(audit.contains(&"prospect.handover pipeline 1 prospects handed over".to_string()));
 }
 
+/// A register logged in one go leaves the pipeline as logging it contact by contact does
+/// (in batches: more contacts than one statement takes).
+async fn bulk_logging_matches_one_by_one(url: String) {
+    // The backend under test logs in bulk; SQLite one by one is the reference.
+    let bulk = Store::open(&url).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let one = Store::open(&stratum_store::testing::sqlite_in(dir.path()))
+        .await
+        .unwrap();
+    let mut register: Vec<NewInteraction> = Vec::new();
+    for i in 0..1100 {
+        register.push(NewInteraction {
+            class: Some(["0", "1", "4"][i % 3].into()),
+            intent: (i % 4 == 0).then_some(Intent::Good),
+            ..contact(&format!("C{i:04}"), "2026-10-09")
+        });
+    }
+    // Later contacts: a class change, a set date, one by another rep, one without a class.
+    register.push(NewInteraction {
+        class: Some("2".into()),
+        next_contact: Some(d("2026-10-20")),
+        notes: "wants a quote".into(),
+        ..contact("C0001", "2026-10-12")
+    });
+    register.push(NewInteraction {
+        rep: "bo".into(),
+        outcome: Outcome::NoAnswer,
+        ..contact("C0002", "2026-10-13")
+    });
+    register.push(contact("C0001", "2026-10-14"));
+    for new in &register {
+        one.log_interaction(new, &lin()).await.unwrap();
+    }
+    assert_eq!(
+        bulk.log_interactions(&register, &lin()).await.unwrap(),
+        1103
+    );
+    let prospects = |s: Vec<stratum_store::ProspectRow>| -> Vec<_> {
+        s.into_iter()
+            .map(|p| {
+                (
+                    p.customer_id,
+                    p.rep,
+                    p.class,
+                    p.class_since,
+                    p.last_contact,
+                    p.next_contact,
+                    p.intent,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        prospects(bulk.prospects().await.unwrap()),
+        prospects(one.prospects().await.unwrap())
+    );
+    for c in ["C0001", "C0002", "C1099"] {
+        let strip = |rows: Vec<stratum_store::InteractionRow>| -> Vec<_> {
+            rows.into_iter()
+                .map(|r| {
+                    (
+                        r.on_date,
+                        r.rep,
+                        r.outcome,
+                        r.class,
+                        r.next_contact,
+                        r.notes,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            strip(bulk.interactions_of(c).await.unwrap()),
+            strip(one.interactions_of(c).await.unwrap())
+        );
+        assert_eq!(
+            bulk.class_changes_of(c).await.unwrap(),
+            one.class_changes_of(c).await.unwrap()
+        );
+    }
+    assert_eq!(bulk.all_class_changes().await.unwrap().len(), 1101);
+    let audit = bulk.audit_log(5).await.unwrap();
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].detail.as_str()),
+        (
+            "interaction.import",
+            "1103 contacts of 1100 customers, 1101 class changes"
+        )
+    );
+    // A bad contact anywhere: nothing is logged.
+    let other = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&stratum_store::testing::sqlite_in(other.path()))
+        .await
+        .unwrap();
+    let mut bad = register.clone();
+    bad.push(contact("C9999", "2026-10-14"));
+    assert!(matches!(
+        fresh.log_interactions(&bad, &lin()).await,
+        Err(StoreError::Invalid(m)) if m.contains("C9999 is new to the pipeline")
+    ));
+    assert!(fresh.prospects().await.unwrap().is_empty());
+}
+
 stratum_store::on_both!(
+    bulk_logging_matches_one_by_one,
     contacts_move_prospects_and_keep_class_changes,
     assignments_own_customers_and_hand_prospects_over
 );

@@ -206,6 +206,14 @@ pub async fn import_register(
         .into_iter()
         .map(|p| p.customer_id)
         .collect();
+    // A large register checks its customers against the run's ids at once; a small one
+    // looks each up.
+    let in_run = match served {
+        Some(run) if !new_customers && text.len() > 64 * 1024 => {
+            Some(store.run_customer_ids(run).await?)
+        }
+        _ => None,
+    };
     let mut accepted = Vec::new();
     let mut rejected: Vec<(usize, String)> = Vec::new();
     let mut read = 0;
@@ -274,9 +282,10 @@ pub async fn import_register(
             }
         };
         if !new_customers && let Some(run) = served {
-            let exists = match known.get(&new.customer_id) {
-                Some(e) => *e,
-                None => {
+            let exists = match (&in_run, known.get(&new.customer_id)) {
+                (Some(ids), _) => ids.contains(&new.customer_id),
+                (None, Some(e)) => *e,
+                (None, None) => {
                     let e = !store.levels_of(run, &new.customer_id).await?.is_empty();
                     known.insert(new.customer_id.clone(), e);
                     e

@@ -194,8 +194,12 @@ pub async fn weeks(
     // none still has a plan; a lead holding nobody is not a rep).
     let mut names: Vec<String> = contacts.iter().map(|i| i.rep.clone()).collect();
     if let Some(reps) = reps {
-        let holding: std::collections::HashSet<String> =
-            store.prospects().await?.into_iter().map(|p| p.rep).collect();
+        let holding: std::collections::HashSet<String> = store
+            .prospects()
+            .await?
+            .into_iter()
+            .map(|p| p.rep)
+            .collect();
         names.extend(reps.iter().filter(|r| holding.contains(*r)).cloned());
     }
     names.sort();
