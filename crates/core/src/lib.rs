@@ -9,6 +9,7 @@
 pub mod assign;
 pub mod calendar;
 pub mod churn;
+pub mod cluster;
 pub mod clv;
 pub mod compile;
 pub mod cond;

@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use stratum_core::pipeline::{Channel, Intent, Outcome};
 
-use crate::{Actor, Store, StoreError};
+use crate::{Actor, Backend, Store, StoreError};
 
 /// A prospect as stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -85,8 +85,11 @@ fn date(text: Option<String>, column: &str) -> Result<Option<NaiveDate>, StoreEr
     .transpose()
 }
 
-/// `rows` groups of `width` numbered placeholders: `($1, $2), ($3, $4)`.
-fn push_placeholders(sql: &mut String, rows: usize, width: usize) {
+/// `rows` groups of `width` placeholders: `($1, $2), ($3, $4)` on PostgreSQL, `(?, ?), (?, ?)`
+/// on SQLite. SQLite looks a numbered parameter up by a linear scan of the statement's names,
+/// once per bind, so thousands of `$N` in one statement cost quadratic time; anonymous `?`
+/// are bound by position.
+fn push_placeholders(sql: &mut String, backend: Backend, rows: usize, width: usize) {
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
@@ -96,7 +99,10 @@ fn push_placeholders(sql: &mut String, rows: usize, width: usize) {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * width + c + 1));
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * width + c + 1)),
+            }
         }
         sql.push(')');
     }
@@ -310,7 +316,7 @@ impl Store {
                 "INSERT INTO interactions (customer_id, rep, on_date, at, channel, outcome, \
                  intent, class, next_contact, notes, recorded_by) VALUES ",
             );
-            push_placeholders(&mut sql, batch.len(), 11);
+            push_placeholders(&mut sql, self.backend(), batch.len(), 11);
             let mut q = sqlx::query(&sql);
             for new in batch {
                 q = q
@@ -333,7 +339,7 @@ impl Store {
                 "INSERT INTO class_changes (customer_id, from_class, to_class, on_date, \
                  changed_by, reason) VALUES ",
             );
-            push_placeholders(&mut sql, batch.len(), 6);
+            push_placeholders(&mut sql, self.backend(), batch.len(), 6);
             let mut q = sqlx::query(&sql);
             for c in batch {
                 q = q
@@ -351,14 +357,8 @@ impl Store {
             .filter(|p| touched.contains(p.customer_id.as_str()))
             .collect();
         for batch in moved.chunks(1000) {
-            let mut sql = String::from("DELETE FROM prospects WHERE customer_id IN (");
-            for i in 0..batch.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", i + 1));
-            }
-            sql.push(')');
+            let mut sql = String::from("DELETE FROM prospects WHERE customer_id IN ");
+            push_placeholders(&mut sql, self.backend(), 1, batch.len());
             let mut q = sqlx::query(&sql);
             for p in batch {
                 q = q.bind(&p.customer_id);
@@ -368,7 +368,7 @@ impl Store {
                 "INSERT INTO prospects (customer_id, rep, class, class_since, last_contact, \
                  next_contact, intent, updated_at) VALUES ",
             );
-            push_placeholders(&mut sql, batch.len(), 8);
+            push_placeholders(&mut sql, self.backend(), batch.len(), 8);
             let mut q = sqlx::query(&sql);
             for p in batch {
                 q = q
