@@ -40,6 +40,7 @@ macro_rules! out_part {
     }};
 }
 
+mod cluster;
 mod clv;
 mod kept;
 mod malloc;
@@ -107,6 +108,9 @@ enum Command {
     Clv(clv::ClvCommand),
     #[command(flatten)]
     Pipeline(pipeline::PipelineCommand),
+    /// k-means over a CSV file's columns: inertia and silhouette per k, sizes and centres,
+    /// each row's cluster (to choose features, transforms and k for a cluster ladder)
+    Cluster(cluster::ClusterArgs),
     /// Generate benchmark-size data
     Gen(GenArgs),
 }
@@ -394,6 +398,7 @@ async fn run_command(command: &Command, settings: &Settings) -> Result<ExitCode>
         Command::Service(s) => service::run(settings, s).await,
         Command::Clv(c) => clv::run(settings, c).await,
         Command::Pipeline(p) => pipeline::run(settings, p).await,
+        Command::Cluster(args) => cluster::run(args),
         Command::Gen(args) => generate(args).await,
     }
 }
