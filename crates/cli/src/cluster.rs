@@ -14,6 +14,7 @@ use stratum_core::cluster::{
     silhouette_sampled,
 };
 use stratum_core::fmt_num;
+use stratum_core::frame::round4;
 
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {
@@ -270,7 +271,7 @@ pub fn run(args: &ClusterArgs) -> Result<ExitCode> {
                 .zip(&fit.labels)
                 .filter(|(_, l)| **l as usize == c)
                 .fold((0.0, 0usize), |(s, n), (v, _)| (s + v, n + 1));
-            write!(stdout, "  {:>12}", fmt_num(round(sum / n.max(1) as f64)))?;
+            write!(stdout, "  {:>12}", fmt_num(round4(sum / n.max(1) as f64)))?;
         }
         writeln!(stdout)?;
     }
@@ -298,13 +299,4 @@ pub fn run(args: &ClusterArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Four significant figures: centres are summaries, not ledgers.
-fn round(v: f64) -> f64 {
-    if v == 0.0 || !v.is_finite() {
-        return v;
-    }
-    let scale = 10f64.powi(3 - v.abs().log10().floor() as i32);
-    (v * scale).round() / scale
 }

@@ -71,6 +71,7 @@ diagnostic_codes! {
     ExpressionTooLarge = "expression_too_large", Error, "an expression, filter or condition beyond 8 KiB, 256 operators or 32 nested parentheses";
     InvalidAssignment = "invalid_assignment", Error, "an `[assignment]` without levels or managers, naming a level its ladder lacks, or a capacity of 0";
     InvalidBins = "invalid_bins", Error, "RFM `bins` not between 2 and 10";
+    InvalidCluster = "invalid_cluster", Error, "a cluster ladder without features or a value, with an unknown transform, a `k` other than its cluster levels, a level with a rule, or a `missing` level it lacks";
     InvalidChurn = "invalid_churn", Error, "a `[churn]` threshold that is not a probability between 0 and 1";
     InvalidCondition = "invalid_condition", Error, "a `when`, `applies_to` or `filter` that does not parse or mixes types";
     InvalidDerivedSource = "invalid_derived_source", Error, "`from` on a source other than customers, with a path, or naming no event source";

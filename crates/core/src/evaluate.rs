@@ -123,7 +123,16 @@ pub fn evaluate_with(
         };
         let rank_col = col(&bound.rank_by)?;
         let value_col = col(&bound.value_measure().map(str::to_string))?;
-        let mut result = place(&bound, &frame, rank_col, value_col);
+        let mut result = match (&bound.cluster, value_col) {
+            (Some(rule), Some(value_col)) => crate::cluster::place(
+                &bound, rule, &frame, rank_col, value_col,
+            )
+            .map_err(|message| EvalError::User {
+                key: format!("ladders.{}.cluster", ladder.name),
+                message,
+            })?,
+            _ => place(&bound, &frame, rank_col, value_col),
+        };
         if let Some(as_of) = inputs.as_of {
             let prior = inputs.prior.and_then(|p| p.ladders.get(&ladder.name));
             apply_holds(&bound, &frame, &mut result, prior, as_of);
@@ -545,6 +554,18 @@ impl Evaluation {
                 out.push_str("% mark");
             }
             Reason::Rest => out.push_str("matched no level above"),
+            Reason::Cluster => self.write_cluster(li, row, level, out),
+            Reason::MissingFeatures => {
+                let features = ladder
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.features.join(", "))
+                    .unwrap_or_default();
+                let _ = write!(
+                    out,
+                    "lacks a value of the clustering features ({features}), so is not clustered"
+                );
+            }
             Reason::Unplaced => {
                 out.push_str("matched no level, and the ladder has no `rest` level");
             }
@@ -580,6 +601,53 @@ impl Evaluation {
                     self.level_name(li, *rule_level)
                 );
             }
+        }
+    }
+
+    /// A clustered customer: its cluster by value order, how firmly it sits there, and what
+    /// sets the cluster apart.
+    fn write_cluster(&self, li: usize, row: usize, level: usize, out: &mut String) {
+        let ladder = &self.ladders[li];
+        let Some(clusters) = self.results[li].clusters.as_deref() else {
+            return;
+        };
+        let Some(position) = clusters.levels.iter().position(|c| c.level == level) else {
+            return;
+        };
+        let cluster = &clusters.levels[position];
+        let overall = clusters.levels.iter().map(|c| c.value_total).sum::<f64>()
+            / clusters.levels.iter().map(|c| c.size).sum::<usize>().max(1) as f64;
+        let _ = write!(
+            out,
+            "k-means cluster {} of {} by mean {} ({} against {} overall)",
+            position + 1,
+            clusters.levels.len(),
+            ladder.value_measure().unwrap_or("value"),
+            fmt_num(crate::frame::round4(cluster.value_mean)),
+            fmt_num(crate::frame::round4(overall)),
+        );
+        let (own, next) = clusters.distances[row];
+        if own.is_finite() {
+            let _ = write!(
+                out,
+                ": {} from its centre, {} from the next nearest",
+                fmt_num(crate::frame::round4(own as f64)),
+                fmt_num(crate::frame::round4(next as f64))
+            );
+        }
+        let standouts: Vec<String> = clusters
+            .standouts(level, 2)
+            .into_iter()
+            .map(|(f, c, m)| {
+                format!(
+                    "{f} {} against {}",
+                    fmt_num(crate::frame::round4(c)),
+                    fmt_num(crate::frame::round4(m))
+                )
+            })
+            .collect();
+        if !standouts.is_empty() {
+            let _ = write!(out, "; the cluster stands out by {}", standouts.join(", "));
         }
     }
 
@@ -754,6 +822,14 @@ pub fn gap_to_next(
             rank_gap(when)
         }
         Rule::Rest => format!("{} is a rest level", target.name),
+        Rule::Cluster { .. } => format!(
+            "{} is a k-means cluster: customers join it by behaving like its members, not by a threshold",
+            target.name
+        ),
+        Rule::MissingFeatures => format!(
+            "{} takes customers lacking a clustering feature",
+            target.name
+        ),
     }
 }
 
@@ -767,7 +843,7 @@ pub fn bind_ladder(ladder: &Ladder, frame: &Frame) -> Result<Ladder, EvalError> 
             Rule::TopShare { when, .. }
             | Rule::TopN { when, .. }
             | Rule::ValueShare { when, .. } => when.as_mut(),
-            Rule::Rest => None,
+            Rule::Rest | Rule::Cluster { .. } | Rule::MissingFeatures => None,
         };
         if let Some(c) = cond {
             c.resolve(frame).map_err(|message| EvalError::User {

@@ -224,6 +224,16 @@ impl Frame {
 
 /// Formats a number for people: thousands separators; a whole number without decimals, any
 /// other with two (`27,304.60`, not `27,304.6`: amounts read as money).
+/// Four significant figures, for figures quoted in sentences and summaries (centres,
+/// distances): 0.8213, 140.2, 2,310.
+pub fn round4(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(3 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
+}
+
 pub fn fmt_num(n: f64) -> String {
     let mut out = String::with_capacity(16);
     push_num(&mut out, n);

@@ -243,6 +243,7 @@ mod tests {
             overrides: vec![],
             hold,
             better: Default::default(),
+            cluster: None,
         }
     }
 

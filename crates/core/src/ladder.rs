@@ -25,6 +25,11 @@ pub enum Reason {
     Rest,
     /// Matched no level and the ladder has no `rest` level.
     Unplaced,
+    /// Nearest the centre of the cluster its level takes (a cluster ladder; the distances are
+    /// in [`LadderResult::clusters`]).
+    Cluster,
+    /// Lacked a feature of a cluster ladder whose `missing` names this level.
+    MissingFeatures,
     /// Outside the ladder's `applies_to`.
     NotApplicable,
     /// Kept on its level by the ladder's hold (grace, hysteresis); `rule_reason` says where
@@ -51,6 +56,8 @@ impl Reason {
             | Reason::Quota
             | Reason::ValueShare { .. }
             | Reason::Rest
+            | Reason::Cluster
+            | Reason::MissingFeatures
             | Reason::Unplaced
             | Reason::NotApplicable => level,
         }
@@ -92,6 +99,8 @@ pub struct LadderResult {
     /// Each customer's standing to carry to the next run (empty when the evaluation has no
     /// date; `None` for customers the ladder does not grade).
     pub state: Vec<Option<HoldState>>,
+    /// A cluster ladder's k-means: centres, sizes, each customer's distances.
+    pub clusters: Option<Box<crate::cluster::Clusters>>,
 }
 
 impl LadderResult {
@@ -104,10 +113,7 @@ impl LadderResult {
 /// numbers when every id is a whole number ("19755" before "162858"), else as text.
 pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
     let column = frame.column_at(col);
-    let ids = frame.ids();
-    let numeric: Option<Vec<i64>> = (0..frame.len())
-        .map(|r| ids[r].parse::<i64>().ok())
-        .collect();
+    let id_order = id_order(frame);
     // Compact (key, row) pairs sorted on every core: the key puts values in descending order
     // with missing ones last, so a comparison is one integer compare. Runs of equal values
     // are then put in id order; most runs are single customers, but customers with no
@@ -116,14 +122,7 @@ pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
         .map(|r| (descending_key(column.num(r)), r as u32))
         .collect();
     keyed.par_sort_unstable_by_key(|p| p.0);
-    let by_id = |a: &(u64, u32), b: &(u64, u32)| {
-        let (a, b) = (a.1 as usize, b.1 as usize);
-        // Numbers first; equal numbers ("007", "7") by their text, so the order is total.
-        let by_number = numeric
-            .as_ref()
-            .map_or(std::cmp::Ordering::Equal, |n| n[a].cmp(&n[b]));
-        by_number.then_with(|| ids[a].cmp(&ids[b]))
-    };
+    let by_id = |a: &(u64, u32), b: &(u64, u32)| id_order(a.1 as usize, b.1 as usize);
     let mut start = 0;
     while start < keyed.len() {
         let key = keyed[start].0;
@@ -140,6 +139,22 @@ pub fn rank_order(frame: &Frame, col: usize) -> Vec<usize> {
         start = end;
     }
     keyed.into_iter().map(|(_, r)| r as usize).collect()
+}
+
+/// The order of customer ids, by row: as numbers when every id is a whole number
+/// ("19755" before "162858"), else as text; equal numbers ("007", "7") by their text, so the
+/// order is total. Whatever depends on an order (ties, k-means starts) uses this one.
+pub fn id_order(frame: &Frame) -> impl Fn(usize, usize) -> std::cmp::Ordering + Sync + '_ {
+    let ids = frame.ids();
+    let numeric: Option<Vec<i64>> = (0..frame.len())
+        .map(|r| ids[r].parse::<i64>().ok())
+        .collect();
+    move |a, b| {
+        let by_number = numeric
+            .as_ref()
+            .map_or(std::cmp::Ordering::Equal, |n| n[a].cmp(&n[b]));
+        by_number.then_with(|| ids[a].cmp(&ids[b]))
+    }
 }
 
 /// Tied customers beyond which their id order is sorted on every core.
@@ -257,6 +272,8 @@ pub fn place(
                     }
                 }
             }
+            // Placed by `cluster::place` instead: a cluster ladder has no other rules.
+            Rule::Cluster { .. } | Rule::MissingFeatures => {}
             Rule::ValueShare { share, when } => {
                 value_share_so_far += share;
                 let (Some(order), Some(vc)) = (&order, value_col) else {
@@ -292,6 +309,7 @@ pub fn place(
         cutoff,
         graded: n,
         state: Vec::new(),
+        clusters: None,
     }
 }
 

@@ -317,13 +317,16 @@ fn unused_metrics(policy: &Policy, out: &mut Vec<Diagnostic>) {
             used.extend(c.names());
         }
         used.extend(l.value.as_deref());
+        if let Some(c) = &l.cluster {
+            used.extend(c.features.iter().map(String::as_str));
+        }
         for level in &l.levels {
             let cond = match &level.rule {
                 Rule::When(c) => Some(c),
                 Rule::TopShare { when, .. }
                 | Rule::TopN { when, .. }
                 | Rule::ValueShare { when, .. } => when.as_ref(),
-                Rule::Rest => None,
+                Rule::Rest | Rule::Cluster { .. } | Rule::MissingFeatures => None,
             };
             if let Some(c) = cond {
                 used.extend(c.names());

@@ -210,10 +210,46 @@ impl Score {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     When(Cond),
-    TopShare { share: f64, when: Option<Cond> },
-    TopN { n: u64, when: Option<Cond> },
-    ValueShare { share: f64, when: Option<Cond> },
+    TopShare {
+        share: f64,
+        when: Option<Cond>,
+    },
+    TopN {
+        n: u64,
+        when: Option<Cond>,
+    },
+    ValueShare {
+        share: f64,
+        when: Option<Cond>,
+    },
     Rest,
+    /// A cluster ladder's level: the cluster with the `order`-th highest mean value (0 = the
+    /// highest).
+    Cluster {
+        order: usize,
+    },
+    /// A cluster ladder's level for customers lacking a feature (`missing = "<level>"`).
+    MissingFeatures,
+}
+
+/// A cluster ladder's k-means, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRule {
+    pub features: Vec<String>,
+    /// One per feature.
+    pub transforms: Vec<crate::cluster::Transform>,
+    /// `k` is the number of levels taking clusters.
+    pub options: crate::cluster::KMeansOptions,
+    pub missing: MissingFeature,
+}
+
+/// What a cluster ladder does with a customer lacking a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingFeature {
+    /// Cluster it with the graded customers' median in place of what it lacks.
+    Median,
+    /// Place it on this level (index) instead.
+    Level(usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +275,8 @@ pub struct Ladder {
     pub hold: HoldDef,
     /// Which way is better (`better = "down"` for risk ladders).
     pub better: crate::policy::Better,
+    /// Set for a ladder whose levels are k-means clusters.
+    pub cluster: Option<ClusterRule>,
 }
 
 impl Level {

@@ -494,6 +494,35 @@ pub struct LadderDef {
     /// Which way is better: `"up"` (default: the first level is the best, as in a pyramid)
     /// or `"down"` (a risk ladder such as credit watch: the first level is the worst).
     pub better: Option<Better>,
+    /// k-means segments as levels: the levels take the clusters, highest mean `value` first.
+    pub cluster: Option<ClusterDef>,
+}
+
+/// `[ladders.X.cluster]`: which features k-means groups customers by, and how.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterDef {
+    /// Metrics or scores, each a dimension of the distance.
+    pub features: Vec<String>,
+    /// `none`, `zscore` (default), `log1p-zscore`, `minmax` or `rank`: one for every
+    /// feature, or a table per feature (`{ spend = "log1p-zscore" }`, the rest z-score).
+    pub transform: Option<TransformDef>,
+    /// The number of clusters; must equal the number of levels that take clusters.
+    pub k: Option<usize>,
+    /// k-means++ starts; the lowest inertia is kept (default 10).
+    pub restarts: Option<u32>,
+    /// The seed every start is drawn from (default 0): the same data give the same clusters.
+    pub seed: Option<u64>,
+    /// A customer lacking a feature: `"median"` (default: the graded customers' median) or
+    /// the name of a level that takes such customers instead of a cluster.
+    pub missing: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum TransformDef {
+    All(String),
+    PerFeature(std::collections::BTreeMap<String, String>),
 }
 
 /// A language the console speaks.

@@ -171,3 +171,220 @@ proptest! {
         }
     }
 }
+
+// --- cluster ladders ------------------------------------------------------------------
+
+use std::sync::Arc;
+use stratum_core::{Column, Frame, Policy, evaluate};
+
+const SEGMENTS: &str = r#"
+[sources.customers]
+path = "c.csv"
+key = "id"
+[metrics.recency_days]
+source = "customers"
+expr = "recency_days"
+[metrics.spend]
+source = "customers"
+expr = "spend"
+[ladders.segments]
+value = "spend"
+[ladders.segments.cluster]
+features = ["recency_days", "spend"]
+transform = { spend = "log1p-zscore" }
+seed = 7
+missing = "unknown"
+[[ladders.segments.levels]]
+name = "champions"
+[[ladders.segments.levels]]
+name = "loyal"
+[[ladders.segments.levels]]
+name = "lost"
+[[ladders.segments.levels]]
+name = "unknown"
+"#;
+
+/// Three behaviours: recent big spenders, recent small ones, long-gone small ones; and one
+/// customer without a recency.
+fn shoppers() -> Vec<(String, Option<f64>, Option<f64>)> {
+    let mut rows = Vec::new();
+    for i in 0..30 {
+        let j = f64::from(i % 5);
+        rows.push((
+            format!("{}", 100 + i),
+            Some(5.0 + j),
+            Some(5000.0 + 100.0 * j),
+        ));
+        rows.push((
+            format!("{}", 200 + i),
+            Some(10.0 + j),
+            Some(300.0 + 10.0 * j),
+        ));
+        rows.push((
+            format!("{}", 300 + i),
+            Some(300.0 + 10.0 * j),
+            Some(80.0 + j),
+        ));
+    }
+    rows.push(("999".to_string(), None, Some(40.0)));
+    rows
+}
+
+fn shopper_frame(rows: &[(String, Option<f64>, Option<f64>)]) -> Frame {
+    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut f = Frame::new(ids, vec![Vec::new(); rows.len()]);
+    f.push(
+        "recency_days",
+        Column::Num(rows.iter().map(|r| r.1).collect()),
+    )
+    .unwrap();
+    f.push("spend", Column::Num(rows.iter().map(|r| r.2).collect()))
+        .unwrap();
+    f
+}
+
+fn levels_by_id(
+    rows: &[(String, Option<f64>, Option<f64>)],
+) -> std::collections::BTreeMap<String, String> {
+    let policy = Arc::new(Policy::from_str("p.toml", SEGMENTS).unwrap());
+    let ev = evaluate(policy, shopper_frame(rows), &[]).unwrap();
+    ev.frame
+        .ids()
+        .iter()
+        .enumerate()
+        .map(|(row, id)| {
+            (
+                id.to_string(),
+                ev.level_name(0, ev.results[0].level[row]).to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn clusters_become_levels_by_their_mean_value() {
+    let rows = shoppers();
+    let policy = Arc::new(Policy::from_str("p.toml", SEGMENTS).unwrap());
+    let ev = evaluate(policy, shopper_frame(&rows), &[]).unwrap();
+    let level = |id: &str| {
+        let row = ev.frame.ids().iter().position(|i| i == id).unwrap();
+        ev.level_name(0, ev.results[0].level[row]).to_string()
+    };
+    for i in 0..30 {
+        assert_eq!(level(&format!("{}", 100 + i)), "champions");
+        assert_eq!(level(&format!("{}", 200 + i)), "loyal");
+        assert_eq!(level(&format!("{}", 300 + i)), "lost");
+    }
+    assert_eq!(level("999"), "unknown");
+    let clusters = ev.results[0].clusters.as_deref().unwrap();
+    let sizes: Vec<(usize, usize)> = clusters.levels.iter().map(|c| (c.level, c.size)).collect();
+    assert_eq!(sizes, vec![(0, 30), (1, 30), (2, 30)]);
+    // Centres in the features' own units: the members' means.
+    assert_eq!(clusters.levels[0].centre, vec![7.0, 5200.0]);
+    assert_eq!(clusters.levels[2].centre, vec![320.0, 82.0]);
+    assert_eq!(clusters.levels[0].value_total, 156_000.0);
+    assert_eq!(clusters.imputed, 0);
+    let row = ev.frame.ids().iter().position(|i| i == "100").unwrap();
+    let text = ev.explanation(0, row);
+    assert!(
+        text.starts_with("k-means cluster 1 of 3 by mean spend (5,200 against 1,867 overall): "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "; the cluster stands out by spend 5,200 against 1,867, recency_days 7 against 113"
+        ),
+        "{text}"
+    );
+    let missing = ev.frame.ids().iter().position(|i| i == "999").unwrap();
+    assert_eq!(
+        ev.explanation(0, missing),
+        "lacks a value of the clustering features (recency_days, spend), so is not clustered"
+    );
+    assert_eq!(
+        ev.next_level_gap(0, ev.frame.ids().iter().position(|i| i == "200").unwrap()),
+        "champions is a k-means cluster: customers join it by behaving like its members, not by a threshold"
+    );
+}
+
+#[test]
+fn a_missing_feature_takes_the_median_unless_a_level_is_named() {
+    let text = SEGMENTS
+        .replace("missing = \"unknown\"\n", "")
+        .replace("[[ladders.segments.levels]]\nname = \"unknown\"\n", "");
+    let policy = Arc::new(Policy::from_str("p.toml", &text).unwrap());
+    let ev = evaluate(policy, shopper_frame(&shoppers()), &[]).unwrap();
+    let clusters = ev.results[0].clusters.as_deref().unwrap();
+    assert_eq!(clusters.imputed, 1);
+    // A median recency (12 days) and 40 spent: among the recent small spenders.
+    let row = ev.frame.ids().iter().position(|i| i == "999").unwrap();
+    assert_eq!(ev.level_name(0, ev.results[0].level[row]), "loyal");
+}
+
+#[test]
+fn cluster_ladders_are_checked() {
+    let codes = |text: &str| -> Vec<String> {
+        match Policy::from_str("p.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(d) => d
+                .errors()
+                .map(|d| format!("{} {}: {}", d.code, d.key, d.message))
+                .collect(),
+        }
+    };
+    assert_eq!(
+        codes(&SEGMENTS.replace("seed = 7", "seed = 7\nk = 4")),
+        vec![
+            "invalid_cluster ladders.segments.cluster.k: k = 4, but 3 levels take clusters: give one level per cluster"
+        ]
+    );
+    assert_eq!(
+        codes(&SEGMENTS.replace("\"log1p-zscore\"", "\"log\"")),
+        vec![
+            "invalid_cluster ladders.segments.cluster.transform.spend: unknown transform `log`; use one of none, zscore, log1p-zscore, minmax, rank"
+        ]
+    );
+    assert_eq!(
+        codes(&SEGMENTS.replace("name = \"loyal\"", "name = \"loyal\"\nwhen = \"spend > 1\"")),
+        vec![
+            "invalid_cluster ladders.segments.levels[1]: level `loyal` of cluster ladder `segments` has a rule; its levels take clusters"
+        ]
+    );
+    assert_eq!(
+        codes(&SEGMENTS.replace("value = \"spend\"\n", "")),
+        vec![
+            "invalid_cluster ladders.segments.cluster: cluster ladder `segments` needs `value` (or `rank_by`): the levels take the clusters by their mean value, highest first"
+        ]
+    );
+    assert_eq!(
+        codes(&SEGMENTS.replace("missing = \"unknown\"", "missing = \"unknwn\"")),
+        vec![
+            "invalid_cluster ladders.segments.cluster.missing: `unknwn` is neither `median` nor a level of `segments`"
+        ]
+    );
+    assert_eq!(
+        codes(&SEGMENTS.replace(
+            "features = [\"recency_days\", \"spend\"]",
+            "features = [\"recency\", \"spend\"]"
+        )),
+        vec!["unknown_metric ladders.segments.cluster.features: unknown metric or score `recency`"]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn cluster_levels_do_not_depend_on_input_order(seed in 0u64..10_000) {
+        let mut rows = shoppers();
+        let want = levels_by_id(&rows);
+        // A seeded Fisher-Yates shuffle of the rows.
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        for i in (1..rows.len()).rev() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let j = (state >> 33) as usize % (i + 1);
+            rows.swap(i, j);
+        }
+        prop_assert_eq!(levels_by_id(&rows), want);
+    }
+}

@@ -3,9 +3,10 @@
 use std::collections::HashSet;
 
 use super::{Checked, Ctx, valid_name};
+use crate::cluster::Transform;
 use crate::cond::{Cond, parse_condition};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{Ladder, Level, Rule};
+use crate::model::{ClusterRule, Ladder, Level, MissingFeature, Rule};
 use crate::policy::*;
 
 pub(super) fn compile(raw: &PolicyFile, checked: &Checked, cx: &mut Ctx<'_>) -> Vec<Ladder> {
@@ -126,6 +127,46 @@ fn compile_ladder(
                 format!("level `{}` appears twice in ladder `{name}`", l.name),
             ));
             ok = false;
+        }
+        if let Some(cluster) = &def.cluster {
+            let has_rule = l.when.is_some()
+                || l.top_share.is_some()
+                || l.top_n.is_some()
+                || l.value_share.is_some()
+                || l.rest;
+            if has_rule {
+                cx.push(
+                    Diagnostic::new(
+                        Code::InvalidCluster,
+                        &lkey,
+                        format!(
+                            "level `{}` of cluster ladder `{name}` has a rule; its levels take clusters",
+                            l.name
+                        ),
+                    )
+                    .with_help("drop when, top_share, top_n, value_share and rest from the level"),
+                );
+                ok = false;
+                continue;
+            }
+            let rule = if cluster.missing.as_deref() == Some(l.name.as_str()) {
+                Rule::MissingFeatures
+            } else {
+                let order = levels
+                    .iter()
+                    .filter(|l: &&Level| matches!(l.rule, Rule::Cluster { .. }))
+                    .count();
+                Rule::Cluster { order }
+            };
+            levels.push(Level {
+                name: l.name.clone(),
+                title: l.title.clone(),
+                label: l.label.clone(),
+                rule,
+                valid_days: l.valid_days,
+                attributes: l.attributes.clone(),
+            });
+            continue;
         }
         let when = match &l.when {
             Some(text) => match compile_condition(text, &format!("{lkey}.when"), names, cx) {
@@ -257,6 +298,14 @@ fn compile_ladder(
             ok = false;
         }
     }
+    let cluster = match &def.cluster {
+        Some(c) => {
+            let rule = compile_cluster(name, def, c, &levels, names, cx);
+            ok &= rule.is_some();
+            rule
+        }
+        None => None,
+    };
     ok.then(|| Ladder {
         name: name.to_string(),
         title: def.title.clone(),
@@ -268,5 +317,182 @@ fn compile_ladder(
         overrides: def.overrides.clone(),
         hold: def.hold.clone().unwrap_or_default(),
         better: def.better.unwrap_or_default(),
+        cluster,
     })
+}
+
+/// `[ladders.X.cluster]`: known numeric features, valid transforms, k matching the levels
+/// that take clusters, a value to order the clusters by, a missing level the ladder has.
+fn compile_cluster(
+    name: &str,
+    def: &LadderDef,
+    cluster: &ClusterDef,
+    levels: &[Level],
+    names: &[String],
+    cx: &mut Ctx<'_>,
+) -> Option<ClusterRule> {
+    let key = format!("ladders.{name}.cluster");
+    let mut ok = true;
+    if cluster.features.is_empty() {
+        err(
+            cx,
+            &mut ok,
+            &key,
+            "features",
+            "a cluster ladder needs at least one feature".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for f in &cluster.features {
+        if !names.iter().any(|n| n == f) {
+            cx.push(Diagnostic::unknown(
+                Code::UnknownMetric,
+                format!("{key}.features"),
+                "metric or score",
+                f,
+                names.iter().map(String::as_str),
+            ));
+            ok = false;
+        } else if !seen.insert(f.as_str()) {
+            err(
+                cx,
+                &mut ok,
+                &key,
+                "features",
+                format!("feature `{f}` is listed twice"),
+            );
+        }
+    }
+    let parse = |t: &str| Transform::parse(t);
+    let allowed = Transform::ALL.map(Transform::as_str).join(", ");
+    let mut transforms = vec![Transform::ZScore; cluster.features.len()];
+    match &cluster.transform {
+        None => {}
+        Some(TransformDef::All(t)) => match parse(t) {
+            Some(t) => transforms.fill(t),
+            None => err(
+                cx,
+                &mut ok,
+                &key,
+                "transform",
+                format!("unknown transform `{t}`; use one of {allowed}"),
+            ),
+        },
+        Some(TransformDef::PerFeature(map)) => {
+            for (feature, t) in map {
+                let Some(i) = cluster.features.iter().position(|f| f == feature) else {
+                    err(
+                        cx,
+                        &mut ok,
+                        &key,
+                        "transform",
+                        format!(
+                            "`{feature}` is not among the features ({})",
+                            cluster.features.join(", ")
+                        ),
+                    );
+                    continue;
+                };
+                match parse(t) {
+                    Some(t) => transforms[i] = t,
+                    None => err(
+                        cx,
+                        &mut ok,
+                        &key,
+                        &format!("transform.{feature}"),
+                        format!("unknown transform `{t}`; use one of {allowed}"),
+                    ),
+                }
+            }
+        }
+    }
+    let k = levels
+        .iter()
+        .filter(|l| matches!(l.rule, Rule::Cluster { .. }))
+        .count();
+    if k == 0 {
+        err(
+            cx,
+            &mut ok,
+            &key,
+            "",
+            format!("ladder `{name}` has no level to take a cluster"),
+        );
+    }
+    if let Some(given) = cluster.k
+        && given != k
+    {
+        err(
+            cx,
+            &mut ok,
+            &key,
+            "k",
+            format!(
+                "k = {given}, but {k} level{} take clusters: give one level per cluster",
+                if k == 1 { "" } else { "s" }
+            ),
+        );
+    }
+    if cluster.restarts == Some(0) {
+        err(
+            cx,
+            &mut ok,
+            &key,
+            "restarts",
+            "restarts must be at least 1".into(),
+        );
+    }
+    if def.value.is_none() && def.rank_by.is_none() {
+        err(
+            cx,
+            &mut ok,
+            &key,
+            "",
+            format!(
+                "cluster ladder `{name}` needs `value` (or `rank_by`): the levels take the clusters by their mean value, highest first"
+            ),
+        );
+    }
+    let missing = match cluster.missing.as_deref() {
+        None | Some("median") => MissingFeature::Median,
+        Some(level) => match levels.iter().position(|l| l.name == level) {
+            Some(i) => MissingFeature::Level(i),
+            None => {
+                cx.push(
+                    Diagnostic::new(
+                        Code::InvalidCluster,
+                        format!("{key}.missing"),
+                        format!("`{level}` is neither `median` nor a level of `{name}`"),
+                    )
+                    .suggest(level, levels.iter().map(|l| l.name.as_str())),
+                );
+                ok = false;
+                MissingFeature::Median
+            }
+        },
+    };
+    let options = crate::cluster::KMeansOptions {
+        restarts: cluster.restarts.unwrap_or(10),
+        seed: cluster.seed.unwrap_or(0),
+        ..crate::cluster::KMeansOptions::new(k)
+    };
+    ok.then(|| ClusterRule {
+        features: cluster.features.clone(),
+        transforms,
+        options,
+        missing,
+    })
+}
+
+fn err(cx: &mut Ctx<'_>, ok: &mut bool, key: &str, field: &str, message: String) {
+    cx.push(Diagnostic::new(
+        Code::InvalidCluster,
+        if field.is_empty() {
+            key.to_string()
+        } else {
+            format!("{key}.{field}")
+        },
+        message,
+    ));
+    *ok = false;
 }

@@ -118,6 +118,30 @@ fn rule_text(ladder: &Ladder, rule: &Rule) -> String {
             and_when(when)
         ),
         Rule::Rest => "everyone not placed above".to_string(),
+        Rule::Cluster { order } => {
+            let features = ladder
+                .cluster
+                .as_ref()
+                .map(|c| c.features.join(", "))
+                .unwrap_or_default();
+            let rank = match order {
+                0 => String::new(),
+                n => format!("{} ", ordinal(n + 1)),
+            };
+            format!(
+                "the k-means cluster (over {features}) with the {rank}highest mean {}",
+                ladder.value_measure().unwrap_or("value")
+            )
+        }
+        Rule::MissingFeatures => "customers lacking a clustering feature".to_string(),
+    }
+}
+
+fn ordinal(n: usize) -> String {
+    match n {
+        2 => "2nd".to_string(),
+        3 => "3rd".to_string(),
+        n => format!("{n}th"),
     }
 }
 
