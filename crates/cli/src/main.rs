@@ -327,6 +327,45 @@ fn bad_rows(v: OnBadRows) -> BadRows {
     }
 }
 
+/// A cluster ladder's centres, in the features' own units, under its level table.
+fn print_clusters(c: &stratum_core::evaluate::ClusterSummary, width: usize) -> Result<()> {
+    let widths: Vec<usize> = c.features.iter().map(|f| f.len().max(10)).collect();
+    let mut head = format!("  {:<width$}", "centres");
+    for (f, w) in c.features.iter().zip(&widths) {
+        head.push_str(&format!("  {f:>w$}"));
+    }
+    out!("{head}");
+    let rows = c
+        .clusters
+        .iter()
+        .map(|k| (k.level.as_str(), &k.centre))
+        .chain([("all", &c.mean)]);
+    for (name, centre) in rows {
+        let mut line = format!("  {name:<width$}");
+        for (v, w) in centre.iter().zip(&widths) {
+            line.push_str(&format!(
+                "  {:>w$}",
+                fmt_num(stratum_core::frame::round4(*v))
+            ));
+        }
+        out!("{line}");
+    }
+    let imputed = match c.imputed {
+        0 => String::new(),
+        n => format!(
+            ", {} with a median for a missing feature",
+            fmt_num(n as f64)
+        ),
+    };
+    out!(
+        "  k-means: {} clusters, inertia {}, {} iterations{imputed}",
+        c.clusters.len(),
+        fmt_num(stratum_core::frame::round4(c.inertia)),
+        c.iterations
+    );
+    Ok(())
+}
+
 fn print_ladder(s: &LadderSummary) -> Result<()> {
     let title = s
         .title
@@ -377,6 +416,9 @@ fn print_ladder(s: &LadderSummary) -> Result<()> {
                 share
             ),
         }
+    }
+    if let Some(c) = &s.clusters {
+        print_clusters(c, width)?;
     }
     if let (Some(p), Some(v)) = (s.pareto_top20, value) {
         out!(

@@ -256,6 +256,57 @@ pub struct LadderSummary {
     pub rows: Vec<LevelRow>,
     /// Share of total value held by the top 20% of customers by value.
     pub pareto_top20: Option<f64>,
+    /// A cluster ladder's clusters: kept with the run, so the next run can match its
+    /// clusters to these and pages can draw the centres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<ClusterSummary>,
+}
+
+/// A cluster ladder's k-means in a run's summary.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterSummary {
+    pub features: Vec<String>,
+    /// Per feature, the clustered customers' mean, in its own units.
+    pub mean: Vec<f64>,
+    pub sd: Vec<f64>,
+    pub inertia: f64,
+    pub iterations: u32,
+    /// Customers clustered with a median in place of a missing feature.
+    pub imputed: usize,
+    /// The clusters, highest mean value first.
+    pub clusters: Vec<ClusterCentre>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterCentre {
+    pub level: String,
+    pub customers: usize,
+    /// The members' mean of each feature, in its own units.
+    pub centre: Vec<f64>,
+    pub value_mean: f64,
+}
+
+impl ClusterSummary {
+    pub fn of(clusters: &crate::cluster::Clusters, ladder: &Ladder) -> ClusterSummary {
+        ClusterSummary {
+            features: clusters.features.clone(),
+            mean: clusters.mean.clone(),
+            sd: clusters.sd.clone(),
+            inertia: clusters.inertia,
+            iterations: clusters.iterations,
+            imputed: clusters.imputed,
+            clusters: clusters
+                .levels
+                .iter()
+                .map(|c| ClusterCentre {
+                    level: ladder.levels[c.level].name.clone(),
+                    customers: c.size,
+                    centre: c.centre.clone(),
+                    value_mean: c.value_mean,
+                })
+                .collect(),
+        }
+    }
 }
 
 pub use crate::model::{NOT_APPLICABLE, Placeholder, UNPLACED};
@@ -429,6 +480,10 @@ impl Evaluation {
             value_name: ladder.value_measure().map(str::to_string),
             rows,
             pareto_top20,
+            clusters: result
+                .clusters
+                .as_deref()
+                .map(|c| ClusterSummary::of(c, ladder)),
         }
     }
 

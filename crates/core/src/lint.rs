@@ -21,6 +21,10 @@ pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
 
 fn lint_ladder(policy: &Policy, ladder: &crate::model::Ladder, out: &mut Vec<Diagnostic>) {
     let key = format!("ladders.{}", ladder.name);
+    if ladder.cluster.is_some() {
+        // Every graded customer takes a cluster (or the missing level): nothing to lint.
+        return;
+    }
     let rest_at = ladder
         .levels
         .iter()

@@ -29,7 +29,7 @@ pub(crate) fn write_err(path: &Path, e: impl std::fmt::Display) -> DemoError {
 }
 
 /// The example policies: (file name relative to the workspace, text).
-pub const POLICIES: [(&str, &str); 6] = [
+pub const POLICIES: [(&str, &str); 7] = [
     ("stratum.toml", include_str!("policies/stratum.toml")),
     ("policies/bank.toml", include_str!("policies/bank.toml")),
     ("policies/b2b.toml", include_str!("policies/b2b.toml")),
@@ -44,6 +44,10 @@ pub const POLICIES: [(&str, &str); 6] = [
     (
         "policies/lifecycle.toml",
         include_str!("policies/lifecycle.toml"),
+    ),
+    (
+        "policies/segments.toml",
+        include_str!("policies/segments.toml"),
     ),
 ];
 

@@ -611,6 +611,7 @@ fn write_summary(
                 "ladder": s.ladder,
                 "value": s.value_name,
                 "pareto_top20": s.pareto_top20,
+                "clusters": s.clusters,
                 "levels": s.rows.iter().map(|r| serde_json::json!({
                     "level": r.level, "count": r.count, "share": r.share,
                     "value": r.value, "value_share": r.value_share,

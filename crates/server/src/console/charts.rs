@@ -316,6 +316,7 @@ mod tests {
                 row("small <b>", 1_006, 0.503, 102_649.68, 0.029),
             ],
             pareto_top20: Some(0.86),
+            clusters: None,
         }
     }
 

@@ -405,6 +405,9 @@ pub(crate) struct LadderPyramid<'a> {
     value: Option<&'a str>,
     pareto_top20: Option<f64>,
     levels: Vec<PyramidLevel<'a>>,
+    /// A cluster ladder's centres (in the features' units), inertia and iterations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clusters: Option<&'a stratum_core::evaluate::ClusterSummary>,
 }
 
 #[derive(serde::Serialize)]
@@ -421,6 +424,7 @@ pub(crate) fn ladder_summary(l: &stratum_core::LadderSummary) -> LadderPyramid<'
         ladder: &l.ladder,
         value: l.value_name.as_deref(),
         pareto_top20: l.pareto_top20,
+        clusters: l.clusters.as_ref(),
         levels: l
             .rows
             .iter()
