@@ -124,7 +124,7 @@ pub fn evaluate_with(
         let rank_col = col(&bound.rank_by)?;
         let value_col = col(&bound.value_measure().map(str::to_string))?;
         let mut result = match (&bound.cluster, value_col) {
-            (Some(rule), Some(value_col)) => crate::cluster::place(
+            (Some(rule), Some(value_col)) => crate::segment::place(
                 &bound, rule, &frame, rank_col, value_col,
             )
             .map_err(|message| EvalError::User {

@@ -24,6 +24,7 @@ pub mod model;
 pub mod pipeline;
 pub mod policy;
 pub mod score;
+pub mod segment;
 pub mod service;
 pub mod source_map;
 pub mod teams;

@@ -26,6 +26,7 @@ pub struct ChartText {
     pub now: &'static str,
     pub then: &'static str,
     pub new: &'static str,
+    pub centres: &'static str,
 }
 
 pub static EN: ChartText = ChartText {
@@ -39,6 +40,7 @@ pub static EN: ChartText = ChartText {
     now: "now →",
     then: "then ↓",
     new: "new",
+    centres: "Cluster centres (members' means; dashed: everyone clustered)",
 };
 
 pub static ZH: ChartText = ChartText {
@@ -52,6 +54,7 @@ pub static ZH: ChartText = ChartText {
     now: "现在 →",
     then: "之前 ↓",
     new: "新客户",
+    centres: "各群中心（成员均值；虚线：全体均值）",
 };
 
 fn percent(share: f64) -> String {
@@ -116,6 +119,77 @@ pub fn pyramid(summary: &LadderSummary, kind: Pyramid, unit: &str, w: &ChartText
             opacity = 0.45 + 0.5 * (1.0 - i as f64 / rows.len().max(1) as f64),
             cx = width / 2.0,
             ty = y + bar_height / 2.0 + 4.0,
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A cluster ladder's centres as small multiples: one panel per feature, one bar per
+/// cluster (best level on top) for its members' mean in the feature's own units, and a
+/// dashed line at the mean of everyone clustered, so what sets each cluster apart shows.
+pub fn centres(clusters: &stratum_core::evaluate::ClusterSummary, w: &ChartText) -> String {
+    let (panel, label, bar, gap, top) = (170.0, 110.0, 18.0, 4.0, 52.0);
+    let n = clusters.clusters.len();
+    let width = label + panel * clusters.features.len() as f64 + 10.0;
+    let height = top + n as f64 * (bar + gap) + 8.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="centres" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><title>{title}</title><text x="4" y="18" font-size="14" font-weight="bold">{title}</text>"#,
+        title = esc(w.centres),
+    );
+    for (i, c) in clusters.clusters.iter().enumerate() {
+        let y = top + i as f64 * (bar + gap);
+        let _ = write!(
+            svg,
+            r#"<text x="4" y="{:.1}" font-size="12">{}</text>"#,
+            y + bar / 2.0 + 4.0,
+            esc(&c.level)
+        );
+    }
+    for (f, feature) in clusters.features.iter().enumerate() {
+        let x0 = label + f as f64 * panel;
+        let inner = panel - 16.0;
+        let low = clusters
+            .clusters
+            .iter()
+            .map(|c| c.centre[f])
+            .fold(0.0_f64, f64::min);
+        let high = clusters
+            .clusters
+            .iter()
+            .map(|c| c.centre[f])
+            .fold(clusters.mean[f], f64::max);
+        let span = if high > low { high - low } else { 1.0 };
+        let at = |v: f64| x0 + (v - low) / span * inner;
+        let _ = write!(
+            svg,
+            r#"<g class="feature" data-feature="{name}"><text x="{x0}" y="40" font-size="12" font-weight="bold">{name}</text>"#,
+            name = esc(feature)
+        );
+        for (i, c) in clusters.clusters.iter().enumerate() {
+            let y = top + i as f64 * (bar + gap);
+            let v = c.centre[f];
+            let figure = fmt_num(stratum_core::frame::round4(v));
+            let (a, b) = (at(0.0_f64.max(low)), at(v));
+            let _ = write!(
+                svg,
+                r##"<g class="centre" data-level="{level}" data-value="{figure}"><rect x="{x:.1}" y="{y:.1}" width="{bw:.1}" height="{bar}" fill="#7fa8d6"/><text x="{tx:.1}" y="{ty:.1}" font-size="11">{figure}</text></g>"##,
+                level = esc(&c.level),
+                x = a.min(b),
+                bw = (b - a).abs().max(1.5),
+                tx = a.min(b) + 3.0,
+                ty = y + bar / 2.0 + 4.0,
+            );
+        }
+        let m = at(clusters.mean[f]);
+        let _ = write!(
+            svg,
+            r##"<line class="mean" data-value="{}" x1="{m:.1}" x2="{m:.1}" y1="{:.1}" y2="{:.1}" stroke="#333" stroke-dasharray="3 2"/></g>"##,
+            fmt_num(stratum_core::frame::round4(clusters.mean[f])),
+            top - 4.0,
+            height - 4.0
         );
     }
     svg.push_str("</svg>");
@@ -352,6 +426,51 @@ mod tests {
         assert!(
             value.contains(">key: 1,051,861.59 (29.6%)</text>"),
             "{value}"
+        );
+    }
+
+    #[test]
+    fn cluster_centres_are_drawn_per_feature_against_the_mean() {
+        use stratum_core::evaluate::{ClusterCentre, ClusterSummary};
+        let clusters = ClusterSummary {
+            features: vec!["days_since_last".into(), "revenue_12m".into()],
+            mean: vec![207.5, 7831.0],
+            sd: vec![200.0, 9000.0],
+            inertia: 748.8,
+            iterations: 10,
+            imputed: 0,
+            clusters: vec![
+                ClusterCentre {
+                    level: "champions".into(),
+                    customers: 687,
+                    centre: vec![60.73, 18200.0],
+                    value_mean: 45940.0,
+                },
+                ClusterCentre {
+                    level: "lost <b>".into(),
+                    customers: 121,
+                    centre: vec![809.0, 0.0],
+                    value_mean: 5368.0,
+                },
+            ],
+        };
+        let svg = centres(&clusters, &EN);
+        assert_eq!(svg.matches(r#"<g class="feature""#).count(), 2);
+        assert_eq!(svg.matches(r#"<g class="centre""#).count(), 4);
+        assert!(
+            svg.contains(r#"<g class="centre" data-level="champions" data-value="18,200">"#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"data-level="lost &lt;b&gt;" data-value="809""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"<line class="mean" data-value="7,831""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(">Cluster centres (members' means; dashed: everyone clustered)</text>")
         );
     }
 

@@ -27,6 +27,8 @@ struct LadderView {
     /// Customers per level, then value share, repeat-purchase and churn rates, over runs.
     trends: Vec<Trend>,
     heatmap_svg: Option<String>,
+    /// A cluster ladder's centres, per feature.
+    centres_svg: Option<String>,
     previous_run: i64,
     upgrades: usize,
     downgrades: usize,
@@ -229,6 +231,7 @@ pub(super) async fn home(
                     .then(|| charts::pyramid(&s, charts::Pyramid::Value, unit, t.chart)),
                 lorenz_svg: (!now.lorenz.is_empty())
                     .then(|| charts::lorenz(&now.lorenz, &value_name, s.pareto_top20, t.chart)),
+                centres_svg: s.clusters.as_ref().map(|c| charts::centres(c, t.chart)),
                 heatmap_svg: now
                     .previous_run
                     .map(|_| charts::heatmap(&moves, &levels, t.chart)),

@@ -1,0 +1,191 @@
+//! Placing a cluster ladder's customers: the features read from the frame in id order,
+//! missing values imputed or sent to their level, k-means (`cluster`) on the transformed
+//! matrix, and the clusters handed to the levels by mean value. Apart from `cluster` so that
+//! the algorithm knows nothing of policies and ladders.
+
+use rayon::slice::ParallelSliceMut;
+
+use crate::cluster::{ClusterLevel, Clusters, Matrix, kmeans};
+use crate::frame::Frame;
+use crate::ladder::{LadderResult, Reason};
+use crate::model::{ClusterRule, Ladder, MissingFeature, Rule};
+
+/// Places a cluster ladder's customers: those it grades, in id order, clustered on the
+/// transformed features; the clusters go to the levels by mean `value`, highest first.
+/// `Err` is a message for the ladder's `cluster` key.
+pub fn place(
+    ladder: &Ladder,
+    rule: &ClusterRule,
+    frame: &Frame,
+    rank_col: Option<usize>,
+    value_col: usize,
+) -> Result<LadderResult, String> {
+    let n_all = frame.len();
+    let unplaced = ladder.levels.len();
+    let mut level = vec![unplaced; n_all];
+    let mut reason = vec![Reason::Unplaced; n_all];
+    if let Some(scope) = &ladder.applies_to {
+        for row in 0..n_all {
+            if !scope.eval(frame, row) {
+                level[row] = unplaced + 1;
+                reason[row] = Reason::NotApplicable;
+            }
+        }
+    }
+    let mut columns = Vec::with_capacity(rule.features.len());
+    for f in &rule.features {
+        match frame.index_of(f) {
+            Some(i) if frame.column_at(i).kind() == "number" => columns.push(frame.column_at(i)),
+            Some(_) => return Err(format!("feature `{f}` is text; k-means needs numbers")),
+            None => return Err(format!("feature `{f}` is missing from the metrics")),
+        }
+    }
+    let by_id = crate::ladder::id_order(frame);
+    let mut graded: Vec<usize> = (0..n_all).filter(|r| level[*r] == unplaced).collect();
+    graded.par_sort_unstable_by(|a, b| by_id(*a, *b));
+    let medians: Vec<f64> = columns
+        .iter()
+        .map(|c| {
+            let mut v: Vec<f64> = graded.iter().filter_map(|r| c.num(*r)).collect();
+            v.sort_unstable_by(f64::total_cmp);
+            match v.len() {
+                0 => f64::NAN,
+                n if n % 2 == 1 => v[n / 2],
+                n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+            }
+        })
+        .collect();
+    let mut clustered = Vec::with_capacity(graded.len());
+    let mut imputed = 0;
+    let mut original: Vec<Vec<f64>> = vec![Vec::with_capacity(graded.len()); columns.len()];
+    for &row in &graded {
+        let lacks = columns
+            .iter()
+            .any(|c| c.num(row).is_none_or(|v| !v.is_finite()));
+        if lacks {
+            match rule.missing {
+                MissingFeature::Level(l) => {
+                    level[row] = l;
+                    reason[row] = Reason::MissingFeatures;
+                    continue;
+                }
+                MissingFeature::Median => imputed += 1,
+            }
+        }
+        for (f, c) in columns.iter().enumerate() {
+            let v = c.num(row).filter(|v| v.is_finite()).unwrap_or(medians[f]);
+            if !v.is_finite() {
+                return Err(format!(
+                    "no customer has a value of `{}`: nothing to take a median of",
+                    rule.features[f]
+                ));
+            }
+            original[f].push(v);
+        }
+        clustered.push(row);
+    }
+    let k = rule.options.k;
+    if clustered.len() < k {
+        return Err(format!(
+            "{} customer{} to cluster, fewer than k = {k}",
+            clustered.len(),
+            if clustered.len() == 1 { "" } else { "s" }
+        ));
+    }
+    let mut transformed = original.clone();
+    for (c, t) in transformed.iter_mut().zip(&rule.transforms) {
+        t.apply(c);
+    }
+    let data = Matrix::from_columns(&transformed).map_err(|e| e.to_string())?;
+    let fit = kmeans(&data, &rule.options).map_err(|e| e.to_string())?;
+
+    let value = frame.column_at(value_col);
+    let mut value_total = vec![0.0; k];
+    let mut centre = vec![vec![0.0; columns.len()]; k];
+    let sizes = fit.sizes();
+    for (i, &row) in clustered.iter().enumerate() {
+        let c = fit.labels[i] as usize;
+        value_total[c] += value.num(row).unwrap_or(0.0);
+        for f in 0..columns.len() {
+            centre[c][f] += original[f][i];
+        }
+    }
+    for c in 0..k {
+        for v in &mut centre[c] {
+            *v /= sizes[c].max(1) as f64;
+        }
+    }
+    let value_mean: Vec<f64> = (0..k)
+        .map(|c| value_total[c] / sizes[c].max(1) as f64)
+        .collect();
+    let mut by_value: Vec<usize> = (0..k).collect();
+    by_value.sort_by(|a, b| value_mean[*b].total_cmp(&value_mean[*a]).then(a.cmp(b)));
+    // The level taking the cluster of each value order.
+    let mut level_of_order = vec![0; k];
+    for (li, l) in ladder.levels.iter().enumerate() {
+        if let Rule::Cluster { order } = l.rule {
+            level_of_order[order] = li;
+        }
+    }
+    let mut level_of_cluster = vec![0; k];
+    for (order, &c) in by_value.iter().enumerate() {
+        level_of_cluster[c] = level_of_order[order];
+    }
+    let mut distances = vec![(f32::NAN, f32::NAN); n_all];
+    for (i, (own, next)) in fit.distances(&data).into_iter().enumerate() {
+        let row = clustered[i];
+        level[row] = level_of_cluster[fit.labels[i] as usize];
+        reason[row] = Reason::Cluster;
+        distances[row] = (own as f32, next as f32);
+    }
+    let n = clustered.len() as f64;
+    let mean: Vec<f64> = original.iter().map(|c| c.iter().sum::<f64>() / n).collect();
+    let sd: Vec<f64> = original
+        .iter()
+        .zip(&mean)
+        .map(|(c, m)| (c.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).sqrt())
+        .collect();
+    let levels = by_value
+        .iter()
+        .enumerate()
+        .map(|(order, &c)| ClusterLevel {
+            level: level_of_order[order],
+            size: sizes[c],
+            centre: centre[c].clone(),
+            value_mean: value_mean[c],
+            value_total: value_total[c],
+        })
+        .collect();
+    let graded_count = graded.len();
+    let rank = rank_col.map(|col| {
+        let mut r = vec![0u32; n_all];
+        let order = crate::ladder::rank_order(frame, col);
+        for (pos, row) in order
+            .into_iter()
+            .filter(|r| level[*r] <= unplaced)
+            .enumerate()
+        {
+            r[row] = (pos + 1) as u32;
+        }
+        r
+    });
+    Ok(LadderResult {
+        level,
+        reason,
+        rank,
+        cutoff: vec![None; ladder.levels.len()],
+        graded: graded_count,
+        state: Vec::new(),
+        clusters: Some(Box::new(Clusters {
+            features: rule.features.clone(),
+            transforms: rule.transforms.clone(),
+            levels,
+            mean,
+            sd,
+            inertia: fit.inertia,
+            iterations: fit.iterations,
+            distances,
+            imputed,
+        })),
+    })
+}
