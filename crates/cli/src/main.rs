@@ -330,9 +330,13 @@ fn bad_rows(v: OnBadRows) -> BadRows {
 /// A cluster ladder's centres, in the features' own units, under its level table.
 fn print_clusters(c: &stratum_core::evaluate::ClusterSummary, width: usize) -> Result<()> {
     let widths: Vec<usize> = c.features.iter().map(|f| f.len().max(10)).collect();
+    let matched = c.clusters.iter().any(|k| k.moved.is_some());
     let mut head = format!("  {:<width$}", "centres");
     for (f, w) in c.features.iter().zip(&widths) {
         head.push_str(&format!("  {f:>w$}"));
+    }
+    if matched {
+        head.push_str("  moved (sd)");
     }
     out!("{head}");
     let rows = c
@@ -340,13 +344,17 @@ fn print_clusters(c: &stratum_core::evaluate::ClusterSummary, width: usize) -> R
         .iter()
         .map(|k| (k.level.as_str(), &k.centre))
         .chain([("all", &c.mean)]);
-    for (name, centre) in rows {
+    let moved = c.clusters.iter().map(|k| k.moved).chain([None]);
+    for ((name, centre), moved) in rows.zip(moved) {
         let mut line = format!("  {name:<width$}");
         for (v, w) in centre.iter().zip(&widths) {
             line.push_str(&format!(
                 "  {:>w$}",
                 fmt_num(stratum_core::frame::round4(*v))
             ));
+        }
+        if let Some(m) = moved {
+            line.push_str(&format!("  {m:>10.3}"));
         }
         out!("{line}");
     }

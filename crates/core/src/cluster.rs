@@ -587,6 +587,79 @@ pub fn silhouette_sampled(data: &Matrix, labels: &[u32], sample: usize, seed: u6
     silhouette(&sub, &sub_labels)
 }
 
+/// Matches this run's centres to the previous run's: for each cluster now, the index of the
+/// previous centre it continues, choosing the one-to-one pairing with the least total squared
+/// distance, each feature in standard deviations `sd` (every pairing is tried up to 8
+/// clusters, 40,320 pairings; beyond, the nearest free pair is taken repeatedly). Ties go to
+/// the pairing found first, so the answer is the same on every run.
+pub fn match_centres(now: &[Vec<f64>], before: &[Vec<f64>], sd: &[f64]) -> Vec<usize> {
+    let k = now.len();
+    let cost: Vec<Vec<f64>> = now
+        .iter()
+        .map(|a| {
+            before
+                .iter()
+                .map(|b| {
+                    a.iter()
+                        .zip(b)
+                        .zip(sd)
+                        .map(|((x, y), s)| {
+                            let s = if *s > 0.0 { *s } else { 1.0 };
+                            ((x - y) / s).powi(2)
+                        })
+                        .sum()
+                })
+                .collect()
+        })
+        .collect();
+    if k <= 8 {
+        let mut best = (f64::INFINITY, (0..k).collect::<Vec<usize>>());
+        let mut pairing = Vec::with_capacity(k);
+        let mut used = vec![false; k];
+        fn search(
+            cost: &[Vec<f64>],
+            pairing: &mut Vec<usize>,
+            used: &mut [bool],
+            total: f64,
+            best: &mut (f64, Vec<usize>),
+        ) {
+            if total >= best.0 {
+                return;
+            }
+            let at = pairing.len();
+            if at == cost.len() {
+                *best = (total, pairing.clone());
+                return;
+            }
+            for j in 0..used.len() {
+                if !used[j] {
+                    used[j] = true;
+                    pairing.push(j);
+                    search(cost, pairing, used, total + cost[at][j], best);
+                    pairing.pop();
+                    used[j] = false;
+                }
+            }
+        }
+        search(&cost, &mut pairing, &mut used, 0.0, &mut best);
+        return best.1;
+    }
+    let mut pairs: Vec<(f64, usize, usize)> = (0..k)
+        .flat_map(|i| (0..k).map(move |j| (i, j)))
+        .map(|(i, j)| (cost[i][j], i, j))
+        .collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut out = vec![usize::MAX; k];
+    let mut taken = vec![false; k];
+    for (_, i, j) in pairs {
+        if out[i] == usize::MAX && !taken[j] {
+            out[i] = j;
+            taken[j] = true;
+        }
+    }
+    out
+}
+
 /// One candidate k when the policy gives a range: its clustering's inertia (for an elbow
 /// chart) and silhouette.
 #[derive(Debug, Clone, PartialEq)]
@@ -632,6 +705,34 @@ pub fn choose_k(
     Ok((choices, fit))
 }
 
+/// A cluster ladder's k-means in a run's summary.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterSummary {
+    pub features: Vec<String>,
+    /// Per feature, the clustered customers' mean, in its own units.
+    pub mean: Vec<f64>,
+    pub sd: Vec<f64>,
+    pub inertia: f64,
+    pub iterations: u32,
+    /// Customers clustered with a median in place of a missing feature.
+    pub imputed: usize,
+    /// The clusters, highest mean value first.
+    pub clusters: Vec<ClusterCentre>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterCentre {
+    pub level: String,
+    pub customers: usize,
+    /// The members' mean of each feature, in its own units.
+    pub centre: Vec<f64>,
+    pub value_mean: f64,
+    /// How far the centre moved from the previous run's cluster it was matched to, in
+    /// standard deviations of the features; absent when there was nothing to match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<f64>,
+}
+
 /// A cluster ladder's k-means as this run made it: what explanations, run summaries and the
 /// console show.
 #[derive(Debug, Clone, PartialEq)]
@@ -662,6 +763,8 @@ pub struct ClusterLevel {
     /// The members' mean and total of the ladder's value measure.
     pub value_mean: f64,
     pub value_total: f64,
+    /// Distance from the previous run's matched centre, in standard deviations.
+    pub moved: Option<f64>,
 }
 
 impl Clusters {

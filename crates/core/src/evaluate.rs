@@ -60,6 +60,8 @@ pub struct Inputs<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Prior {
     pub ladders: HashMap<String, HashMap<String, PriorState>>,
+    /// Cluster ladders' clusters at the previous run: this run's are matched to them.
+    pub clusters: HashMap<String, ClusterSummary>,
 }
 
 /// Evaluates a policy with manual pins and no history.
@@ -125,7 +127,12 @@ pub fn evaluate_with(
         let value_col = col(&bound.value_measure().map(str::to_string))?;
         let mut result = match (&bound.cluster, value_col) {
             (Some(rule), Some(value_col)) => crate::segment::place(
-                &bound, rule, &frame, rank_col, value_col,
+                &bound,
+                rule,
+                &frame,
+                rank_col,
+                value_col,
+                inputs.prior.and_then(|p| p.clusters.get(&ladder.name)),
             )
             .map_err(|message| EvalError::User {
                 key: format!("ladders.{}.cluster", ladder.name),
@@ -262,52 +269,7 @@ pub struct LadderSummary {
     pub clusters: Option<ClusterSummary>,
 }
 
-/// A cluster ladder's k-means in a run's summary.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ClusterSummary {
-    pub features: Vec<String>,
-    /// Per feature, the clustered customers' mean, in its own units.
-    pub mean: Vec<f64>,
-    pub sd: Vec<f64>,
-    pub inertia: f64,
-    pub iterations: u32,
-    /// Customers clustered with a median in place of a missing feature.
-    pub imputed: usize,
-    /// The clusters, highest mean value first.
-    pub clusters: Vec<ClusterCentre>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ClusterCentre {
-    pub level: String,
-    pub customers: usize,
-    /// The members' mean of each feature, in its own units.
-    pub centre: Vec<f64>,
-    pub value_mean: f64,
-}
-
-impl ClusterSummary {
-    pub fn of(clusters: &crate::cluster::Clusters, ladder: &Ladder) -> ClusterSummary {
-        ClusterSummary {
-            features: clusters.features.clone(),
-            mean: clusters.mean.clone(),
-            sd: clusters.sd.clone(),
-            inertia: clusters.inertia,
-            iterations: clusters.iterations,
-            imputed: clusters.imputed,
-            clusters: clusters
-                .levels
-                .iter()
-                .map(|c| ClusterCentre {
-                    level: ladder.levels[c.level].name.clone(),
-                    customers: c.size,
-                    centre: c.centre.clone(),
-                    value_mean: c.value_mean,
-                })
-                .collect(),
-        }
-    }
-}
+pub use crate::cluster::{ClusterCentre, ClusterSummary};
 
 pub use crate::model::{NOT_APPLICABLE, Placeholder, UNPLACED};
 
@@ -483,7 +445,7 @@ impl Evaluation {
             clusters: result
                 .clusters
                 .as_deref()
-                .map(|c| ClusterSummary::of(c, ladder)),
+                .map(|c| cluster_summary(c, ladder)),
         }
     }
 
@@ -674,7 +636,7 @@ impl Evaluation {
             / clusters.levels.iter().map(|c| c.size).sum::<usize>().max(1) as f64;
         let _ = write!(
             out,
-            "k-means cluster {} of {} by mean {} ({} against {} overall)",
+            "k-means cluster {} of {} (mean {} {} against {} overall)",
             position + 1,
             clusters.levels.len(),
             ladder.value_measure().unwrap_or("value"),
@@ -975,5 +937,28 @@ impl std::fmt::Display for CustomerExplanation {
             }
         }
         Ok(())
+    }
+}
+
+/// What a run keeps of a cluster ladder's k-means.
+fn cluster_summary(clusters: &crate::cluster::Clusters, ladder: &Ladder) -> ClusterSummary {
+    ClusterSummary {
+        features: clusters.features.clone(),
+        mean: clusters.mean.clone(),
+        sd: clusters.sd.clone(),
+        inertia: clusters.inertia,
+        iterations: clusters.iterations,
+        imputed: clusters.imputed,
+        clusters: clusters
+            .levels
+            .iter()
+            .map(|c| ClusterCentre {
+                level: ladder.levels[c.level].name.clone(),
+                customers: c.size,
+                centre: c.centre.clone(),
+                value_mean: c.value_mean,
+                moved: c.moved,
+            })
+            .collect(),
     }
 }

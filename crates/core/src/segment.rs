@@ -5,7 +5,7 @@
 
 use rayon::slice::ParallelSliceMut;
 
-use crate::cluster::{ClusterLevel, Clusters, Matrix, kmeans};
+use crate::cluster::{ClusterLevel, ClusterSummary, Clusters, Matrix, kmeans, match_centres};
 use crate::frame::Frame;
 use crate::ladder::{LadderResult, Reason};
 use crate::model::{ClusterRule, Ladder, MissingFeature, Rule};
@@ -19,6 +19,7 @@ pub fn place(
     frame: &Frame,
     rank_col: Option<usize>,
     value_col: usize,
+    previous: Option<&ClusterSummary>,
 ) -> Result<LadderResult, String> {
     let n_all = frame.len();
     let unplaced = ladder.levels.len();
@@ -131,13 +132,6 @@ pub fn place(
     for (order, &c) in by_value.iter().enumerate() {
         level_of_cluster[c] = level_of_order[order];
     }
-    let mut distances = vec![(f32::NAN, f32::NAN); n_all];
-    for (i, (own, next)) in fit.distances(&data).into_iter().enumerate() {
-        let row = clustered[i];
-        level[row] = level_of_cluster[fit.labels[i] as usize];
-        reason[row] = Reason::Cluster;
-        distances[row] = (own as f32, next as f32);
-    }
     let n = clustered.len() as f64;
     let mean: Vec<f64> = original.iter().map(|c| c.iter().sum::<f64>() / n).collect();
     let sd: Vec<f64> = original
@@ -145,15 +139,54 @@ pub fn place(
         .zip(&mean)
         .map(|(c, m)| (c.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).sqrt())
         .collect();
-    let levels = by_value
-        .iter()
-        .enumerate()
-        .map(|(order, &c)| ClusterLevel {
-            level: level_of_order[order],
+    // A level keeps its meaning from run to run: when the previous run clustered the same
+    // features into the same levels, each cluster takes the level of the previous centre it
+    // continues, whatever the value order says now.
+    let mut moved = vec![None; k];
+    if let Some(before) = previous.filter(|b| {
+        b.features == rule.features
+            && b.clusters.len() == k
+            && b.clusters.iter().all(|c| {
+                ladder
+                    .level_index(&c.level)
+                    .is_some_and(|l| level_of_order.contains(&l))
+            })
+    }) {
+        let then: Vec<Vec<f64>> = before.clusters.iter().map(|c| c.centre.clone()).collect();
+        let pairing = match_centres(&centre, &then, &sd);
+        for c in 0..k {
+            let p = pairing[c];
+            level_of_cluster[c] = ladder
+                .level_index(&before.clusters[p].level)
+                .expect("checked above");
+            let distance: f64 = centre[c]
+                .iter()
+                .zip(&then[p])
+                .zip(&sd)
+                .map(|((x, y), s)| ((x - y) / if *s > 0.0 { *s } else { 1.0 }).powi(2))
+                .sum();
+            moved[c] = Some(distance.sqrt());
+        }
+    }
+    let mut distances = vec![(f32::NAN, f32::NAN); n_all];
+    for (i, (own, next)) in fit.distances(&data).into_iter().enumerate() {
+        let row = clustered[i];
+        level[row] = level_of_cluster[fit.labels[i] as usize];
+        reason[row] = Reason::Cluster;
+        distances[row] = (own as f32, next as f32);
+    }
+    // In level order, as the summary lists them.
+    let mut by_level: Vec<usize> = (0..k).collect();
+    by_level.sort_by_key(|c| level_of_cluster[*c]);
+    let levels = by_level
+        .into_iter()
+        .map(|c| ClusterLevel {
+            level: level_of_cluster[c],
             size: sizes[c],
             centre: centre[c].clone(),
             value_mean: value_mean[c],
             value_total: value_total[c],
+            moved: moved[c],
         })
         .collect();
     let graded_count = graded.len();

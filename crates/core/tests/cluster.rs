@@ -287,7 +287,7 @@ fn clusters_become_levels_by_their_mean_value() {
     let row = ev.frame.ids().iter().position(|i| i == "100").unwrap();
     let text = ev.explanation(0, row);
     assert!(
-        text.starts_with("k-means cluster 1 of 3 by mean spend (5,200 against 1,867 overall): "),
+        text.starts_with("k-means cluster 1 of 3 (mean spend 5,200 against 1,867 overall): "),
         "{text}"
     );
     assert!(
@@ -369,6 +369,99 @@ fn cluster_ladders_are_checked() {
         )),
         vec!["unknown_metric ladders.segments.cluster.features: unknown metric or score `recency`"]
     );
+}
+
+/// Two clusters of nearly equal value: recent small spenders buying often, and an older
+/// group of larger, rarer orders.
+fn two_groups(often_spend: f64) -> Vec<(String, Option<f64>, Option<f64>)> {
+    let mut rows = Vec::new();
+    for i in 0..40 {
+        let j = f64::from(i % 4);
+        rows.push((
+            format!("{}", 100 + i),
+            Some(5.0 + j),
+            Some(often_spend + 100.0 * j),
+        ));
+        rows.push((
+            format!("{}", 200 + i),
+            Some(200.0 + j),
+            Some(1000.0 + 100.0 * j),
+        ));
+    }
+    rows
+}
+
+const TWO: &str = r#"
+[sources.customers]
+path = "c.csv"
+key = "id"
+[metrics.recency_days]
+source = "customers"
+expr = "recency_days"
+[metrics.spend]
+source = "customers"
+expr = "spend"
+[ladders.segments]
+value = "spend"
+[ladders.segments.cluster]
+features = ["recency_days", "spend"]
+[[ladders.segments.levels]]
+name = "first"
+[[ladders.segments.levels]]
+name = "second"
+"#;
+
+#[test]
+fn clusters_keep_their_levels_from_run_to_run() {
+    let policy = Arc::new(Policy::from_str("p.toml", TWO).unwrap());
+    let run = |spend: f64, prior: Option<&stratum_core::Prior>| {
+        let ev = stratum_core::evaluate::evaluate_with(
+            Arc::clone(&policy),
+            shopper_frame(&two_groups(spend)),
+            stratum_core::evaluate::Inputs {
+                pins: &[],
+                as_of: None,
+                prior,
+            },
+        )
+        .unwrap();
+        let level_of_100 = ev.level_name(0, ev.results[0].level[0]).to_string();
+        (level_of_100, ev.summary(0).clusters.unwrap())
+    };
+    // First run: the frequent buyers spend a little more, so they are `first`.
+    let (first, summary) = run(1010.0, None);
+    assert_eq!(first, "first");
+    assert!(summary.clusters.iter().all(|c| c.moved.is_none()));
+    // Next month they spend a little less than the other group. By value alone they would
+    // swap levels...
+    assert_eq!(run(995.0, None).0, "second");
+    // ...but matched to last month's centres they keep theirs, and the run says how little
+    // the centres moved.
+    let mut prior = stratum_core::Prior::default();
+    prior.clusters.insert("segments".into(), summary);
+    let (kept, now) = run(995.0, Some(&prior));
+    assert_eq!(kept, "first");
+    assert_eq!(now.clusters[0].level, "first");
+    assert_eq!(now.clusters[0].centre, vec![6.5, 1145.0]);
+    // 15 less spend, in standard deviations of about 112.
+    let moved = now.clusters[0].moved.unwrap();
+    assert!((moved - 15.0 / 111.83).abs() < 1e-3, "{moved}");
+    // Other features or another k: nothing to match, levels by value again.
+    prior.clusters.get_mut("segments").unwrap().features = vec!["spend".into()];
+    assert_eq!(run(995.0, Some(&prior)).0, "second");
+}
+
+#[test]
+fn centres_are_matched_by_the_least_total_distance() {
+    use stratum_core::cluster::match_centres;
+    let before = vec![vec![0.0, 0.0], vec![10.0, 0.0], vec![0.0, 10.0]];
+    let now = vec![vec![0.5, 9.0], vec![0.2, 0.1], vec![9.0, 1.0]];
+    assert_eq!(match_centres(&now, &before, &[1.0, 1.0]), vec![2, 0, 1]);
+    // Scales: in standard deviations, the second feature's 10 is small.
+    let before = vec![vec![0.0, 0.0], vec![1.0, 10.0]];
+    let now = vec![vec![0.9, 0.0], vec![0.1, 10.0]];
+    assert_eq!(match_centres(&now, &before, &[1.0, 1.0]), vec![0, 1]);
+    assert_eq!(match_centres(&now, &before, &[1.0, 100.0]), vec![1, 0]);
 }
 
 proptest! {

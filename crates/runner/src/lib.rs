@@ -513,6 +513,17 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
     let mut previous_levels = Vec::new();
     if let Some(run) = &previous {
         (prior.ladders, previous_levels) = store.states_and_levels(run.id).await?;
+        if policy.ladders.iter().any(|l| l.cluster.is_some()) {
+            for (_, ladder, text) in store.run_summaries(&[run.id]).await? {
+                // A summary this binary cannot read only costs the matching: the clusters
+                // then take their levels by value, as at a first run.
+                let recorded =
+                    serde_json::from_str::<stratum_core::evaluate::RecordedSummary>(&text);
+                if let Some(clusters) = recorded.ok().and_then(|r| r.summary.clusters) {
+                    prior.clusters.insert(ladder, clusters);
+                }
+            }
+        }
     }
     let inputs = store
         .inputs()
