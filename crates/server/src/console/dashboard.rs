@@ -152,6 +152,11 @@ pub(super) async fn home(
             for row in &mut s.rows {
                 row.level = shown(&row.level);
             }
+            if let Some(c) = &mut s.clusters {
+                for centre in &mut c.clusters {
+                    centre.level = shown(&centre.level);
+                }
+            }
             let names: Vec<String> = now
                 .summary
                 .rows

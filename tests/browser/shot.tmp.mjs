@@ -1,0 +1,10 @@
+import { chromium } from 'playwright-core';
+const base = 'http://127.0.0.1:7788';
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox','--disable-gpu'] });
+const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+await page.goto(base + '/login');
+await page.fill('#name', 'demo'); await page.fill('#password', 'stratum-demo-1');
+await page.click('button[type=submit]');
+await page.goto(base + '/');
+await page.screenshot({ path: '/tmp/cw/home.png', fullPage: true });
+await browser.close();
