@@ -178,16 +178,10 @@ fn descending_key(value: Option<f64>) -> u64 {
     }
 }
 
-/// Places everyone. `conds` are the ladder's conditions already resolved against `frame`
-/// (same shape as `ladder.levels`).
-pub fn place(
-    ladder: &Ladder,
-    frame: &Frame,
-    rank_col: Option<usize>,
-    value_col: Option<usize>,
-) -> LadderResult {
-    let n_all = frame.len();
+/// Every customer unplaced, but those outside the ladder's `applies_to`: not applicable.
+pub(crate) fn start(ladder: &Ladder, frame: &Frame) -> (Vec<usize>, Vec<Reason>) {
     let unplaced = ladder.levels.len();
+    let n_all = frame.len();
     let mut level = vec![unplaced; n_all];
     let mut reason = vec![Reason::Unplaced; n_all];
     if let Some(scope) = &ladder.applies_to {
@@ -198,6 +192,20 @@ pub fn place(
             }
         }
     }
+    (level, reason)
+}
+
+/// Places everyone. `conds` are the ladder's conditions already resolved against `frame`
+/// (same shape as `ladder.levels`).
+pub fn place(
+    ladder: &Ladder,
+    frame: &Frame,
+    rank_col: Option<usize>,
+    value_col: Option<usize>,
+) -> LadderResult {
+    let n_all = frame.len();
+    let unplaced = ladder.levels.len();
+    let (mut level, mut reason) = start(ladder, frame);
     // Shares are of the customers the ladder grades.
     let n = level.iter().filter(|l| **l == unplaced).count();
     let mut cutoff = vec![None; ladder.levels.len()];

@@ -23,16 +23,7 @@ pub fn place(
 ) -> Result<LadderResult, String> {
     let n_all = frame.len();
     let unplaced = ladder.levels.len();
-    let mut level = vec![unplaced; n_all];
-    let mut reason = vec![Reason::Unplaced; n_all];
-    if let Some(scope) = &ladder.applies_to {
-        for row in 0..n_all {
-            if !scope.eval(frame, row) {
-                level[row] = unplaced + 1;
-                reason[row] = Reason::NotApplicable;
-            }
-        }
-    }
+    let (mut level, mut reason) = crate::ladder::start(ladder, frame);
     let mut columns = Vec::with_capacity(rule.features.len());
     for f in &rule.features {
         match frame.index_of(f) {

@@ -108,6 +108,25 @@ fn push_placeholders(sql: &mut String, backend: Backend, rows: usize, width: usi
     }
 }
 
+/// One contact's eleven values, in the column order of every insert into `interactions`.
+fn bind_interaction<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    new: &'q NewInteraction,
+    actor: &'q Actor,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&new.customer_id)
+        .bind(&new.rep)
+        .bind(day(new.on))
+        .bind(new.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .bind(new.channel.as_str())
+        .bind(new.outcome.as_str())
+        .bind(new.intent.map(Intent::as_str))
+        .bind(new.class.as_deref())
+        .bind(new.next_contact.map(day))
+        .bind(&new.notes)
+        .bind(&actor.name)
+}
+
 fn day(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
@@ -319,18 +338,7 @@ impl Store {
             push_placeholders(&mut sql, self.backend(), batch.len(), 11);
             let mut q = sqlx::query(&sql);
             for new in batch {
-                q = q
-                    .bind(&new.customer_id)
-                    .bind(&new.rep)
-                    .bind(day(new.on))
-                    .bind(new.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .bind(new.channel.as_str())
-                    .bind(new.outcome.as_str())
-                    .bind(new.intent.map(Intent::as_str))
-                    .bind(new.class.as_deref())
-                    .bind(new.next_contact.map(day))
-                    .bind(&new.notes)
-                    .bind(&actor.name);
+                q = bind_interaction(q, new, actor);
             }
             q.execute(&mut *tx).await?;
         }
@@ -425,24 +433,15 @@ impl Store {
             }
         };
         let now = crate::now();
-        let id: i64 = sqlx::query_scalar(
+        let insert = sqlx::query(
             "INSERT INTO interactions (customer_id, rep, on_date, at, channel, outcome, intent, \
              class, next_contact, notes, recorded_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        )
-        .bind(&new.customer_id)
-        .bind(&new.rep)
-        .bind(day(new.on))
-        .bind(new.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .bind(new.channel.as_str())
-        .bind(new.outcome.as_str())
-        .bind(new.intent.map(Intent::as_str))
-        .bind(new.class.as_deref())
-        .bind(new.next_contact.map(day))
-        .bind(&new.notes)
-        .bind(&actor.name)
-        .fetch_one(&mut **tx)
-        .await?;
+        );
+        let id: i64 = bind_interaction(insert, new, actor)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
         let changed = before.as_ref().is_none_or(|b| b.class != class);
         let class_since = match &before {
             Some(b) if !changed => b.class_since,
