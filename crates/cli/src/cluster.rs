@@ -71,13 +71,16 @@ fn parse_k(text: &str) -> Result<std::ops::RangeInclusive<usize>> {
     Ok(lo..=hi)
 }
 
+/// The rows of the file: their ids, the feature names and one column per feature.
+struct Table {
+    ids: Vec<String>,
+    names: Vec<String>,
+    columns: Vec<Vec<f64>>,
+}
+
 /// Reads the id and feature columns; a cell that is not a number is an error naming its
 /// line and column.
-fn read(
-    path: &Path,
-    id_column: &str,
-    features: &[String],
-) -> Result<(Vec<String>, Vec<String>, Vec<Vec<f64>>)> {
+fn read(path: &Path, id_column: &str, features: &[String]) -> Result<Table> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let header: Vec<String> = reader
@@ -135,7 +138,11 @@ fn read(
     if ids.is_empty() {
         bail!("{}: no rows", path.display());
     }
-    Ok((ids, names, columns))
+    Ok(Table {
+        ids,
+        names,
+        columns,
+    })
 }
 
 fn transforms(given: &[String], names: &[String]) -> Result<Vec<Transform>> {
@@ -168,7 +175,11 @@ fn transforms(given: &[String], names: &[String]) -> Result<Vec<Transform>> {
 pub fn run(args: &ClusterArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let k = parse_k(&args.k)?;
-    let (ids, names, mut columns) = read(&args.data, &args.id_column, &args.features)?;
+    let Table {
+        ids,
+        names,
+        mut columns,
+    } = read(&args.data, &args.id_column, &args.features)?;
     let original = columns.clone();
     let transforms = transforms(&args.transform, &names)?;
     for (c, t) in columns.iter_mut().zip(&transforms) {

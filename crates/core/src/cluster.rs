@@ -131,7 +131,7 @@ pub struct Matrix {
 impl Matrix {
     /// `data` holds `cols` values per row.
     pub fn new(cols: usize, data: Vec<f64>) -> Result<Matrix, ClusterError> {
-        if cols == 0 || data.len() % cols != 0 {
+        if cols == 0 || !data.len().is_multiple_of(cols) {
             return Err(ClusterError::Shape {
                 values: data.len(),
                 cols,

@@ -445,12 +445,14 @@ mod tests {
                     customers: 687,
                     centre: vec![60.73, 18200.0],
                     value_mean: 45940.0,
+                    moved: None,
                 },
                 ClusterCentre {
                     level: "lost <b>".into(),
                     customers: 121,
                     centre: vec![809.0, 0.0],
                     value_mean: 5368.0,
+                    moved: Some(0.2),
                 },
             ],
         };
