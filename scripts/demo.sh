@@ -52,7 +52,7 @@ echo "== stratum -C $ws --policy draft.toml simulate   (what if the key tier wer
 sed 's/top_share = 0.01/top_share = 0.02/' "$ws/stratum.toml" > "$ws/draft.toml"
 "$stratum" -C "$ws" --policy draft.toml simulate 2>/dev/null | sed -n '1,/benefit cost/p'
 
-for p in bank b2b property retail_members; do
+for p in bank b2b property retail_members segments; do
   echo
   echo "== stratum -C $ws --policy policies/$p.toml run"
   "$stratum" -C "$ws" --policy "policies/$p.toml" run --out "$ws/out-$p" | sed -n '/^ladder/,$p'
