@@ -358,6 +358,21 @@ fn print_clusters(c: &stratum_core::evaluate::ClusterSummary, width: usize) -> R
         }
         out!("{line}");
     }
+    if !c.choices.is_empty() {
+        let tried: Vec<String> = c
+            .choices
+            .iter()
+            .map(|k| {
+                let mark = if k.k == c.clusters.len() {
+                    " (chosen)"
+                } else {
+                    ""
+                };
+                format!("{}: {:.3}{mark}", k.k, k.silhouette)
+            })
+            .collect();
+        out!("  k by silhouette: {}", tried.join(", "));
+    }
     let imputed = match c.imputed {
         0 => String::new(),
         n => format!(

@@ -662,7 +662,7 @@ pub fn match_centres(now: &[Vec<f64>], before: &[Vec<f64>], sd: &[f64]) -> Vec<u
 
 /// One candidate k when the policy gives a range: its clustering's inertia (for an elbow
 /// chart) and silhouette.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KChoice {
     pub k: usize,
     pub inertia: f64,
@@ -716,6 +716,9 @@ pub struct ClusterSummary {
     pub iterations: u32,
     /// Customers clustered with a median in place of a missing feature.
     pub imputed: usize,
+    /// With `k` a range: every k tried, with its inertia and silhouette (the highest chose).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<KChoice>,
     /// The clusters, highest mean value first.
     pub clusters: Vec<ClusterCentre>,
 }
@@ -751,6 +754,8 @@ pub struct Clusters {
     pub distances: Vec<(f32, f32)>,
     /// Customers clustered with the median in place of a feature they lacked.
     pub imputed: usize,
+    /// With `k` a range: every k tried.
+    pub choices: Vec<KChoice>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -949,6 +949,7 @@ fn cluster_summary(clusters: &crate::cluster::Clusters, ladder: &Ladder) -> Clus
         inertia: clusters.inertia,
         iterations: clusters.iterations,
         imputed: clusters.imputed,
+        choices: clusters.choices.clone(),
         clusters: clusters
             .levels
             .iter()

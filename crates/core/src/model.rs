@@ -238,8 +238,10 @@ pub struct ClusterRule {
     pub features: Vec<String>,
     /// One per feature.
     pub transforms: Vec<crate::cluster::Transform>,
-    /// `k` is the number of levels taking clusters.
+    /// `k` is the number of levels taking clusters, or the top of `k_range`.
     pub options: crate::cluster::KMeansOptions,
+    /// Set when the policy gives a range: k is chosen at every run by the silhouette.
+    pub k_range: Option<std::ops::RangeInclusive<usize>>,
     pub missing: MissingFeature,
 }
 

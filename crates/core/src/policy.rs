@@ -507,8 +507,10 @@ pub struct ClusterDef {
     /// `none`, `zscore` (default), `log1p-zscore`, `minmax` or `rank`: one for every
     /// feature, or a table per feature (`{ spend = "log1p-zscore" }`, the rest z-score).
     pub transform: Option<TransformDef>,
-    /// The number of clusters; must equal the number of levels that take clusters.
-    pub k: Option<usize>,
+    /// The number of clusters (the number of levels that take clusters), or a range
+    /// `"2..6"` chosen at every run by the silhouette score, the chosen k taking the first
+    /// levels.
+    pub k: Option<KDef>,
     /// k-means++ starts; the lowest inertia is kept (default 10).
     pub restarts: Option<u32>,
     /// The seed every start is drawn from (default 0): the same data give the same clusters.
@@ -516,6 +518,13 @@ pub struct ClusterDef {
     /// A customer lacking a feature: `"median"` (default: the graded customers' median) or
     /// the name of a level that takes such customers instead of a cluster.
     pub missing: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KDef {
+    Fixed(usize),
+    Range(String),
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -5,7 +5,10 @@
 
 use rayon::slice::ParallelSliceMut;
 
-use crate::cluster::{ClusterLevel, ClusterSummary, Clusters, Matrix, kmeans, match_centres};
+use crate::cluster::{
+    ClusterLevel, ClusterSummary, Clusters, Matrix, SILHOUETTE_SAMPLE, choose_k, kmeans,
+    match_centres,
+};
 use crate::frame::Frame;
 use crate::ladder::{LadderResult, Reason};
 use crate::model::{ClusterRule, Ladder, MissingFeature, Rule};
@@ -76,7 +79,7 @@ pub fn place(
         }
         clustered.push(row);
     }
-    let k = rule.options.k;
+    let k = rule.k_range.as_ref().map_or(rule.options.k, |r| *r.start());
     if clustered.len() < k {
         return Err(format!(
             "{} customer{} to cluster, fewer than k = {k}",
@@ -89,7 +92,23 @@ pub fn place(
         t.apply(c);
     }
     let data = Matrix::from_columns(&transformed).map_err(|e| e.to_string())?;
-    let fit = kmeans(&data, &rule.options).map_err(|e| e.to_string())?;
+    let (choices, fit) = match &rule.k_range {
+        Some(range) => {
+            let top = (*range.end()).min(clustered.len());
+            choose_k(
+                &data,
+                *range.start()..=top,
+                &rule.options,
+                SILHOUETTE_SAMPLE,
+            )
+            .map_err(|e| e.to_string())?
+        }
+        None => (
+            Vec::new(),
+            kmeans(&data, &rule.options).map_err(|e| e.to_string())?,
+        ),
+    };
+    let k = fit.k();
 
     let value = frame.column_at(value_col);
     let mut value_total = vec![0.0; k];
@@ -112,10 +131,13 @@ pub fn place(
         .collect();
     let mut by_value: Vec<usize> = (0..k).collect();
     by_value.sort_by(|a, b| value_mean[*b].total_cmp(&value_mean[*a]).then(a.cmp(b)));
-    // The level taking the cluster of each value order.
+    // The level taking the cluster of each value order (with k chosen from a range, the
+    // first k cluster levels).
     let mut level_of_order = vec![0; k];
     for (li, l) in ladder.levels.iter().enumerate() {
-        if let Rule::Cluster { order } = l.rule {
+        if let Rule::Cluster { order } = l.rule
+            && order < k
+        {
             level_of_order[order] = li;
         }
     }
@@ -210,6 +232,7 @@ pub fn place(
             iterations: fit.iterations,
             distances,
             imputed,
+            choices,
         })),
     })
 }

@@ -481,3 +481,56 @@ proptest! {
         prop_assert_eq!(levels_by_id(&rows), want);
     }
 }
+
+#[test]
+fn k_from_a_range_is_chosen_by_silhouette_and_takes_the_first_levels() {
+    // Three behaviours, five levels listed: k = 2..5 finds the three.
+    let text = SEGMENTS
+        .replace("seed = 7", "seed = 7\nk = \"2..5\"")
+        .replace(
+            "[[ladders.segments.levels]]\nname = \"unknown\"\n",
+            "[[ladders.segments.levels]]\nname = \"spare_a\"\n[[ladders.segments.levels]]\nname = \"spare_b\"\n[[ladders.segments.levels]]\nname = \"unknown\"\n",
+        );
+    let policy = Arc::new(Policy::from_str("p.toml", &text).unwrap());
+    let ev = evaluate(policy, shopper_frame(&shoppers()), &[]).unwrap();
+    let summary = ev.summary(0);
+    let clusters = summary.clusters.as_ref().unwrap();
+    let tried: Vec<usize> = clusters.choices.iter().map(|c| c.k).collect();
+    assert_eq!(tried, vec![2, 3, 4, 5]);
+    assert_eq!(clusters.clusters.len(), 3, "{:?}", clusters.choices);
+    let best = clusters
+        .choices
+        .iter()
+        .max_by(|a, b| a.silhouette.total_cmp(&b.silhouette))
+        .unwrap();
+    assert_eq!(best.k, 3);
+    let counts: Vec<(String, usize)> = summary
+        .rows
+        .iter()
+        .map(|r| (r.level.clone(), r.count))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("champions".to_string(), 30),
+            ("loyal".to_string(), 30),
+            ("lost".to_string(), 30),
+            ("spare_a".to_string(), 0),
+            ("spare_b".to_string(), 0),
+            ("unknown".to_string(), 1),
+        ]
+    );
+    // A range reaching past the levels is refused.
+    let err = Policy::from_str(
+        "p.toml",
+        &SEGMENTS.replace("seed = 7", "seed = 7\nk = \"2..5\""),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(
+            "k = \"2..5\" can choose 5 clusters, but 3 levels take clusters: list at least 5"
+        ),
+        "{err}"
+    );
+}

@@ -419,10 +419,10 @@ fn compile_cluster(
             format!("ladder `{name}` has no level to take a cluster"),
         );
     }
-    if let Some(given) = cluster.k
-        && given != k
-    {
-        err(
+    let mut k_range = None;
+    match &cluster.k {
+        None => {}
+        Some(KDef::Fixed(given)) if *given != k => err(
             cx,
             &mut ok,
             &key,
@@ -431,7 +431,38 @@ fn compile_cluster(
                 "k = {given}, but {k} level{} take clusters: give one level per cluster",
                 if k == 1 { "" } else { "s" }
             ),
-        );
+        ),
+        Some(KDef::Fixed(_)) => {}
+        Some(KDef::Range(text)) => {
+            let parsed = text.split_once("..").and_then(|(a, b)| {
+                Some((
+                    a.trim().parse::<usize>().ok()?,
+                    b.trim().parse::<usize>().ok()?,
+                ))
+            });
+            match parsed {
+                Some((lo, hi)) if lo >= 2 && lo < hi && hi <= k => k_range = Some(lo..=hi),
+                Some((lo, hi)) if lo >= 2 && lo < hi => err(
+                    cx,
+                    &mut ok,
+                    &key,
+                    "k",
+                    format!(
+                        "k = \"{text}\" can choose {hi} clusters, but {k} level{} take clusters: list at least {hi}",
+                        if k == 1 { "" } else { "s" }
+                    ),
+                ),
+                _ => err(
+                    cx,
+                    &mut ok,
+                    &key,
+                    "k",
+                    format!(
+                        "k = \"{text}\": give a number or a range such as \"2..6\" (from 2, lower first)"
+                    ),
+                ),
+            }
+        }
     }
     if cluster.restarts == Some(0) {
         err(
@@ -480,6 +511,7 @@ fn compile_cluster(
         features: cluster.features.clone(),
         transforms,
         options,
+        k_range,
         missing,
     })
 }

@@ -439,6 +439,7 @@ mod tests {
             inertia: 748.8,
             iterations: 10,
             imputed: 0,
+            choices: Vec::new(),
             clusters: vec![
                 ClusterCentre {
                     level: "champions".into(),
