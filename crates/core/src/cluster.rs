@@ -109,6 +109,62 @@ impl Transform {
     }
 }
 
+impl Transform {
+    /// Where `value` lands when `column` (in its own units) is transformed: how a fixed
+    /// centre given in a feature's units is placed among the transformed customers.
+    pub fn apply_to_point(self, column: &[f64], value: f64) -> f64 {
+        let signed_log = |v: f64| if v >= 0.0 { v.ln_1p() } else { -(-v).ln_1p() };
+        let standard = |values: &[f64], v: f64| {
+            let n = values.len().max(1) as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let sd = (values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+            if sd > 0.0 { (v - mean) / sd } else { 0.0 }
+        };
+        match self {
+            Transform::None => value,
+            Transform::ZScore => standard(column, value),
+            Transform::Log1pZScore => {
+                let logged: Vec<f64> = column.iter().map(|v| signed_log(*v)).collect();
+                standard(&logged, signed_log(value))
+            }
+            Transform::MinMax => {
+                let lo = column.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if hi > lo {
+                    (value - lo) / (hi - lo)
+                } else {
+                    0.0
+                }
+            }
+            Transform::Rank => {
+                let n = column.len();
+                if n < 2 {
+                    return 0.0;
+                }
+                let below = column.iter().filter(|v| **v < value).count() as f64;
+                let equal = column.iter().filter(|v| **v == value).count() as f64;
+                // The mean rank of equal values, or halfway between neighbours.
+                let position = below + (equal - 1.0) / 2.0;
+                position.clamp(0.0, (n - 1) as f64) / (n - 1) as f64
+            }
+        }
+    }
+}
+
+/// Every row assigned to the nearest of fixed `centres` (no iterations): a policy that fixes
+/// its centres only assigns.
+pub fn assign_to(data: &Matrix, centres: &Matrix) -> KMeans {
+    let mut labels = vec![u32::MAX; data.rows];
+    assign(data, &centres.data, &mut labels);
+    let inertia = inertia(data, &centres.data, &labels);
+    KMeans {
+        centres: centres.clone(),
+        labels,
+        inertia,
+        iterations: 0,
+    }
+}
+
 fn zscore(values: &mut [f64]) {
     let n = values.len().max(1) as f64;
     let mean = values.iter().sum::<f64>() / n;

@@ -242,6 +242,9 @@ pub struct ClusterRule {
     pub options: crate::cluster::KMeansOptions,
     /// Set when the policy gives a range: k is chosen at every run by the silhouette.
     pub k_range: Option<std::ops::RangeInclusive<usize>>,
+    /// Fixed centres (level index, centre in the features' units), in level order: assign
+    /// only.
+    pub centres: Option<Vec<(usize, Vec<f64>)>>,
     pub missing: MissingFeature,
 }
 

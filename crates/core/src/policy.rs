@@ -518,6 +518,9 @@ pub struct ClusterDef {
     /// A customer lacking a feature: `"median"` (default: the graded customers' median) or
     /// the name of a level that takes such customers instead of a cluster.
     pub missing: Option<String>,
+    /// Fixed centres, per cluster level, in the features' own units: customers are only
+    /// assigned to the nearest, no k-means runs.
+    pub centres: Option<std::collections::BTreeMap<String, Vec<f64>>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -92,8 +92,18 @@ pub fn place(
         t.apply(c);
     }
     let data = Matrix::from_columns(&transformed).map_err(|e| e.to_string())?;
-    let (choices, fit) = match &rule.k_range {
-        Some(range) => {
+    let (choices, fit) = match (&rule.centres, &rule.k_range) {
+        (Some(fixed), _) => {
+            let mut at = Vec::with_capacity(fixed.len() * columns.len());
+            for (_, centre) in fixed {
+                for (f, v) in centre.iter().enumerate() {
+                    at.push(rule.transforms[f].apply_to_point(&original[f], *v));
+                }
+            }
+            let centres = Matrix::new(columns.len(), at).map_err(|e| e.to_string())?;
+            (Vec::new(), crate::cluster::assign_to(&data, &centres))
+        }
+        (None, Some(range)) => {
             let top = (*range.end()).min(clustered.len());
             choose_k(
                 &data,
@@ -103,7 +113,7 @@ pub fn place(
             )
             .map_err(|e| e.to_string())?
         }
-        None => (
+        (None, None) => (
             Vec::new(),
             kmeans(&data, &rule.options).map_err(|e| e.to_string())?,
         ),
@@ -145,6 +155,12 @@ pub fn place(
     for (order, &c) in by_value.iter().enumerate() {
         level_of_cluster[c] = level_of_order[order];
     }
+    if let Some(fixed) = &rule.centres {
+        // Fixed centres name their levels.
+        for (c, (level, _)) in fixed.iter().enumerate() {
+            level_of_cluster[c] = *level;
+        }
+    }
     let n = clustered.len() as f64;
     let mean: Vec<f64> = original.iter().map(|c| c.iter().sum::<f64>() / n).collect();
     let sd: Vec<f64> = original
@@ -157,7 +173,8 @@ pub fn place(
     // continues, whatever the value order says now.
     let mut moved = vec![None; k];
     if let Some(before) = previous.filter(|b| {
-        b.features == rule.features
+        rule.centres.is_none()
+            && b.features == rule.features
             && b.clusters.len() == k
             && b.clusters.iter().all(|c| {
                 ladder

@@ -246,19 +246,7 @@ fn shopper_frame(rows: &[(String, Option<f64>, Option<f64>)]) -> Frame {
 fn levels_by_id(
     rows: &[(String, Option<f64>, Option<f64>)],
 ) -> std::collections::BTreeMap<String, String> {
-    let policy = Arc::new(Policy::from_str("p.toml", SEGMENTS).unwrap());
-    let ev = evaluate(policy, shopper_frame(rows), &[]).unwrap();
-    ev.frame
-        .ids()
-        .iter()
-        .enumerate()
-        .map(|(row, id)| {
-            (
-                id.to_string(),
-                ev.level_name(0, ev.results[0].level[row]).to_string(),
-            )
-        })
-        .collect()
+    levels_by_id_with(SEGMENTS, rows)
 }
 
 #[test]
@@ -533,4 +521,66 @@ fn k_from_a_range_is_chosen_by_silhouette_and_takes_the_first_levels() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn fixed_centres_only_assign() {
+    let with =
+        |centres: &str| SEGMENTS.replace("seed = 7", &format!("seed = 7\ncentres = {centres}"));
+    let text = with("{ champions = [7, 5200], loyal = [12, 320], lost = [320, 82] }");
+    let levels = {
+        let policy = Arc::new(Policy::from_str("p.toml", &text).unwrap());
+        let ev = evaluate(policy, shopper_frame(&shoppers()), &[]).unwrap();
+        assert_eq!(ev.results[0].clusters.as_deref().unwrap().iterations, 0);
+        ev.summary(0)
+            .rows
+            .iter()
+            .map(|r| (r.level.clone(), r.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        levels,
+        vec![
+            ("champions".to_string(), 30),
+            ("loyal".to_string(), 30),
+            ("lost".to_string(), 30),
+            ("unknown".to_string(), 1),
+        ]
+    );
+    // The centres decide, not the value order: name the long-gone group's centre
+    // `champions` and its customers take that level.
+    let swapped = with("{ champions = [320, 82], loyal = [12, 320], lost = [7, 5200] }");
+    let ids = levels_by_id_with(&swapped, &shoppers());
+    assert_eq!(ids["300"], "champions");
+    assert_eq!(ids["100"], "lost");
+    let err = Policy::from_str("p.toml", &with("{ champions = [7, 5200], loyal = [12] }"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ladders.segments.cluster.centres.loyal"),
+        "{err}"
+    );
+    assert!(
+        err.contains("level `lost` takes a cluster but has no centre"),
+        "{err}"
+    );
+}
+
+fn levels_by_id_with(
+    text: &str,
+    rows: &[(String, Option<f64>, Option<f64>)],
+) -> std::collections::BTreeMap<String, String> {
+    let policy = Arc::new(Policy::from_str("p.toml", text).unwrap());
+    let ev = evaluate(policy, shopper_frame(rows), &[]).unwrap();
+    ev.frame
+        .ids()
+        .iter()
+        .enumerate()
+        .map(|(row, id)| {
+            (
+                id.to_string(),
+                ev.level_name(0, ev.results[0].level[row]).to_string(),
+            )
+        })
+        .collect()
 }

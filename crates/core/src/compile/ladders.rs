@@ -502,6 +502,66 @@ fn compile_cluster(
             }
         },
     };
+    let centres = match &cluster.centres {
+        None => None,
+        Some(given) => {
+            let mut out = Vec::new();
+            for (li, l) in levels.iter().enumerate() {
+                if !matches!(l.rule, Rule::Cluster { .. }) {
+                    continue;
+                }
+                match given.get(&l.name) {
+                    Some(c)
+                        if c.len() == cluster.features.len() && c.iter().all(|v| v.is_finite()) =>
+                    {
+                        out.push((li, c.clone()))
+                    }
+                    Some(c) => err(
+                        cx,
+                        &mut ok,
+                        &key,
+                        &format!("centres.{}", l.name),
+                        format!(
+                            "{} value(s), but a centre needs one finite number per feature ({})",
+                            c.len(),
+                            cluster.features.join(", ")
+                        ),
+                    ),
+                    None => err(
+                        cx,
+                        &mut ok,
+                        &key,
+                        "centres",
+                        format!("level `{}` takes a cluster but has no centre", l.name),
+                    ),
+                }
+            }
+            for level in given.keys() {
+                if !levels
+                    .iter()
+                    .any(|l| &l.name == level && matches!(l.rule, Rule::Cluster { .. }))
+                {
+                    err(
+                        cx,
+                        &mut ok,
+                        &key,
+                        &format!("centres.{level}"),
+                        format!("`{level}` is not a level of `{name}` that takes a cluster"),
+                    );
+                }
+            }
+            if k_range.is_some() {
+                err(
+                    cx,
+                    &mut ok,
+                    &key,
+                    "centres",
+                    "fixed centres fix k too: drop the range of `k`".into(),
+                );
+            }
+            Some(out)
+        }
+    };
     let options = crate::cluster::KMeansOptions {
         restarts: cluster.restarts.unwrap_or(10),
         seed: cluster.seed.unwrap_or(0),
@@ -512,6 +572,7 @@ fn compile_cluster(
         transforms,
         options,
         k_range,
+        centres,
         missing,
     })
 }
