@@ -151,6 +151,14 @@ impl Transform {
     }
 }
 
+/// k-means from given starting centres, without restarts: how a run continues the previous
+/// run's clusters, so that cluster `c` of the result is the one that started at `start`'s
+/// row `c`.
+pub fn kmeans_from(data: &Matrix, start: &Matrix, options: &KMeansOptions) -> KMeans {
+    let tolerance = options.tolerance * mean_variance(data);
+    lloyd(data, start.data.clone(), options.max_iterations, tolerance)
+}
+
 /// Every row assigned to the nearest of fixed `centres` (no iterations): a policy that fixes
 /// its centres only assigns.
 pub fn assign_to(data: &Matrix, centres: &Matrix) -> KMeans {

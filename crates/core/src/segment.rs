@@ -92,7 +92,38 @@ pub fn place(
         t.apply(c);
     }
     let data = Matrix::from_columns(&transformed).map_err(|e| e.to_string())?;
+    // From the second run on, k-means continues the previous run's clusters: it starts from
+    // their centres (placed by this run's transforms), so each cluster evolves in place and
+    // keeps its level, instead of the restarts finding another partition.
+    let cluster_levels: Vec<usize> = (0..ladder.levels.len())
+        .filter(|l| matches!(ladder.levels[*l].rule, Rule::Cluster { .. }))
+        .collect();
+    let continued = previous.filter(|b| {
+        rule.centres.is_none()
+            && rule.k_range.is_none()
+            && b.features == rule.features
+            && b.clusters.len() == rule.options.k
+            && b.clusters.iter().all(|c| {
+                ladder
+                    .level_index(&c.level)
+                    .is_some_and(|l| cluster_levels.contains(&l))
+            })
+    });
     let (choices, fit) = match (&rule.centres, &rule.k_range) {
+        _ if continued.is_some() => {
+            let before = continued.expect("checked");
+            let mut at = Vec::with_capacity(before.clusters.len() * columns.len());
+            for c in &before.clusters {
+                for (f, v) in c.centre.iter().enumerate() {
+                    at.push(rule.transforms[f].apply_to_point(&original[f], *v));
+                }
+            }
+            let start = Matrix::new(columns.len(), at).map_err(|e| e.to_string())?;
+            (
+                Vec::new(),
+                crate::cluster::kmeans_from(&data, &start, &rule.options),
+            )
+        }
         (Some(fixed), _) => {
             let mut at = Vec::with_capacity(fixed.len() * columns.len());
             for (_, centre) in fixed {
@@ -183,7 +214,11 @@ pub fn place(
             })
     }) {
         let then: Vec<Vec<f64>> = before.clusters.iter().map(|c| c.centre.clone()).collect();
-        let pairing = match_centres(&centre, &then, &sd);
+        let pairing = if continued.is_some() {
+            (0..k).collect()
+        } else {
+            match_centres(&centre, &then, &sd)
+        };
         for c in 0..k {
             let p = pairing[c];
             level_of_cluster[c] = ladder
