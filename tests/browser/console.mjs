@@ -33,10 +33,10 @@ async function inspect(page, name) {
     (bad.length ? ` (${bad.map(v => v.id).join(', ')})` : ''));
 }
 
-async function signIn(name) {
+async function signIn(name, at = base) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${base}/`);
+  await page.goto(`${at}/`);
   check(page.url().endsWith('/login'), `${name}: the console asks to sign in first`);
   await page.fill('#name', name);
   await page.fill('#password', password);
@@ -136,9 +136,9 @@ async function signIn(name) {
   await page.click('header a[href="/runs"]');
   await page.click('form.start-run button');
   await page.waitForSelector('section.job[data-finished="true"]', { timeout: 60000 });
-  check((await page.textContent('section.job h2')).startsWith('#3 ✓'), 'runs: the run started here finished as #3');
+  check((await page.textContent('section.job h2')).startsWith('#4 ✓'), 'runs: the run started here finished as #4 (#3 is the segments policy run)');
   check((await page.textContent('section.job ol')).includes('scoring and placing'), 'runs: its stages listed');
-  check((await page.textContent('table.runs')).includes('#3'), 'runs: #3 recorded');
+  check((await page.textContent('table.runs')).includes('#4'), 'runs: #4 recorded');
   await inspect(page, 'run-started');
   await page.click('header a[lang="zh"]');
   const zh = await page.textContent('header');
@@ -256,6 +256,22 @@ async function signIn(name) {
   const { context, page } = await signIn('ivr');
   check((await page.goto(`${base}/customers/C00003`)).status() === 200, 'service ivr: opens any customer');
   check((await page.goto(`${base}/runs`)).status() === 403, 'service ivr: refused the runs page');
+  await context.close();
+}
+
+// The behaviour segments policy (k-means clusters as levels), served by a second server:
+// its dashboard draws every cluster's centre per feature.
+{
+  const segments = process.env.STRATUM_SEGMENTS_URL;
+  check(Boolean(segments), 'segments: the test runner gave the second server');
+  const { context, page } = await signIn('demo', segments);
+  const chart = page.locator('svg.centres');
+  check(await chart.count() === 1, 'segments dashboard: the cluster centres chart');
+  check(await chart.locator('g.feature').count() === 3, 'segments dashboard: a panel per feature');
+  check(await chart.locator('g.centre').count() === 12, 'segments dashboard: a bar per cluster and feature');
+  const revenue = chart.locator('g.feature[data-feature="revenue_12m"] g.centre[data-level="Champions"]');
+  check(await revenue.getAttribute('data-value') === '18,200', 'segments dashboard: champions spend 18,200 a year on average');
+  await inspect(page, 'segments-dashboard');
   await context.close();
 }
 

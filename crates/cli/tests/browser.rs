@@ -54,6 +54,34 @@ impl Drop for Server {
     }
 }
 
+/// `stratum serve` on a free loopback port, once it answers.
+fn serve(ws: &Path, policy: &[&str]) -> (u16, Server) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .args(policy)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(ws)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !healthy(port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (port, server)
+}
+
 #[test]
 #[ignore = "needs Chromium and npm packages: scripts/test.sh installs them (scripts/browser.sh) and runs it"]
 fn the_console_in_chromium() {
@@ -86,6 +114,7 @@ fn the_console_in_chromium() {
         None,
     );
     stratum(&ws, &["run"], None);
+    stratum(&ws, &["--policy", "policies/segments.toml", "run"], None);
     let line = format!("{PASSWORD}\n");
     // The sales team's October, for the call list.
     stratum(
@@ -118,33 +147,18 @@ fn the_console_in_chromium() {
         ],
         Some(&line),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_stratum"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(&ws)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    while !healthy(port) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The demo's main policy, and the behaviour segments policy beside it.
+    let (port, _server) = serve(&ws, &[]);
+    let (segments_port, _segments) = serve(&ws, &["--policy", "policies/segments.toml"]);
     let artifacts: PathBuf = root.join("target/browser-artifacts");
     let out = Command::new("node")
         .arg("console.mjs")
         .current_dir(&browser_tests)
         .env("STRATUM_URL", format!("http://127.0.0.1:{port}"))
+        .env(
+            "STRATUM_SEGMENTS_URL",
+            format!("http://127.0.0.1:{segments_port}"),
+        )
         .env("STRATUM_PASSWORD", PASSWORD)
         .env("STRATUM_ARTIFACTS", &artifacts)
         .output()
@@ -161,6 +175,7 @@ fn the_console_in_chromium() {
         "customers",
         "customer-card",
         "login",
+        "segments-dashboard",
     ] {
         assert!(
             artifacts.join(format!("{page}.png")).exists(),
