@@ -485,6 +485,8 @@ pub struct LadderDef {
     pub applies_to: Option<String>,
     /// The measure summed per level in the report (the profit pyramid); defaults to `rank_by`.
     pub value: Option<String>,
+    /// The levels, best first (a cluster ladder may leave them out: `cluster_1` … `cluster_k`).
+    #[serde(default)]
     pub levels: Vec<LevelDef>,
     #[serde(default)]
     pub overrides: Vec<OverrideDef>,

@@ -584,3 +584,29 @@ fn levels_by_id_with(
         })
         .collect()
 }
+
+#[test]
+fn a_cluster_ladder_without_levels_names_them() {
+    let bare = TWO
+        .replace("[[ladders.segments.levels]]\nname = \"first\"\n[[ladders.segments.levels]]\nname = \"second\"\n", "")
+        .replace("features = [\"recency_days\", \"spend\"]", "features = [\"recency_days\", \"spend\"]\nk = 2");
+    let policy = Arc::new(Policy::from_str("p.toml", &bare).unwrap());
+    let ev = evaluate(policy, shopper_frame(&two_groups(1010.0)), &[]).unwrap();
+    let rows: Vec<(String, usize)> = ev
+        .summary(0)
+        .rows
+        .iter()
+        .map(|r| (r.level.clone(), r.count))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("cluster_1".to_string(), 40), ("cluster_2".to_string(), 40)]
+    );
+    // The cluster with the highest mean spend is cluster_1.
+    assert_eq!(ev.level_name(0, ev.results[0].level[0]), "cluster_1");
+    let err = Policy::from_str("p.toml", &bare.replace("k = 2\n", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ladder `segments` has no levels"), "{err}");
+    assert!(err.contains("give `k` in the cluster table"), "{err}");
+}

@@ -84,12 +84,24 @@ fn compile_ladder(
             ok = false;
         }
     }
-    if def.levels.is_empty() {
-        cx.push(Diagnostic::new(
+    let named;
+    let levels_given: &[LevelDef] = match (&def.cluster, def.levels.is_empty()) {
+        (Some(cluster), true) => {
+            named = auto_levels(cluster);
+            &named
+        }
+        _ => &def.levels,
+    };
+    if levels_given.is_empty() {
+        let mut d = Diagnostic::new(
             Code::NoLevels,
             &key,
             format!("ladder `{name}` has no levels"),
-        ));
+        );
+        if def.cluster.is_some() {
+            d = d.with_help("list the levels, or give `k` in the cluster table to have them named cluster_1 … cluster_k");
+        }
+        cx.push(d);
         return None;
     }
     let applies_to = match &def.applies_to {
@@ -103,7 +115,7 @@ fn compile_ladder(
     let mut levels = Vec::new();
     let mut seen = HashSet::new();
     let mut share_sum = 0.0;
-    for (i, l) in def.levels.iter().enumerate() {
+    for (i, l) in levels_given.iter().enumerate() {
         let lkey = format!("{key}.levels[{i}]");
         if let Some(placeholder) = crate::model::Placeholder::named(&l.name) {
             cx.push(
@@ -286,14 +298,14 @@ fn compile_ladder(
         ok = false;
     }
     for (i, o) in def.overrides.iter().enumerate() {
-        if !def.levels.iter().any(|l| l.name == o.level) {
+        if !levels_given.iter().any(|l| l.name == o.level) {
             cx.push(
                 Diagnostic::new(
                     Code::UnknownLevel,
                     format!("{key}.overrides[{i}].level"),
                     format!("unknown level `{}` in ladder `{name}`", o.level),
                 )
-                .suggest(&o.level, def.levels.iter().map(|l| l.name.as_str())),
+                .suggest(&o.level, levels_given.iter().map(|l| l.name.as_str())),
             );
             ok = false;
         }
@@ -319,6 +331,33 @@ fn compile_ladder(
         better: def.better.unwrap_or_default(),
         cluster,
     })
+}
+
+/// A cluster ladder without levels gets one per cluster, auto-named `cluster_1` (the highest
+/// mean value) to `cluster_k` (the top of a range of k); none without `k`.
+fn auto_levels(cluster: &ClusterDef) -> Vec<LevelDef> {
+    let k = match &cluster.k {
+        Some(KDef::Fixed(k)) => *k,
+        Some(KDef::Range(text)) => text
+            .split_once("..")
+            .and_then(|(_, hi)| hi.trim().parse().ok())
+            .unwrap_or(0),
+        None => 0,
+    };
+    (1..=k.min(64))
+        .map(|i| LevelDef {
+            name: format!("cluster_{i}"),
+            title: None,
+            label: Default::default(),
+            when: None,
+            top_share: None,
+            top_n: None,
+            value_share: None,
+            rest: false,
+            valid_days: None,
+            attributes: Default::default(),
+        })
+        .collect()
 }
 
 /// `[ladders.X.cluster]`: known numeric features, valid transforms, k matching the levels
