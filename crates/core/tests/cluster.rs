@@ -610,3 +610,41 @@ fn a_cluster_ladder_without_levels_names_them() {
     assert!(err.contains("ladder `segments` has no levels"), "{err}");
     assert!(err.contains("give `k` in the cluster table"), "{err}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Next month's data a little different: every customer that stays in its group keeps
+    /// its level, because the run continues last month's clusters.
+    #[test]
+    fn clusters_keep_their_labels_when_the_data_barely_change(
+        noise in proptest::collection::vec(-0.02f64..0.02, 91 * 2)
+    ) {
+        let policy = Arc::new(Policy::from_str("p.toml", SEGMENTS).unwrap());
+        let rows = shoppers();
+        let first = evaluate(Arc::clone(&policy), shopper_frame(&rows), &[]).unwrap();
+        let mut prior = stratum_core::Prior::default();
+        prior.clusters.insert("segments".into(), first.summary(0).clusters.unwrap());
+        let shifted: Vec<_> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (id, r, s))| {
+                (id.clone(), r.map(|v| v * (1.0 + noise[2 * i])), s.map(|v| v * (1.0 + noise[2 * i + 1])))
+            })
+            .collect();
+        let next = stratum_core::evaluate::evaluate_with(
+            policy,
+            shopper_frame(&shifted),
+            stratum_core::evaluate::Inputs { pins: &[], as_of: None, prior: Some(&prior) },
+        )
+        .unwrap();
+        for row in 0..rows.len() {
+            prop_assert_eq!(
+                next.level_name(0, next.results[0].level[row]),
+                first.level_name(0, first.results[0].level[row])
+            );
+        }
+        let moved: Vec<f64> = next.summary(0).clusters.unwrap().clusters.iter().map(|c| c.moved.unwrap()).collect();
+        prop_assert!(moved.iter().all(|m| *m < 0.05), "{:?}", moved);
+    }
+}
