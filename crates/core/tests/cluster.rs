@@ -320,43 +320,37 @@ fn cluster_ladders_are_checked() {
                 .collect(),
         }
     };
-    assert_eq!(
-        codes(&SEGMENTS.replace("seed = 7", "seed = 7\nk = 4")),
-        vec![
-            "invalid_cluster ladders.segments.cluster.k: k = 4, but 3 levels take clusters: give one level per cluster"
-        ]
-    );
-    assert_eq!(
-        codes(&SEGMENTS.replace("\"log1p-zscore\"", "\"log\"")),
-        vec![
-            "invalid_cluster ladders.segments.cluster.transform.spend: unknown transform `log`; use one of none, zscore, log1p-zscore, minmax, rank"
-        ]
-    );
-    assert_eq!(
-        codes(&SEGMENTS.replace("name = \"loyal\"", "name = \"loyal\"\nwhen = \"spend > 1\"")),
-        vec![
-            "invalid_cluster ladders.segments.levels[1]: level `loyal` of cluster ladder `segments` has a rule; its levels take clusters"
-        ]
-    );
-    assert_eq!(
-        codes(&SEGMENTS.replace("value = \"spend\"\n", "")),
-        vec![
-            "invalid_cluster ladders.segments.cluster: cluster ladder `segments` needs `value` (or `rank_by`): the levels take the clusters by their mean value, highest first"
-        ]
-    );
-    assert_eq!(
-        codes(&SEGMENTS.replace("missing = \"unknown\"", "missing = \"unknwn\"")),
-        vec![
-            "invalid_cluster ladders.segments.cluster.missing: `unknwn` is neither `median` nor a level of `segments`"
-        ]
-    );
-    assert_eq!(
-        codes(&SEGMENTS.replace(
-            "features = [\"recency_days\", \"spend\"]",
-            "features = [\"recency\", \"spend\"]"
-        )),
-        vec!["unknown_metric ladders.segments.cluster.features: unknown metric or score `recency`"]
-    );
+    for (text, want) in [
+        (
+            SEGMENTS.replace("seed = 7", "seed = 7\nk = 4"),
+            "invalid_cluster ladders.segments.cluster.k: k = 4, but 3 levels take clusters: give one level per cluster",
+        ),
+        (
+            SEGMENTS.replace("\"log1p-zscore\"", "\"log\""),
+            "invalid_cluster ladders.segments.cluster.transform.spend: unknown transform `log`; use one of none, zscore, log1p-zscore, minmax, rank",
+        ),
+        (
+            SEGMENTS.replace("name = \"loyal\"", "name = \"loyal\"\nwhen = \"spend > 1\""),
+            "invalid_cluster ladders.segments.levels[1]: level `loyal` of cluster ladder `segments` has a rule; its levels take clusters",
+        ),
+        (
+            SEGMENTS.replace("value = \"spend\"\n", ""),
+            "invalid_cluster ladders.segments.cluster: cluster ladder `segments` needs `value` (or `rank_by`): the levels take the clusters by their mean value, highest first",
+        ),
+        (
+            SEGMENTS.replace("missing = \"unknown\"", "missing = \"unknwn\""),
+            "invalid_cluster ladders.segments.cluster.missing: `unknwn` is neither `median` nor a level of `segments`",
+        ),
+        (
+            SEGMENTS.replace(
+                "features = [\"recency_days\", \"spend\"]",
+                "features = [\"recency\", \"spend\"]",
+            ),
+            "unknown_metric ladders.segments.cluster.features: unknown metric or score `recency`",
+        ),
+    ] {
+        assert_eq!(codes(&text), vec![want.to_string()]);
+    }
 }
 
 /// Two clusters of nearly equal value: recent small spenders buying often, and an older
