@@ -373,29 +373,19 @@ fn two_groups(often_spend: f64) -> Vec<(String, Option<f64>, Option<f64>)> {
     rows
 }
 
-const TWO: &str = r#"
-[sources.customers]
-path = "c.csv"
-key = "id"
-[metrics.recency_days]
-source = "customers"
-expr = "recency_days"
-[metrics.spend]
-source = "customers"
-expr = "spend"
-[ladders.segments]
-value = "spend"
-[ladders.segments.cluster]
-features = ["recency_days", "spend"]
-[[ladders.segments.levels]]
-name = "first"
-[[ladders.segments.levels]]
-name = "second"
-"#;
+/// SEGMENTS' sources and metrics, with two named cluster levels and no `missing` level.
+fn two() -> String {
+    let sources = &SEGMENTS[..SEGMENTS.find("[ladders.segments]").unwrap()];
+    format!(
+        "{sources}[ladders.segments]\nvalue = \"spend\"\n[ladders.segments.cluster]\n\
+         features = [\"recency_days\", \"spend\"]\n\
+         [[ladders.segments.levels]]\nname = \"first\"\n[[ladders.segments.levels]]\nname = \"second\"\n"
+    )
+}
 
 #[test]
 fn clusters_keep_their_levels_from_run_to_run() {
-    let policy = Arc::new(Policy::from_str("p.toml", TWO).unwrap());
+    let policy = Arc::new(Policy::from_str("p.toml", &two()).unwrap());
     let run = |spend: f64, prior: Option<&stratum_core::Prior>| {
         let ev = stratum_core::evaluate::evaluate_with(
             Arc::clone(&policy),
@@ -581,7 +571,7 @@ fn levels_by_id_with(
 
 #[test]
 fn a_cluster_ladder_without_levels_names_them() {
-    let bare = TWO
+    let bare = two()
         .replace("[[ladders.segments.levels]]\nname = \"first\"\n[[ladders.segments.levels]]\nname = \"second\"\n", "")
         .replace("features = [\"recency_days\", \"spend\"]", "features = [\"recency_days\", \"spend\"]\nk = 2");
     let policy = Arc::new(Policy::from_str("p.toml", &bare).unwrap());
