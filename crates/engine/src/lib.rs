@@ -7,6 +7,7 @@
 //! hands [`stratum_core`] a [`Frame`]. It knows nothing about levels, stores or HTTP.
 
 pub mod blocking;
+pub mod dense;
 pub mod error;
 pub mod lifetime;
 pub mod load;
@@ -112,6 +113,8 @@ fn skips_partial_aggregation(customers: u64, rows: u64) -> bool {
 
 pub struct Engine {
     ctx: SessionContext,
+    /// Threads a query may use at once (the session's partitions before stage one's split).
+    threads: usize,
     pub sources: Vec<LoadedSource>,
     pub rejects: Vec<Reject>,
     /// Parquet sources whose keys `load` did not check for duplicates.
@@ -521,8 +524,10 @@ impl Engine {
                 },
             });
         }
+        let threads = ctx.state().config().options().execution.target_partitions;
         Ok(Engine {
             ctx,
+            threads,
             sources,
             rejects,
             deferred_key_checks,
@@ -545,19 +550,30 @@ impl Engine {
     /// [`FEW_ROWS_PER_CUSTOMER`] rows each, the rows go straight to final aggregations by
     /// customer hash, [`STAGE_ONE_PARTITIONS_PER_THREAD`] per thread,
     /// each table a fraction of the size. `DATAFUSION_*` settings in the environment still win.
+    ///
+    /// Where the customer key is an integer, [`dense::DenseAggregation`] replaces the hash
+    /// aggregation altogether (one flat array of slots by key); the settings above then only
+    /// decide how many partitions the scan feeds it.
     fn stage_one_context(&self, source: &str) -> Result<SessionContext, EngineError> {
         let rows = |name: &str| self.source(name).map_or(0, |s| s.stats.accepted);
-        if !skips_partial_aggregation(rows(CUSTOMERS), rows(source)) {
-            return Ok(self.ctx.clone());
-        }
+        let customers = rows(CUSTOMERS);
         let mut state = self.ctx.state();
-        let config = state.config_mut();
-        let options = config.options_mut();
-        options
-            .execution
-            .skip_partial_aggregation_probe_ratio_threshold = 0.0;
-        options.execution.target_partitions *= STAGE_ONE_PARTITIONS_PER_THREAD;
-        apply_datafusion_env(config)?;
+        if skips_partial_aggregation(customers, rows(source)) {
+            let config = state.config_mut();
+            let options = config.options_mut();
+            options
+                .execution
+                .skip_partial_aggregation_probe_ratio_threshold = 0.0;
+            options.execution.target_partitions *= STAGE_ONE_PARTITIONS_PER_THREAD;
+            apply_datafusion_env(config)?;
+        }
+        let dense = dense::DenseAggregation {
+            workers: self.threads,
+            expected_groups: usize::try_from(customers).unwrap_or(usize::MAX),
+        };
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rule(Arc::new(dense))
+            .build();
         Ok(SessionContext::new_with_state(state))
     }
 
