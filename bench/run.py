@@ -2,14 +2,17 @@
 """Benchmark: stratum vs DuckDB on the same Parquet files, side by side in one run.
 
   python3 bench/run.py [--customers 1000000] [--transactions 20000000] [--invoices 2000000]
-                       [--threads 0] [--repeat 3] [--stratum target/release/stratum]
-                       [--python PYTHON_WITH_DUCKDB] [--work DIR]
+                       [--shape gen|skewed] [--threads 0] [--repeat 3]
+                       [--stratum target/release/stratum] [--python PYTHON_WITH_DUCKDB] [--work DIR]
 
-Generates the data once (`stratum gen`), then for each repetition runs `stratum run` with the
+Generates the data once (`--shape gen`: `stratum gen` and its bench.toml; `--shape skewed`:
+bench/skewed.py, heavy-tailed activity, ids with gaps, time-ordered row groups, and an RFM
+policy), then for each repetition runs `stratum run` with the
 benchmark policy (10/30/60 weighted composite + 1/19/30/50 pyramid) and the equivalent DuckDB
 query, each as its own process (wall time and peak RSS via wait4). Checks that both
 place every customer on the same level, and prints the medians and the ratios. Results go to
-bench/out/results.json. Loopback-free: everything is local files.
+bench/out/results.json (results-skewed.json), with each run's stages (the `timings:` line).
+Loopback-free: everything is local files.
 """
 import argparse
 import json
@@ -58,6 +61,26 @@ def bench_data(stratum: str, work: Path, customers: int, transactions: int, invo
     return data
 
 
+def skewed_data(py: str, work: Path, customers: int, transactions: int) -> Path:
+    """bench/skewed.py's data of this size under `work`, generated when missing."""
+    data = work / f"skewed-{customers}-{transactions}"
+    if not (data / "policy.toml").exists():
+        print(f"generating skewed data: {customers:,} customers, {transactions:,} transactions ...",
+              flush=True)
+        subprocess.run([py, str(ROOT / "bench" / "skewed.py"), "--customers", str(customers),
+                        "--transactions", str(transactions), str(data)], check=True)
+    return data
+
+
+def stages(log) -> dict:
+    """The stage timings stratum printed (`timings: load 0.09s, metrics 1.42s, ...`), in seconds."""
+    for line in Path(log).read_text().splitlines():
+        if line.startswith("timings:"):
+            parts = (p.strip().rsplit(" ", 1) for p in line[len("timings:"):].split(","))
+            return {name: float(t.rstrip("s")) for name, t in parts}
+    return {}
+
+
 def timed(cmd, log):
     """Runs cmd as its own process; returns (wall seconds, peak RSS MiB) of that process,
     measured with wait4 (the same figures /usr/bin/time -v reports)."""
@@ -78,6 +101,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="0: all cores, for both engines")
     ap.add_argument("--python", help="a Python that already has duckdb (default: bench/.venv, created)")
     ap.add_argument("--work", help="folder for data, outputs and results.json (default: bench/out)")
+    ap.add_argument("--shape", choices=["gen", "skewed"], default="gen",
+                    help="gen: `stratum gen`'s data; skewed: bench/skewed.py's (no invoices)")
     a = ap.parse_args()
     global OUT
     if a.work:
@@ -90,16 +115,24 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "stratum-cli"], cwd=ROOT, check=True)
     py = a.python or python_with(VENV, "duckdb", "duckdb")
 
-    data = bench_data(stratum, OUT, a.customers, a.transactions, a.invoices)
+    if a.shape == "skewed":
+        py_gen = python_with(VENV, "pyarrow", "pyarrow numpy")
+        data = skewed_data(py_gen, OUT, a.customers, a.transactions)
+        policy = data / "policy.toml"
+    else:
+        data = bench_data(stratum, OUT, a.customers, a.transactions, a.invoices)
+        policy = data / "bench.toml"
 
     runs = {"stratum": [], "duckdb": []}
+    stage_runs = []
     for i in range(a.repeat):
         s_out = OUT / "stratum-out"
         d_out = OUT / "duckdb-assignments.parquet"
-        runs["stratum"].append(timed([stratum, "--policy", str(data / "bench.toml"), "run", "--out", str(s_out),
+        runs["stratum"].append(timed([stratum, "--policy", str(policy), "run", "--out", str(s_out),
                                       "--no-record", "--threads", str(a.threads)], OUT / f"stratum-{i}.log"))
+        stage_runs.append(stages(OUT / f"stratum-{i}.log"))
         runs["duckdb"].append(timed([py, str(ROOT / "bench" / "duckdb_pyramid.py"), str(data), str(d_out),
-                                     str(a.threads)], OUT / f"duckdb-{i}.log"))
+                                     str(a.threads), a.shape], OUT / f"duckdb-{i}.log"))
         print(f"run {i + 1}: stratum {runs['stratum'][-1][0]:.2f}s {runs['stratum'][-1][1]:.0f} MiB | "
               f"duckdb {runs['duckdb'][-1][0]:.2f}s {runs['duckdb'][-1][1]:.0f} MiB", flush=True)
 
@@ -118,7 +151,10 @@ print(n, differ, sd, levels)
 """], capture_output=True, text=True, check=True)
     n, differ, score_differ, *levels = cmp.stdout.split(" ", 3)
     med = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v)) for k, v in runs.items()}
+    walls = [w for w, _ in runs["stratum"]]
+    median_run = sorted(range(len(walls)), key=lambda i: walls[i])[len(walls) // 2]
     result = {
+        "shape": a.shape,
         "customers": a.customers, "transactions": a.transactions, "invoices": a.invoices,
         "threads": a.threads or os.cpu_count(), "repeat": a.repeat,
         "stratum": {"wall_s": med["stratum"][0], "peak_rss_mib": med["stratum"][1]},
@@ -127,14 +163,18 @@ print(n, differ, sd, levels)
         "memory_ratio": med["stratum"][1] / med["duckdb"][1],
         "customers_compared": int(n), "level_mismatches": int(differ), "score_mismatches": int(score_differ),
         "levels": levels[0].strip(),
+        "stratum_stages_of_median_run": stage_runs[median_run],
         "runs": runs,
+        "stages": stage_runs,
     }
-    (OUT / "results.json").write_text(json.dumps(result, indent=2))
+    name = "results.json" if a.shape == "gen" else f"results-{a.shape}.json"
+    (OUT / name).write_text(json.dumps(result, indent=2))
     print()
     print(f"{'':10} {'wall s':>8} {'peak MiB':>9}")
     for k in ("stratum", "duckdb"):
         print(f"{k:10} {med[k][0]:8.2f} {med[k][1]:9.0f}")
     print(f"ratio      {result['wall_ratio']:8.2f} {result['memory_ratio']:9.2f}   (stratum / duckdb)")
+    print("stratum stages (median run): " + ", ".join(f"{k} {v:.2f}s" for k, v in stage_runs[median_run].items()))
     print(f"placements compared: {int(n):,}; level mismatches: {int(differ)}; score mismatches: {int(score_differ)}")
     if int(differ) != 0:
         sys.exit("placements differ")

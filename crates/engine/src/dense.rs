@@ -46,8 +46,8 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    ColumnarValue, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
+    ColumnarValue, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
+    Partitioning, PlanProperties, SendableRecordBatchStream,
 };
 use futures_util::StreamExt;
 
@@ -165,7 +165,8 @@ struct Aggregate {
     nullable: bool,
     /// The word holding the value (sum, min, max; for `Count` the count).
     value: usize,
-    /// The word counting the non-null values seen (0: the row count).
+    /// The word counting the non-null values seen (0: the row count, for arguments that
+    /// cannot be null in `count`, `sum` and `avg`).
     count: usize,
     name: String,
 }
@@ -271,7 +272,12 @@ impl DenseAggregateExec {
             let nullable = arg.nullable(&input_schema)?;
             let value = width;
             width += 1;
-            let count = if nullable && kind != Kind::Count {
+            // Min and max need to know the first value of a slot even without nulls.
+            let first_matters = matches!(
+                kind,
+                Kind::MinFloat | Kind::MaxFloat | Kind::MinInt(_) | Kind::MaxInt(_)
+            );
+            let count = if (nullable || first_matters) && kind != Kind::Count {
                 width += 1;
                 width - 1
             } else {
@@ -411,12 +417,28 @@ impl ExecutionPlan for DenseAggregateExec {
                 .register(context.memory_pool());
             let spec = Arc::clone(&self.spec);
             tasks.push(async move {
+                let started = std::time::Instant::now();
                 let mut table = Table::new(spec, reservation);
+                let mut aggregating = std::time::Duration::ZERO;
+                let mut rows = 0;
                 for mut stream in streams {
                     while let Some(batch) = stream.next().await {
-                        table.update(&batch?)?;
+                        let batch = batch?;
+                        let t = std::time::Instant::now();
+                        rows += batch.num_rows();
+                        table.update(&batch)?;
+                        aggregating += t.elapsed();
                     }
                 }
+                tracing::debug!(
+                    worker,
+                    rows,
+                    slots = table.words.len() / table.spec.width.max(1),
+                    map = matches!(table.index, Index::Map(_)),
+                    elapsed = ?started.elapsed(),
+                    aggregating = ?aggregating,
+                    "dense aggregation"
+                );
                 Ok::<Table, DataFusionError>(table)
             });
         }
@@ -441,12 +463,12 @@ impl ExecutionPlan for DenseAggregateExec {
     }
 }
 
-/// Where a key's slot is.
+/// Where a key's slot is. Slot 0 holds the rows whose key is null.
 #[derive(Debug)]
 enum Index {
-    /// Slot `key - base`, for `len` keys from `base`.
+    /// Slot `1 + key - base`, for `len` keys from `base`.
     Flat { base: i64, len: usize },
-    /// Slot by hash map, in first-seen order.
+    /// Slot by hash map, in first-seen order from 1.
     Map(HashMap<i64, usize, ahash::RandomState>),
 }
 
@@ -454,235 +476,242 @@ enum Index {
 struct Table {
     spec: Arc<Spec>,
     index: Index,
-    /// `width` words per slot.
+    /// `width` words per slot, slot 0 first.
     words: Vec<u64>,
-    /// The slot of rows whose key is null.
-    null_key: Vec<u64>,
+    /// Each row's slot in the batch being added (kept to reuse its allocation).
+    slots: Vec<usize>,
     reservation: MemoryReservation,
 }
 
 /// One aggregate's argument values in a batch, typed once per batch.
 enum Values<'a> {
-    /// Always present (a non-null literal, as in `count(*)`).
-    Present,
+    /// Never null (a non-null literal, as in `count(*)`, or a column that cannot be null
+    /// counted by `count`): the row count says it all.
+    Rows,
     /// A null literal: never present.
     Absent,
-    Float(&'a Float64Array),
-    Int(&'a Int64Array),
-    Int32(&'a PrimitiveArray<Int32Type>),
-    Date32(&'a PrimitiveArray<Date32Type>),
-    /// Only whether each row is null matters (`count(x)`).
-    Any(&'a dyn Array),
-}
-
-impl Values<'_> {
-    fn present(&self, row: usize) -> bool {
-        match self {
-            Values::Present => true,
-            Values::Absent => false,
-            Values::Float(a) => a.is_valid(row),
-            Values::Int(a) => a.is_valid(row),
-            Values::Int32(a) => a.is_valid(row),
-            Values::Date32(a) => a.is_valid(row),
-            Values::Any(a) => a.is_valid(row),
-        }
-    }
-
-    fn float(&self, row: usize) -> f64 {
-        match self {
-            Values::Float(a) => a.value(row),
-            _ => unreachable!("typed when planned"),
-        }
-    }
-
-    fn int(&self, row: usize) -> i64 {
-        match self {
-            Values::Int(a) => a.value(row),
-            Values::Int32(a) => i64::from(a.value(row)),
-            Values::Date32(a) => i64::from(a.value(row)),
-            _ => unreachable!("typed when planned"),
-        }
-    }
+    /// Only which rows are null matters (`count(x)`).
+    Nulls(&'a NullBuffer),
+    Float(&'a [f64], Option<&'a NullBuffer>),
+    Int(&'a [i64], Option<&'a NullBuffer>),
+    Int32(&'a [i32], Option<&'a NullBuffer>),
 }
 
 /// An evaluated argument, kept alive while [`Values`] borrows it.
 enum Evaluated {
     Array(ArrayRef),
-    Literal { present: bool },
+    /// What `count` needs of an array: its nulls, if it has any.
+    Nulls(Option<NullBuffer>),
+    Literal {
+        present: bool,
+    },
 }
 
 impl Table {
     fn new(spec: Arc<Spec>, reservation: MemoryReservation) -> Table {
-        let null_key = vec![0; spec.width];
+        let words = vec![0; spec.width];
         Table {
             spec,
             index: Index::Flat { base: 0, len: 0 },
-            words: Vec::new(),
-            null_key,
+            words,
+            slots: Vec::new(),
             reservation,
         }
     }
 
+    /// Adds a batch a column at a time: first every row's slot and row count (the only
+    /// pass whose reads miss the cache), then each aggregate over the same slots, by then in
+    /// cache — a row-at-a-time loop over all aggregates kept one miss in flight.
     fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
         }
         let keys = self.spec.key.evaluate(batch)?.into_array(rows)?;
-        let keys: Vec<Option<i64>> = match self.spec.key_type {
-            IntType::Int64 => keys.as_primitive::<Int64Type>().iter().collect(),
-            IntType::Int32 | IntType::Date32 => keys
-                .as_primitive::<Int32Type>()
-                .iter()
-                .map(|k| k.map(i64::from))
-                .collect(),
-        };
-        self.make_room(&keys)?;
-        let evaluated = self
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| {
-                Ok(match a.arg.evaluate(batch)? {
-                    ColumnarValue::Array(array) => Evaluated::Array(array),
-                    ColumnarValue::Scalar(s) if a.kind == Kind::Count => Evaluated::Literal {
-                        present: !s.is_null(),
-                    },
-                    scalar => Evaluated::Array(scalar.into_array(rows)?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let values: Vec<Values> = evaluated
-            .iter()
-            .zip(&self.spec.aggregates)
-            .map(|(e, a)| match e {
-                Evaluated::Literal { present: true } => Values::Present,
-                Evaluated::Literal { present: false } => Values::Absent,
-                Evaluated::Array(array) => match a.kind {
-                    Kind::Count => Values::Any(array.as_ref()),
-                    Kind::SumFloat | Kind::Avg | Kind::MinFloat | Kind::MaxFloat => {
-                        Values::Float(array.as_primitive::<Float64Type>())
-                    }
-                    Kind::SumInt
-                    | Kind::MinInt(IntType::Int64)
-                    | Kind::MaxInt(IntType::Int64) => {
-                        Values::Int(array.as_primitive::<Int64Type>())
-                    }
-                    Kind::MinInt(IntType::Int32) | Kind::MaxInt(IntType::Int32) => {
-                        Values::Int32(array.as_primitive::<Int32Type>())
-                    }
-                    Kind::MinInt(IntType::Date32) | Kind::MaxInt(IntType::Date32) => {
-                        Values::Date32(array.as_primitive::<Date32Type>())
-                    }
-                },
-            })
-            .collect();
-        let width = self.spec.width;
-        let aggregates = &self.spec.aggregates;
-        for (row, key) in keys.iter().enumerate() {
-            let slot: &mut [u64] = match key {
-                None => &mut self.null_key,
-                Some(k) => {
-                    let at = match &self.index {
-                        Index::Flat { base, .. } => (k - base) as usize,
-                        Index::Map(map) => map[k],
-                    };
-                    &mut self.words[at * width..(at + 1) * width]
+        let (values, nulls): (std::borrow::Cow<[i64]>, Option<&NullBuffer>) =
+            match self.spec.key_type {
+                IntType::Int64 => {
+                    let k = keys.as_primitive::<Int64Type>();
+                    (std::borrow::Cow::Borrowed(k.values().as_ref()), k.nulls())
+                }
+                IntType::Int32 | IntType::Date32 => {
+                    let k = keys.as_primitive::<Int32Type>();
+                    (
+                        std::borrow::Cow::Owned(k.values().iter().map(|v| i64::from(*v)).collect()),
+                        k.nulls(),
+                    )
                 }
             };
-            slot[0] += 1;
-            for (a, v) in aggregates.iter().zip(&values) {
-                accumulate(slot, a, v, row);
+        let mut slots = std::mem::take(&mut self.slots);
+        self.find_slots(&values, nulls, &mut slots)?;
+        let width = self.spec.width;
+        let words = &mut self.words;
+        for &s in &slots {
+            words[s * width] += 1;
+        }
+        for a in &self.spec.aggregates {
+            let evaluated = match a.arg.evaluate(batch)? {
+                ColumnarValue::Array(array) if a.kind == Kind::Count => {
+                    Evaluated::Nulls(array.logical_nulls().filter(|n| n.null_count() > 0))
+                }
+                ColumnarValue::Array(array) => Evaluated::Array(array),
+                ColumnarValue::Scalar(s) if a.kind == Kind::Count => Evaluated::Literal {
+                    present: !s.is_null(),
+                },
+                scalar => Evaluated::Array(scalar.into_array(rows)?),
+            };
+            let values = match &evaluated {
+                Evaluated::Literal { present: true } => Values::Rows,
+                Evaluated::Literal { present: false } => Values::Absent,
+                Evaluated::Nulls(None) => Values::Rows,
+                Evaluated::Nulls(Some(nulls)) => Values::Nulls(nulls),
+                Evaluated::Array(array) => match a.kind {
+                    Kind::Count => unreachable!("evaluated to its nulls"),
+                    Kind::SumFloat | Kind::Avg | Kind::MinFloat | Kind::MaxFloat => {
+                        let a = array.as_primitive::<Float64Type>();
+                        Values::Float(a.values().as_ref(), a.nulls())
+                    }
+                    Kind::SumInt | Kind::MinInt(IntType::Int64) | Kind::MaxInt(IntType::Int64) => {
+                        let a = array.as_primitive::<Int64Type>();
+                        Values::Int(a.values().as_ref(), a.nulls())
+                    }
+                    Kind::MinInt(IntType::Int32) | Kind::MaxInt(IntType::Int32) => {
+                        let a = array.as_primitive::<Int32Type>();
+                        Values::Int32(a.values().as_ref(), a.nulls())
+                    }
+                    Kind::MinInt(IntType::Date32) | Kind::MaxInt(IntType::Date32) => {
+                        let a = array.as_primitive::<Date32Type>();
+                        Values::Int32(a.values().as_ref(), a.nulls())
+                    }
+                },
+            };
+            accumulate(words, width, &slots, a, &values);
+        }
+        self.slots = slots;
+        Ok(())
+    }
+
+    /// Every row's slot, widening the flat range or switching to a map as the keys need.
+    fn find_slots(
+        &mut self,
+        keys: &[i64],
+        nulls: Option<&NullBuffer>,
+        slots: &mut Vec<usize>,
+    ) -> Result<()> {
+        slots.clear();
+        let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+        if let Index::Flat { .. } = self.index {
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            for (i, k) in keys.iter().enumerate() {
+                if valid(i) {
+                    lo = lo.min(*k);
+                    hi = hi.max(*k);
+                }
+            }
+            if lo <= hi && !self.widen(lo, hi)? {
+                self.switch_to_map();
+            }
+        }
+        match &mut self.index {
+            Index::Flat { base, .. } => {
+                let base = *base;
+                match nulls {
+                    None => slots.extend(keys.iter().map(|k| 1 + (k - base) as usize)),
+                    Some(n) => slots.extend(keys.iter().enumerate().map(|(i, k)| {
+                        if n.is_valid(i) {
+                            1 + (k - base) as usize
+                        } else {
+                            0
+                        }
+                    })),
+                }
+            }
+            Index::Map(map) => {
+                let before = map.len();
+                for (i, k) in keys.iter().enumerate() {
+                    if !valid(i) {
+                        slots.push(0);
+                        continue;
+                    }
+                    let next = map.len() + 1;
+                    slots.push(*map.entry(*k).or_insert(next));
+                }
+                let added = map.len() - before;
+                if added > 0 {
+                    let width = self.spec.width;
+                    // A map entry costs about a key, a slot number and the table's spare room.
+                    self.reservation.try_grow(added * (width * 8 + 32))?;
+                    self.words.resize((1 + map.len()) * width, 0);
+                }
             }
         }
         Ok(())
     }
 
-    /// Gives every key of the batch a slot, widening the flat range or switching to a map.
-    fn make_room(&mut self, keys: &[Option<i64>]) -> Result<()> {
-        let width = self.spec.width;
-        if let Index::Flat { base, len } = self.index {
-            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-            for k in keys.iter().flatten() {
-                lo = lo.min(*k);
-                hi = hi.max(*k);
-            }
-            if lo > hi {
-                return Ok(());
-            }
-            let (cur_lo, cur_hi) = if len == 0 {
-                (lo, hi)
-            } else {
-                (base, base + len as i64 - 1)
-            };
-            if lo >= cur_lo && hi <= cur_hi && len > 0 {
-                return Ok(());
-            }
-            let limit = self
-                .spec
-                .expected_groups
-                .saturating_mul(MAX_SPREAD)
-                .saturating_add(SPARE_SLOTS);
-            let (new_lo, new_hi) = (lo.min(cur_lo), hi.max(cur_hi));
-            let span = (new_hi as i128 - new_lo as i128 + 1) as u128;
-            if span <= limit as u128 {
-                // Growing by at least half again keeps sorted input from regrowing per batch.
-                let span = span as usize;
-                let grown = if len == 0 {
-                    span
-                } else {
-                    span.max(len + len / 2).min(limit)
-                };
-                let (new_lo, new_len) = if lo < cur_lo {
-                    (new_hi - grown as i64 + 1, grown)
-                } else {
-                    (new_lo, grown)
-                };
-                self.reservation
-                    .try_grow((new_len.saturating_sub(len)) * width * 8)?;
-                let mut words = vec![0u64; new_len * width];
-                if len > 0 {
-                    let offset = (base - new_lo) as usize * width;
-                    words[offset..offset + self.words.len()].copy_from_slice(&self.words);
-                }
-                self.words = words;
-                self.index = Index::Flat {
-                    base: new_lo,
-                    len: new_len,
-                };
-                return Ok(());
-            }
-            self.to_map();
-        }
-        let Index::Map(map) = &mut self.index else {
-            unreachable!("switched above")
+    /// Makes the flat range cover `lo..=hi`; false if that would be too sparse for one.
+    fn widen(&mut self, lo: i64, hi: i64) -> Result<bool> {
+        let Index::Flat { base, len } = self.index else {
+            return Ok(false);
         };
-        let before = map.len();
-        for k in keys.iter().flatten() {
-            let next = map.len();
-            map.entry(*k).or_insert(next);
+        let (cur_lo, cur_hi) = if len == 0 {
+            (lo, hi)
+        } else {
+            (base, base + len as i64 - 1)
+        };
+        if len > 0 && lo >= cur_lo && hi <= cur_hi {
+            return Ok(true);
         }
-        let added = map.len() - before;
-        if added > 0 {
-            // A map entry costs about a key, a slot number and the table's spare room.
-            self.reservation.try_grow(added * (width * 8 + 32))?;
-            self.words.resize(map.len() * width, 0);
+        let limit = self
+            .spec
+            .expected_groups
+            .saturating_mul(MAX_SPREAD)
+            .saturating_add(SPARE_SLOTS);
+        let (new_lo, new_hi) = (lo.min(cur_lo), hi.max(cur_hi));
+        let span = new_hi as i128 - new_lo as i128 + 1;
+        if span > limit as i128 {
+            return Ok(false);
         }
-        Ok(())
+        // Growing by an eighth at least keeps sorted input from regrowing at every batch.
+        let span = span as usize;
+        let grown = if len == 0 {
+            span
+        } else {
+            span.max(len + len / 8).min(limit)
+        };
+        let new_base = if lo < cur_lo {
+            new_hi - grown as i64 + 1
+        } else {
+            new_lo
+        };
+        let width = self.spec.width;
+        self.reservation
+            .try_grow(grown.saturating_sub(len) * width * 8)?;
+        let mut words = vec![0u64; (1 + grown) * width];
+        words[..width].copy_from_slice(&self.words[..width]);
+        if len > 0 {
+            let offset = (1 + (base - new_base) as usize) * width;
+            words[offset..offset + len * width].copy_from_slice(&self.words[width..]);
+        }
+        self.words = words;
+        self.index = Index::Flat {
+            base: new_base,
+            len: grown,
+        };
+        Ok(true)
     }
 
     /// Moves the occupied slots of the flat array into a hash-map layout.
-    fn to_map(&mut self) {
+    fn switch_to_map(&mut self) {
         let width = self.spec.width;
         let Index::Flat { base, len } = self.index else {
             return;
         };
         let mut map = HashMap::with_hasher(ahash::RandomState::new());
-        let mut words = Vec::new();
+        let mut words = self.words[..width].to_vec();
         for at in 0..len {
-            let slot = &self.words[at * width..(at + 1) * width];
+            let slot = &self.words[(1 + at) * width..(2 + at) * width];
             if slot[0] > 0 {
-                map.insert(base + at as i64, map.len());
+                map.insert(base + at as i64, map.len() + 1);
                 words.extend_from_slice(slot);
             }
         }
@@ -690,75 +719,117 @@ impl Table {
         self.index = Index::Map(map);
     }
 
-    /// The occupied slots as (key, slot words), in key order.
+    /// The occupied slots but the null key's as (key, slot words), in key order.
     fn slots(&self) -> Vec<(i64, &[u64])> {
         let width = self.spec.width;
-        match &self.index {
+        let slot = |at: usize| &self.words[at * width..(at + 1) * width];
+        let mut slots: Vec<(i64, &[u64])> = match &self.index {
             Index::Flat { base, len } => (0..*len)
-                .map(|at| (base + at as i64, &self.words[at * width..(at + 1) * width]))
-                .filter(|(_, s)| s[0] > 0)
+                .map(|at| (base + at as i64, slot(1 + at)))
                 .collect(),
-            Index::Map(map) => {
-                let mut slots: Vec<(i64, &[u64])> = map
-                    .iter()
-                    .map(|(k, at)| (*k, &self.words[at * width..(at + 1) * width]))
-                    .collect();
-                slots.sort_unstable_by_key(|(k, _)| *k);
-                slots
-            }
+            Index::Map(map) => map.iter().map(|(k, at)| (*k, slot(*at))).collect(),
+        };
+        slots.retain(|(_, s)| s[0] > 0);
+        if matches!(self.index, Index::Map(_)) {
+            slots.sort_unstable_by_key(|(k, _)| *k);
         }
+        slots
     }
 }
 
-/// Adds row `row` of `values` to aggregate `a`'s state in `slot` (whose row count is
-/// already incremented).
-#[inline]
-fn accumulate(slot: &mut [u64], a: &Aggregate, values: &Values, row: usize) {
-    if a.kind == Kind::Count {
-        if values.present(row) {
-            slot[a.value] += 1;
-        }
-        return;
-    }
-    if a.nullable && !values.present(row) {
-        return;
-    }
-    slot[a.count] += u64::from(a.count != 0);
-    // The first value of the slot: its row count (or non-null count) just became 1.
-    let first = slot[a.count] == 1;
-    let v = &mut slot[a.value];
-    match a.kind {
-        Kind::Count => unreachable!("handled above"),
-        Kind::SumFloat | Kind::Avg => *v = (f64::from_bits(*v) + values.float(row)).to_bits(),
-        Kind::SumInt => *v = (*v as i64).wrapping_add(values.int(row)) as u64,
-        Kind::MinFloat | Kind::MaxFloat => {
-            let x = values.float(row);
-            let current = f64::from_bits(*v);
-            // A NaN among the values makes the result NaN, whatever order the rows come in
-            // (DataFusion's own min and max keep whichever value follows the last NaN).
-            let replace = first
-                || (!current.is_nan()
-                    && (x.is_nan()
-                        || match a.kind {
-                            Kind::MinFloat => x < current,
-                            _ => x > current,
-                        }));
-            if replace {
-                *v = x.to_bits();
+/// Adds aggregate `a`'s values to the slots (whose row counts are already added), one tight
+/// loop per case.
+fn accumulate(words: &mut [u64], width: usize, slots: &[usize], a: &Aggregate, values: &Values) {
+    let (v, c) = (a.value, a.count);
+    let valid = |nulls: Option<&NullBuffer>, i: usize| nulls.is_none_or(|n| n.is_valid(i));
+    match (a.kind, values) {
+        (_, Values::Absent) => {}
+        // A count of an argument that cannot be null is the row count (word 0).
+        (Kind::Count, Values::Rows) if !a.nullable => {}
+        (Kind::Count, Values::Rows) => {
+            for &s in slots {
+                words[s * width + v] += 1;
             }
         }
-        Kind::MinInt(_) | Kind::MaxInt(_) => {
-            let x = values.int(row);
-            let current = *v as i64;
-            let replace = first
-                || match a.kind {
-                    Kind::MinInt(_) => x < current,
-                    _ => x > current,
-                };
-            if replace {
-                *v = x as u64;
+        (Kind::Count, Values::Nulls(n)) => {
+            for (i, &s) in slots.iter().enumerate() {
+                words[s * width + v] += u64::from(n.is_valid(i));
             }
         }
+        (Kind::SumFloat | Kind::Avg, Values::Float(x, nulls)) => match nulls {
+            None if c == 0 => {
+                for (&s, x) in slots.iter().zip(x.iter()) {
+                    let w = &mut words[s * width + v];
+                    *w = (f64::from_bits(*w) + x).to_bits();
+                }
+            }
+            _ => {
+                for (i, (&s, x)) in slots.iter().zip(x.iter()).enumerate() {
+                    if valid(*nulls, i) {
+                        let w = &mut words[s * width + v];
+                        *w = (f64::from_bits(*w) + x).to_bits();
+                        words[s * width + c] += u64::from(c != 0);
+                    }
+                }
+            }
+        },
+        (Kind::SumInt, Values::Int(x, nulls)) => {
+            for (i, (&s, x)) in slots.iter().zip(x.iter()).enumerate() {
+                if valid(*nulls, i) {
+                    let w = &mut words[s * width + v];
+                    *w = (*w as i64).wrapping_add(*x) as u64;
+                    words[s * width + c] += u64::from(c != 0);
+                }
+            }
+        }
+        (Kind::MinFloat | Kind::MaxFloat, Values::Float(x, nulls)) => {
+            let min = a.kind == Kind::MinFloat;
+            for (i, (&s, &x)) in slots.iter().zip(x.iter()).enumerate() {
+                if !valid(*nulls, i) {
+                    continue;
+                }
+                let slot = &mut words[s * width..(s + 1) * width];
+                slot[c] += 1;
+                let current = f64::from_bits(slot[v]);
+                // A NaN among the values makes the result NaN, whatever order the rows come
+                // in (DataFusion's own min and max keep whichever value follows the last NaN).
+                let replace = slot[c] == 1
+                    || (!current.is_nan()
+                        && (x.is_nan() || if min { x < current } else { x > current }));
+                if replace {
+                    slot[v] = x.to_bits();
+                }
+            }
+        }
+        (Kind::MinInt(_) | Kind::MaxInt(_), Values::Int(..) | Values::Int32(..)) => {
+            let min = matches!(a.kind, Kind::MinInt(_));
+            let mut add = |s: usize, x: i64| {
+                let slot = &mut words[s * width..(s + 1) * width];
+                slot[c] += 1;
+                let current = slot[v] as i64;
+                if slot[c] == 1 || if min { x < current } else { x > current } {
+                    slot[v] = x as u64;
+                }
+            };
+            match values {
+                Values::Int(x, nulls) => {
+                    for (i, (&s, &x)) in slots.iter().zip(x.iter()).enumerate() {
+                        if valid(*nulls, i) {
+                            add(s, x);
+                        }
+                    }
+                }
+                Values::Int32(x, nulls) => {
+                    for (i, (&s, &x)) in slots.iter().zip(x.iter()).enumerate() {
+                        if valid(*nulls, i) {
+                            add(s, i64::from(x));
+                        }
+                    }
+                }
+                _ => unreachable!("matched above"),
+            }
+        }
+        _ => unreachable!("values are typed by the aggregate's kind"),
     }
 }
 
@@ -775,7 +846,7 @@ fn merge(spec: &Spec, into: &mut [u64], from: &[u64]) {
             into[v] += from[v];
             continue;
         }
-        // Non-null values on each side: for a non-nullable argument, the rows.
+        // Whether each side has a value: for a count-less argument, whether it has rows.
         let (had, has) = if c == 0 {
             (!into_empty, true)
         } else {
@@ -814,50 +885,55 @@ fn merge(spec: &Spec, into: &mut [u64], from: &[u64]) {
 
 /// Merges the workers' tables (in worker order) and writes one batch in key order, the null
 /// key (if any row had one) last.
-fn finish(spec: &Spec, tables: Vec<Table>, schema: SchemaRef) -> Result<RecordBatch> {
+fn finish(spec: &Spec, mut tables: Vec<Table>, schema: SchemaRef) -> Result<RecordBatch> {
     let width = spec.width;
     let mut null_key = vec![0u64; width];
     for t in &tables {
-        merge(spec, &mut null_key, &t.null_key);
+        merge(spec, &mut null_key, &t.words[..width]);
     }
-    let flat_bounds: Option<Vec<(i64, usize)>> = tables
+    let flat: Option<Vec<(i64, usize)>> = tables
         .iter()
         .map(|t| match t.index {
             Index::Flat { base, len } => Some((base, len)),
             Index::Map(_) => None,
         })
         .collect();
-    // Keys and merged slots, in key order.
-    let (keys, words): (Vec<i64>, Vec<u64>) = match flat_bounds {
+    // All the groups' words (`width` a slot), where each group's slot starts, and its key,
+    // in key order.
+    let (words, starts, keys): (Vec<u64>, Vec<usize>, Vec<i64>) = match flat {
         Some(bounds) => {
-            let used: Vec<&(i64, usize)> = bounds.iter().filter(|(_, len)| *len > 0).collect();
-            let lo = used.iter().map(|(b, _)| *b).min().unwrap_or(0);
-            let hi = used
-                .iter()
-                .map(|(b, len)| b + *len as i64)
-                .max()
-                .unwrap_or(0);
+            let used = bounds.iter().filter(|(_, len)| *len > 0);
+            let lo = used.clone().map(|(b, _)| *b).min().unwrap_or(0);
+            let hi = used.map(|(b, len)| b + *len as i64).max().unwrap_or(0);
             let len = (hi - lo).max(0) as usize;
-            let mut merged = vec![0u64; len * width];
-            for t in &tables {
+            // Merged into the first table that spans every other (usually all of them span
+            // the same keys), else into a new array.
+            let covering = bounds.iter().position(|(b, n)| *b == lo && *n == len);
+            let mut into = match covering {
+                Some(i) => std::mem::take(&mut tables[i].words),
+                None => vec![0u64; (1 + len) * width],
+            };
+            for (i, t) in tables.iter().enumerate() {
+                if Some(i) == covering {
+                    continue;
+                }
                 if let Index::Flat { base, len: n } = t.index {
-                    let offset = (base - lo) as usize;
+                    let offset = 1 + (base - lo) as usize;
                     for at in 0..n {
-                        let into = &mut merged[(offset + at) * width..(offset + at + 1) * width];
-                        merge(spec, into, &t.words[at * width..(at + 1) * width]);
+                        let from = &t.words[(1 + at) * width..(2 + at) * width];
+                        if from[0] > 0 {
+                            let to = &mut into[(offset + at) * width..(offset + at + 1) * width];
+                            merge(spec, to, from);
+                        }
                     }
                 }
             }
-            let mut keys = Vec::new();
-            let mut words = Vec::new();
-            for at in 0..len {
-                let slot = &merged[at * width..(at + 1) * width];
-                if slot[0] > 0 {
-                    keys.push(lo + at as i64);
-                    words.extend_from_slice(slot);
-                }
-            }
-            (keys, words)
+            // Which table covers the rest depends only on the input, so the order float sums
+            // are merged in is still the same on every run.
+            let occupied: Vec<usize> = (1..=len).filter(|at| into[at * width] > 0).collect();
+            let keys = occupied.iter().map(|at| lo + *at as i64 - 1).collect();
+            let starts = occupied.iter().map(|at| at * width).collect();
+            (into, starts, keys)
         }
         None => {
             let mut merged: HashMap<i64, Vec<u64>, ahash::RandomState> =
@@ -870,18 +946,21 @@ fn finish(spec: &Spec, tables: Vec<Table>, schema: SchemaRef) -> Result<RecordBa
             }
             let mut keys: Vec<i64> = merged.keys().copied().collect();
             keys.sort_unstable();
-            let words = keys.iter().flat_map(|k| merged[k].iter().copied()).collect();
-            (keys, words)
+            let words = keys
+                .iter()
+                .flat_map(|k| merged[k].iter().copied())
+                .collect();
+            let starts = (0..keys.len()).map(|g| g * width).collect();
+            (words, starts, keys)
         }
     };
     drop(tables);
     let with_null = null_key[0] > 0;
     let groups = keys.len() + usize::from(with_null);
     let slot = |g: usize| -> &[u64] {
-        if g < keys.len() {
-            &words[g * width..(g + 1) * width]
-        } else {
-            &null_key
+        match starts.get(g) {
+            Some(&start) => &words[start..start + width],
+            None => &null_key,
         }
     };
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(1 + spec.aggregates.len());
@@ -907,7 +986,13 @@ fn finish(spec: &Spec, tables: Vec<Table>, schema: SchemaRef) -> Result<RecordBa
         )),
     });
     for a in &spec.aggregates {
-        let present = |s: &[u64]| if a.count == 0 { s[0] > 0 } else { s[a.count] > 0 };
+        let present = |s: &[u64]| {
+            if a.count == 0 {
+                s[0] > 0
+            } else {
+                s[a.count] > 0
+            }
+        };
         let nulls = |f: &dyn Fn(&[u64]) -> bool| {
             let valid: Vec<bool> = (0..groups).map(|g| f(slot(g))).collect();
             if valid.iter().all(|v| *v) {

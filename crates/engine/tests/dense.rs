@@ -44,7 +44,10 @@ fn table(
                 .map(|_| Some(rng.random_range(-400..4000) as f64 / 4.0))
                 .collect();
             let y: Float64Array = (0..rows)
-                .map(|_| rng.random_bool(0.8).then(|| rng.random_range(-40..40) as f64 / 4.0))
+                .map(|_| {
+                    rng.random_bool(0.8)
+                        .then(|| rng.random_range(-40..40) as f64 / 4.0)
+                })
                 .collect();
             let i: Int64Array = (0..rows)
                 .map(|_| rng.random_bool(0.9).then(|| rng.random_range(-1000..1000)))
@@ -126,7 +129,13 @@ const EVERY_AGGREGATE: &str = "SELECT k, count(*) AS n, count(y) AS ny, sum(x) A
 
 /// Runs `sql` with and without the rule; they must agree, and the rule must have applied
 /// exactly when `dense` says.
-async fn agree(t: fn() -> MemTable, expected_groups: usize, workers: usize, sql: &str, dense: bool) {
+async fn agree(
+    t: fn() -> MemTable,
+    expected_groups: usize,
+    workers: usize,
+    sql: &str,
+    dense: bool,
+) {
     let with = session(
         Some(DenseAggregation {
             workers,
@@ -175,14 +184,20 @@ async fn null_and_negative_keys_match_datafusion() {
 async fn sparse_keys_switch_to_a_map_and_still_match() {
     // Keys a billion apart: far more slots than the 100 groups expected, from the first batch.
     fn keys() -> MemTable {
-        table(3, 2, 3, 300, &|r| Some(r.random_range(0..100) * 1_000_000_007))
+        table(3, 2, 3, 300, &|r| {
+            Some(r.random_range(0..100) * 1_000_000_007)
+        })
     }
     agree(keys, 100, 2, EVERY_AGGREGATE, true).await;
     // Dense at first, then one key far away: the flat slots move into a map mid-stream.
     fn late() -> MemTable {
         table(4, 1, 5, 300, &|r| {
             let k = r.random_range(0..200);
-            Some(if k == 7 && r.random_bool(0.2) { i64::MAX - 3 } else { k })
+            Some(if k == 7 && r.random_bool(0.2) {
+                i64::MAX - 3
+            } else {
+                k
+            })
         })
     }
     agree(late, 200, 1, EVERY_AGGREGATE, true).await;
@@ -192,7 +207,14 @@ async fn sparse_keys_switch_to_a_map_and_still_match() {
 #[tokio::test]
 async fn distinct_counts_are_grouped_by_datafusion_then_counted_densely() {
     // DataFusion rewrites count(DISTINCT i) as a grouping by (k, i) under a count by k.
-    agree(dense_keys, 300, 2, "SELECT k, count(DISTINCT i) AS n FROM t GROUP BY k", true).await;
+    agree(
+        dense_keys,
+        300,
+        2,
+        "SELECT k, count(DISTINCT i) AS n FROM t GROUP BY k",
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -246,6 +268,9 @@ async fn a_nan_makes_min_and_max_nan_in_any_order() {
         assert!(plan.contains("DenseAggregateExec"), "{plan}");
         let (want, _) = run(&without, &expected).await;
         assert_eq!(got, want);
-        assert!(got.contains("NaN") && got.matches("NaN").count() < 40, "{got}");
+        assert!(
+            got.contains("NaN") && got.matches("NaN").count() < 40,
+            "{got}"
+        );
     }
 }
