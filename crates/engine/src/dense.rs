@@ -671,17 +671,23 @@ impl Table {
         if span > limit as i128 {
             return Ok(false);
         }
-        // Growing by an eighth at least keeps sorted input from regrowing at every batch.
+        // The first batch of shuffled keys spans nearly all of them: a margin of 1/32 on
+        // each side takes in the rest. Growing by an eighth at least keeps sorted input from
+        // regrowing at every batch.
         let span = span as usize;
-        let grown = if len == 0 {
-            span
+        let (grown, new_base) = if len == 0 {
+            // Neither end of the margin may pass the ends of i64.
+            let room = (i64::MAX as i128 - new_hi as i128).min(new_lo as i128 - i64::MIN as i128);
+            let margin = (((span / 32).min((limit - span) / 2)) as i128).min(room) as usize;
+            (span + 2 * margin, new_lo - margin as i64)
         } else {
-            span.max(len + len / 8).min(limit)
-        };
-        let new_base = if lo < cur_lo {
-            new_hi - grown as i64 + 1
-        } else {
-            new_lo
+            let grown = span.max(len + len / 8).min(limit);
+            let base = if lo < cur_lo {
+                new_hi - grown as i64 + 1
+            } else {
+                new_lo
+            };
+            (grown, base)
         };
         let width = self.spec.width;
         self.reservation
@@ -994,6 +1000,10 @@ fn finish(spec: &Spec, mut tables: Vec<Table>, schema: SchemaRef) -> Result<Reco
             }
         };
         let nulls = |f: &dyn Fn(&[u64]) -> bool| {
+            // Every group has rows: a value wherever the argument cannot be null.
+            if a.count == 0 {
+                return None;
+            }
             let valid: Vec<bool> = (0..groups).map(|g| f(slot(g))).collect();
             if valid.iter().all(|v| *v) {
                 None
