@@ -29,9 +29,14 @@ bash scripts/browser.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+# Everything is built and tested with the Ballista cluster client (`--features cluster`,
+# docs/SCALE.md); the default build, without it, is linted too.
+echo "== cargo clippy (default features)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo test"
+echo "== cargo clippy (--features cluster)"
+cargo clippy --workspace --all-targets --quiet --features stratum-cli/cluster -- -D warnings
+echo "== cargo test (--features cluster)"
 # The PostgreSQL halves and the browser tests are #[ignore]d so that a plain `cargo test`
-# shows them as not run; here they run.
-cargo test --workspace -- --include-ignored
+# shows them as not run; here they run. So do the Ballista tests (a scheduler and two
+# executors as separate processes, crates/cli/tests/ballista.rs).
+cargo test --workspace --features stratum-cli/cluster -- --include-ignored

@@ -40,6 +40,7 @@ macro_rules! out_part {
     }};
 }
 
+mod ballista;
 mod cluster;
 mod clv;
 mod kept;
@@ -111,6 +112,9 @@ enum Command {
     /// k-means over a CSV file's columns: inertia and silhouette per k, sizes and centres,
     /// each row's cluster (to choose features, transforms and k for a cluster ladder)
     Cluster(cluster::ClusterArgs),
+    /// A DataFusion Ballista scheduler or executor for `run --cluster` (docs/SCALE.md)
+    #[command(subcommand)]
+    Ballista(ballista::BallistaCommand),
     /// Generate benchmark-size data
     Gen(GenArgs),
 }
@@ -163,6 +167,11 @@ struct RunArgs {
     /// Query threads (default: one per core)
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Run stage one's aggregations over Parquet event sources on a Ballista cluster:
+    /// df://host:port (a scheduler), standalone (one started in this process), or local
+    /// (here, whatever the policy's [engine] cluster says); needs --features cluster
+    #[arg(long, value_name = "URL")]
+    cluster: Option<stratum_engine::cluster::ClusterTarget>,
     /// Print the SQL the run executes, and stop
     #[arg(long)]
     show_sql: bool,
@@ -464,6 +473,7 @@ async fn run_command(command: &Command, settings: &Settings) -> Result<ExitCode>
         Command::Clv(c) => clv::run(settings, c).await,
         Command::Pipeline(p) => pipeline::run(settings, p).await,
         Command::Cluster(args) => cluster::run(args),
+        Command::Ballista(b) => ballista::run(b).await,
         Command::Gen(args) => generate(args).await,
     }
 }
@@ -520,6 +530,7 @@ async fn run(args: &RunArgs, settings: &Settings) -> Result<ExitCode> {
         allow_future_as_of,
         metrics_csv,
         threads,
+        cluster,
         show_sql,
         no_record,
     } = args;
@@ -538,6 +549,7 @@ async fn run(args: &RunArgs, settings: &Settings) -> Result<ExitCode> {
         allow_future_as_of: *allow_future_as_of,
         memory_limit: None,
         metrics_csv: *metrics_csv,
+        cluster: cluster.clone(),
     };
     if *show_sql {
         out!("{}", stratum_runner::show_sql(&loaded, &options).await?);

@@ -81,6 +81,7 @@ diagnostic_codes! {
     InvalidHold = "invalid_hold", Error, "a ladder's `hold` counts (grace, hysteresis runs) below 1";
     InvalidInputsSource = "invalid_inputs_source", Error, "a `format = \"inputs\"` source with a path or a time, or as the customers source";
     InvalidLifetime = "invalid_lifetime", Error, "a `[lifetime]` table that cannot be used (the message says why)";
+    InvalidEngine = "invalid_engine", Error, "an `[engine] cluster` that is not `df://host:port`, or a `timeout_seconds` of 0";
     InvalidLimit = "invalid_limit", Error, "`max_rejects`, `max_shrink` or `non_finite` that cannot be read";
     InvalidMetric = "invalid_metric", Error, "a metric that is not exactly one of `source` + `expr`, `expr` alone, `rollup` or `lifetime`";
     InvalidName = "invalid_name", Error, "a name that is not a plain identifier (letters, digits, underscores)";

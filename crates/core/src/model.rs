@@ -28,6 +28,60 @@ pub struct PolicySettings {
     pub activity: Option<String>,
     /// The text metric naming a customer's household (the console lists its members).
     pub household: Option<String>,
+    /// `[engine] cluster`: the Ballista scheduler stage one runs on.
+    pub cluster: Option<ClusterUrl>,
+    /// `[engine] timeout_seconds`: how long one stage-one aggregation may wait for the
+    /// cluster ([`DEFAULT_CLUSTER_TIMEOUT_SECONDS`] if not set).
+    pub cluster_timeout_seconds: Option<u64>,
+}
+
+/// How long a stage-one aggregation waits for a cluster unless the policy says otherwise.
+pub const DEFAULT_CLUSTER_TIMEOUT_SECONDS: u64 = 1800;
+
+/// A Ballista scheduler's address, written `df://host:port` (port 50050 if left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The port Ballista schedulers listen on unless told otherwise.
+pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+
+impl std::str::FromStr for ClusterUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ClusterUrl, String> {
+        let rest = text.strip_prefix("df://").ok_or_else(|| {
+            format!("`{text}` does not start with df:// (e.g. df://scheduler:50050)")
+        })?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("`{port}` in `{text}` is not a port number"))?,
+            ),
+            None => (rest, DEFAULT_SCHEDULER_PORT),
+        };
+        if host.is_empty() || host.contains(['/', '@', '?', '#', ' ']) {
+            return Err(format!(
+                "`{text}` names no host (e.g. df://scheduler:50050)"
+            ));
+        }
+        Ok(ClusterUrl {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for ClusterUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "df://{}:{}", self.host, self.port)
+    }
 }
 
 /// A source, checked: its format resolved (from `format` or the file's extension; a source

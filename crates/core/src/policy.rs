@@ -40,6 +40,20 @@ pub struct PolicyFile {
     pub teams: IndexMap<String, Vec<String>>,
     /// Dedicated managers (客户经理制) for the customers of some levels.
     pub assignment: Option<AssignmentDef>,
+    /// Where the engine runs: locally (default) or stage one on a Ballista cluster.
+    pub engine: Option<EngineDef>,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineDef {
+    /// A Ballista scheduler, `df://host:port`, that runs the stage-one aggregations over
+    /// Parquet event sources (docs/SCALE.md).
+    pub cluster: Option<String>,
+    /// How long a stage-one aggregation may wait for the cluster before the run stops
+    /// (default 1800): a scheduler without executors queues work forever.
+    pub timeout_seconds: Option<u64>,
 }
 
 /// `[assignment]`: which levels get a dedicated manager, and the managers who take them.

@@ -52,6 +52,9 @@ pub enum UserError {
     Lifetime(String),
     #[error("{0}")]
     Config(String),
+    /// The cluster stage one was sent to could not be reached or failed.
+    #[error("stage one on the cluster {cluster}: {message}")]
+    Cluster { cluster: String, message: String },
 }
 
 fn suggestion(column: &str, available: &[String]) -> String {

@@ -7,6 +7,7 @@
 //! hands [`stratum_core`] a [`Frame`]. It knows nothing about levels, stores or HTTP.
 
 pub mod blocking;
+pub mod cluster;
 pub mod dense;
 pub mod error;
 pub mod lifetime;
@@ -42,6 +43,9 @@ pub struct EngineOptions {
     /// it a query fails with a user error instead of growing. `None`: no limit. The server
     /// sets one for drafts; text sources loaded into memory are not counted.
     pub memory_limit: Option<usize>,
+    /// Where stage one's aggregations over Parquet event sources run; `None`: where the
+    /// policy's `[engine] cluster` says (here if it says nothing).
+    pub cluster: Option<cluster::ClusterTarget>,
 }
 
 /// One person-entered value: a customer's field (e.g. relationship_top = 18).
@@ -119,6 +123,82 @@ pub struct Engine {
     pub rejects: Vec<Reject>,
     /// Parquet sources whose keys `load` did not check for duplicates.
     deferred_key_checks: Vec<UniqueKeyCheck>,
+    /// The cluster stage one runs on, with the sources registered there.
+    remote: Option<Remote>,
+}
+
+/// A Ballista session and the event sources it can read (Parquet, by absolute path).
+struct Remote {
+    ctx: SessionContext,
+    target: cluster::ClusterTarget,
+    sources: Vec<String>,
+    /// How long one aggregation may take there.
+    timeout: std::time::Duration,
+}
+
+impl Remote {
+    /// A session on `target` with the policy's Parquet event sources registered by their
+    /// absolute paths (the executors read them there: shared storage). Other sources stay
+    /// here, and so do their aggregations.
+    #[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
+    async fn connect(
+        target: &cluster::ClusterTarget,
+        policy: &Policy,
+        loaded: &[LoadedSource],
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Remote, EngineError> {
+        let refuse = |message: String| {
+            user(UserError::Cluster {
+                cluster: target.to_string(),
+                message,
+            })
+        };
+        #[cfg(not(feature = "cluster"))]
+        {
+            Err(refuse(cluster::NOT_BUILT.to_string()))
+        }
+        #[cfg(feature = "cluster")]
+        {
+            progress(&format!("connecting to the cluster {target}"));
+            let ctx = cluster::session(target)
+                .await
+                .map_err(|e| refuse(clean(&e)))?;
+            let mut sources = Vec::new();
+            for s in loaded {
+                let def = policy.source(&s.name);
+                let travels = s.format == SourceFormat::Parquet
+                    && def.is_some_and(|d| d.time.is_some() && d.from.is_none());
+                if !travels {
+                    continue;
+                }
+                let path = std::path::absolute(&s.path).map_err(|e| refuse(e.to_string()))?;
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| refuse("path is not valid UTF-8".into()))?;
+                ctx.register_parquet(s.name.as_str(), path, ParquetReadOptions::default())
+                    .await
+                    .map_err(|e| refuse(format!("registering {}: {}", s.file, clean(&e))))?;
+                sources.push(s.name.clone());
+            }
+            let timeout = policy
+                .settings
+                .cluster_timeout_seconds
+                .unwrap_or(stratum_core::model::DEFAULT_CLUSTER_TIMEOUT_SECONDS);
+            Ok(Remote {
+                ctx,
+                target: target.clone(),
+                sources,
+                timeout: std::time::Duration::from_secs(timeout),
+            })
+        }
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> EngineError {
+        user(UserError::Cluster {
+            cluster: self.target.to_string(),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// A Parquet source that must have one row per key (one without a time column).
@@ -525,12 +605,26 @@ impl Engine {
             });
         }
         let threads = ctx.state().config().options().execution.target_partitions;
+        let target = match &options.cluster {
+            Some(cluster::ClusterTarget::Local) => None,
+            Some(target) => Some(target.clone()),
+            None => policy
+                .settings
+                .cluster
+                .clone()
+                .map(cluster::ClusterTarget::Scheduler),
+        };
+        let remote = match &target {
+            Some(target) => Some(Remote::connect(target, policy, &sources, progress).await?),
+            None => None,
+        };
         Ok(Engine {
             ctx,
             threads,
             sources,
             rejects,
             deferred_key_checks,
+            remote,
         })
     }
 
@@ -699,6 +793,37 @@ impl Engine {
         // Stage one: each aggregate is computed once and kept; it is small (a row per customer).
         let mut registered = Vec::new();
         for a in &aggs {
+            if let Some(remote) = self
+                .remote
+                .as_ref()
+                .filter(|r| r.sources.contains(&a.source))
+            {
+                let started = std::time::Instant::now();
+                let df = remote
+                    .ctx
+                    .sql(&a.sql)
+                    .await
+                    .map_err(|e| remote.error(clean(&e)))?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let batches = tokio::time::timeout(remote.timeout, df.collect())
+                    .await
+                    .map_err(|_| {
+                        remote.error(format!(
+                            "no result for {} within {} s ([engine] timeout_seconds); is an \
+                             executor registered with the scheduler, and can it read {}?",
+                            a.metrics.join(", "),
+                            remote.timeout.as_secs(),
+                            self.source(&a.source)
+                                .map_or("the files", |s| s.file.as_str())
+                        ))
+                    })?
+                    .map_err(|e| remote.error(clean(&e)))?;
+                tracing::debug!(table = %a.table, cluster = %remote.target, elapsed = ?started.elapsed(), "stage one aggregate");
+                let table = MemTable::try_new(schema, vec![batches])?;
+                self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
+                registered.push(a.table.clone());
+                continue;
+            }
             let df = self
                 .stage_one_context(&a.source)?
                 .sql(&a.sql)

@@ -406,6 +406,8 @@ pub struct RunOptions {
     pub memory_limit: Option<usize>,
     /// Also write `metrics.csv` beside `metrics.parquet`.
     pub metrics_csv: bool,
+    /// `--cluster`: where stage one runs, over the policy's `[engine] cluster`.
+    pub cluster: Option<stratum_engine::cluster::ClusterTarget>,
 }
 
 /// The embedded default history database of a workspace folder.
@@ -423,6 +425,7 @@ impl RunOptions {
             target_partitions: self.target_partitions,
             inputs: Vec::new(),
             memory_limit: self.memory_limit,
+            cluster: self.cluster.clone(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `[policy]`: the settings the runner reads and the input guards.
+//! `[policy]` and `[engine]`: the settings the runner reads and the input guards.
 
 use super::{Checked, Ctx};
 use crate::diagnostic::{Code, Diagnostic};
@@ -51,6 +51,28 @@ pub(super) fn compile(
         overrides_file: p.overrides_file.clone(),
         activity: p.activity.clone(),
         household: p.household.clone(),
+        cluster: raw
+            .engine
+            .as_ref()
+            .and_then(|e| e.cluster.as_deref())
+            .and_then(|url| match url.parse() {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    cx.push(Diagnostic::new(Code::InvalidEngine, "engine.cluster", e));
+                    None
+                }
+            }),
+        cluster_timeout_seconds: match raw.engine.as_ref().and_then(|e| e.timeout_seconds) {
+            Some(0) => {
+                cx.push(Diagnostic::new(
+                    Code::InvalidEngine,
+                    "engine.timeout_seconds",
+                    "must be at least 1",
+                ));
+                None
+            }
+            t => t,
+        },
     };
     (settings, guards)
 }
