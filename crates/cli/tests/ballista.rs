@@ -117,6 +117,19 @@ fn assignments(out: &Path) -> Vec<u8> {
     std::fs::read(out.join("assignments.csv")).unwrap()
 }
 
+/// Runs `policy`, recording, into `out`; it must fail as the data's or the setup's fault
+/// (exit 1). Returns what it printed on stderr.
+fn recorded_run_fails(policy: &Path, out: &Path) -> String {
+    let output = stratum()
+        .args(["--policy", policy.to_str().unwrap(), "run", "--out"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// The benchmark policy's data at a small size.
 fn bench_workspace(dir: &Path) -> PathBuf {
     let data = dir.join("data");
@@ -184,13 +197,7 @@ fn a_cluster_of_separate_processes_places_every_customer_as_a_local_run_does() {
     )
     .unwrap();
     let started = Instant::now();
-    let waited = stratum()
-        .args(["--policy", stalled.to_str().unwrap(), "run", "--out"])
-        .arg(dir.path().join("stalled"))
-        .output()
-        .unwrap();
-    assert_eq!(waited.status.code(), Some(1), "{waited:?}");
-    let stderr = String::from_utf8_lossy(&waited.stderr);
+    let stderr = recorded_run_fails(&stalled, &dir.path().join("stalled"));
     assert!(
         stderr.contains(&format!("stage one on the cluster {url}: no result for"))
             && stderr.contains("within 3 s ([engine] timeout_seconds)"),
@@ -201,13 +208,7 @@ fn a_cluster_of_separate_processes_places_every_customer_as_a_local_run_does() {
 
     // A cluster that is down: a clear error, and nothing is recorded.
     drop(scheduler);
-    let down = stratum()
-        .args(["--policy", with_engine.to_str().unwrap(), "run", "--out"])
-        .arg(dir.path().join("down"))
-        .output()
-        .unwrap();
-    assert_eq!(down.status.code(), Some(1), "{down:?}");
-    let stderr = String::from_utf8_lossy(&down.stderr);
+    let stderr = recorded_run_fails(&with_engine, &dir.path().join("down"));
     assert!(
         stderr.contains(&format!("stage one on the cluster {url}")),
         "{stderr}"
