@@ -57,6 +57,21 @@ const SPARE_SLOTS: usize = 1 << 16;
 /// How many times the expected groups a flat array may span.
 const MAX_SPREAD: usize = 2;
 
+/// The environment variable that turns the rule off (`off`), for comparing with
+/// DataFusion's own aggregation or working around a problem; `on` (the default) keeps it.
+pub const SWITCH: &str = "STRATUM_DENSE_AGGREGATION";
+
+/// Whether stage one plans dense aggregations ([`SWITCH`]).
+pub fn enabled() -> Result<bool, crate::EngineError> {
+    match std::env::var(SWITCH).as_deref() {
+        Err(_) | Ok("on") => Ok(true),
+        Ok("off") => Ok(false),
+        Ok(other) => Err(crate::EngineError::User(crate::UserError::Config(format!(
+            "environment variable {SWITCH}={other}: neither on nor off"
+        )))),
+    }
+}
+
 /// The rule that plans [`DenseAggregateExec`] where it applies.
 #[derive(Debug)]
 pub struct DenseAggregation {
