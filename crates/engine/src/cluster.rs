@@ -52,7 +52,7 @@ pub const SUPPORTED: bool = cfg!(feature = "cluster");
 
 /// What a build without the feature says when asked for a cluster.
 pub const NOT_BUILT: &str = "this stratum was built without cluster support; build it with \
-     `cargo build --release -p stratum-cli --features cluster` (README, \"Scale\")";
+     `cargo build --release -p stratum-cli --features cluster` (docs/SCALE.md)";
 
 /// An executor's settings (`stratum cluster executor`).
 #[derive(Debug, Clone)]

@@ -161,6 +161,7 @@ impl Remote {
         };
         #[cfg(not(feature = "cluster"))]
         {
+            // `load` refuses earlier; kept for any other caller.
             Err(refuse(cluster::NOT_BUILT.to_string()))
         }
         #[cfg(feature = "cluster")]
@@ -371,6 +372,24 @@ impl Engine {
         options: &EngineOptions,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Engine, EngineError> {
+        let target = match &options.cluster {
+            Some(cluster::ClusterTarget::Local) => None,
+            Some(target) => Some(target.clone()),
+            None => policy
+                .settings
+                .cluster
+                .clone()
+                .map(cluster::ClusterTarget::Scheduler),
+        };
+        // Refused before any file is read.
+        if let Some(target) = &target
+            && !cluster::SUPPORTED
+        {
+            return Err(user(UserError::Cluster {
+                cluster: target.to_string(),
+                message: cluster::NOT_BUILT.to_string(),
+            }));
+        }
         let mut config = SessionConfig::new().with_information_schema(false);
         // Window filters are not pushed into the Parquet decoder: row groups outside a window
         // are still skipped by their statistics (time-ordered exports), and over unordered
@@ -611,15 +630,6 @@ impl Engine {
             });
         }
         let threads = ctx.state().config().options().execution.target_partitions;
-        let target = match &options.cluster {
-            Some(cluster::ClusterTarget::Local) => None,
-            Some(target) => Some(target.clone()),
-            None => policy
-                .settings
-                .cluster
-                .clone()
-                .map(cluster::ClusterTarget::Scheduler),
-        };
         let remote = match &target {
             Some(target) => Some(Remote::connect(target, policy, &sources, progress).await?),
             None => None,
