@@ -17,8 +17,8 @@
 //! flat array (phone numbers) switch to a hash map while running; the results are the same.
 //!
 //! The output is in key order and deterministic: every worker reads fixed input partitions in
-//! order and the workers' partial results are merged in worker order, so float sums add up
-//! the same way on every run.
+//! order and the workers' partial results are merged in an order fixed by the input, so float
+//! sums add up the same way on every run.
 
 use std::collections::HashMap;
 use std::fmt;
