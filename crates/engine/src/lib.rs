@@ -200,6 +200,32 @@ impl Remote {
         }
     }
 
+    /// Runs one stage-one aggregate there (over `file`), waiting at most the timeout.
+    async fn aggregate(
+        &self,
+        a: &sql::Aggregate,
+        file: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        let df = self
+            .ctx
+            .sql(&a.sql)
+            .await
+            .map_err(|e| self.error(clean(&e)))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = tokio::time::timeout(self.timeout, df.collect())
+            .await
+            .map_err(|_| {
+                self.error(format!(
+                    "no result for {} within {} s ([engine] timeout_seconds); is an executor \
+                     registered with the scheduler, and can it read {file}?",
+                    a.metrics.join(", "),
+                    self.timeout.as_secs(),
+                ))
+            })?
+            .map_err(|e| self.error(clean(&e)))?;
+        Ok((schema, batches))
+    }
+
     fn error(&self, e: impl std::fmt::Display) -> EngineError {
         user(UserError::Cluster {
             cluster: self.target.to_string(),
@@ -812,54 +838,38 @@ impl Engine {
         // Stage one: each aggregate is computed once and kept; it is small (a row per customer).
         let mut registered = Vec::new();
         for a in &aggs {
-            if let Some(remote) = self
+            let started = std::time::Instant::now();
+            let remote = self
                 .remote
                 .as_ref()
-                .filter(|r| r.sources.contains(&a.source))
-            {
-                let started = std::time::Instant::now();
-                let df = remote
-                    .ctx
-                    .sql(&a.sql)
-                    .await
-                    .map_err(|e| remote.error(clean(&e)))?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = tokio::time::timeout(remote.timeout, df.collect())
-                    .await
-                    .map_err(|_| {
-                        remote.error(format!(
-                            "no result for {} within {} s ([engine] timeout_seconds); is an \
-                             executor registered with the scheduler, and can it read {}?",
-                            a.metrics.join(", "),
-                            remote.timeout.as_secs(),
-                            self.source(&a.source)
-                                .map_or("the files", |s| s.file.as_str())
-                        ))
-                    })?
-                    .map_err(|e| remote.error(clean(&e)))?;
-                tracing::debug!(table = %a.table, cluster = %remote.target, elapsed = ?started.elapsed(), "stage one aggregate");
-                let table = MemTable::try_new(schema, vec![batches])?;
-                self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
-                registered.push(a.table.clone());
-                continue;
-            }
-            let df = self
-                .stage_one_context(&a.source)?
-                .sql(&a.sql)
-                .await
-                .map_err(|e| {
-                    user(UserError::Metric {
-                        metric: a.metrics.join(", "),
-                        message: clean(&e),
-                    })
-                })?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let started = std::time::Instant::now();
-            let batches = df
-                .collect()
-                .await
-                .map_err(|e| division_error(e, &a.metrics))?;
-            tracing::debug!(table = %a.table, elapsed = ?started.elapsed(), "stage one aggregate");
+                .filter(|r| r.sources.contains(&a.source));
+            let (schema, batches) = match remote {
+                Some(remote) => {
+                    let file = self
+                        .source(&a.source)
+                        .map_or("the files", |s| s.file.as_str());
+                    remote.aggregate(a, file).await?
+                }
+                None => {
+                    let df = self
+                        .stage_one_context(&a.source)?
+                        .sql(&a.sql)
+                        .await
+                        .map_err(|e| {
+                            user(UserError::Metric {
+                                metric: a.metrics.join(", "),
+                                message: clean(&e),
+                            })
+                        })?;
+                    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                    let batches = df
+                        .collect()
+                        .await
+                        .map_err(|e| division_error(e, &a.metrics))?;
+                    (schema, batches)
+                }
+            };
+            tracing::debug!(table = %a.table, cluster = ?remote.map(|r| r.target.to_string()), elapsed = ?started.elapsed(), "stage one aggregate");
             let table = MemTable::try_new(schema, vec![batches])?;
             self.ctx.register_table(a.table.as_str(), Arc::new(table))?;
             registered.push(a.table.clone());
