@@ -828,6 +828,17 @@ pub async fn run(
     let recorded = match (store, fingerprints, &batches) {
         (Some(store), Some(fingerprints), Some(batches)) => {
             let t = Instant::now();
+            // The store keeps a run in byte order of the customer ids: found once, for the
+            // results and the metrics both.
+            let byte_order = {
+                let ev = Arc::clone(&evaluation);
+                Arc::new(blocking(move || ev.frame.ids().byte_order()).await)
+            };
+            // Encoded on the blocking pool from now on, while the results go in.
+            let metrics = {
+                let (ev, order) = (Arc::clone(&evaluation), Arc::clone(&byte_order));
+                start(move || record::metric_chunks(&ev, order.as_deref()))
+            };
             // The previous run's levels (read with its standings), for the migration the run
             // records with its summaries.
             let previous = previous_run.map(|id| (id, previous_levels));
@@ -839,8 +850,7 @@ pub async fn run(
                 })
                 .await
             };
-            let ev = Arc::clone(&evaluation);
-            let metrics = async { start(move || record::metric_chunks(&ev)).await.map(Some) };
+            let metrics = async { metrics.await.map(Some) };
             let files_ready = async {
                 let Some(w) = writer.take() else {
                     return Ok(());
@@ -860,6 +870,7 @@ pub async fn run(
                         loaded,
                         &evaluation,
                         batches,
+                        byte_order.as_deref(),
                         as_of,
                         started_at,
                         guard::with_rows(&inputs, &engine, &shrink_allowed),

@@ -242,9 +242,20 @@ fn migration(
 
 /// Every customer's metrics and scores, encoded as the store keeps them for explanations;
 /// run on the blocking pool while the results are recorded.
-pub(crate) fn metric_chunks(ev: &Evaluation) -> Result<MetricChunks, StoreError> {
-    let batch = recorded_metrics(ev).map_err(|e| StoreError::Internal(e.to_string()))?;
-    MetricChunks::encode(&batch)
+/// `byte_order`: the frame's rows in byte order of the id ([`stratum_core::Ids::byte_order`]).
+pub(crate) fn metric_chunks(
+    ev: &Evaluation,
+    byte_order: Option<&[u32]>,
+) -> Result<MetricChunks, StoreError> {
+    let started = std::time::Instant::now();
+    let batch =
+        recorded_metrics(ev, byte_order).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let chunks = MetricChunks::encode(&batch);
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "metric chunks encoded"
+    );
+    chunks
 }
 
 /// The batch with a column per part of each weighted score, `SCORE/INPUT`, holding the
@@ -277,10 +288,8 @@ fn with_part_points(ev: &Evaluation, batch: RecordBatch) -> Result<RecordBatch, 
 /// (no metric name holds it).
 pub const PART_SEPARATOR: char = '/';
 
-/// Every customer's metrics and scores (no tags), in byte order of the customer id. Frames
-/// of integer keys are in numeric order, so those are sorted (on every core).
-fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
-    use rayon::slice::ParallelSliceMut;
+/// Every customer's metrics and scores (no tags), in byte order of the customer id.
+fn recorded_metrics(ev: &Evaluation, byte_order: Option<&[u32]>) -> Result<RecordBatch, RunError> {
     let n = ev.frame.len();
     let all = crate::output::metrics_rows(ev, 0, n);
     let keep: Vec<usize> = (0..all.num_columns()).filter(|&i| i != 1).collect();
@@ -288,15 +297,12 @@ fn recorded_metrics(ev: &Evaluation) -> Result<RecordBatch, RunError> {
         .project(&keep)
         .map_err(|e| RunError::Internal(format!("metrics for the store: {e}")))?;
     let batch = with_part_points(ev, batch)?;
-    let ids = ev.frame.ids();
-    if (1..n).all(|i| ids[i - 1] < ids[i]) {
+    let Some(order) = byte_order else {
         return Ok(batch);
-    }
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.par_sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+    };
     datafusion::arrow::compute::take_record_batch(
         &batch,
-        &datafusion::arrow::array::UInt32Array::from(order),
+        &datafusion::arrow::array::UInt32Array::from(order.to_vec()),
     )
     .map_err(|e| RunError::Internal(format!("metrics for the store: {e}")))
 }
@@ -307,6 +313,7 @@ pub(crate) async fn record(
     loaded: &LoadedPolicy,
     ev: &Evaluation,
     batches: &[RecordBatch],
+    byte_order: Option<&[u32]>,
     as_of: NaiveDate,
     started_at: String,
     inputs: String,
@@ -315,6 +322,7 @@ pub(crate) async fn record(
     metrics: impl Future<Output = Result<Option<MetricChunks>, StoreError>> + Send,
     ready: impl Future<Output = Result<(), String>> + Send,
 ) -> Result<i64, RunError> {
+    let started = std::time::Instant::now();
     let policy = &loaded.policy;
     let n = ev.frame.len();
     let activity = policy
@@ -332,15 +340,32 @@ pub(crate) async fn record(
                 .expect("explanation column is utf8")
         })
         .collect();
-    let mut why = explanations
+    let why: Vec<&str> = explanations
         .iter()
-        .flat_map(|a| (0..a.len()).map(move |i| a.value(i)));
+        .flat_map(|a| (0..a.len()).map(move |i| a.value(i)))
+        .collect();
+    if why.len() != n * ev.ladders.len() {
+        return Err(RunError::Internal(format!(
+            "{} explanations for {} assignments",
+            why.len(),
+            n * ev.ladders.len()
+        )));
+    }
+    // In the order the store keeps them (by ladder, then byte order of the id), so that it
+    // has nothing to sort.
+    let rows_in_order: Vec<usize> = match byte_order {
+        Some(order) => order.iter().map(|&row| row as usize).collect(),
+        None => (0..n).collect(),
+    };
+    let mut ladders_by_name: Vec<usize> = (0..ev.ladders.len()).collect();
+    ladders_by_name.sort_by_key(|&li| ev.ladders[li].name.as_str());
     let mut rows = Vec::with_capacity(n * ev.ladders.len());
-    for (li, ladder) in ev.ladders.iter().enumerate() {
+    for li in ladders_by_name {
+        let ladder = &ev.ladders[li];
         let result = &ev.results[li];
         let score = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
         let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
-        for row in 0..n {
+        for &row in &rows_in_order {
             let level = result.level[row];
             let in_scope = level <= ladder.levels.len();
             let state = result
@@ -362,9 +387,7 @@ pub(crate) async fn record(
                 value: value.and_then(|c| c.num(row)),
                 activity: activity.and_then(|c| c.num(row)),
                 state,
-                explanation: why.next().ok_or_else(|| {
-                    RunError::Internal("fewer explanations than assignments".into())
-                })?,
+                explanation: why[li * n + row],
             });
         }
     }
@@ -384,8 +407,9 @@ pub(crate) async fn record(
                     }
                 },
             };
-            (0..n)
-                .map(|row| stratum_store::CustomerFacts {
+            rows_in_order
+                .iter()
+                .map(|&row| stratum_store::CustomerFacts {
                     customer_id: ev.frame.ids()[row].to_string(),
                     owner: owners.and_then(|o| o[row].clone()),
                     tags: ev.frame.tags(row).join(","),
@@ -393,6 +417,10 @@ pub(crate) async fn record(
                 .collect()
         }
     };
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "rows and facts to record gathered"
+    );
     let run = NewRun {
         policy_name: policy.history_name().to_string(),
         policy_file: loaded.path.display().to_string(),

@@ -1,12 +1,14 @@
-//! Migration 5's data conversion: histories recorded one row per customer (the
-//! `assignments` table of schema 4) moved into chunks, run by run. Only `migrate` calls it.
+//! The data conversions of two migrations, which only `migrate` calls: histories recorded
+//! one row per customer (the `assignments` table of schema 4) moved into chunks run by run,
+//! before migration 6; customer facts upserted one row per customer (`customer_facts`,
+//! schemas 4–11) moved into fact chunks policy by policy, before migration 12.
 
 use sqlx::Row;
 use stratum_core::PriorState;
 
 use crate::chunks::AssignmentRow;
 use crate::history::{date, opt_date};
-use crate::{Store, StoreError};
+use crate::{CustomerFacts, Store, StoreError};
 
 impl Store {
     /// Moves the rows of the `assignments` table (schema before migration 5) into chunks,
@@ -97,6 +99,73 @@ impl Store {
                 rows = rows.len(),
                 "converted a run's rows to chunks"
             );
+        }
+        Ok(())
+    }
+
+    /// Moves the rows of `customer_facts` (schemas before migration 12) into fact chunks of
+    /// each policy's latest run, one transaction per policy, deleting the moved rows: an
+    /// interrupted conversion resumes with the policies left. Facts of a policy with no run
+    /// left could not be served and are dropped, with a warning.
+    pub(crate) async fn convert_row_facts(&self) -> Result<(), StoreError> {
+        let policies: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT policy_name FROM customer_facts ORDER BY policy_name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for policy in policies {
+            let mut tx = self.pool().begin().await?;
+            let run: Option<i64> =
+                sqlx::query_scalar("SELECT max(id) FROM runs WHERE policy_name = $1")
+                    .bind(&policy)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let stored = sqlx::query(
+                "SELECT customer_id, owner, tags FROM customer_facts WHERE policy_name = $1",
+            )
+            .bind(&policy)
+            .fetch_all(&mut *tx)
+            .await?;
+            let facts = stored
+                .iter()
+                .map(|row| {
+                    Ok(CustomerFacts {
+                        customer_id: row.try_get("customer_id")?,
+                        owner: row.try_get("owner")?,
+                        tags: row.try_get("tags")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            match run {
+                Some(run) => {
+                    for (first, blob) in crate::fact_chunks::encode(&facts)? {
+                        sqlx::query(
+                            "INSERT INTO fact_chunks (run_id, first_customer, facts) VALUES ($1, $2, $3)",
+                        )
+                        .bind(run)
+                        .bind(first)
+                        .bind(blob)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tracing::info!(
+                        policy,
+                        run,
+                        customers = facts.len(),
+                        "moved customer facts to chunks"
+                    );
+                }
+                None => tracing::warn!(
+                    policy,
+                    customers = facts.len(),
+                    "dropped the customer facts of a policy with no run left"
+                ),
+            }
+            sqlx::query("DELETE FROM customer_facts WHERE policy_name = $1")
+                .bind(&policy)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
         }
         Ok(())
     }

@@ -39,8 +39,8 @@ pub struct NewRun {
     pub inputs: String,
     pub recorded_by: String,
     /// Per customer, when the policy has a `[service]` section: its owning agent (from the
-    /// `[service] owner` metric) and its tags from the data, comma-separated; kept as the
-    /// customer's current facts for the API.
+    /// `[service] owner` metric) and its tags from the data, comma-separated: the policy's
+    /// current facts for the API until a later run records its own (`fact_chunks`).
     pub facts: Vec<CustomerFacts>,
     /// (ladder, summary as JSON): what pages show of the run without reading its rows.
     pub summaries: Vec<(String, String)>,
@@ -152,10 +152,6 @@ pub struct LevelStat {
     pub repeat: i64,
 }
 
-/// Customer facts per INSERT: 4 parameters each stays under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bind parameters.
-const FACTS_PER_INSERT: usize = 1000;
-
 pub(crate) fn date(s: &str, what: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| StoreError::Corrupt(format!("stored {what} `{s}` is not a date")))
@@ -263,7 +259,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let step = std::time::Instant::now();
         self.write_chunks(&mut tx, id, rows, progress).await?;
+        tracing::debug!(
+            run = id,
+            seconds = step.elapsed().as_secs_f64(),
+            "assignment chunks written"
+        );
+        let step = std::time::Instant::now();
         if let Some(MetricChunks(chunks)) = metrics.await? {
             for (first, blob) in chunks {
                 sqlx::query(
@@ -284,48 +287,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        // In key order, so each upsert lands next to the previous one in the table's B-tree
-        // instead of at a random page: at a million customers the difference between
-        // appending and thrashing SQLite's page cache.
-        let mut facts: Vec<&CustomerFacts> = run.facts.iter().collect();
-        facts.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        for chunk in facts.chunks(FACTS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO customer_facts (policy_name, customer_id, owner, tags, run_id) VALUES ",
-            );
-            for (i, _) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                match self.backend() {
-                    Backend::Sqlite => sql.push_str("(?, ?, ?, ?, ?)"),
-                    Backend::Postgres => {
-                        let n = 5 * i;
-                        sql.push_str(&format!(
-                            "(${}, ${}, ${}, ${}, ${})",
-                            n + 1,
-                            n + 2,
-                            n + 3,
-                            n + 4,
-                            n + 5
-                        ))
-                    }
-                }
-            }
-            sql.push_str(
-                " ON CONFLICT (policy_name, customer_id) DO UPDATE SET owner = excluded.owner, \
-                 tags = excluded.tags, run_id = excluded.run_id",
-            );
-            let mut q = sqlx::query(&sql);
-            for f in chunk {
-                q = q
-                    .bind(&run.policy_name)
-                    .bind(&f.customer_id)
-                    .bind(&f.owner)
-                    .bind(&f.tags)
-                    .bind(id);
-            }
-            q.execute(&mut *tx).await?;
+        tracing::debug!(
+            run = id,
+            seconds = step.elapsed().as_secs_f64(),
+            "metric chunks written"
+        );
+        let step = std::time::Instant::now();
+        for (first, blob) in crate::fact_chunks::encode(&run.facts)? {
+            sqlx::query(
+                "INSERT INTO fact_chunks (run_id, first_customer, facts) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(first)
+            .bind(blob)
+            .execute(&mut *tx)
+            .await?;
         }
         let actor = Actor {
             name: run.recorded_by.clone(),
@@ -342,8 +318,25 @@ impl Store {
             ),
         )
         .await?;
+        tracing::debug!(
+            run = id,
+            seconds = step.elapsed().as_secs_f64(),
+            "customer facts written"
+        );
+        let step = std::time::Instant::now();
         ready.await.map_err(StoreError::Aborted)?;
+        tracing::debug!(
+            run = id,
+            seconds = step.elapsed().as_secs_f64(),
+            "output files awaited"
+        );
+        let step = std::time::Instant::now();
         tx.commit().await?;
+        tracing::debug!(
+            run = id,
+            seconds = step.elapsed().as_secs_f64(),
+            "committed"
+        );
         Ok(id)
     }
 
@@ -577,6 +570,7 @@ impl Store {
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<(), StoreError> {
         let mut order: Vec<&AssignmentRow> = rows.iter().collect();
+        // Rows given in this order (the runner's) cost one pass to check.
         order.sort_unstable_by(|a, b| (a.ladder, a.customer_id).cmp(&(b.ladder, b.customer_id)));
         let mut pieces = order
             .chunk_by(|a, b| a.ladder == b.ladder)

@@ -11,6 +11,7 @@
 
 mod chunks;
 mod convert_rows;
+mod fact_chunks;
 mod history;
 mod managers;
 mod manual;
@@ -95,6 +96,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "manager assignments and rep changes",
         include_str!("../migrations/sqlite/0010_assignments.sql"),
     ),
+    (
+        11,
+        "fact chunks",
+        include_str!("../migrations/sqlite/0011_fact_chunks.sql"),
+    ),
+    (
+        FACTS_TABLE_DROPPED,
+        "drop the customer facts table",
+        include_str!("../migrations/sqlite/0012_drop_customer_facts.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -147,11 +158,25 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "manager assignments and rep changes",
         include_str!("../migrations/postgres/0010_assignments.sql"),
     ),
+    (
+        11,
+        "fact chunks",
+        include_str!("../migrations/postgres/0011_fact_chunks.sql"),
+    ),
+    (
+        FACTS_TABLE_DROPPED,
+        "drop the customer facts table",
+        include_str!("../migrations/postgres/0012_drop_customer_facts.sql"),
+    ),
 ];
 
 /// The migration that drops the row-per-customer `assignments` table; `migrate` converts
 /// those rows into chunks just before it.
 const CONVERTED_ROWS_DROPPED: i64 = 6;
+
+/// The migration that drops the row-per-customer `customer_facts` table; `migrate` moves
+/// those rows into fact chunks just before it.
+const FACTS_TABLE_DROPPED: i64 = 12;
 
 fn build_migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = list
@@ -437,21 +462,17 @@ impl Store {
         }
     }
 
-    /// The migrations up to the one that drops the row table.
-    fn migrator_before_drop(&self) -> &'static Migrator {
-        static SQLITE: OnceLock<Migrator> = OnceLock::new();
-        static POSTGRES: OnceLock<Migrator> = OnceLock::new();
-        let before = |list: &'static [(i64, &'static str, &'static str)]| {
-            let end = list
-                .iter()
-                .position(|m| m.0 == CONVERTED_ROWS_DROPPED)
-                .unwrap_or(list.len());
-            build_migrator(&list[..end])
+    /// The migrations before `version`.
+    fn migrator_before(&self, version: i64) -> Migrator {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        match self.backend {
-            Backend::Sqlite => SQLITE.get_or_init(|| before(SQLITE_MIGRATIONS)),
-            Backend::Postgres => POSTGRES.get_or_init(|| before(POSTGRES_MIGRATIONS)),
-        }
+        let end = list
+            .iter()
+            .position(|m| m.0 == version)
+            .unwrap_or(list.len());
+        build_migrator(&list[..end])
     }
 
     /// Applies pending migrations; returns the versions applied now.
@@ -466,13 +487,20 @@ impl Store {
                 ),
             });
         }
-        if before
-            .pending
-            .iter()
-            .any(|(v, _)| *v == CONVERTED_ROWS_DROPPED)
-        {
-            self.migrator_before_drop().run(&self.pool).await?;
+        // Two migrations drop a table whose rows Rust code moves first: the migrations
+        // before each run, then the move, then the rest.
+        let pending = |version: i64| before.pending.iter().any(|(v, _)| *v == version);
+        if pending(CONVERTED_ROWS_DROPPED) {
+            self.migrator_before(CONVERTED_ROWS_DROPPED)
+                .run(&self.pool)
+                .await?;
             self.convert_row_assignments().await?;
+        }
+        if pending(FACTS_TABLE_DROPPED) {
+            self.migrator_before(FACTS_TABLE_DROPPED)
+                .run(&self.pool)
+                .await?;
+            self.convert_row_facts().await?;
         }
         self.migrator().run(&self.pool).await?;
         Ok(before.pending)
@@ -723,7 +751,7 @@ mod tests {
         let refused = Store::open(&url).await.unwrap_err().to_string();
         assert!(
             refused.contains(
-                "needs 6 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving, 8 console logins and run summaries, 9 the sales pipeline, 10 manager assignments and rep changes)"
+                "needs 8 migration(s) (5 assignment chunks, 6 drop row assignments, 7 policy facts and serving, 8 console logins and run summaries, 9 the sales pipeline, 10 manager assignments and rep changes, 11 fact chunks, 12 drop the customer facts table)"
             ),
             "{refused}"
         );
@@ -734,7 +762,7 @@ mod tests {
             .into_iter()
             .map(|m| m.0)
             .collect();
-        assert_eq!(applied, vec![5, 6, 7, 8, 9, 10]);
+        assert_eq!(applied, vec![5, 6, 7, 8, 9, 10, 11, 12]);
         let store = Store::open(&url).await.unwrap();
         let d = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let row = |run_id, as_of, ladder: &str, level: &str, rule: &str, score, rank, why: &str| {
@@ -816,13 +844,24 @@ mod tests {
             .fetch_one(store.pool())
             .await;
         assert!(gone.is_err(), "the row table is dropped");
-        // Migration 7 gave the facts to the policy of the run that wrote them.
+        // Migration 7 gave the facts to the policy of the run that wrote them; before 12
+        // they moved into chunks of the policy's latest run.
         assert_eq!(
             store.owner_of("p", "A").await.unwrap().as_deref(),
             Some("mei")
         );
         assert_eq!(store.tags_of("p", "A").await.unwrap(), ["vip"]);
         assert_eq!(store.owner_of("other", "A").await.unwrap(), None);
+        assert_eq!(store.owner_of("p", "B").await.unwrap(), None);
+        let chunks: Vec<i64> = sqlx::query_scalar("SELECT run_id FROM fact_chunks")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(chunks, [2]);
+        let gone = sqlx::query("SELECT count(*) FROM customer_facts")
+            .fetch_one(store.pool())
+            .await;
+        assert!(gone.is_err(), "the facts table is dropped");
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::chunks::StandingsChunk;
-use crate::{Actor, Backend, Store, StoreError, now};
+use crate::{Actor, CustomerFacts, Store, StoreError, now};
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -637,16 +637,13 @@ impl Store {
     /// Every customer's tags from the data (the customers source's tags column), as the
     /// policy's latest run with a `[service]` section recorded them, in id order.
     pub async fn data_tags(&self, policy_name: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT customer_id, tags FROM customer_facts WHERE policy_name = $1 AND tags <> '' \
-             ORDER BY customer_id",
-        )
-        .bind(policy_name)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("customer_id")?, r.try_get("tags")?)))
-            .collect()
+        Ok(self
+            .all_facts(policy_name)
+            .await?
+            .into_iter()
+            .filter(|f| !f.tags.is_empty())
+            .map(|f| (f.customer_id, f.tags))
+            .collect())
     }
 
     /// The agent owning a customer under a policy: its dedicated manager (`stratum assign`),
@@ -656,16 +653,20 @@ impl Store {
         policy_name: &str,
         customer_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT coalesce((SELECT manager FROM manager_assignments \
-             WHERE policy_name = $1 AND customer_id = $2), \
-             (SELECT owner FROM customer_facts WHERE policy_name = $1 AND customer_id = $2))",
+        let manager: Option<String> = sqlx::query_scalar(
+            "SELECT manager FROM manager_assignments WHERE policy_name = $1 AND customer_id = $2",
         )
         .bind(policy_name)
         .bind(customer_id)
         .fetch_optional(self.pool())
-        .await?
-        .flatten())
+        .await?;
+        if manager.is_some() {
+            return Ok(manager);
+        }
+        Ok(self
+            .facts_of(policy_name, customer_id)
+            .await?
+            .and_then(|f| f.owner))
     }
 
     /// A customer's tags under a policy as of its latest run (from the data), and from the
@@ -675,13 +676,10 @@ impl Store {
         policy_name: &str,
         customer_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let from_run: Option<String> = sqlx::query_scalar(
-            "SELECT tags FROM customer_facts WHERE policy_name = $1 AND customer_id = $2",
-        )
-        .bind(policy_name)
-        .bind(customer_id)
-        .fetch_optional(self.pool())
-        .await?;
+        let from_run: Option<String> = self
+            .facts_of(policy_name, customer_id)
+            .await?
+            .map(|f| f.tags);
         let mut tags: Vec<String> = from_run
             .unwrap_or_default()
             .split(',')
@@ -710,6 +708,17 @@ impl Store {
         let mut ids: Vec<&str> = customers.to_vec();
         ids.sort_unstable();
         ids.dedup();
+        for facts in self.facts_of_many(policy_name, &ids).await? {
+            let found: Vec<String> = facts
+                .tags
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !found.is_empty() {
+                tags.entry(facts.customer_id).or_default().extend(found);
+            }
+        }
         for chunk in ids.chunks(500) {
             let list = |first: usize| -> String {
                 (0..chunk.len())
@@ -717,28 +726,6 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let facts = format!(
-                "SELECT customer_id, tags FROM customer_facts WHERE policy_name = $1 AND customer_id IN ({})",
-                list(2)
-            );
-            let mut q = sqlx::query(&facts).bind(policy_name);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(self.pool()).await? {
-                let text: Option<String> = r.try_get("tags")?;
-                let found: Vec<String> = text
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                if !found.is_empty() {
-                    tags.entry(r.try_get("customer_id")?)
-                        .or_default()
-                        .extend(found);
-                }
-            }
             let kept = format!(
                 "SELECT customer_id, tag FROM tags WHERE customer_id IN ({})",
                 list(1)
@@ -819,33 +806,19 @@ impl Store {
                 });
             }
         }
-        // One JSON document instead of a million rows: decoding rows one by one through
-        // sqlx costs ten times more than the query.
-        let facts = match self.backend() {
-            Backend::Sqlite => {
-                "SELECT json_group_array(json_array(customer_id, owner, tags)) FROM customer_facts \
-                 WHERE policy_name = $1 AND (owner IS NOT NULL OR tags <> '')"
-            }
-            Backend::Postgres => {
-                "SELECT CAST(coalesce(json_agg(json_build_array(customer_id, owner, tags)), '[]') \
-                 AS TEXT) FROM customer_facts WHERE policy_name = $1 \
-                 AND (owner IS NOT NULL OR tags <> '')"
-            }
-        };
-        let doc: Option<String> = sqlx::query_scalar(facts)
-            .bind(&run.policy_name)
-            .fetch_one(self.pool())
-            .await?;
-        let facts: Vec<(String, Option<String>, String)> =
-            serde_json::from_str(doc.as_deref().unwrap_or("[]"))
-                .map_err(|e| StoreError::Corrupt(format!("stored customer facts: {e}")))?;
+        let facts = self.all_facts(&run.policy_name).await?;
         let (mut owners, mut tags) = (Vec::new(), Vec::new());
-        for (customer, owner, tagged) in facts {
+        for CustomerFacts {
+            customer_id,
+            owner,
+            tags: tagged,
+        } in facts
+        {
             if !tagged.is_empty() {
-                tags.push((customer.clone(), tagged));
+                tags.push((customer_id.clone(), tagged));
             }
             if let Some(owner) = owner {
-                owners.push((customer, owner));
+                owners.push((customer_id, owner));
             }
         }
         let managers = self.manager_assignments(&run.policy_name).await?;

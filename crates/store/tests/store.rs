@@ -61,7 +61,7 @@ fn row<'a>(customer: &'a str, level: &'a str) -> AssignmentRow<'a> {
 async fn schema_is_created_and_reported(url: String) {
     let store = Store::open(&url).await.unwrap();
     let status = store.schema_status().await.unwrap();
-    assert_eq!(status.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(status.applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     assert!(status.pending.is_empty());
     assert!(
         store.migrate().await.unwrap().is_empty(),
@@ -71,7 +71,7 @@ async fn schema_is_created_and_reported(url: String) {
     let again = Store::open(&url).await.unwrap();
     assert_eq!(
         again.schema_status().await.unwrap().applied,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     );
 }
 
@@ -372,7 +372,100 @@ async fn tags_of_many_customers_at_once(url: String) {
     assert_eq!(store.tags_of("p", "C9").await.unwrap(), ["blacklist"]);
 }
 
+/// A policy's customer facts are those of its latest run that recorded any: a run without
+/// `[service]` keeps the earlier facts, a later run with facts replaces them all (a customer
+/// gone from the data has no owner any more). Spread over several chunks.
+async fn facts_come_from_the_latest_run_that_recorded_any(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let facts =
+        |owner: &str, customers: std::ops::Range<usize>| -> Vec<stratum_store::CustomerFacts> {
+            customers
+                .map(|i| stratum_store::CustomerFacts {
+                    customer_id: format!("C{i}"),
+                    owner: (i % 7 != 0).then(|| format!("{owner}{}", i % 3)),
+                    tags: if i % 5 == 0 {
+                        "vip,new".into()
+                    } else {
+                        String::new()
+                    },
+                })
+                .collect()
+        };
+    let record = |facts: Vec<stratum_store::CustomerFacts>, as_of: &str| {
+        let run = NewRun {
+            facts,
+            ..new_run(as_of)
+        };
+        let store = &store;
+        async move {
+            store
+                .record_run(&run, &[row("C1", "gold")], &mut |_| {})
+                .await
+                .unwrap()
+        }
+    };
+    record(facts("wang", 0..2500), "2026-01-31").await;
+    record(Vec::new(), "2026-02-28").await;
+    assert_eq!(
+        store.owner_of("p", "C1").await.unwrap().as_deref(),
+        Some("wang1")
+    );
+    assert_eq!(
+        store.owner_of("p", "C2402").await.unwrap().as_deref(),
+        Some("wang2")
+    );
+    assert_eq!(
+        store.owner_of("p", "C2498").await.unwrap().as_deref(),
+        Some("wang2")
+    );
+    assert_eq!(store.owner_of("p", "C14").await.unwrap(), None);
+    assert_eq!(store.owner_of("p", "C2500").await.unwrap(), None);
+    assert_eq!(store.owner_of("p", "A").await.unwrap(), None);
+    assert_eq!(store.owner_of("p", "D").await.unwrap(), None);
+    assert_eq!(store.tags_of("p", "C1995").await.unwrap(), ["new", "vip"]);
+    let tagged = store.data_tags("p").await.unwrap();
+    assert_eq!(tagged.len(), 500);
+    assert_eq!(tagged[0], ("C0".to_string(), "vip,new".to_string()));
+    assert!(tagged.windows(2).all(|w| w[0].0 < w[1].0), "in id order");
+    let many = store
+        .tags_of_many("p", &["C2495", "C5", "C6", "C1000", "nobody"])
+        .await
+        .unwrap();
+    assert_eq!(
+        many.into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        [
+            (
+                "C1000".to_string(),
+                vec!["new".to_string(), "vip".to_string()]
+            ),
+            (
+                "C2495".to_string(),
+                vec!["new".to_string(), "vip".to_string()]
+            ),
+            ("C5".to_string(), vec!["new".to_string(), "vip".to_string()]),
+        ]
+        .into()
+    );
+    let third = record(facts("zhao", 1000..1200), "2026-03-31").await;
+    assert_eq!(store.owner_of("p", "C1").await.unwrap(), None);
+    assert_eq!(
+        store.owner_of("p", "C1003").await.unwrap().as_deref(),
+        Some("zhao1")
+    );
+    assert_eq!(store.data_tags("p").await.unwrap().len(), 40);
+    let standings = store.run_standings(third).await.unwrap();
+    // 29 of the 200 (multiples of 7) have no owner.
+    assert_eq!(standings.owners.len(), 171);
+    assert_eq!(
+        standings.owners[0],
+        ("C1000".to_string(), "zhao1".to_string())
+    );
+    assert_eq!(standings.tags.len(), 40);
+}
+
 stratum_store::on_both!(
+    facts_come_from_the_latest_run_that_recorded_any,
     tags_of_many_customers_at_once,
     standings_come_back_exactly_in_bulk,
     schema_is_created_and_reported,
