@@ -2,7 +2,7 @@
 """Benchmark: stratum vs DuckDB on the same Parquet files, side by side in one run.
 
   python3 bench/run.py [--customers 1000000] [--transactions 20000000] [--invoices 2000000]
-                       [--shape gen|skewed] [--threads 0] [--repeat 3]
+                       [--shape gen|skewed] [--record none|history|service] [--threads 0] [--repeat 3]
                        [--stratum target/release/stratum] [--python PYTHON_WITH_DUCKDB] [--work DIR]
 
 Generates the data once (`--shape gen`: `stratum gen` and its bench.toml; `--shape skewed`:
@@ -12,6 +12,12 @@ benchmark policy (10/30/60 weighted composite + 1/19/30/50 pyramid) and the equi
 query, each as its own process (wall time and peak RSS via wait4). Checks that both
 place every customer on the same level, and prints the medians and the ratios. Results go to
 bench/out/results.json (results-skewed.json), with each run's stages (the `timings:` line).
+
+`--record history` times `stratum run` as users run it, recording into a SQLite history
+(DuckDB records nothing); `--record service` the same with bench/serve.py's `[service]`
+section added to the policy (owners and a benefit). The history is made afresh and one
+untimed run recorded first, so each timed run is a next run (holds, the migration from the
+previous run) into a history that already holds one.
 Loopback-free: everything is local files.
 """
 import argparse
@@ -103,6 +109,8 @@ def main():
     ap.add_argument("--work", help="folder for data, outputs and results.json (default: bench/out)")
     ap.add_argument("--shape", choices=["gen", "skewed"], default="gen",
                     help="gen: `stratum gen`'s data; skewed: bench/skewed.py's (no invoices)")
+    ap.add_argument("--record", choices=["none", "history", "service"], default="none",
+                    help="none: --no-record; history: into a SQLite history; service: with [service] too")
     a = ap.parse_args()
     global OUT
     if a.work:
@@ -123,13 +131,31 @@ def main():
         data = bench_data(stratum, OUT, a.customers, a.transactions, a.invoices)
         policy = data / "bench.toml"
 
+    if a.record == "service":
+        if a.shape != "gen":
+            sys.exit("--record service uses the gen shape's serve policy")
+        from serve import SERVICE  # bench/serve.py's section, so both measure one policy
+        serve = data / "serve.toml"
+        serve.write_text(policy.read_text().replace(
+            'name = "Benchmark: composite + pyramid"', 'name = "Benchmark: service"') + SERVICE)
+        policy = serve
+    record_args = ["--no-record"]
+    s_out = OUT / "stratum-out"
+    if a.record != "none":
+        history = OUT / f"history-{a.shape}-{a.record}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{history}{suffix}").unlink(missing_ok=True)
+        base = [stratum, "--policy", str(policy), "--database", f"sqlite://{history}"]
+        timed(base + ["run", "--out", str(s_out)], OUT / "stratum-first.log")
+        record_args = []
+
     runs = {"stratum": [], "duckdb": []}
     stage_runs = []
     for i in range(a.repeat):
-        s_out = OUT / "stratum-out"
         d_out = OUT / "duckdb-assignments.parquet"
-        runs["stratum"].append(timed([stratum, "--policy", str(policy), "run", "--out", str(s_out),
-                                      "--no-record", "--threads", str(a.threads)], OUT / f"stratum-{i}.log"))
+        database = [] if a.record == "none" else ["--database", f"sqlite://{history}"]
+        runs["stratum"].append(timed([stratum, "--policy", str(policy), *database, "run", "--out", str(s_out),
+                                      *record_args, "--threads", str(a.threads)], OUT / f"stratum-{i}.log"))
         stage_runs.append(stages(OUT / f"stratum-{i}.log"))
         runs["duckdb"].append(timed([py, str(ROOT / "bench" / "duckdb_pyramid.py"), str(data), str(d_out),
                                      str(a.threads), a.shape], OUT / f"duckdb-{i}.log"))
@@ -155,6 +181,7 @@ print(n, differ, sd, levels)
     median_run = sorted(range(len(walls)), key=lambda i: walls[i])[len(walls) // 2]
     result = {
         "shape": a.shape,
+        "record": a.record,
         "customers": a.customers, "transactions": a.transactions, "invoices": a.invoices,
         "threads": a.threads or os.cpu_count(), "repeat": a.repeat,
         "stratum": {"wall_s": med["stratum"][0], "peak_rss_mib": med["stratum"][1]},
@@ -167,7 +194,8 @@ print(n, differ, sd, levels)
         "runs": runs,
         "stages": stage_runs,
     }
-    name = "results.json" if a.shape == "gen" else f"results-{a.shape}.json"
+    name = "results" + ("" if a.shape == "gen" else f"-{a.shape}") + \
+        ("" if a.record == "none" else f"-{a.record}") + ".json"
     (OUT / name).write_text(json.dumps(result, indent=2))
     print()
     print(f"{'':10} {'wall s':>8} {'peak MiB':>9}")

@@ -359,38 +359,41 @@ pub(crate) async fn record(
     };
     let mut ladders_by_name: Vec<usize> = (0..ev.ladders.len()).collect();
     ladders_by_name.sort_by_key(|&li| ev.ladders[li].name.as_str());
-    let mut rows = Vec::with_capacity(n * ev.ladders.len());
-    for li in ladders_by_name {
-        let ladder = &ev.ladders[li];
-        let result = &ev.results[li];
-        let score = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
-        let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
-        for &row in &rows_in_order {
-            let level = result.level[row];
-            let in_scope = level <= ladder.levels.len();
-            let state = result
-                .state
-                .get(row)
-                .and_then(Option::as_ref)
-                .map(|s| s.with_level(ev.level_name(li, s.level)));
-            rows.push(AssignmentRow {
-                ladder: &ladder.name,
-                customer_id: &ev.frame.ids()[row],
-                level: ev.level_name(li, level),
-                rule_level: ev.level_name(li, result.reason[row].rule_level(level)),
-                score: score.and_then(|c| c.num(row)),
-                rank: result
-                    .rank
-                    .as_ref()
-                    .filter(|_| in_scope)
-                    .map(|r| i64::from(r[row])),
-                value: value.and_then(|c| c.num(row)),
-                activity: activity.and_then(|c| c.num(row)),
-                state,
-                explanation: why[li * n + row],
-            });
-        }
-    }
+    let (why, rows_in_order) = (&why, &rows_in_order);
+    // Built as the store writes them, a chunk at a time. Boxed: the closures' own types
+    // inside the run's future defeat the compiler's proof that the future is `Send`.
+    let rows: Box<dyn Iterator<Item = AssignmentRow<'_>> + Send + '_> =
+        Box::new(ladders_by_name.into_iter().flat_map(move |li| {
+            let ladder = &ev.ladders[li];
+            let result = &ev.results[li];
+            let score = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
+            let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
+            rows_in_order.iter().copied().map(move |row| {
+                let level = result.level[row];
+                let in_scope = level <= ladder.levels.len();
+                let state = result
+                    .state
+                    .get(row)
+                    .and_then(Option::as_ref)
+                    .map(|s| s.with_level(ev.level_name(li, s.level)));
+                AssignmentRow {
+                    ladder: &ladder.name,
+                    customer_id: &ev.frame.ids()[row],
+                    level: ev.level_name(li, level),
+                    rule_level: ev.level_name(li, result.reason[row].rule_level(level)),
+                    score: score.and_then(|c| c.num(row)),
+                    rank: result
+                        .rank
+                        .as_ref()
+                        .filter(|_| in_scope)
+                        .map(|r| i64::from(r[row])),
+                    value: value.and_then(|c| c.num(row)),
+                    activity: activity.and_then(|c| c.num(row)),
+                    state,
+                    explanation: why[li * n + row],
+                }
+            })
+        }));
     // What service needs of each customer: owner and tags (only with a [service] section).
     let facts = match policy.service.as_ref() {
         None => Vec::new(),
@@ -434,6 +437,6 @@ pub(crate) async fn record(
         summaries,
     };
     Ok(store
-        .record_run_if(&run, &rows, &mut |_| {}, metrics, ready)
+        .record_run_if(&run, rows, &mut |_| {}, metrics, ready)
         .await?)
 }

@@ -123,7 +123,7 @@ fn write_batch(columns: Vec<ArrayRef>, schema: SchemaRef) -> Result<Vec<u8>, Sto
 }
 
 /// Encodes rows of one ladder, already in customer-id order.
-pub(crate) fn encode<'a>(rows: &[&AssignmentRow<'a>]) -> Result<EncodedChunk<'a>, StoreError> {
+pub(crate) fn encode<'a>(rows: &[AssignmentRow<'a>]) -> Result<EncodedChunk<'a>, StoreError> {
     let n = rows.len();
     let first = rows.first().ok_or_else(|| internal("chunk", "no rows"))?;
     let mut customer = StringBuilder::with_capacity(n, n * 8);
@@ -358,8 +358,7 @@ mod tests {
             above_runs: 0,
         };
         let rows = [row("a", Some(held.clone())), row("b", None)];
-        let refs: Vec<&AssignmentRow> = rows.iter().collect();
-        let encoded = encode(&refs).unwrap();
+        let encoded = encode(&rows).unwrap();
         assert_eq!(
             (encoded.ladder, encoded.first_customer, encoded.customers),
             ("value", "a", 2)

@@ -72,7 +72,7 @@ impl Store {
                     explanation: row.try_get("explanation")?,
                 });
             }
-            let rows: Vec<AssignmentRow> = owned
+            let mut rows: Vec<AssignmentRow> = owned
                 .iter()
                 .map(|o| AssignmentRow {
                     ladder: &o.ladder,
@@ -87,7 +87,10 @@ impl Store {
                     explanation: &o.explanation,
                 })
                 .collect();
-            self.write_chunks(&mut tx, run_id, &rows, &mut |_| {})
+            rows.sort_unstable_by(|a, b| (a.ladder, a.customer_id).cmp(&(b.ladder, b.customer_id)));
+            let converted = rows.len();
+            // The run's ladders are in run_ladders already (migration 3).
+            self.write_chunks(&mut tx, run_id, rows.into_iter(), &mut |_| {})
                 .await?;
             sqlx::query("DELETE FROM assignments WHERE run_id = $1")
                 .bind(run_id)
@@ -96,7 +99,7 @@ impl Store {
             tx.commit().await?;
             tracing::info!(
                 run = run_id,
-                rows = rows.len(),
+                rows = converted,
                 "converted a run's rows to chunks"
             );
         }

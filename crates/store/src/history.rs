@@ -198,11 +198,22 @@ impl Store {
         rows: &[AssignmentRow<'_>],
         progress: &mut (dyn FnMut(usize) + Send),
     ) -> Result<i64, StoreError> {
-        self.record_run_if(run, rows, progress, async { Ok(None) }, async { Ok(()) })
-            .await
+        let mut order: Vec<&AssignmentRow> = rows.iter().collect();
+        order.sort_unstable_by(|a, b| (a.ladder, a.customer_id).cmp(&(b.ladder, b.customer_id)));
+        self.record_run_if(
+            run,
+            order.into_iter().cloned(),
+            progress,
+            async { Ok(None) },
+            async { Ok(()) },
+        )
+        .await
     }
 
-    /// Like [`Store::record_run`], with two futures awaited on the way. `metrics` gives the
+    /// Like [`Store::record_run`], with the rows streamed and two futures awaited on the way.
+    /// `rows` must come by ladder name, then in byte order of the customer id, each
+    /// customer once per ladder (a row out of order fails the transaction): the runner builds
+    /// them as they are written instead of holding a million at once. `metrics` gives the
     /// run's encoded metrics once the results are written (the runner encodes them on
     /// another thread meanwhile); `ready` is awaited just before the commit, and an `Err`
     /// rolls everything back (`StoreError::Aborted`): the runner commits a run only once its
@@ -211,7 +222,7 @@ impl Store {
     pub async fn record_run_if(
         &self,
         run: &NewRun,
-        rows: &[AssignmentRow<'_>],
+        rows: impl Iterator<Item = AssignmentRow<'_>> + Send,
         progress: &mut (dyn FnMut(usize) + Send),
         metrics: impl Future<Output = Result<Option<MetricChunks>, StoreError>> + Send,
         ready: impl Future<Output = Result<(), String>> + Send,
@@ -249,18 +260,14 @@ impl Store {
         .bind(&run.recorded_by)
         .fetch_one(&mut *tx)
         .await?;
-        let mut ladders: Vec<&str> = rows.iter().map(|r| r.ladder).collect();
-        ladders.sort_unstable();
-        ladders.dedup();
-        for ladder in ladders {
+        let step = std::time::Instant::now();
+        for ladder in self.write_chunks(&mut tx, id, rows, progress).await? {
             sqlx::query("INSERT INTO run_ladders (run_id, ladder) VALUES ($1, $2)")
                 .bind(id)
                 .bind(ladder)
                 .execute(&mut *tx)
                 .await?;
         }
-        let step = std::time::Instant::now();
-        self.write_chunks(&mut tx, id, rows, progress).await?;
         tracing::debug!(
             run = id,
             seconds = step.elapsed().as_secs_f64(),
@@ -560,42 +567,73 @@ impl Store {
         row.as_ref().map(run_info).transpose()
     }
 
-    /// Writes a run's rows as chunks of [`CHUNK_ROWS`] customers per ladder, in customer-id
-    /// order; `progress` is told after each chunk.
-    pub(crate) async fn write_chunks(
+    /// Writes a run's rows as chunks of [`CHUNK_ROWS`] customers per ladder; `rows` come in
+    /// chunk order (by ladder, then byte order of the customer id), checked as they go in.
+    /// Returns the ladders written; `progress` is told after each chunk.
+    pub(crate) async fn write_chunks<'a>(
         &self,
         conn: &mut sqlx::AnyConnection,
         run_id: i64,
-        rows: &[AssignmentRow<'_>],
+        rows: impl Iterator<Item = AssignmentRow<'a>> + Send,
         progress: &mut (dyn FnMut(usize) + Send),
-    ) -> Result<(), StoreError> {
-        let mut order: Vec<&AssignmentRow> = rows.iter().collect();
-        // Rows given in this order (the runner's) cost one pass to check.
-        order.sort_unstable_by(|a, b| (a.ladder, a.customer_id).cmp(&(b.ladder, b.customer_id)));
-        let mut pieces = order
-            .chunk_by(|a, b| a.ladder == b.ladder)
-            .flat_map(|ladder| ladder.chunks(CHUNK_ROWS));
+    ) -> Result<Vec<String>, StoreError> {
+        let mut rows = rows.peekable();
+        // The next chunk's rows: up to CHUNK_ROWS of one ladder.
+        let mut next_piece = move || -> Vec<AssignmentRow<'a>> {
+            let mut piece: Vec<AssignmentRow<'a>> = Vec::with_capacity(CHUNK_ROWS);
+            while piece.len() < CHUNK_ROWS {
+                let same_ladder = match (rows.peek(), piece.first()) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(next), Some(first)) => next.ladder == first.ladder,
+                };
+                if !same_ladder {
+                    break;
+                }
+                piece.extend(rows.next());
+            }
+            piece
+        };
+        let encode = |piece: Vec<AssignmentRow<'a>>| -> Result<_, StoreError> {
+            if piece.is_empty() {
+                return Ok(None);
+            }
+            chunks::encode(&piece).map(|chunk| Some((piece, chunk)))
+        };
         // The database executes one chunk's INSERT while the next chunk is encoded here: on
         // SQLite the statement runs on sqlx's worker thread, so the two overlap.
-        let mut next = pieces.next().map(encode_piece).transpose()?;
+        let mut next = encode(next_piece())?;
         let mut written = 0;
-        let mut previous: Option<&AssignmentRow> = None;
+        let mut ladders: Vec<String> = Vec::new();
+        let mut previous: Option<(&'a str, &'a str)> = None;
         while let Some((piece, chunk)) = next.take() {
-            // Lookups binary-search a chunk, so its customers must be unique; checked as the
-            // chunks go in, so a duplicate fails the transaction like a database error would.
-            let keys = previous.into_iter().chain(piece.iter().copied());
-            if let Some(dup) = keys
-                .clone()
-                .zip(keys.skip(1))
-                .find(|(a, b)| (a.ladder, a.customer_id) == (b.ladder, b.customer_id))
-            {
-                return Err(StoreError::Internal(format!(
-                    "customer {} appears twice on ladder {}",
-                    dup.0.customer_id, dup.0.ladder
-                )));
+            // Lookups binary-search a chunk, and find a customer's chunk by its first id:
+            // rows strictly in order, each customer once per ladder.
+            for key in piece.iter().map(|r| (r.ladder, r.customer_id)) {
+                match previous.map(|p| p.cmp(&key)) {
+                    Some(std::cmp::Ordering::Equal) => {
+                        return Err(StoreError::Internal(format!(
+                            "customer {} appears twice on ladder {}",
+                            key.1, key.0
+                        )));
+                    }
+                    Some(std::cmp::Ordering::Greater) => {
+                        return Err(StoreError::Internal(format!(
+                            "rows out of order: ladder {} customer {} after ladder {} customer {}",
+                            key.0,
+                            key.1,
+                            previous.map_or("", |p| p.0),
+                            previous.map_or("", |p| p.1)
+                        )));
+                    }
+                    _ => {}
+                }
+                if ladders.last().is_none_or(|l| l != key.0) {
+                    ladders.push(key.0.to_string());
+                }
+                previous = Some(key);
             }
-            previous = piece.last().copied();
-            let upcoming = pieces.next();
+            let upcoming = next_piece();
             written += chunk.customers;
             let insert = sqlx::query(
                 "INSERT INTO assignment_chunks (run_id, ladder, first_customer, customers, \
@@ -607,16 +645,15 @@ impl Store {
             .bind(chunk.customers as i64)
             .bind(chunk.standings)
             .bind(chunk.explanations);
-            let (done, encoded) = futures_util::future::join(insert.execute(&mut *conn), async {
-                upcoming.map(encode_piece).transpose()
-            })
-            .await;
+            let (done, encoded) =
+                futures_util::future::join(insert.execute(&mut *conn), async { encode(upcoming) })
+                    .await;
             done?;
             next = encoded?;
             tracing::debug!(run = run_id, rows = written, "recorded rows");
             progress(written);
         }
-        Ok(())
+        Ok(ladders)
     }
 
     /// Streams a run's chunks, by ladder then first customer, to `each` as (ladder, standings
@@ -1043,13 +1080,6 @@ fn customer_row(
     let why = chunks::decode_explanations(row.try_get::<&[u8], _>("explanations")?)?;
     let explanation = why.value(i).to_string();
     Ok(Some((chunk, i, explanation)))
-}
-
-/// A piece of a run's rows with its encoding.
-fn encode_piece<'p, 'a>(
-    piece: &'p [&'p AssignmentRow<'a>],
-) -> Result<(&'p [&'p AssignmentRow<'a>], chunks::EncodedChunk<'a>), StoreError> {
-    chunks::encode(piece).map(|chunk| (piece, chunk))
 }
 
 /// One ladder of a decoded run: its chunks in customer-id order, each with its

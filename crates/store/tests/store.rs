@@ -464,7 +464,31 @@ async fn facts_come_from_the_latest_run_that_recorded_any(url: String) {
     assert_eq!(standings.tags.len(), 40);
 }
 
+/// Streamed rows must come in the store's order; a row out of order fails the run, which
+/// leaves nothing behind.
+async fn streamed_rows_out_of_order_record_nothing(url: String) {
+    let store = Store::open(&url).await.unwrap();
+    let rows = [row("C2", "gold"), row("C10", "silver")];
+    let err = store
+        .record_run_if(
+            &new_run("2026-01-31"),
+            rows.iter().cloned(),
+            &mut |_| {},
+            async { Ok(None) },
+            async { Ok(()) },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "internal error: rows out of order: ladder tier customer C10 after ladder tier customer C2"
+    );
+    assert!(store.runs(None).await.unwrap().is_empty());
+    assert_eq!(store.owner_of("p", "C1").await.unwrap(), None);
+}
+
 stratum_store::on_both!(
+    streamed_rows_out_of_order_record_nothing,
     facts_come_from_the_latest_run_that_recorded_any,
     tags_of_many_customers_at_once,
     standings_come_back_exactly_in_bulk,
