@@ -16,8 +16,8 @@ bench/out/results.json (results-skewed.json), with each run's stages (the `timin
 `--record history` times `stratum run` as users run it, recording into a SQLite history
 (DuckDB records nothing); `--record service` the same with bench/serve.py's `[service]`
 section added to the policy (owners and a benefit). The history is made afresh and one
-untimed run recorded first, so each timed run is a next run (holds, the migration from the
-previous run) into a history that already holds one.
+untimed run dated a month earlier recorded first, so each timed run is the next month's run
+(holds and the migration from that run) into a history that already holds one.
 Loopback-free: everything is local files.
 """
 import argparse
@@ -146,7 +146,8 @@ def main():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{history}{suffix}").unlink(missing_ok=True)
         base = [stratum, "--policy", str(policy), "--database", f"sqlite://{history}"]
-        timed(base + ["run", "--out", str(s_out)], OUT / "stratum-first.log")
+        # A month earlier, so that each timed run continues from it (holds, migration).
+        timed(base + ["run", "--out", str(s_out), "--as-of", "2026-09-30"], OUT / "stratum-first.log")
         record_args = []
 
     runs = {"stratum": [], "duckdb": []}

@@ -56,10 +56,14 @@ pub struct Inputs<'a> {
     pub prior: Option<&'a Prior>,
 }
 
+/// One ladder's standings after a run: customer id → state. Hashed with foldhash: the
+/// holds look up every customer, and SipHash was a tenth of a run continuing from another.
+pub type PriorStates = HashMap<String, PriorState, foldhash::fast::RandomState>;
+
 /// Standings after the previous run: ladder name → customer id → state.
 #[derive(Debug, Clone, Default)]
 pub struct Prior {
-    pub ladders: HashMap<String, HashMap<String, PriorState>>,
+    pub ladders: HashMap<String, PriorStates>,
     /// Cluster ladders' clusters at the previous run: this run's are matched to them.
     pub clusters: HashMap<String, ClusterSummary>,
 }
@@ -209,7 +213,7 @@ fn apply_holds(
     ladder: &Ladder,
     frame: &Frame,
     result: &mut LadderResult,
-    prior: Option<&HashMap<String, PriorState>>,
+    prior: Option<&PriorStates>,
     as_of: NaiveDate,
 ) {
     let unplaced = ladder.levels.len();

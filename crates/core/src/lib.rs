@@ -33,7 +33,8 @@ pub mod time;
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use evaluate::{
     CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelActivity, LevelRow,
-    Prior, RecordedSummary, UNPLACED, bind_ladder, evaluate, evaluate_with, gap_to_next,
+    Prior, PriorStates, RecordedSummary, UNPLACED, bind_ladder, evaluate, evaluate_with,
+    gap_to_next,
 };
 pub use frame::{Column, Frame, Ids, Value, fmt_num};
 pub use guard::{Guards, RejectLimit};

@@ -844,12 +844,17 @@ pub async fn run(
             let previous = previous_run.map(|id| (id, previous_levels));
             let summaries = {
                 let (ev, ladders) = (Arc::clone(&evaluation), ladders.clone());
+                let order = Arc::clone(&byte_order);
                 blocking(move || {
                     let previous = previous.as_ref().map(|(id, l)| (*id, l.as_slice()));
-                    record::recorded_summaries(&ev, &ladders, previous)
+                    record::recorded_summaries(&ev, &ladders, previous, order.as_deref())
                 })
                 .await
             };
+            tracing::debug!(
+                seconds = t.elapsed().as_secs_f64(),
+                "run summaries and migration built"
+            );
             let metrics = async { metrics.await.map(Some) };
             let files_ready = async {
                 let Some(w) = writer.take() else {

@@ -85,20 +85,11 @@ pub(crate) fn recorded_summaries(
     ev: &Evaluation,
     summaries: &[LadderSummary],
     previous: Option<(i64, &[PriorLevel])>,
+    byte_order: Option<&[u32]>,
 ) -> Result<Vec<(String, String)>, RunError> {
-    let before: Before = previous
-        .map(|(_, levels)| {
-            levels
-                .iter()
-                .map(|p| {
-                    (
-                        (p.ladder.as_str(), p.customer.as_str()),
-                        (p.level.as_str(), p.active),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let before = previous.map_or_else(Before::default, |(_, levels)| {
+        Before::align(ev, byte_order, levels)
+    });
     summaries
         .iter()
         .enumerate()
@@ -126,10 +117,54 @@ pub(crate) fn recorded_summaries(
         .collect()
 }
 
-/// The moves of ladder `li` since the previous run (`before`: its levels by ladder and
-/// customer): the matrix with counts and value, the up and down counts and the first movers.
-/// The previous run's level of each (ladder, customer), and whether the customer was active.
-type Before<'a> = std::collections::HashMap<(&'a str, &'a str), (&'a str, bool)>;
+/// The previous run's level of each customer of this run, and whether it was active then,
+/// per ladder and indexed by this run's rows (`None`: not in the previous run). Found by one
+/// merge of the two runs in byte order of the id, instead of a million hash lookups.
+#[derive(Default)]
+struct Before<'a> {
+    ladders: std::collections::HashMap<&'a str, Vec<Option<(&'a str, bool)>>>,
+}
+
+impl<'a> Before<'a> {
+    /// `levels`: the previous run's, by ladder and id as the store keeps them; `byte_order`:
+    /// this run's rows in that order ([`stratum_core::Ids::byte_order`], `None`: in it).
+    fn align(ev: &Evaluation, byte_order: Option<&[u32]>, levels: &'a [PriorLevel]) -> Self {
+        let ids = ev.frame.ids();
+        let n = ids.len();
+        let identity: Vec<u32>;
+        let current = match byte_order {
+            Some(order) => order,
+            None => {
+                identity = (0..n as u32).collect();
+                &identity
+            }
+        };
+        let mut stored: Vec<&PriorLevel> = levels.iter().collect();
+        // Already in this order from the store: one pass to check.
+        stored.sort_unstable_by(|a, b| (&a.ladder, &a.customer).cmp(&(&b.ladder, &b.customer)));
+        let mut ladders = std::collections::HashMap::new();
+        for of_ladder in stored.chunk_by(|a, b| a.ladder == b.ladder) {
+            let mut aligned = vec![None; n];
+            let mut at = 0;
+            for &row in current {
+                let id = &ids[row as usize];
+                while at < of_ladder.len() && of_ladder[at].customer.as_str() < id {
+                    at += 1;
+                }
+                if let Some(p) = of_ladder.get(at).filter(|p| p.customer == id) {
+                    aligned[row as usize] = Some((p.level.as_str(), p.active));
+                }
+            }
+            ladders.insert(of_ladder[0].ladder.as_str(), aligned);
+        }
+        Before { ladders }
+    }
+
+    /// Ladder `name`'s previous levels by row, if the previous run had the ladder.
+    fn of(&self, name: &str) -> Option<&[Option<(&'a str, bool)>]> {
+        self.ladders.get(name).map(Vec::as_slice)
+    }
+}
 
 /// Ladder `li`'s activity per level (as `stratum report` counts it): active and repeat
 /// customers now, and of those active on each level at the previous run, how many are not
@@ -181,7 +216,7 @@ fn activity(
             out[i].active += 1;
             out[i].repeat += u64::from(activity >= 2.0);
         }
-        if let Some((then, true)) = before.get(&(ladder.name.as_str(), &ev.frame.ids()[row]))
+        if let Some((then, true)) = before.of(&ladder.name).and_then(|b| b[row])
             && let Some(i) = at(then)
         {
             out[i].churned -= 1;
@@ -190,6 +225,8 @@ fn activity(
     out
 }
 
+/// The moves of ladder `li` since the previous run: the matrix with counts and value, the up
+/// and down counts and the first movers.
 fn migration(
     ev: &Evaluation,
     li: usize,
@@ -201,12 +238,11 @@ fn migration(
     let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
     let mut cells: std::collections::BTreeMap<(usize, usize), (u64, f64)> = Default::default();
     let pos = |l: &str| order.iter().position(|x| x == l).unwrap_or(order.len());
+    let previous = before.of(&ladder.name);
     for row in 0..ev.frame.len() {
         let id = &ev.frame.ids()[row];
         let to = ev.level_name(li, ev.results[li].level[row]);
-        let from = before
-            .get(&(ladder.name.as_str(), id))
-            .map(|(level, _)| *level);
+        let from = previous.and_then(|p| p[row]).map(|(level, _)| level);
         // Rows are ordered by level then; `new` (not in the previous run) last.
         let key = (from.map_or(usize::MAX, pos), pos(to));
         let cell = cells.entry(key).or_insert((0, 0.0));

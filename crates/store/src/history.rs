@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use stratum_core::PriorState;
+use stratum_core::PriorStates;
 
 use crate::chunks::{self, AssignmentRow, CHUNK_ROWS, StandingsChunk};
 
@@ -766,11 +766,8 @@ impl Store {
     }
 
     /// Standings after a run: ladder → customer → state.
-    pub async fn states(
-        &self,
-        run_id: i64,
-    ) -> Result<HashMap<String, HashMap<String, PriorState>>, StoreError> {
-        let mut out: HashMap<String, HashMap<String, PriorState>> = HashMap::new();
+    pub async fn states(&self, run_id: i64) -> Result<HashMap<String, PriorStates>, StoreError> {
+        let mut out: HashMap<String, PriorStates> = HashMap::new();
         for ladder in self.run_rows(run_id, false).await? {
             let states = out.entry(ladder.ladder.clone()).or_default();
             for (chunk, i) in ladder.rows() {
@@ -791,14 +788,8 @@ impl Store {
     pub async fn states_and_levels(
         &self,
         run_id: i64,
-    ) -> Result<
-        (
-            HashMap<String, HashMap<String, PriorState>>,
-            Vec<PriorLevel>,
-        ),
-        StoreError,
-    > {
-        let mut states: HashMap<String, HashMap<String, PriorState>> = HashMap::new();
+    ) -> Result<(HashMap<String, PriorStates>, Vec<PriorLevel>), StoreError> {
+        let mut states: HashMap<String, PriorStates> = HashMap::new();
         let mut levels = Vec::new();
         for ladder in self.run_rows(run_id, false).await? {
             let of_ladder = states.entry(ladder.ladder.clone()).or_default();
