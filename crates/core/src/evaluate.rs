@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use crate::diagnostic::did_you_mean;
 use crate::frame::{Frame, Value, fmt_num, push_num};
-use crate::hold::{self, HoldState, PriorState};
+use crate::hold::{self, HoldState, Standing};
 use crate::ladder::{
     LadderResult, ManualPin, OverrideSource, Reason, apply_override, apply_tag_overrides, place,
 };
@@ -56,14 +56,20 @@ pub struct Inputs<'a> {
     pub prior: Option<&'a Prior>,
 }
 
-/// One ladder's standings after a run: customer id → state. Hashed with foldhash: the
-/// holds look up every customer, and SipHash was a tenth of a run continuing from another.
-pub type PriorStates = HashMap<String, PriorState, foldhash::fast::RandomState>;
+/// One ladder's standings after the previous run, aligned with this run's frame: `rows[r]`
+/// is the standing of row `r`'s customer (`None`: not in that run, or no standing), its
+/// level an index of `level_names`. Aligned by the caller (the runner merges both runs in
+/// id order), so the holds read an array instead of looking a million ids up.
+#[derive(Debug, Clone, Default)]
+pub struct PriorLadder {
+    pub level_names: Vec<String>,
+    pub rows: Vec<Option<Standing<u32>>>,
+}
 
-/// Standings after the previous run: ladder name → customer id → state.
+/// Standings after the previous run, by ladder name.
 #[derive(Debug, Clone, Default)]
 pub struct Prior {
-    pub ladders: HashMap<String, PriorStates>,
+    pub ladders: HashMap<String, PriorLadder>,
     /// Cluster ladders' clusters at the previous run: this run's are matched to them.
     pub clusters: HashMap<String, ClusterSummary>,
 }
@@ -213,7 +219,7 @@ fn apply_holds(
     ladder: &Ladder,
     frame: &Frame,
     result: &mut LadderResult,
-    prior: Option<&PriorStates>,
+    prior: Option<&PriorLadder>,
     as_of: NaiveDate,
 ) {
     let unplaced = ladder.levels.len();
@@ -224,6 +230,11 @@ fn apply_holds(
             ladder.level_index(name)
         }
     };
+    // The previous run's level names on this ladder (`None`: a level the policy no longer
+    // has, so the customer starts afresh).
+    let levels: Vec<Option<usize>> = prior
+        .map(|p| p.level_names.iter().map(|n| index_of(n)).collect())
+        .unwrap_or_default();
     let mut state = Vec::with_capacity(frame.len());
     for row in 0..frame.len() {
         let rule_level = result.level[row];
@@ -232,8 +243,9 @@ fn apply_holds(
             continue;
         }
         let before: Option<HoldState> = prior
-            .and_then(|p| p.get(&frame.ids()[row]))
-            .and_then(|p| Some(p.with_level(index_of(&p.level)?)));
+            .and_then(|p| p.rows.get(row))
+            .and_then(Option::as_ref)
+            .and_then(|p| Some(p.with_level(levels.get(p.level as usize).copied().flatten()?)));
         let out = hold::decide(ladder, rule_level, before.as_ref(), as_of);
         if let Some(h) = out.hold {
             result.level[row] = out.level;

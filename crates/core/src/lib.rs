@@ -33,7 +33,7 @@ pub mod time;
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use evaluate::{
     CustomerExplanation, EvalError, Evaluation, Inputs, LadderSummary, LevelActivity, LevelRow,
-    Prior, PriorStates, RecordedSummary, UNPLACED, bind_ladder, evaluate, evaluate_with,
+    Prior, PriorLadder, RecordedSummary, UNPLACED, bind_ladder, evaluate, evaluate_with,
     gap_to_next,
 };
 pub use frame::{Column, Frame, Ids, Value, fmt_num};

@@ -24,6 +24,7 @@ pub mod manual;
 mod output;
 mod pins;
 pub mod pipeline;
+mod previous;
 mod record;
 pub use record::PART_SEPARATOR;
 
@@ -466,8 +467,11 @@ struct Evaluated {
     timings: Vec<(String, Duration)>,
     warnings: Vec<Diagnostic>,
     previous_run: Option<i64>,
-    /// The previous run's recorded levels (empty without a store or a previous run).
-    previous_levels: Vec<stratum_store::PriorLevel>,
+    /// The previous run lined up with this one's rows (with a store and a previous run).
+    previous: Option<previous::Previous>,
+    /// This run's rows in byte order of the id, the store's order (`None`: in it already,
+    /// or no store).
+    byte_order: Arc<Option<Vec<u32>>>,
     /// Sources let through by `--allow-shrink`.
     shrink_allowed: Vec<String>,
     non_finite: Vec<stratum_engine::NonFinite>,
@@ -480,8 +484,8 @@ struct Kept {
     pins: Vec<ManualPin>,
     tags: Vec<(String, String)>,
     prior: Prior,
-    /// The previous run's recorded levels, for the migration this run records.
-    previous_levels: Vec<stratum_store::PriorLevel>,
+    /// The previous run's ladders, for the holds and the migration this run records.
+    previous_ladders: Vec<stratum_store::RecordedLadder>,
     previous_run: Option<i64>,
     /// Rows per source at the last recorded run of the policy.
     recorded_rows: std::collections::HashMap<String, u64>,
@@ -513,9 +517,9 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
         .collect();
     let previous = store.previous_run(policy.history_name(), as_of).await?;
     let mut prior = Prior::default();
-    let mut previous_levels = Vec::new();
+    let mut previous_ladders = Vec::new();
     if let Some(run) = &previous {
-        (prior.ladders, previous_levels) = store.states_and_levels(run.id).await?;
+        previous_ladders = store.recorded_ladders(run.id).await?;
         if policy.ladders.iter().any(|l| l.cluster.is_some()) {
             for (_, ladder, text) in store.run_summaries(&[run.id]).await? {
                 // A summary this binary cannot read only costs the matching: the clusters
@@ -548,7 +552,7 @@ async fn kept(store: &Store, policy: &Policy, as_of: NaiveDate) -> Result<Kept, 
         pins,
         tags,
         prior,
-        previous_levels,
+        previous_ladders,
         previous_run: previous.map(|r| r.id),
         recorded_rows,
     })
@@ -667,7 +671,11 @@ async fn evaluate_policy(
                 format!("source `{name}` has far fewer rows than at the last recorded run (or none); let through by --allow-shrink"),
             )
         }));
-    if let Some(k) = &kept {
+    // A million ids hashed only when the store has tags or pins to place.
+    if let Some(k) = kept
+        .as_ref()
+        .filter(|k| !k.tags.is_empty() || !k.pins.is_empty())
+    {
         let rows: std::collections::HashMap<&str, usize> = frame
             .ids()
             .iter()
@@ -698,15 +706,29 @@ async fn evaluate_policy(
             frame.add_tag(row, tag);
         }
     }
-    let prior = kept.as_mut().map(|k| std::mem::take(&mut k.prior));
+    let mut prior = kept.as_mut().map(|k| std::mem::take(&mut k.prior));
+    let previous_ladders = kept
+        .as_mut()
+        .map(|k| std::mem::take(&mut k.previous_ladders));
     let policy = Arc::clone(policy);
-    let evaluation = blocking(move || {
+    let (evaluation, previous, byte_order) = blocking(move || {
+        // With a store, the rows in its order, for the previous run's alignment here and
+        // the recording later.
+        let byte_order = match &previous_ladders {
+            Some(_) => frame.ids().byte_order(),
+            None => None,
+        };
+        let previous = previous_ladders
+            .map(|l| previous::Previous::align(l, frame.ids(), byte_order.as_deref()));
+        if let (Some(prior), Some(previous)) = (prior.as_mut(), &previous) {
+            prior.ladders = previous.prior_ladders();
+        }
         let inputs = Inputs {
             pins: &pins,
             as_of: Some(as_of),
             prior: prior.as_ref(),
         };
-        evaluate_with(policy, frame, inputs)
+        evaluate_with(policy, frame, inputs).map(|ev| (ev, previous, byte_order))
     })
     .await?;
     timings.push(("score+place".to_string(), t.elapsed()));
@@ -718,10 +740,8 @@ async fn evaluate_policy(
         as_of,
         timings,
         warnings,
-        previous_levels: kept
-            .as_mut()
-            .map(|k| std::mem::take(&mut k.previous_levels))
-            .unwrap_or_default(),
+        previous,
+        byte_order: Arc::new(byte_order),
         previous_run: kept.and_then(|k| k.previous_run),
         shrink_allowed,
         non_finite: out.non_finite,
@@ -762,7 +782,8 @@ pub async fn run(
         mut timings,
         warnings: mut kept_warnings,
         previous_run,
-        previous_levels,
+        previous,
+        byte_order,
         shrink_allowed,
         non_finite,
     } = evaluate_policy(loaded, options, store, progress).await?;
@@ -828,12 +849,6 @@ pub async fn run(
     let recorded = match (store, fingerprints, &batches) {
         (Some(store), Some(fingerprints), Some(batches)) => {
             let t = Instant::now();
-            // The store keeps a run in byte order of the customer ids: found once, for the
-            // results and the metrics both.
-            let byte_order = {
-                let ev = Arc::clone(&evaluation);
-                Arc::new(blocking(move || ev.frame.ids().byte_order()).await)
-            };
             // Encoded on the blocking pool from now on, while the results go in.
             let metrics = {
                 let (ev, order) = (Arc::clone(&evaluation), Arc::clone(&byte_order));
@@ -841,13 +856,12 @@ pub async fn run(
             };
             // The previous run's levels (read with its standings), for the migration the run
             // records with its summaries.
-            let previous = previous_run.map(|id| (id, previous_levels));
+            let previous = previous_run.zip(previous);
             let summaries = {
                 let (ev, ladders) = (Arc::clone(&evaluation), ladders.clone());
-                let order = Arc::clone(&byte_order);
                 blocking(move || {
-                    let previous = previous.as_ref().map(|(id, l)| (*id, l.as_slice()));
-                    record::recorded_summaries(&ev, &ladders, previous, order.as_deref())
+                    let previous = previous.as_ref().map(|(id, p)| (*id, p));
+                    record::recorded_summaries(&ev, &ladders, previous)
                 })
                 .await
             };

@@ -76,7 +76,7 @@ pub(crate) fn start_fingerprints(loaded: &LoadedPolicy) -> Started<Result<String
     })
 }
 
-use stratum_store::PriorLevel;
+use crate::previous::{Previous, PreviousLadder};
 
 /// What the run records of each ladder for pages that must not read its rows: the summary
 /// (pyramids, Pareto figure) with the Lorenz curve, as JSON. Sorts every customer's value:
@@ -84,12 +84,8 @@ use stratum_store::PriorLevel;
 pub(crate) fn recorded_summaries(
     ev: &Evaluation,
     summaries: &[LadderSummary],
-    previous: Option<(i64, &[PriorLevel])>,
-    byte_order: Option<&[u32]>,
+    previous: Option<(i64, &Previous)>,
 ) -> Result<Vec<(String, String)>, RunError> {
-    let before = previous.map_or_else(Before::default, |(_, levels)| {
-        Before::align(ev, byte_order, levels)
-    });
     summaries
         .iter()
         .enumerate()
@@ -106,64 +102,17 @@ pub(crate) fn recorded_summaries(
                 cutoffs: ev.results[li].cutoff.clone(),
                 activity: Vec::new(),
             };
+            let name = &ev.ladders[li].name;
+            let before = previous.and_then(|(_, p)| p.ladder(name));
             if previous.is_some() {
-                migration(ev, li, &before, &mut recorded);
+                migration(ev, li, before.as_ref(), &mut recorded);
             }
-            recorded.activity = activity(ev, li, previous.map(|(_, levels)| levels), &before);
+            recorded.activity = activity(ev, li, previous.is_some(), before.as_ref());
             serde_json::to_string(&recorded)
                 .map(|json| (summary.ladder.clone(), json))
                 .map_err(|e| RunError::Internal(format!("a ladder summary as JSON: {e}")))
         })
         .collect()
-}
-
-/// The previous run's level of each customer of this run, and whether it was active then,
-/// per ladder and indexed by this run's rows (`None`: not in the previous run). Found by one
-/// merge of the two runs in byte order of the id, instead of a million hash lookups.
-#[derive(Default)]
-struct Before<'a> {
-    ladders: std::collections::HashMap<&'a str, Vec<Option<(&'a str, bool)>>>,
-}
-
-impl<'a> Before<'a> {
-    /// `levels`: the previous run's, by ladder and id as the store keeps them; `byte_order`:
-    /// this run's rows in that order ([`stratum_core::Ids::byte_order`], `None`: in it).
-    fn align(ev: &Evaluation, byte_order: Option<&[u32]>, levels: &'a [PriorLevel]) -> Self {
-        let ids = ev.frame.ids();
-        let n = ids.len();
-        let identity: Vec<u32>;
-        let current = match byte_order {
-            Some(order) => order,
-            None => {
-                identity = (0..n as u32).collect();
-                &identity
-            }
-        };
-        let mut stored: Vec<&PriorLevel> = levels.iter().collect();
-        // Already in this order from the store: one pass to check.
-        stored.sort_unstable_by(|a, b| (&a.ladder, &a.customer).cmp(&(&b.ladder, &b.customer)));
-        let mut ladders = std::collections::HashMap::new();
-        for of_ladder in stored.chunk_by(|a, b| a.ladder == b.ladder) {
-            let mut aligned = vec![None; n];
-            let mut at = 0;
-            for &row in current {
-                let id = &ids[row as usize];
-                while at < of_ladder.len() && of_ladder[at].customer.as_str() < id {
-                    at += 1;
-                }
-                if let Some(p) = of_ladder.get(at).filter(|p| p.customer == id) {
-                    aligned[row as usize] = Some((p.level.as_str(), p.active));
-                }
-            }
-            ladders.insert(of_ladder[0].ladder.as_str(), aligned);
-        }
-        Before { ladders }
-    }
-
-    /// Ladder `name`'s previous levels by row, if the previous run had the ladder.
-    fn of(&self, name: &str) -> Option<&[Option<(&'a str, bool)>]> {
-        self.ladders.get(name).map(Vec::as_slice)
-    }
 }
 
 /// Ladder `li`'s activity per level (as `stratum report` counts it): active and repeat
@@ -172,8 +121,8 @@ impl<'a> Before<'a> {
 fn activity(
     ev: &Evaluation,
     li: usize,
-    previous: Option<&[PriorLevel]>,
-    before: &Before<'_>,
+    has_previous: bool,
+    before: Option<&PreviousLadder<'_>>,
 ) -> Vec<stratum_core::LevelActivity> {
     let Some(column) = ev
         .policy
@@ -192,16 +141,13 @@ fn activity(
             level: level.clone(),
             active: 0,
             repeat: 0,
-            active_before: previous.map(|_| 0),
+            active_before: has_previous.then_some(0),
             churned: 0,
         })
         .collect();
     let at = |level: &str| order.iter().position(|l| l == level);
-    for p in previous.unwrap_or_default() {
-        if p.ladder == ladder.name
-            && p.active
-            && let Some(i) = at(&p.level)
-        {
+    for (level, active) in before.iter().flat_map(|b| b.all()) {
+        if active && let Some(i) = at(level) {
             *out[i].active_before.get_or_insert(0) += 1;
             // Counted as churned until found active below.
             out[i].churned += 1;
@@ -216,7 +162,7 @@ fn activity(
             out[i].active += 1;
             out[i].repeat += u64::from(activity >= 2.0);
         }
-        if let Some((then, true)) = before.of(&ladder.name).and_then(|b| b[row])
+        if let Some((then, true)) = before.and_then(|b| b.at(row))
             && let Some(i) = at(then)
         {
             out[i].churned -= 1;
@@ -230,7 +176,7 @@ fn activity(
 fn migration(
     ev: &Evaluation,
     li: usize,
-    before: &Before<'_>,
+    before: Option<&PreviousLadder<'_>>,
     out: &mut stratum_core::RecordedSummary,
 ) {
     let ladder = &ev.ladders[li];
@@ -238,11 +184,10 @@ fn migration(
     let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
     let mut cells: std::collections::BTreeMap<(usize, usize), (u64, f64)> = Default::default();
     let pos = |l: &str| order.iter().position(|x| x == l).unwrap_or(order.len());
-    let previous = before.of(&ladder.name);
     for row in 0..ev.frame.len() {
         let id = &ev.frame.ids()[row];
         let to = ev.level_name(li, ev.results[li].level[row]);
-        let from = previous.and_then(|p| p[row]).map(|(level, _)| level);
+        let from = before.and_then(|b| b.at(row)).map(|(level, _)| level);
         // Rows are ordered by level then; `new` (not in the previous run) last.
         let key = (from.map_or(usize::MAX, pos), pos(to));
         let cell = cells.entry(key).or_insert((0, 0.0));

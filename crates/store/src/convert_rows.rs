@@ -106,10 +106,11 @@ impl Store {
         Ok(())
     }
 
-    /// Moves the rows of `customer_facts` (schemas before migration 12) into fact chunks of
-    /// each policy's latest run, one transaction per policy, deleting the moved rows: an
-    /// interrupted conversion resumes with the policies left. Facts of a policy with no run
-    /// left could not be served and are dropped, with a warning.
+    /// Copies the rows of `customer_facts` (schemas before migration 12) into fact chunks of
+    /// each policy's latest run, one transaction per policy; a policy whose run has chunks
+    /// already was copied by an interrupted conversion and is skipped. Migration 12 then
+    /// drops the table (dropping is quicker than deleting a million rows). Facts of a policy
+    /// with no run left could not be served and are dropped, with a warning.
     pub(crate) async fn convert_row_facts(&self) -> Result<(), StoreError> {
         let policies: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT policy_name FROM customer_facts ORDER BY policy_name",
@@ -123,6 +124,16 @@ impl Store {
                     .bind(&policy)
                     .fetch_one(&mut *tx)
                     .await?;
+            if let Some(run) = run {
+                let copied: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM fact_chunks WHERE run_id = $1")
+                        .bind(run)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if copied > 0 {
+                    continue;
+                }
+            }
             let stored = sqlx::query(
                 "SELECT customer_id, owner, tags FROM customer_facts WHERE policy_name = $1",
             )
@@ -164,10 +175,6 @@ impl Store {
                     "dropped the customer facts of a policy with no run left"
                 ),
             }
-            sqlx::query("DELETE FROM customer_facts WHERE policy_name = $1")
-                .bind(&policy)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
         }
         Ok(())

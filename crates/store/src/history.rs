@@ -11,18 +11,36 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use stratum_core::PriorStates;
+use stratum_core::{PriorState, Standing};
 
 use crate::chunks::{self, AssignmentRow, CHUNK_ROWS, StandingsChunk};
 
-/// A customer's level on a ladder of an earlier run, and whether it was active then (the
-/// policy's `activity` metric above 0): what a new run's migration and churn start from.
+/// `name`'s index in `names`, added when new. A ladder has a handful of levels: a linear
+/// search beats hashing.
+fn intern_name(names: &mut Vec<String>, name: &str) -> u32 {
+    match names.iter().position(|n| n == name) {
+        Some(i) => i as u32,
+        None => {
+            names.push(name.to_string());
+            (names.len() - 1) as u32
+        }
+    }
+}
+
+/// One ladder of a recorded run as columns, customers in byte order of the id (the store's
+/// order), level names interned: what the next run's holds, migration and churn start
+/// from. A million customers cost two allocations per column, not three strings each.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PriorLevel {
+pub struct RecordedLadder {
     pub ladder: String,
-    pub customer: String,
-    pub level: String,
-    pub active: bool,
+    /// The level names the run used, each once; `levels` and `states` index them.
+    pub level_names: Vec<String>,
+    pub customers: stratum_core::Ids,
+    pub levels: Vec<u32>,
+    /// Whether the customer was active then (the policy's `activity` metric above 0).
+    pub active: Vec<bool>,
+    /// The standing for the next run's holds, its level an index of `level_names`.
+    pub states: Vec<Option<Standing<u32>>>,
 }
 use crate::{Actor, Backend, Store, StoreError};
 
@@ -766,8 +784,11 @@ impl Store {
     }
 
     /// Standings after a run: ladder → customer → state.
-    pub async fn states(&self, run_id: i64) -> Result<HashMap<String, PriorStates>, StoreError> {
-        let mut out: HashMap<String, PriorStates> = HashMap::new();
+    pub async fn states(
+        &self,
+        run_id: i64,
+    ) -> Result<HashMap<String, HashMap<String, PriorState>>, StoreError> {
+        let mut out: HashMap<String, HashMap<String, PriorState>> = HashMap::new();
         for ladder in self.run_rows(run_id, false).await? {
             let states = out.entry(ladder.ladder.clone()).or_default();
             for (chunk, i) in ladder.rows() {
@@ -782,34 +803,36 @@ impl Store {
         Ok(out)
     }
 
-    /// [`Store::states`] and every customer's level (with whether it was active) of one run
-    /// from one read of its rows: a recorded run needs both of the previous run, standings
-    /// for the holds, levels for the migration and churn it records.
-    pub async fn states_and_levels(
-        &self,
-        run_id: i64,
-    ) -> Result<(HashMap<String, PriorStates>, Vec<PriorLevel>), StoreError> {
-        let mut states: HashMap<String, PriorStates> = HashMap::new();
-        let mut levels = Vec::new();
+    /// Every ladder of a run as columns (see [`RecordedLadder`]), in ladder-name order: one
+    /// read of its rows gives a new run the standings for its holds and the levels for the
+    /// migration and churn it records.
+    pub async fn recorded_ladders(&self, run_id: i64) -> Result<Vec<RecordedLadder>, StoreError> {
+        let mut out = Vec::new();
         for ladder in self.run_rows(run_id, false).await? {
-            let of_ladder = states.entry(ladder.ladder.clone()).or_default();
+            let n: usize = ladder.chunks.iter().map(|(c, _)| c.len()).sum();
+            let mut recorded = RecordedLadder {
+                ladder: ladder.ladder.clone(),
+                level_names: Vec::new(),
+                customers: stratum_core::Ids::with_capacity(n, n * 8),
+                levels: Vec::with_capacity(n),
+                active: Vec::with_capacity(n),
+                states: Vec::with_capacity(n),
+            };
             for (chunk, i) in ladder.rows() {
-                let customer = chunk.customer(i);
-                if let Some(state) = chunk.state(i) {
-                    of_ladder.insert(
-                        customer.to_string(),
-                        state.with_level(state.level.to_string()),
-                    );
-                }
-                levels.push(PriorLevel {
-                    ladder: ladder.ladder.clone(),
-                    customer: customer.to_string(),
-                    level: chunk.level(i).to_string(),
-                    active: chunk.activity(i).is_some_and(|x| x > 0.0),
-                });
+                recorded.customers.push(chunk.customer(i));
+                let level = intern_name(&mut recorded.level_names, chunk.level(i));
+                recorded.levels.push(level);
+                recorded
+                    .active
+                    .push(chunk.activity(i).is_some_and(|x| x > 0.0));
+                let state = chunk
+                    .state(i)
+                    .map(|s| s.with_level(intern_name(&mut recorded.level_names, s.level)));
+                recorded.states.push(state);
             }
+            out.push(recorded);
         }
-        Ok((states, levels))
+        Ok(out)
     }
 
     /// Every customer's level on every ladder of a run: (ladder, customer, level).

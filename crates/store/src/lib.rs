@@ -30,7 +30,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use chunks::AssignmentRow;
 pub use history::{
-    CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun, PriorLevel,
+    CustomerFacts, HistoryRow, LevelStat, MatrixCell, MetricChunks, Move, NewRun, RecordedLadder,
     RunInfo, policy_hash,
 };
 pub use managers::{AppliedAssignments, Handover, ManagerAssignment, RepChange};
