@@ -109,6 +109,41 @@ pub(crate) struct EncodedChunk<'a> {
     pub explanations: Vec<u8>,
 }
 
+/// The index of `id` in `ids`, which every chunk keeps in byte order.
+pub(crate) fn find_sorted(ids: &StringArray, id: &str) -> Option<usize> {
+    let (mut lo, mut hi) = (0, ids.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match ids.value(mid).cmp(id) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Some(mid),
+        }
+    }
+    None
+}
+
+/// Inserts a run's encoded chunks into `table` (`metric_chunks`, `fact_chunks`: run id,
+/// first customer, and the blob in `column`).
+pub(crate) async fn insert_blobs(
+    conn: &mut sqlx::AnyConnection,
+    table: &str,
+    column: &str,
+    run_id: i64,
+    chunks: Vec<(String, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let sql = format!("INSERT INTO {table} (run_id, first_customer, {column}) VALUES ($1, $2, $3)");
+    for (first, blob) in chunks {
+        sqlx::query(&sql)
+            .bind(run_id)
+            .bind(first)
+            .bind(blob)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 fn internal(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -243,16 +278,7 @@ impl StandingsChunk {
 
     /// The row of a customer, by binary search over the chunk's id order.
     pub(crate) fn find(&self, customer_id: &str) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.customer.value(mid).cmp(customer_id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
+        find_sorted(&self.customer, customer_id)
     }
 
     pub(crate) fn customer(&self, i: usize) -> &str {

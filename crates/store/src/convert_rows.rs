@@ -152,16 +152,9 @@ impl Store {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             match run {
                 Some(run) => {
-                    for (first, blob) in crate::fact_chunks::encode(&facts)? {
-                        sqlx::query(
-                            "INSERT INTO fact_chunks (run_id, first_customer, facts) VALUES ($1, $2, $3)",
-                        )
-                        .bind(run)
-                        .bind(first)
-                        .bind(blob)
-                        .execute(&mut *tx)
+                    let chunks = crate::fact_chunks::encode(&facts)?;
+                    crate::chunks::insert_blobs(&mut tx, "fact_chunks", "facts", run, chunks)
                         .await?;
-                    }
                     tracing::info!(
                         policy,
                         run,

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch, StringArray};
-use arrow_ipc::reader::StreamReader;
 use arrow_schema::{DataType, Field, Schema};
 
 use crate::{Backend, CustomerFacts, Store, StoreError};
@@ -67,12 +66,7 @@ struct FactsChunk {
 
 impl FactsChunk {
     fn decode(blob: &[u8]) -> Result<FactsChunk, StoreError> {
-        let ipc = zstd::stream::decode_all(blob).map_err(corrupt)?;
-        let mut reader = StreamReader::try_new(&ipc[..], None).map_err(corrupt)?;
-        let batch = reader
-            .next()
-            .ok_or_else(|| corrupt("empty"))?
-            .map_err(corrupt)?;
+        let batch = crate::metric_chunks::decode(blob)?;
         let text = |name: &str| -> Result<StringArray, StoreError> {
             batch
                 .column_by_name(name)
@@ -100,16 +94,7 @@ impl FactsChunk {
     }
 
     fn find(&self, customer_id: &str) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.customers.value(mid).cmp(customer_id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
+        crate::chunks::find_sorted(&self.customers, customer_id)
     }
 }
 

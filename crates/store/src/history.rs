@@ -293,16 +293,7 @@ impl Store {
         );
         let step = std::time::Instant::now();
         if let Some(MetricChunks(chunks)) = metrics.await? {
-            for (first, blob) in chunks {
-                sqlx::query(
-                    "INSERT INTO metric_chunks (run_id, first_customer, metrics) VALUES ($1, $2, $3)",
-                )
-                .bind(id)
-                .bind(first)
-                .bind(blob)
-                .execute(&mut *tx)
-                .await?;
-            }
+            chunks::insert_blobs(&mut tx, "metric_chunks", "metrics", id, chunks).await?;
         }
         for (ladder, summary) in &run.summaries {
             sqlx::query("INSERT INTO run_summaries (run_id, ladder, summary) VALUES ($1, $2, $3)")
@@ -318,16 +309,8 @@ impl Store {
             "metric chunks written"
         );
         let step = std::time::Instant::now();
-        for (first, blob) in crate::fact_chunks::encode(&run.facts)? {
-            sqlx::query(
-                "INSERT INTO fact_chunks (run_id, first_customer, facts) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(first)
-            .bind(blob)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let facts = crate::fact_chunks::encode(&run.facts)?;
+        chunks::insert_blobs(&mut tx, "fact_chunks", "facts", id, facts).await?;
         let actor = Actor {
             name: run.recorded_by.clone(),
             origin: "run".into(),

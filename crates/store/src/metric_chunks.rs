@@ -46,18 +46,23 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<Vec<(String, Vec<u8>)>, Stor
     Ok(out)
 }
 
+/// A chunk's record batch (the same encoding holds the facts, `fact_chunks`).
+pub(crate) fn decode(blob: &[u8]) -> Result<RecordBatch, StoreError> {
+    let ipc = zstd::stream::decode_all(blob).map_err(corrupt)?;
+    let mut reader = StreamReader::try_new(&ipc[..], None).map_err(corrupt)?;
+    reader
+        .next()
+        .ok_or_else(|| corrupt("empty"))?
+        .map_err(corrupt)
+}
+
 /// A customer's metrics from a chunk, in the policy's order; `None` when the chunk does not
 /// hold the customer.
 pub(crate) fn find(
     blob: &[u8],
     customer_id: &str,
 ) -> Result<Option<Vec<(String, serde_json::Value)>>, StoreError> {
-    let ipc = zstd::stream::decode_all(blob).map_err(corrupt)?;
-    let mut reader = StreamReader::try_new(&ipc[..], None).map_err(corrupt)?;
-    let batch = reader
-        .next()
-        .ok_or_else(|| corrupt("empty"))?
-        .map_err(corrupt)?;
+    let batch = decode(blob)?;
     let ids = batch
         .column(0)
         .as_string_opt::<i32>()
