@@ -123,6 +123,34 @@ pub(crate) fn find_sorted(ids: &StringArray, id: &str) -> Option<usize> {
     None
 }
 
+/// The blob (`column` of `table`: `metric_chunks`, `fact_chunks`) of the chunk of run `$1`
+/// that would hold customer `$2`: the one with the greatest first customer not after it.
+pub(crate) async fn holding_blob(
+    store: &crate::Store,
+    table: &str,
+    column: &str,
+    run_id: i64,
+    customer_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let query = match store.backend() {
+        crate::Backend::Postgres => format!(
+            "SELECT {column} FROM {table} WHERE run_id = $1 AND first_customer <= $2 \
+             ORDER BY first_customer DESC LIMIT 1"
+        ),
+        // `$1` once: sqlx binds SQLite's parameters by position.
+        crate::Backend::Sqlite => format!(
+            "SELECT c.{column} FROM {table} c WHERE c.run_id = $1 AND c.first_customer = \
+             (SELECT max(x.first_customer) FROM {table} x \
+             WHERE x.run_id = c.run_id AND x.first_customer <= $2)"
+        ),
+    };
+    Ok(sqlx::query_scalar(&query)
+        .bind(run_id)
+        .bind(customer_id)
+        .fetch_optional(store.pool())
+        .await?)
+}
+
 /// Inserts a run's encoded chunks into `table` (`metric_chunks`, `fact_chunks`: run id,
 /// first customer, and the blob in `column`).
 pub(crate) async fn insert_blobs(

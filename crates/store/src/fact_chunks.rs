@@ -14,7 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::{Backend, CustomerFacts, Store, StoreError};
+use crate::{CustomerFacts, Store, StoreError};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("fact chunk: {e}"))
@@ -119,23 +119,8 @@ impl Store {
         let Some(run) = self.facts_run(policy_name).await? else {
             return Ok(None);
         };
-        let query = match self.backend() {
-            Backend::Postgres => {
-                "SELECT facts FROM fact_chunks WHERE run_id = $1 AND first_customer <= $2 \
-                 ORDER BY first_customer DESC LIMIT 1"
-            }
-            Backend::Sqlite => {
-                // `$1` once: sqlx binds SQLite's parameters by position.
-                "SELECT f.facts FROM fact_chunks f WHERE f.run_id = $1 AND f.first_customer = \
-                 (SELECT max(x.first_customer) FROM fact_chunks x \
-                 WHERE x.run_id = f.run_id AND x.first_customer <= $2)"
-            }
-        };
-        let blob: Option<Vec<u8>> = sqlx::query_scalar(query)
-            .bind(run)
-            .bind(customer_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let blob =
+            crate::chunks::holding_blob(self, "fact_chunks", "facts", run, customer_id).await?;
         let Some(blob) = blob else {
             return Ok(None);
         };

@@ -484,22 +484,8 @@ impl Store {
         run_id: i64,
         customer_id: &str,
     ) -> Result<Option<Vec<(String, serde_json::Value)>>, StoreError> {
-        let query = match self.backend() {
-            Backend::Postgres => {
-                "SELECT metrics FROM metric_chunks WHERE run_id = $1 AND first_customer <= $2 \
-                 ORDER BY first_customer DESC LIMIT 1"
-            }
-            Backend::Sqlite => {
-                "SELECT m.metrics FROM metric_chunks m WHERE m.run_id = $1 AND m.first_customer = \
-                 (SELECT max(x.first_customer) FROM metric_chunks x \
-                  WHERE x.run_id = m.run_id AND x.first_customer <= $2)"
-            }
-        };
-        let blob: Option<Vec<u8>> = sqlx::query_scalar(query)
-            .bind(run_id)
-            .bind(customer_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let blob =
+            chunks::holding_blob(self, "metric_chunks", "metrics", run_id, customer_id).await?;
         match blob {
             Some(blob) => crate::metric_chunks::find(&blob, customer_id),
             None => Ok(None),
