@@ -54,6 +54,24 @@ pub(crate) const CHUNK_ROWS: usize = 1000;
 /// times faster.
 const ZSTD_LEVEL: i32 = 1;
 
+/// Compresses one chunk's IPC stream at [`ZSTD_LEVEL`] with this thread's zstd context: a
+/// context made (and its tables zeroed) for each of a run's few thousand chunks cost about
+/// what compressing a small chunk does.
+pub(crate) fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        let compressor = match context.as_mut() {
+            Some(compressor) => compressor,
+            None => context.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(data)
+    })
+}
+
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 
 fn standings_schema() -> SchemaRef {
@@ -182,7 +200,7 @@ fn write_batch(columns: Vec<ArrayRef>, schema: SchemaRef) -> Result<Vec<u8>, Sto
         StreamWriter::try_new(Vec::new(), &schema).map_err(|e| internal("chunk", e))?;
     writer.write(&batch).map_err(|e| internal("chunk", e))?;
     let ipc = writer.into_inner().map_err(|e| internal("chunk", e))?;
-    zstd::bulk::compress(&ipc, ZSTD_LEVEL).map_err(|e| internal("chunk compression", e))
+    compress(&ipc).map_err(|e| internal("chunk compression", e))
 }
 
 /// Encodes rows of one ladder, already in customer-id order.

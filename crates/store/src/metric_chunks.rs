@@ -39,7 +39,7 @@ pub(crate) fn encode(batch: &RecordBatch) -> Result<Vec<(String, Vec<u8>)>, Stor
         let mut writer = StreamWriter::try_new(Vec::new(), &chunk.schema()).map_err(corrupt)?;
         writer.write(&chunk).map_err(corrupt)?;
         let ipc = writer.into_inner().map_err(corrupt)?;
-        let blob = zstd::bulk::compress(&ipc, 1).map_err(corrupt)?;
+        let blob = crate::chunks::compress(&ipc).map_err(corrupt)?;
         out.push((ids.value(start).to_string(), blob));
         start += len;
     }
