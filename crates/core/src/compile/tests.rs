@@ -449,3 +449,28 @@ fn broken_teams_and_assignments_are_located() {
         "every diagnostic points into the file"
     );
 }
+
+#[test]
+fn engine_settings_are_checked_where_they_are_written() {
+    let engine = |section: &str| {
+        format!(
+            "{BASE}\n[ladders.v]\n[[ladders.v.levels]]\nname = \"all\"\nrest = true\n[engine]\n{section}"
+        )
+    };
+    let err = Policy::from_str("p.toml", &engine("timeout_seconds = 0\n")).unwrap_err();
+    let d = err.errors().find(|d| d.code == "invalid_engine").unwrap();
+    assert_eq!(
+        (d.key.as_str(), d.message.as_str()),
+        ("engine.timeout_seconds", "must be at least 1")
+    );
+    let ok = Policy::from_str(
+        "p.toml",
+        &engine("cluster = \"df://10.0.0.5:50050\"\ntimeout_seconds = 90\n"),
+    )
+    .unwrap();
+    assert_eq!(ok.settings.cluster_timeout_seconds, Some(90));
+    assert_eq!(
+        ok.settings.cluster.map(|c| c.to_string()).as_deref(),
+        Some("df://10.0.0.5:50050")
+    );
+}
