@@ -653,15 +653,8 @@ impl Store {
         policy_name: &str,
         customer_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        let manager: Option<String> = sqlx::query_scalar(
-            "SELECT manager FROM manager_assignments WHERE policy_name = $1 AND customer_id = $2",
-        )
-        .bind(policy_name)
-        .bind(customer_id)
-        .fetch_optional(self.pool())
-        .await?;
-        if manager.is_some() {
-            return Ok(manager);
+        if let Some(manager) = self.manager_of(policy_name, customer_id).await? {
+            return Ok(Some(manager));
         }
         Ok(self
             .facts_of(policy_name, customer_id)
@@ -676,10 +669,48 @@ impl Store {
         policy_name: &str,
         customer_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let from_run: Option<String> = self
-            .facts_of(policy_name, customer_id)
-            .await?
-            .map(|f| f.tags);
+        let facts = self.facts_of(policy_name, customer_id).await?;
+        self.with_kept_tags(customer_id, facts.map(|f| f.tags))
+            .await
+    }
+
+    /// [`Store::owner_of`] and [`Store::tags_of`] from one read of the customer's facts (the
+    /// customer card shows both).
+    pub async fn owner_and_tags_of(
+        &self,
+        policy_name: &str,
+        customer_id: &str,
+    ) -> Result<(Option<String>, Vec<String>), StoreError> {
+        let facts = self.facts_of(policy_name, customer_id).await?;
+        let (owner, tags) = facts.map_or((None, None), |f| (f.owner, Some(f.tags)));
+        let owner = match self.manager_of(policy_name, customer_id).await? {
+            Some(manager) => Some(manager),
+            None => owner,
+        };
+        Ok((owner, self.with_kept_tags(customer_id, tags).await?))
+    }
+
+    async fn manager_of(
+        &self,
+        policy_name: &str,
+        customer_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT manager FROM manager_assignments WHERE policy_name = $1 AND customer_id = $2",
+        )
+        .bind(policy_name)
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The run's comma-separated tags of a customer with those kept in the store, sorted,
+    /// each once.
+    async fn with_kept_tags(
+        &self,
+        customer_id: &str,
+        from_run: Option<String>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut tags: Vec<String> = from_run
             .unwrap_or_default()
             .split(',')

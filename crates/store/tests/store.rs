@@ -423,6 +423,17 @@ async fn facts_come_from_the_latest_run_that_recorded_any(url: String) {
     assert_eq!(store.owner_of("p", "A").await.unwrap(), None);
     assert_eq!(store.owner_of("p", "D").await.unwrap(), None);
     assert_eq!(store.tags_of("p", "C1995").await.unwrap(), ["new", "vip"]);
+    assert_eq!(
+        store.owner_and_tags_of("p", "C1000").await.unwrap(),
+        (
+            Some("wang1".to_string()),
+            vec!["new".to_string(), "vip".to_string()]
+        )
+    );
+    assert_eq!(
+        store.owner_and_tags_of("p", "nobody").await.unwrap(),
+        (None, Vec::new())
+    );
     let tagged = store.data_tags("p").await.unwrap();
     assert_eq!(tagged.len(), 500);
     assert_eq!(tagged[0], ("C0".to_string(), "vip,new".to_string()));

@@ -135,8 +135,7 @@ async fn customer_card(State(state): State<AppState>, customer: Customer) -> Api
 pub(crate) async fn card<'a>(state: &'a AppState, id: &'a str) -> Result<Card<'a>, ApiError> {
     let levels = current_levels(state, id).await?;
     let policy_name = state.policy.policy.history_name();
-    let owner = state.store.owner_of(policy_name, id).await?;
-    let tags = state.store.tags_of(policy_name, id).await?;
+    let (owner, tags) = state.store.owner_and_tags_of(policy_name, id).await?;
     let mut benefits = Vec::new();
     if let Some(service) = state.policy.policy.service.as_ref() {
         let level = service_level(state, &levels)?;
