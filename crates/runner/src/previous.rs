@@ -12,6 +12,15 @@ use std::collections::HashMap;
 use stratum_core::{Ids, PriorLadder};
 use stratum_store::RecordedLadder;
 
+/// This run's `n` rows in the store's order: `byte_order`
+/// ([`stratum_core::Ids::byte_order`]), or as they are when that is `None`.
+pub(crate) fn in_store_order(byte_order: Option<&[u32]>, n: usize) -> std::borrow::Cow<'_, [u32]> {
+    match byte_order {
+        Some(order) => std::borrow::Cow::Borrowed(order),
+        None => std::borrow::Cow::Owned((0..n as u32).collect()),
+    }
+}
+
 /// The previous run's ladders, each with this run's rows' places in it.
 pub(crate) struct Previous {
     ladders: Vec<RecordedLadder>,
@@ -34,21 +43,14 @@ impl Previous {
         byte_order: Option<&[u32]>,
     ) -> Self {
         let n = ids.len();
-        let identity: Vec<u32>;
-        let current = match byte_order {
-            Some(order) => order,
-            None => {
-                identity = (0..n as u32).collect();
-                &identity
-            }
-        };
+        let current = in_store_order(byte_order, n);
         let rows = ladders
             .iter()
             .map(|recorded| {
                 let mut rows = vec![None; n];
                 let stored = &recorded.customers;
                 let mut at = 0;
-                for &row in current {
+                for &row in current.iter() {
                     let id = &ids[row as usize];
                     while at < stored.len() && &stored[at] < id {
                         at += 1;

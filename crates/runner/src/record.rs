@@ -334,10 +334,7 @@ pub(crate) async fn record(
     }
     // In the order the store keeps them (by ladder, then byte order of the id), so that it
     // has nothing to sort.
-    let rows_in_order: Vec<usize> = match byte_order {
-        Some(order) => order.iter().map(|&row| row as usize).collect(),
-        None => (0..n).collect(),
-    };
+    let rows_in_order = crate::previous::in_store_order(byte_order, n);
     let mut ladders_by_name: Vec<usize> = (0..ev.ladders.len()).collect();
     ladders_by_name.sort_by_key(|&li| ev.ladders[li].name.as_str());
     let (why, rows_in_order) = (&why, &rows_in_order);
@@ -350,6 +347,7 @@ pub(crate) async fn record(
             let score = ladder.rank_by.as_deref().and_then(|r| ev.frame.column(r));
             let value = ladder.value_measure().and_then(|v| ev.frame.column(v));
             rows_in_order.iter().copied().map(move |row| {
+                let row = row as usize;
                 let level = result.level[row];
                 let in_scope = level <= ladder.levels.len();
                 let state = result
@@ -393,10 +391,13 @@ pub(crate) async fn record(
             };
             rows_in_order
                 .iter()
-                .map(|&row| stratum_store::CustomerFacts {
-                    customer_id: ev.frame.ids()[row].to_string(),
-                    owner: owners.and_then(|o| o[row].clone()),
-                    tags: ev.frame.tags(row).join(","),
+                .map(|&row| {
+                    let row = row as usize;
+                    stratum_store::CustomerFacts {
+                        customer_id: ev.frame.ids()[row].to_string(),
+                        owner: owners.and_then(|o| o[row].clone()),
+                        tags: ev.frame.tags(row).join(","),
+                    }
                 })
                 .collect()
         }
